@@ -1,0 +1,69 @@
+# Everything runs from the project's own venv (.venv) and node_modules; `make run` and
+# `make test` create them on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
+
+.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking bench bench-smoke clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: install
+	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check gateway tests bench examples
+	$(VENV)/bin/ruff format --check gateway tests bench examples
+	$(MAKE) proto-lint
+
+format: install
+	$(VENV)/bin/ruff format gateway tests bench examples
+	$(VENV)/bin/ruff check --fix gateway tests bench examples
+	$(BUF) format -w
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+proto: install
+	rm -rf generated/langgraph
+	mkdir -p generated
+	$(PY) -m grpc_tools.protoc -I protos --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
+
+# generated/ is committed; this fails when it no longer matches protos/.
+proto-check: install
+	rm -rf build/proto-check && mkdir -p build/proto-check
+	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto-check --pyi_out=build/proto-check --grpc_python_out=build/proto-check $(PROTOS)
+	diff -r build/proto-check/langgraph generated/langgraph || (echo "generated/ is stale: run make proto" && exit 1)
+
+proto-lint: node_modules/.installed
+	$(BUF) lint
+	$(BUF) format -d --exit-code
+
+proto-breaking: node_modules/.installed
+	$(BUF) breaking --against '.git#branch=main'
+
+check: lint proto-check typecheck test
+
+bench: install
+	$(PY) -m bench
+
+bench-smoke: install
+	$(PY) -m bench --smoke
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache gateway.sqlite*

@@ -1,0 +1,120 @@
+"""Command line: `python -m gateway serve` runs the gateway; `python -m gateway bridge` runs the
+HTTP/SSE bridge alone in front of a remote gateway."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+logger = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the graphs of a langgraph.json over gRPC and HTTP/SSE")
+    serve.add_argument("--config", default="langgraph.json", help="the langgraph.json to serve (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--grpc-port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        default=2024,
+        help="HTTP/SSE port; 0 picks a free one, -1 disables (default: %(default)s)",
+    )
+    serve.add_argument("--db", default="gateway.sqlite", help="sqlite file for threads, runs and checkpoints")
+    serve.add_argument(
+        "--api-key", default=os.environ.get("GATEWAY_API_KEY"), help="require this x-api-key (env GATEWAY_API_KEY)"
+    )
+    serve.add_argument("--run-timeout", type=float, default=None, help="seconds a run may take before it times out")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds live runs get to finish on SIGTERM")
+    serve.add_argument("--log-level", default="info")
+
+    bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
+    bridge.add_argument("--target", default="127.0.0.1:50051", help="the gateway's gRPC address (default: %(default)s)")
+    bridge.add_argument("--host", default="127.0.0.1")
+    bridge.add_argument("--http-port", type=int, default=2024)
+    bridge.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY"))
+    bridge.add_argument("--log-level", default="info")
+    return parser
+
+
+def _ready(**ports: int) -> None:
+    # One machine-readable line on stdout: tests and scripts read the ports from it.
+    print(json.dumps({"event": "ready", **ports}), flush=True)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from gateway.config import load_config
+    from gateway.core.gateway import Gateway
+    from gateway.rpc.auth import ApiKeyInterceptor
+    from gateway.rpc.server import GrpcServer
+
+    config = load_config(args.config)
+    gateway = Gateway(config, args.db, run_timeout=args.run_timeout)
+    await gateway.start()
+    interceptors = (ApiKeyInterceptor(args.api_key),) if args.api_key else ()
+    grpc_server = GrpcServer(gateway, interceptors=interceptors)
+    grpc_port = await grpc_server.start(f"{args.host}:{args.grpc_port}")
+    http = None
+    http_port = -1
+    if args.http_port >= 0:
+        from gateway.http.app import create_app
+        from gateway.http.server import HttpServer
+
+        http = HttpServer(create_app(gateway, api_key=args.api_key), args.host, args.http_port)
+        http_port = await http.start()
+    logger.info(
+        "serving %s on gRPC %s:%s and HTTP %s:%s", ", ".join(config.graphs), args.host, grpc_port, args.host, http_port
+    )
+    _ready(grpc_port=grpc_port, http_port=http_port)
+    await _stop_event().wait()
+    logger.info("draining: no new runs, %.0f s for live ones", args.grace)
+    await grpc_server.enter_graceful_shutdown()
+    await gateway.stop(args.grace)
+    await grpc_server.stop(1.0)
+    if http is not None:
+        await http.stop()
+
+
+async def run_bridge(args: argparse.Namespace) -> None:
+    from gateway.http.remote import create_remote_app
+    from gateway.http.server import HttpServer
+
+    app, close = create_remote_app(args.target, api_key=args.api_key)
+    http = HttpServer(app, args.host, args.http_port)
+    port = await http.start()
+    _ready(http_port=port)
+    await _stop_event().wait()
+    await http.stop()
+    await close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from gateway.config import ConfigError
+
+    try:
+        asyncio.run(serve(args) if args.command == "serve" else run_bridge(args))
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")

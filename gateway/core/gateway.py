@@ -1,0 +1,58 @@
+"""The core assembled: storage, checkpointer, assistants, threads and runs over one config."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from gateway.config import Config
+from gateway.core.assistants import Assistants
+from gateway.core.runs import RunManager
+from gateway.core.threads import Threads
+from gateway.storage import SqliteStorage
+
+logger = logging.getLogger("gateway")
+
+
+class Gateway:
+    def __init__(self, config: Config, db_path: str, *, run_timeout: float | None = None) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.storage = SqliteStorage(db_path)
+        self._checkpoint_conn: aiosqlite.Connection | None = None
+        self.checkpointer: AsyncSqliteSaver | None = None
+        self.assistants = Assistants(self.storage, config.graphs)
+        self.threads: Threads
+        self.runs: RunManager
+        self._run_timeout = run_timeout
+
+    async def start(self) -> None:
+        await self.storage.setup()
+        self._checkpoint_conn = await aiosqlite.connect(self.db_path)
+        await self._checkpoint_conn.execute("PRAGMA busy_timeout=5000")
+        self.checkpointer = AsyncSqliteSaver(self._checkpoint_conn)
+        await self.checkpointer.setup()
+        await self.assistants.setup()
+        self.threads = Threads(self.storage, self.assistants, self.checkpointer)
+        self.runs = RunManager(self.storage, self.assistants, self.checkpointer, run_timeout=self._run_timeout)
+        await self.runs.recover()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.runs.shutdown(grace)
+        if self._checkpoint_conn is not None:
+            await self._checkpoint_conn.close()
+        await self.storage.close()
+
+    def thread_busy(self, thread_id: str) -> bool:
+        return self.runs.thread_busy(thread_id)
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.shield(self.stop(0))

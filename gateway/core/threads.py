@@ -1,0 +1,116 @@
+"""Threads: creation, lookup, deletion, search, and their state and history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from gateway._utils import is_uuid, uuid7
+from gateway.core.assistants import Assistants
+from gateway.core.state import EMPTY_STATE, thread_state
+from gateway.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from gateway.storage import Storage, ThreadRecord, now_iso
+
+THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+
+
+def check_thread_id(thread_id: str) -> str:
+    if not is_uuid(thread_id):
+        raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+    return thread_id
+
+
+class Threads:
+    def __init__(self, storage: Storage, assistants: Assistants, checkpointer: BaseCheckpointSaver[Any] | None) -> None:
+        self.storage = storage
+        self.assistants = assistants
+        self.checkpointer = checkpointer
+
+    async def create(
+        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
+    ) -> ThreadRecord:
+        if if_exists not in ("raise", "do_nothing"):
+            raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
+        thread_id = check_thread_id(thread_id) if thread_id else uuid7()
+        now = now_iso()
+        record = ThreadRecord(thread_id, now, now, now, dict(metadata or {}))
+        if not await self.storage.create_thread(record):
+            if if_exists == "do_nothing":
+                return await self.get(thread_id)
+            raise AlreadyExists(f"Thread {thread_id} already exists.")
+        return record
+
+    async def get(self, thread_id: str) -> ThreadRecord:
+        record = await self.storage.get_thread(check_thread_id(thread_id))
+        if record is None:
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        return record
+
+    async def delete(self, thread_id: str, *, busy: bool) -> None:
+        await self.get(thread_id)
+        if busy:
+            raise Conflict(f"Thread {thread_id} has an active run; cancel it before deleting the thread.")
+        await self.storage.delete_thread(thread_id)
+        if self.checkpointer is not None:
+            await self.checkpointer.adelete_thread(thread_id)
+
+    async def search(
+        self, *, metadata: dict[str, Any] | None = None, status: str | None = None, limit: int = 10, offset: int = 0
+    ) -> list[ThreadRecord]:
+        if status is not None and status not in THREAD_STATUSES:
+            raise InvalidArgument(f"status {status!r} is not one of: {', '.join(THREAD_STATUSES)}")
+        return await self.storage.search_threads(metadata=metadata, status=status, limit=limit, offset=offset)
+
+    async def count(self, *, metadata: dict[str, Any] | None = None, status: str | None = None) -> int:
+        return await self.storage.count_threads(metadata=metadata, status=status)
+
+    def _graph(self, thread: ThreadRecord) -> Any:
+        graph_id = thread.metadata.get("graph_id")
+        spec = self.assistants.graphs.get(graph_id) if isinstance(graph_id, str) else None
+        if spec is None or self.checkpointer is None:
+            return None
+        return spec.graph.copy(update={"checkpointer": self.checkpointer})
+
+    async def state(
+        self, thread_id: str, *, checkpoint_id: str | None = None, subgraphs: bool = False
+    ) -> dict[str, Any]:
+        thread = await self.get(thread_id)
+        if checkpoint_id is not None and not is_uuid(checkpoint_id):
+            raise InvalidArgument(f"checkpoint_id {checkpoint_id!r} is not a UUID")
+        graph = self._graph(thread)
+        if graph is None:
+            return dict(EMPTY_STATE)
+        configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+        if checkpoint_id:
+            configurable["checkpoint_id"] = checkpoint_id
+        snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
+        if checkpoint_id and not snapshot.config:
+            raise NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}.")
+        return thread_state(snapshot)
+
+    async def history(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 10,
+        before: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        thread = await self.get(thread_id)
+        if before is not None and not is_uuid(before):
+            raise InvalidArgument(f"before {before!r} is not a checkpoint id")
+        if limit < 0:
+            raise InvalidArgument("limit must not be negative")
+        graph = self._graph(thread)
+        if graph is None:
+            return []
+        configurable = {"thread_id": thread_id, "checkpoint_ns": "", **(checkpoint or {})}
+        before_config = {"configurable": {"checkpoint_id": before}} if before else None
+        states = []
+        async for snapshot in graph.aget_state_history(
+            {"configurable": configurable}, limit=limit, before=before_config, filter=metadata or None
+        ):
+            states.append(thread_state(snapshot))
+        return states

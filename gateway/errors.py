@@ -1,0 +1,53 @@
+"""Errors the core raises for the edges to map onto gRPC status codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An expected failure with a message safe to show to the client."""
+
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(GatewayError):
+    """A request field is malformed or missing (HTTP 422)."""
+
+    http_status = 422
+
+
+class BadRequest(GatewayError):
+    """A request is well-formed but cannot be served as asked (HTTP 400)."""
+
+    http_status = 400
+
+
+class NotFound(GatewayError):
+    """An assistant, thread or run does not exist (HTTP 404)."""
+
+    http_status = 404
+
+
+class Conflict(GatewayError):
+    """The thread is busy, or a resource exists already (HTTP 409)."""
+
+    http_status = 409
+
+
+class AlreadyExists(Conflict):
+    """A resource with that id exists already (HTTP 409)."""
+
+
+class Unauthenticated(GatewayError):
+    """The API key is missing or wrong (HTTP 401)."""
+
+    http_status = 401
+
+
+class Unavailable(GatewayError):
+    """The gateway is shutting down and takes no new runs (HTTP 503)."""
+
+    http_status = 503

@@ -1,0 +1,1 @@
+"""The HTTP/SSE edge: the LangGraph Agent Server API over the same run core."""

@@ -1,0 +1,261 @@
+"""Translation between the protobuf API and the core's records and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from langgraph.gateway.v1 import assistants_pb2, runs_pb2, threads_pb2
+
+from gateway.core.channel import Event
+from gateway.core.runs import RunCreate
+from gateway.errors import InvalidArgument
+from gateway.storage import AssistantRecord, RunRecord, ThreadRecord
+
+STREAM_MODE_NAMES = {
+    runs_pb2.STREAM_MODE_VALUES: "values",
+    runs_pb2.STREAM_MODE_UPDATES: "updates",
+    runs_pb2.STREAM_MODE_MESSAGES_TUPLE: "messages-tuple",
+    runs_pb2.STREAM_MODE_MESSAGES: "messages",
+    runs_pb2.STREAM_MODE_DEBUG: "debug",
+    runs_pb2.STREAM_MODE_CUSTOM: "custom",
+    runs_pb2.STREAM_MODE_EVENTS: "events",
+    runs_pb2.STREAM_MODE_TASKS: "tasks",
+    runs_pb2.STREAM_MODE_CHECKPOINTS: "checkpoints",
+}
+RUN_STATUSES = {
+    "pending": runs_pb2.RUN_STATUS_PENDING,
+    "running": runs_pb2.RUN_STATUS_RUNNING,
+    "success": runs_pb2.RUN_STATUS_SUCCESS,
+    "error": runs_pb2.RUN_STATUS_ERROR,
+    "timeout": runs_pb2.RUN_STATUS_TIMEOUT,
+    "interrupted": runs_pb2.RUN_STATUS_INTERRUPTED,
+}
+RUN_STATUS_NAMES = {v: k for k, v in RUN_STATUSES.items()}
+THREAD_STATUSES = {
+    "idle": threads_pb2.THREAD_STATUS_IDLE,
+    "busy": threads_pb2.THREAD_STATUS_BUSY,
+    "interrupted": threads_pb2.THREAD_STATUS_INTERRUPTED,
+    "error": threads_pb2.THREAD_STATUS_ERROR,
+}
+THREAD_STATUS_NAMES = {v: k for k, v in THREAD_STATUSES.items()}
+MULTITASK = {
+    runs_pb2.MULTITASK_STRATEGY_REJECT: "reject",
+    runs_pb2.MULTITASK_STRATEGY_INTERRUPT: "interrupt",
+    runs_pb2.MULTITASK_STRATEGY_ROLLBACK: "rollback",
+    runs_pb2.MULTITASK_STRATEGY_ENQUEUE: "enqueue",
+}
+MULTITASK_VALUES = {v: k for k, v in MULTITASK.items()}
+_ON_DISCONNECT = {runs_pb2.ON_DISCONNECT_CONTINUE: "continue", runs_pb2.ON_DISCONNECT_CANCEL: "cancel"}
+_IF_NOT_EXISTS = {runs_pb2.IF_NOT_EXISTS_REJECT: "reject", runs_pb2.IF_NOT_EXISTS_CREATE: "create"}
+_DURABILITY = {runs_pb2.DURABILITY_SYNC: "sync", runs_pb2.DURABILITY_ASYNC: "async", runs_pb2.DURABILITY_EXIT: "exit"}
+
+# Event name -> (oneof case, messages kind)
+_CASES: dict[str, tuple[str, int]] = {
+    "values": ("values", 0),
+    "updates": ("updates", 0),
+    "messages": ("messages", runs_pb2.MESSAGES_EVENT_KIND_TUPLE),
+    "messages/metadata": ("messages", runs_pb2.MESSAGES_EVENT_KIND_METADATA),
+    "messages/partial": ("messages", runs_pb2.MESSAGES_EVENT_KIND_PARTIAL),
+    "messages/complete": ("messages", runs_pb2.MESSAGES_EVENT_KIND_COMPLETE),
+    "debug": ("debug", 0),
+    "custom": ("custom", 0),
+    "events": ("events", 0),
+    "tasks": ("tasks", 0),
+    "checkpoints": ("checkpoints", 0),
+}
+
+
+def _plain(value: Any) -> Any:
+    # protobuf's JSON numbers are doubles; integral ones go back to ints, as JSON clients mean them.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def struct_to_dict(msg: Any, field: str) -> dict[str, Any]:
+    if not msg.HasField(field):
+        return {}
+    return _plain(json_format.MessageToDict(getattr(msg, field)))  # type: ignore[no-any-return]
+
+
+def value_to_py(msg: Any, field: str) -> Any:
+    if not msg.HasField(field):
+        return None
+    return _plain(json_format.MessageToDict(getattr(msg, field)))
+
+
+def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    if value:
+        # Round-trip through JSON so that non-JSON types (UUIDs, datetimes) arrive as strings.
+        struct.update(orjson.loads(orjson.dumps(value, default=str)))
+    return struct
+
+
+def timestamp(iso: str | None) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if iso:
+        ts.FromDatetime(datetime.fromisoformat(iso))
+    return ts
+
+
+def _enum(value: int, names: dict[int, str], field: str, default: str) -> str:
+    if value == 0:
+        return default
+    try:
+        return names[value]
+    except KeyError:
+        raise InvalidArgument(f"{field}: unknown value {value}") from None
+
+
+def _nodes(values: Any, field: str) -> list[str] | str | None:
+    nodes = list(values)
+    if not nodes:
+        return None
+    if nodes == ["*"]:
+        return "*"
+    if "*" in nodes:
+        raise InvalidArgument(f'{field}: "*" must be the only item')
+    return nodes
+
+
+def stream_modes(values: Any) -> list[str]:
+    modes = []
+    for value in values:
+        if value == runs_pb2.STREAM_MODE_UNSPECIFIED:
+            continue
+        try:
+            mode = STREAM_MODE_NAMES[value]
+        except KeyError:
+            raise InvalidArgument(f"stream_mode: unknown value {value}") from None
+        if mode not in modes:
+            modes.append(mode)
+    return modes
+
+
+def run_create(request: runs_pb2.CreateRunRequest) -> RunCreate:
+    command = struct_to_dict(request, "command") if request.HasField("command") else None
+    return RunCreate(
+        assistant_id=request.assistant_id,
+        thread_id=request.thread_id or None,
+        input=value_to_py(request, "input"),
+        command=command,
+        config=struct_to_dict(request, "config"),
+        context=struct_to_dict(request, "context"),
+        metadata=struct_to_dict(request, "metadata"),
+        stream_mode=stream_modes(request.stream_mode) or ["values"],
+        stream_subgraphs=request.stream_subgraphs,
+        stream_resumable=request.stream_resumable,
+        on_disconnect=_enum(request.on_disconnect, _ON_DISCONNECT, "on_disconnect", "continue"),
+        multitask_strategy=_enum(request.multitask_strategy, MULTITASK, "multitask_strategy", "enqueue"),
+        if_not_exists=_enum(request.if_not_exists, _IF_NOT_EXISTS, "if_not_exists", "reject"),
+        interrupt_before=_nodes(request.interrupt_before, "interrupt_before"),
+        interrupt_after=_nodes(request.interrupt_after, "interrupt_after"),
+        checkpoint_id=request.checkpoint_id or None,
+        durability=_enum(request.durability, _DURABILITY, "durability", "async"),
+        on_completion="keep" if request.keep_thread else "delete",
+    )
+
+
+def assistant(record: AssistantRecord) -> assistants_pb2.Assistant:
+    return assistants_pb2.Assistant(
+        assistant_id=record.assistant_id,
+        graph_id=record.graph_id,
+        config=dict_to_struct(record.config),
+        context=dict_to_struct(record.context),
+        metadata=dict_to_struct(record.metadata),
+        name=record.name,
+        description=record.description or "",
+        version=record.version,
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+    )
+
+
+def thread(record: ThreadRecord) -> threads_pb2.Thread:
+    return threads_pb2.Thread(
+        thread_id=record.thread_id,
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+        metadata=dict_to_struct(record.metadata),
+        status=THREAD_STATUSES.get(record.status, threads_pb2.THREAD_STATUS_UNSPECIFIED),
+        values_json=record.values.decode(),
+        interrupts_json=record.interrupts.decode(),
+        error_json="" if record.error == b"null" else record.error.decode(),
+    )
+
+
+def _checkpoint(ref: dict[str, Any] | None) -> threads_pb2.Checkpoint | None:
+    if not ref:
+        return None
+    return threads_pb2.Checkpoint(
+        thread_id=ref.get("thread_id", ""),
+        checkpoint_ns=ref.get("checkpoint_ns", ""),
+        checkpoint_id=ref.get("checkpoint_id", ""),
+    )
+
+
+def _json(value: Any) -> str:
+    from gateway.serde import dumps
+
+    return dumps(value).decode()
+
+
+def thread_state(state: dict[str, Any]) -> threads_pb2.ThreadState:
+    return threads_pb2.ThreadState(
+        values_json=_json(state["values"]),
+        next=state["next"],
+        tasks_json=_json(state["tasks"]),
+        metadata_json=_json(state["metadata"]),
+        created_at=timestamp(state["created_at"]),
+        checkpoint=_checkpoint(state["checkpoint"]),
+        parent_checkpoint=_checkpoint(state["parent_checkpoint"]),
+        interrupts_json=_json(state["interrupts"]),
+    )
+
+
+def run(record: RunRecord) -> runs_pb2.Run:
+    return runs_pb2.Run(
+        run_id=record.run_id,
+        thread_id=record.thread_id,
+        assistant_id=record.assistant_id,
+        status=RUN_STATUSES.get(record.status, runs_pb2.RUN_STATUS_UNSPECIFIED),
+        metadata=dict_to_struct(record.metadata),
+        multitask_strategy=MULTITASK_VALUES.get(record.multitask_strategy, 0),
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+        kwargs=dict_to_struct(record.kwargs),
+    )
+
+
+def run_event(base_ms: int, thread_id: str, event: Event) -> runs_pb2.RunEvent | None:
+    """One core event as a RunEvent; the payload text passes through as it was encoded."""
+    msg = runs_pb2.RunEvent(event_id=f"{base_ms}-{event.seq}", namespace=event.ns)
+    name = event.name
+    case = _CASES.get(name)
+    if case is not None:
+        part = getattr(msg, case[0])
+        part.json = event.data.decode()
+        if case[1]:
+            part.kind = case[1]
+    elif name == "metadata":
+        meta = orjson.loads(event.data)
+        msg.metadata.run_id = meta["run_id"]
+        msg.metadata.attempt = meta.get("attempt", 1)
+        msg.metadata.thread_id = thread_id
+    elif name == "error":
+        err = orjson.loads(event.data)
+        msg.error.error = str(err.get("error", ""))
+        msg.error.message = str(err.get("message", ""))
+    elif name == "end":
+        msg.end.status = RUN_STATUSES.get(orjson.loads(event.data)["status"], runs_pb2.RUN_STATUS_UNSPECIFIED)
+    else:
+        return None
+    return msg

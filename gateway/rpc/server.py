@@ -1,0 +1,71 @@
+"""The grpc.aio server: the three services, health checking and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from langgraph.gateway.v1 import (
+    assistants_pb2,
+    assistants_pb2_grpc,
+    runs_pb2,
+    runs_pb2_grpc,
+    threads_pb2,
+    threads_pb2_grpc,
+)
+
+from gateway.core.gateway import Gateway
+from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
+
+SERVICE_NAMES = (
+    assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
+    threads_pb2.DESCRIPTOR.services_by_name["ThreadsService"].full_name,
+    runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name,
+)
+
+# Large `values` snapshots exceed gRPC's 4 MiB default; clients (and grpcurl's
+# -max-msg-sz) must raise their receive limit to match.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+SERVER_OPTIONS = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Long, quiet runs (an LLM thinking, a tool waiting) keep their connection alive.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.so_reuseport", 0),
+)
+
+
+class GrpcServer:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        interceptors: tuple[grpc.aio.ServerInterceptor, ...] = (),
+    ) -> None:
+        self.gateway = gateway
+        self.server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
+        threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
+        runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = 0
+
+    async def start(self, address: str) -> int:
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {address}")
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def enter_graceful_shutdown(self) -> None:
+        await self.health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float | None) -> None:
+        await self.server.stop(grace)

@@ -1,0 +1,309 @@
+"""The gRPC servicers. Each RPC parses its request, calls the core, and encodes the answer;
+what a run does lives in gateway.core."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from langgraph.gateway.v1 import (
+    assistants_pb2,
+    assistants_pb2_grpc,
+    runs_pb2,
+    runs_pb2_grpc,
+    threads_pb2,
+    threads_pb2_grpc,
+)
+
+from gateway.core.channel import SubscriberTooSlow
+from gateway.core.gateway import Gateway
+from gateway.core.runs import ActiveRun, parse_event_id
+from gateway.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from gateway.rpc import _convert as convert
+
+logger = logging.getLogger("gateway.rpc")
+
+_CODES: dict[type[GatewayError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+T = TypeVar("T")
+
+
+def status_code(exc: GatewayError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in _CODES:
+            return _CODES[cls]  # type: ignore[index]
+    return grpc.StatusCode.INTERNAL
+
+
+async def _abort_unexpected(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    incident = uuid.uuid4().hex[:12]
+    logger.exception("internal error %s", incident, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
+
+
+def unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Maps the core's errors onto status codes; anything unexpected becomes INTERNAL."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
+        try:
+            return await method(self, request, context)
+        except GatewayError as exc:
+            await context.abort(status_code(exc), exc.message)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_unexpected(context, exc)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def streaming(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIterator[T]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[T]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except GatewayError as exc:
+            await context.abort(status_code(exc), exc.message)
+        except SubscriberTooSlow as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_unexpected(context, exc)
+
+    return wrapper
+
+
+def _limit(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument("limit must not be negative")
+    return value or 10
+
+
+def _offset(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument("offset must not be negative")
+    return value
+
+
+class AssistantsService(assistants_pb2_grpc.AssistantsServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+
+    @unary
+    async def GetAssistant(
+        self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.Assistant:
+        if not request.assistant_id:
+            raise InvalidArgument("assistant_id is required")
+        return convert.assistant(await self._gw.assistants.get(request.assistant_id))
+
+    @unary
+    async def SearchAssistants(
+        self, request: assistants_pb2.SearchAssistantsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.SearchAssistantsResponse:
+        found = await self._gw.assistants.search(
+            graph_id=request.graph_id or None,
+            name=request.name or None,
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+            limit=_limit(request.limit),
+            offset=_offset(request.offset),
+        )
+        return assistants_pb2.SearchAssistantsResponse(assistants=[convert.assistant(a) for a in found])
+
+
+class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+
+    @unary
+    async def CreateThread(
+        self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.Thread:
+        record = await self._gw.threads.create(
+            thread_id=request.thread_id or None,
+            metadata=convert.struct_to_dict(request, "metadata"),
+            if_exists=request.if_exists or "raise",
+        )
+        return convert.thread(record)
+
+    @unary
+    async def GetThread(
+        self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.Thread:
+        return convert.thread(await self._gw.threads.get(request.thread_id))
+
+    @unary
+    async def DeleteThread(
+        self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.DeleteThreadResponse:
+        await self._gw.threads.delete(request.thread_id, busy=self._gw.thread_busy(request.thread_id))
+        return threads_pb2.DeleteThreadResponse()
+
+    @unary
+    async def SearchThreads(
+        self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.SearchThreadsResponse:
+        status = None
+        if request.status:
+            status = convert.THREAD_STATUS_NAMES.get(request.status)
+            if status is None:
+                raise InvalidArgument(f"status: unknown value {request.status}")
+        found = await self._gw.threads.search(
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+            status=status,
+            limit=_limit(request.limit),
+            offset=_offset(request.offset),
+        )
+        return threads_pb2.SearchThreadsResponse(threads=[convert.thread(t) for t in found])
+
+    @unary
+    async def GetThreadState(
+        self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.ThreadState:
+        state = await self._gw.threads.state(
+            request.thread_id, checkpoint_id=request.checkpoint_id or None, subgraphs=request.subgraphs
+        )
+        return convert.thread_state(state)
+
+    @unary
+    async def GetThreadHistory(
+        self, request: threads_pb2.GetThreadHistoryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.GetThreadHistoryResponse:
+        states = await self._gw.threads.history(
+            request.thread_id,
+            limit=_limit(request.limit),
+            before=request.before or None,
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+        )
+        return threads_pb2.GetThreadHistoryResponse(states=[convert.thread_state(s) for s in states])
+
+
+class RunsService(runs_pb2_grpc.RunsServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+
+    async def _stream(
+        self, run: ActiveRun, after: int | None, modes: list[str] | None, cancel_on_disconnect: bool
+    ) -> AsyncIterator[runs_pb2.RunEvent]:
+        base_ms, thread_id = run.channel.base_ms, run.thread_id
+        to_proto = convert.run_event
+        completed = False
+        try:
+            async for batch in self._gw.runs.events(run, after=after, modes=modes):
+                for event in batch:
+                    msg = to_proto(base_ms, thread_id, event)
+                    if msg is not None:
+                        yield msg
+            completed = True
+        finally:
+            # A client that cancels its call is a disconnect (the handler sees GeneratorExit or
+            # CancelledError here); context.cancelled() is unreliable, so track completion.
+            if not completed and cancel_on_disconnect:
+                self._gw.runs.cancel_soon(run)
+
+    @streaming
+    async def RunStream(
+        self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[runs_pb2.RunEvent]:
+        req = convert.run_create(request)
+        run = await self._gw.runs.create(req)
+        async for msg in self._stream(run, 0, None, req.on_disconnect == "cancel"):
+            yield msg
+
+    @streaming
+    async def JoinRunStream(
+        self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[runs_pb2.RunEvent]:
+        after = parse_event_id(request.last_event_id)
+        modes = convert.stream_modes(request.stream_mode) or None
+        joined = await self._gw.runs.join(request.thread_id, request.run_id)
+        if isinstance(joined, ActiveRun):
+            async for msg in self._stream(joined, after, modes, request.cancel_on_disconnect):
+                yield msg
+        else:
+            # Finished and no longer buffered: say how it ended.
+            yield runs_pb2.RunEvent(end=runs_pb2.EndEvent(status=convert.RUN_STATUSES.get(joined.status, 0)))
+
+    @unary
+    async def CreateRun(
+        self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.Run:
+        run = await self._gw.runs.create(convert.run_create(request))
+        return convert.run(run.record)
+
+    @unary
+    async def WaitRun(
+        self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.RunResult:
+        req = convert.run_create(request)
+        run = await self._gw.runs.create(req)
+        try:
+            result = await self._gw.runs.wait_result(run)
+        finally:
+            if req.on_disconnect == "cancel":
+                self._gw.runs.cancel_soon(run)
+        return runs_pb2.RunResult(run=convert.run(run.record), result_json=result.decode())
+
+    @unary
+    async def JoinRun(
+        self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.RunResult:
+        joined = await self._gw.runs.join(request.thread_id, request.run_id)
+        if isinstance(joined, ActiveRun):
+            result = await self._gw.runs.wait_result(joined)
+            return runs_pb2.RunResult(run=convert.run(joined.record), result_json=result.decode())
+        result = await self._gw.runs.stored_result(joined)
+        return runs_pb2.RunResult(run=convert.run(joined), result_json=result.decode())
+
+    @unary
+    async def GetRun(
+        self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.Run:
+        return convert.run(await self._gw.runs.get(request.thread_id, request.run_id))
+
+    @unary
+    async def ListRuns(
+        self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.ListRunsResponse:
+        status = None
+        if request.status:
+            status = convert.RUN_STATUS_NAMES.get(request.status)
+            if status is None:
+                raise InvalidArgument(f"status: unknown value {request.status}")
+        runs = await self._gw.runs.list(
+            request.thread_id, status=status, limit=_limit(request.limit), offset=_offset(request.offset)
+        )
+        return runs_pb2.ListRunsResponse(runs=[convert.run(r) for r in runs])
+
+    @unary
+    async def CancelRun(
+        self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.Run:
+        action = "rollback" if request.action == runs_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
+        record = await self._gw.runs.cancel(request.thread_id, request.run_id, action=action, wait=request.wait)
+        return convert.run(record)

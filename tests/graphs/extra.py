@@ -1,0 +1,80 @@
+"""Graphs for the edges of the contract: failures, slow runs, bursts, interrupts in subgraphs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypedDict
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.config import get_stream_writer
+from langgraph.graph import START, StateGraph
+from langgraph.types import interrupt
+
+
+class State(TypedDict, total=False):
+    topic: str
+    n: int
+    ticks: int
+    delay: float
+
+
+def failing_node(state: State) -> dict:
+    raise ValueError("the node failed on purpose")
+
+
+failing = StateGraph(State).add_node(failing_node).add_edge(START, "failing_node").compile()
+
+
+class Secret(Exception):
+    pass
+
+
+def secret_node(state: State) -> dict:
+    raise Secret("database password is hunter2")
+
+
+secret = StateGraph(State).add_node(secret_node).add_edge(START, "secret_node").compile()
+
+
+async def tick(state: State) -> dict:
+    # Writes a custom event every `delay` seconds, `n` times (default: 200 x 50 ms).
+    writer = get_stream_writer()
+    n, delay = state.get("n", 200), state.get("delay", 0.05)
+    for i in range(n):
+        writer({"tick": i})
+        await asyncio.sleep(delay)
+    return {"ticks": n}
+
+
+slow = StateGraph(State).add_node(tick).add_edge(START, "tick").compile()
+
+
+def burst_node(state: State) -> dict:
+    writer = get_stream_writer()
+    for i in range(state.get("n", 1000)):
+        writer({"i": i})
+    return {"ticks": state.get("n", 1000)}
+
+
+burst = StateGraph(State).add_node(burst_node).add_edge(START, "burst_node").compile()
+
+
+class ChatState(TypedDict, total=False):
+    topic: str
+    joke: str
+
+
+def inner_model(state: ChatState) -> dict:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="a joke from inside the subgraph")]))
+    return {"joke": model.invoke("tell a joke").content}
+
+
+def review(state: ChatState) -> dict:
+    verdict = interrupt({"joke": state["joke"]})
+    return {"joke": f"{state['joke']} ({verdict})"}
+
+
+_inner = StateGraph(ChatState).add_node(inner_model).add_node(review)
+_inner.add_edge(START, "inner_model").add_edge("inner_model", "review")
+nested = StateGraph(ChatState).add_node("writer", _inner.compile()).add_edge(START, "writer").compile()

@@ -111,4 +111,7 @@ def _load_graph(graph_id: str, ref: str, base: Path) -> Pregel:
             obj = obj.compile()
     if not isinstance(obj, Pregel):
         raise ConfigError(f"graphs.{graph_id}: {ref} is a {type(obj).__name__}, not a LangGraph graph")
+    if obj.name == "LangGraph":
+        # Unnamed graphs take their config name, as on the LangGraph Agent Server (events show it).
+        obj = obj.copy(update={"name": graph_id})
     return obj

@@ -1,77 +1,90 @@
-"""JSON encoding of graph data, once per event, with orjson."""
+"""JSON encoding of graph data, once per event, with orjson and the same rules for
+non-JSON types as the LangGraph Agent Server."""
 
 from __future__ import annotations
 
 import base64
-import dataclasses
+import re
 import uuid
-from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import timedelta, timezone
 from decimal import Decimal
-from enum import Enum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from pathlib import PurePath
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
+from langgraph.types import Send
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_AS_STRING = (uuid.UUID, IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, PurePath)
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def _decimal(value: Decimal) -> int | float:
+    if not value.is_finite() or int(value.as_tuple().exponent) < 0:
+        return float(value)
+    return int(value)
 
 
 def _default(obj: Any) -> Any:
-    # LangChain messages and other pydantic v2 models.
+    if isinstance(obj, Send):
+        return {"node": obj.node, "args": obj.arg}
+    if isinstance(obj, type):
+        return None
+    # LangChain messages and other pydantic models.
     model_dump = getattr(obj, "model_dump", None)
-    if callable(model_dump) and not isinstance(obj, type):
+    if callable(model_dump):
         return model_dump()
-    # pydantic v1 models.
-    to_dict = getattr(obj, "dict", None)
-    if callable(to_dict) and hasattr(obj, "__fields__") and not isinstance(obj, type):
-        return to_dict()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (set, frozenset, tuple)):
+    for method in ("dict", "_asdict"):
+        to_dict = getattr(obj, method, None)
+        if callable(to_dict):
+            return to_dict()
+    if isinstance(obj, BaseException):
+        from gateway.core.errors import error_payload
+
+        return error_payload(obj)
+    if isinstance(obj, (set, frozenset, deque)):
         return list(obj)
-    if isinstance(obj, (uuid.UUID, Decimal)):
-        return str(obj)
-    if isinstance(obj, (datetime, date, time)):
-        return obj.isoformat()
+    if isinstance(obj, (timezone, ZoneInfo)):
+        return obj.tzname(None)
     if isinstance(obj, timedelta):
         return obj.total_seconds()
-    if isinstance(obj, Enum):
-        return obj.value
+    if isinstance(obj, Decimal):
+        return _decimal(obj)
+    if isinstance(obj, _AS_STRING):
+        return str(obj)
+    if isinstance(obj, re.Pattern):
+        return obj.pattern
     if isinstance(obj, (bytes, bytearray)):
         return base64.b64encode(obj).decode()
-    if isinstance(obj, BaseException):
-        return {"error": type(obj).__name__, "message": str(obj)}
-    # NamedTuples (langgraph's Send, PregelTask) and objects with a _asdict.
-    as_dict = getattr(obj, "_asdict", None)
-    if callable(as_dict):
-        return as_dict()
-    to_json = getattr(obj, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    if hasattr(obj, "__slots__"):
-        return {k: getattr(obj, k) for k in obj.__slots__ if hasattr(obj, k)}
-    return repr(obj)
+    return None
+
+
+def _sanitise(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return _SURROGATES.sub("?", obj)
+    if isinstance(obj, Mapping):
+        return {_sanitise(k): _sanitise(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_sanitise(v) for v in obj]
+    return obj
 
 
 def dumps(obj: Any) -> bytes:
-    """Encodes graph data as compact UTF-8 JSON; anything orjson cannot encode natively goes
-    through the same rules the LangGraph Agent Server applies."""
+    """Compact UTF-8 JSON. Lone surrogates become "?" and NUL characters U+FFFD, so the
+    text is always valid UTF-8 and safe to pass through every edge unchanged."""
     try:
-        return orjson.dumps(obj, default=_default, option=_OPTIONS)
-    except orjson.JSONEncodeError:
-        # Keys orjson refuses (e.g. tuples) or integers past 64 bits: fall back to a
-        # pre-pass that turns them into JSON-able values.
-        return orjson.dumps(_coerce(obj), default=_default, option=_OPTIONS)
-
-
-def _coerce(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k if isinstance(k, (str, int, float, bool)) else str(k): _coerce(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_coerce(v) for v in obj]
-    if isinstance(obj, int) and not -(2**63) <= obj < 2**64:
-        return str(obj)
-    return obj
+        data = orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except TypeError as exc:
+        if "surrogates not allowed" not in str(exc):
+            raise
+        data = orjson.dumps(_sanitise(obj), default=_default, option=_OPTIONS)
+    if b"\\u0000" in data:
+        data = data.replace(b"\\\\u0000", b"\\\\ufffd").replace(b"\\u0000", b"\\ufffd")
+    return data
 
 
 loads: Callable[[bytes | str], Any] = orjson.loads

@@ -19,6 +19,7 @@ from gateway._utils import is_uuid, uuid7
 from gateway.config import GraphSpec
 from gateway.core.assistants import Assistants
 from gateway.core.channel import Event, RunChannel
+from gateway.core.errors import error_payload
 from gateway.core.state import thread_fields_from_state
 from gateway.core.stream import STREAM_MODES, stream_graph, to_command
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, Unavailable
@@ -30,29 +31,6 @@ logger = logging.getLogger("gateway.runs")
 ACTIVE_STATUSES = ("pending", "running")
 MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 DURABILITIES = ("sync", "async", "exit")
-
-# Exception classes whose messages are shown to clients; others become a generic message,
-# as the LangGraph Agent Server does.
-_SHOWN_ERRORS = frozenset(
-    {
-        "ValueError",
-        "TypeError",
-        "KeyError",
-        "AttributeError",
-        "RuntimeError",
-        "RecursionError",
-        "TimeoutError",
-        "InvalidUpdateError",
-        "GraphBubbleUp",
-        "EmptyInputError",
-        "TaskNotFound",
-        "HTTPException",
-        "UserInterrupt",
-        "GraphRecursionError",
-        "NotImplementedError",
-        "EmptyChannelError",
-    }
-)
 
 
 @dataclass
@@ -102,12 +80,6 @@ class ActiveRun:
     @property
     def thread_id(self) -> str:
         return self.record.thread_id
-
-
-def error_payload(exc: BaseException) -> dict[str, str]:
-    name = type(exc).__name__
-    message = str(exc) if name in _SHOWN_ERRORS else "An internal error occurred"
-    return {"error": name, "message": message}
 
 
 def parse_event_id(value: str | None) -> int | None:

@@ -72,26 +72,27 @@ async def serve(args: argparse.Namespace) -> None:
     await gateway.start()
     interceptors = (ApiKeyInterceptor(args.api_key),) if args.api_key else ()
     grpc_server = GrpcServer(gateway, interceptors=interceptors)
-    grpc_port = await grpc_server.start(f"{args.host}:{args.grpc_port}")
     http = None
-    http_port = -1
-    if args.http_port >= 0:
-        from gateway.http.app import create_app
-        from gateway.http.server import HttpServer
+    try:
+        grpc_port = await grpc_server.start(f"{args.host}:{args.grpc_port}")
+        http_port = -1
+        if args.http_port >= 0:
+            from gateway.http.app import create_app
+            from gateway.http.server import HttpServer
 
-        http = HttpServer(create_app(gateway, api_key=args.api_key), args.host, args.http_port)
-        http_port = await http.start()
-    logger.info(
-        "serving %s on gRPC %s:%s and HTTP %s:%s", ", ".join(config.graphs), args.host, grpc_port, args.host, http_port
-    )
-    _ready(grpc_port=grpc_port, http_port=http_port)
-    await _stop_event().wait()
-    logger.info("draining: no new runs, %.0f s for live ones", args.grace)
-    await grpc_server.enter_graceful_shutdown()
-    await gateway.stop(args.grace)
-    await grpc_server.stop(1.0)
-    if http is not None:
-        await http.stop()
+            http = HttpServer(create_app(gateway, api_key=args.api_key), args.host, args.http_port)
+            http_port = await http.start()
+        graphs = ", ".join(config.graphs)
+        logger.info("serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, args.host, grpc_port, args.host, http_port)
+        _ready(grpc_port=grpc_port, http_port=http_port)
+        await _stop_event().wait()
+        logger.info("draining: no new runs; live runs get %.0f s to finish", args.grace)
+        await grpc_server.enter_graceful_shutdown()
+    finally:
+        await gateway.stop(args.grace)
+        await grpc_server.stop(1.0)
+        if http is not None:
+            await http.stop()
 
 
 async def run_bridge(args: argparse.Namespace) -> None:

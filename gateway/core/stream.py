@@ -3,11 +3,12 @@ Agent Server names and shapes them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
-from langchain_core.messages import BaseMessage, BaseMessageChunk, convert_to_messages, message_chunk_to_message
+from langchain_core.messages import BaseMessageChunk, convert_to_messages, message_chunk_to_message
+from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
@@ -72,17 +73,15 @@ class _LegacyMessages:
     """Accumulates token chunks into whole messages for the legacy `messages` mode."""
 
     def __init__(self) -> None:
-        self.messages: dict[str | None, BaseMessage] = {}
+        # Chunks of one message add up to the message so far (BaseMessageChunk.__add__).
+        self.messages: dict[str | None, Any] = {}
 
     def parts(self, chunk: tuple[Any, dict[str, Any]]) -> list[tuple[str, bytes]]:
         msg_, meta = chunk
-        if isinstance(msg_, dict):
-            msg: BaseMessage = convert_to_messages([msg_])[0]
-        else:
-            msg = msg_
+        msg: Any = convert_to_messages([msg_])[0] if isinstance(msg_, dict) else msg_
         out = []
         if msg.id in self.messages:
-            self.messages[msg.id] = self.messages[msg.id] + msg  # type: ignore[operator]
+            self.messages[msg.id] = self.messages[msg.id] + msg
         else:
             self.messages[msg.id] = msg
             out.append(("messages/metadata", dumps({msg.id: {"metadata": meta}})))
@@ -144,7 +143,9 @@ async def stream_graph(
         return [(mode, ns, dumps(chunk))]
 
     if "events" in requested:
-        events = graph.astream_events(input, config, version="v2", **kwargs)
+        events = cast(
+            AsyncGenerator[Any], graph.astream_events(input, cast(RunnableConfig, config), version="v2", **kwargs)
+        )
         async with aclosing(events):
             async for event in events:
                 tags = event.get("tags")
@@ -159,7 +160,8 @@ async def stream_graph(
                     yield ("events", root, dumps(event))
         return
 
-    async with aclosing(graph.astream(input, config, **kwargs)) as stream:
+    stream = cast(AsyncGenerator[Any], graph.astream(input, cast(RunnableConfig, config), **kwargs))
+    async with aclosing(stream):
         if subgraphs:
             async for ns, mode, chunk in stream:
                 for part in translate(ns, mode, chunk):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -82,7 +83,7 @@ def _plain(value: Any) -> Any:
 def struct_to_dict(msg: Any, field: str) -> dict[str, Any]:
     if not msg.HasField(field):
         return {}
-    return _plain(json_format.MessageToDict(getattr(msg, field)))  # type: ignore[no-any-return]
+    return _plain(json_format.MessageToDict(getattr(msg, field)))
 
 
 def value_to_py(msg: Any, field: str) -> Any:
@@ -106,7 +107,7 @@ def timestamp(iso: str | None) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def _enum(value: int, names: dict[int, str], field: str, default: str) -> str:
+def _enum(value: int, names: Mapping[Any, str], field: str, default: str) -> str:
     if value == 0:
         return default
     try:
@@ -228,7 +229,7 @@ def run(record: RunRecord) -> runs_pb2.Run:
         assistant_id=record.assistant_id,
         status=RUN_STATUSES.get(record.status, runs_pb2.RUN_STATUS_UNSPECIFIED),
         metadata=dict_to_struct(record.metadata),
-        multitask_strategy=MULTITASK_VALUES.get(record.multitask_strategy, 0),
+        multitask_strategy=MULTITASK_VALUES.get(record.multitask_strategy, runs_pb2.MULTITASK_STRATEGY_UNSPECIFIED),
         created_at=timestamp(record.created_at),
         updated_at=timestamp(record.updated_at),
         kwargs=dict_to_struct(record.kwargs),

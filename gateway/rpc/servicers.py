@@ -52,7 +52,7 @@ T = TypeVar("T")
 def status_code(exc: GatewayError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in _CODES:
-            return _CODES[cls]  # type: ignore[index]
+            return _CODES[cls]
     return grpc.StatusCode.INTERNAL
 
 
@@ -247,7 +247,9 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
                 yield msg
         else:
             # Finished and no longer buffered: say how it ended.
-            yield runs_pb2.RunEvent(end=runs_pb2.EndEvent(status=convert.RUN_STATUSES.get(joined.status, 0)))
+            yield runs_pb2.RunEvent(
+                end=runs_pb2.EndEvent(status=convert.RUN_STATUSES.get(joined.status, runs_pb2.RUN_STATUS_UNSPECIFIED))
+            )
 
     @unary
     async def CreateRun(

@@ -94,19 +94,19 @@ class RunChannel:
 
     async def wait_writable(self) -> None:
         """Suspends the producer while a subscriber is a whole buffer behind."""
-        sub = self._lagging()
-        while sub is not None and not self._closed:
+        while not self._closed and self._lagging() is not None:
             self._writable = asyncio.Event()
             try:
                 await asyncio.wait_for(self._writable.wait(), self.stall_timeout)
             except TimeoutError:
-                sub.dropped = True
-                self._subscribers.discard(sub)
-                if sub.waiter is not None and not sub.waiter.done():
-                    sub.waiter.set_result(None)
+                floor = self._seq - self.capacity
+                for sub in [s for s in self._subscribers if s.cursor <= floor]:
+                    sub.dropped = True
+                    self._subscribers.discard(sub)
+                    if sub.waiter is not None and not sub.waiter.done():
+                        sub.waiter.set_result(None)
             finally:
                 self._writable = None
-            sub = self._lagging()
 
     def first_seq(self) -> int:
         return self._buffer[0].seq if self._buffer else self._seq + 1

@@ -143,9 +143,12 @@ class RunManager:
             _, pending = await asyncio.wait(waiters, timeout=grace)
             for waiter in pending:
                 waiter.cancel()
-        for run in list(self._runs.values()):
-            if not run.done.is_set():
-                await self.cancel(run.thread_id, run.run_id, action="interrupt")
+        remaining = [run for run in self._runs.values() if not run.done.is_set()]
+        for run in remaining:
+            await self.cancel_run(run, "interrupt")
+        # Let the cancelled runs record how they ended before storage closes.
+        if remaining:
+            await asyncio.wait([asyncio.create_task(run.done.wait()) for run in remaining], timeout=10)
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()

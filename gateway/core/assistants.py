@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
+
+from langchain_core.runnables.utils import create_model
+from pydantic import TypeAdapter
 
 from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.errors import InvalidArgument, NotFound
 from gateway.storage import AssistantRecord, Storage, now_iso
+
+logger = logging.getLogger("gateway.assistants")
+
+# Configurable keys the runtime sets itself: not part of an assistant's config schema.
+_RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_id", "checkpoint_ns", "thread_id")
 
 
 class Assistants:
@@ -68,3 +78,67 @@ class Assistants:
         return await self.storage.search_assistants(
             graph_id=graph_id, name=name, metadata=metadata, limit=limit, offset=offset
         )
+
+    async def graph_json(self, assistant_id: str, *, xray: bool | int = False) -> dict[str, Any]:
+        """The graph's nodes and edges, as LangGraph draws it; `xray` expands subgraphs."""
+        _, spec = await self.resolve(assistant_id)
+        try:
+            drawable = await spec.graph.aget_graph(xray=xray)
+        except NotImplementedError:
+            raise InvalidArgument("The graph does not support visualization") from None
+        graph = drawable.to_json()
+        for node in graph.get("nodes", ()):
+            data = node.get("data")
+            if isinstance(data, dict):
+                data.pop("id", None)
+        return graph
+
+    async def schemas(self, assistant_id: str) -> dict[str, Any]:
+        """JSON schemas of the graph's input, output, state, config and context; null where
+        LangGraph cannot derive one."""
+        _, spec = await self.resolve(assistant_id)
+        graph = spec.graph
+        return {
+            "graph_id": spec.graph_id,
+            "input_schema": _schema(graph.get_input_jsonschema, "input", spec.graph_id),
+            "output_schema": _schema(graph.get_output_jsonschema, "output", spec.graph_id),
+            "state_schema": _schema(lambda: _state_schema(graph, spec.graph_id), "state", spec.graph_id),
+            "config_schema": _schema(lambda: _config_schema(graph), "config", spec.graph_id),
+            "context_schema": _schema(graph.get_context_jsonschema, "context", spec.graph_id),
+        }
+
+
+def _schema(make: Any, what: str, graph_id: str) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make()
+    except Exception as exc:
+        logger.warning("no %s schema for graph %s: %s: %s", what, graph_id, type(exc).__name__, exc)
+        return None
+
+
+def _state_schema(graph: Any, graph_id: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key in graph.stream_channels_list:
+        update_type = graph.channels[key].UpdateType
+        try:
+            create_model(key, __root__=(update_type, None)).model_json_schema()
+            fields[key] = (update_type, None)
+        except Exception:
+            fields[key] = (Any, None)
+    # The Agent Server names a graph left with LangGraph's default name after its graph id.
+    base = graph_id if graph.name == "LangGraph" else graph.name
+    name = f"{base}State" if base[:1].isupper() else f"{base}_state"
+    return create_model(name, **fields).model_json_schema()
+
+
+def _config_schema(graph: Any) -> dict[str, Any]:
+    model = graph.config_schema()
+    configurable = getattr(model, "model_fields", {}).get("configurable")
+    if configurable is None:
+        return {}
+    schema: dict[str, Any] = TypeAdapter(configurable.annotation).json_schema()
+    for key in _RUNTIME_CONFIGURABLE:
+        schema.get("properties", {}).pop(key, None)
+    return schema

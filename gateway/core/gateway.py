@@ -12,6 +12,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from gateway.config import Config
 from gateway.core.assistants import Assistants
 from gateway.core.runs import RunManager
+from gateway.core.thread_stream import ThreadStreamingRunManager, ThreadStreams
 from gateway.core.threads import Threads
 from gateway.storage import SqliteStorage
 
@@ -28,6 +29,7 @@ class Gateway:
         self.assistants = Assistants(self.storage, config.graphs)
         self.threads: Threads
         self.runs: RunManager
+        self.thread_streams: ThreadStreams
         self._run_timeout = run_timeout
 
     async def start(self) -> None:
@@ -38,7 +40,11 @@ class Gateway:
         await self.checkpointer.setup()
         await self.assistants.setup()
         self.threads = Threads(self.storage, self.assistants, self.checkpointer)
-        self.runs = RunManager(self.storage, self.assistants, self.checkpointer, run_timeout=self._run_timeout)
+        runs = ThreadStreamingRunManager(
+            self.storage, self.assistants, self.checkpointer, run_timeout=self._run_timeout
+        )
+        self.runs = runs
+        self.thread_streams = runs.thread_streams
         await self.runs.recover()
 
     async def stop(self, grace: float = 10.0) -> None:

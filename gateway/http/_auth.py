@@ -1,0 +1,32 @@
+"""x-api-key for HTTP: every route but /ok needs the header when the server has a key."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.http._errors import error_response
+
+OPEN_PATHS = frozenset({"/ok"})
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # CORS preflights carry no credentials by design; the CORS layer above answers them.
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        sent = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
+        if sent is None:
+            response = error_response(401, "Missing x-api-key header")
+        elif not hmac.compare_digest(sent, self._key):
+            response = error_response(401, "Invalid x-api-key")
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)

@@ -1,0 +1,109 @@
+"""What the HTTP routes need from the gateway behind them. Two implement it: the run core in
+the same process (gateway.http._local), and a gateway reached over gRPC (gateway.http.remote).
+
+Objects come back as JSON-ready values whose graph data are orjson Fragments, so payloads pass
+through without being decoded. Streams come back as SSE bytes framed by gateway.http._sse.
+Every method raises the core's errors (gateway.errors) before any byte is streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.core.runs import RunCreate
+
+Json = dict[str, Any]
+
+
+@dataclass
+class RunStream:
+    run_id: str
+    thread_id: str
+    body: AsyncIterator[bytes]
+    # Called when the client leaves before the run ends (on_disconnect=cancel); must not block.
+    cancel: Callable[[], None] | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    thread_id: str
+    # The run's final values, its interrupt or {"__error__": ...}, once it has ended.
+    result: Callable[[], Awaitable[bytes]]
+    cancel: Callable[[], None] | None = None
+
+
+class Backend(Protocol):
+    # Runs
+
+    async def create_run(self, req: RunCreate) -> Json: ...
+
+    async def stream_run(self, req: RunCreate) -> RunStream: ...
+
+    async def join_stream(
+        self,
+        thread_id: str | None,
+        run_id: str,
+        *,
+        last_event_id: str | None,
+        modes: list[str] | None,
+        cancel_on_disconnect: bool,
+    ) -> RunStream: ...
+
+    async def wait_run(self, req: RunCreate) -> RunOutcome: ...
+
+    async def join_run(self, thread_id: str, run_id: str, *, cancel_on_disconnect: bool) -> RunOutcome: ...
+
+    async def get_run(self, thread_id: str, run_id: str) -> Json: ...
+
+    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Json]: ...
+
+    async def cancel_run(self, thread_id: str, run_id: str, *, action: str, wait: bool) -> RunOutcome | None: ...
+
+    async def cancel_runs(
+        self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
+    ) -> None: ...
+
+    # Threads
+
+    async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json: ...
+
+    async def get_thread(self, thread_id: str) -> Json: ...
+
+    async def patch_thread(self, thread_id: str, metadata: Json) -> Json: ...
+
+    async def delete_thread(self, thread_id: str) -> None: ...
+
+    async def search_threads(self, **filters: Any) -> list[Json]: ...
+
+    async def count_threads(self, **filters: Any) -> int: ...
+
+    async def thread_state(self, thread_id: str, *, checkpoint: Json | None, subgraphs: bool) -> Json: ...
+
+    async def update_thread_state(
+        self, thread_id: str, values: Any, *, as_node: str | None, checkpoint: Json | None
+    ) -> Json: ...
+
+    async def thread_history(
+        self, thread_id: str, *, limit: int, before: str | None, metadata: Json | None, checkpoint: Json | None
+    ) -> list[Json]: ...
+
+    async def thread_stream(
+        self, thread_id: str, *, last_event_id: str | None, modes: list[str]
+    ) -> AsyncIterator[bytes]: ...
+
+    # Assistants
+
+    async def get_assistant(self, assistant_id: str) -> Json: ...
+
+    async def search_assistants(
+        self, *, graph_id: str | None, name: str | None, metadata: Json | None, limit: int, offset: int
+    ) -> list[Json]: ...
+
+    async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int: ...
+
+    async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json: ...
+
+    async def assistant_schemas(self, assistant_id: str) -> Json: ...

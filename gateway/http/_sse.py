@@ -98,16 +98,22 @@ class KeepAliveStream(Response):
                     return
 
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        # Set when the server stops: streams that would never end (thread streams) end cleanly.
+        closing: asyncio.Event | None = getattr(getattr(scope.get("app"), "state", None), "closing", None)
         try:
             async with anyio.create_task_group() as group:
 
-                async def first_to_end(func: Callable[[], Awaitable[None]]) -> None:
+                async def first_to_end(func: Callable[[], Awaitable[object]]) -> None:
                     await func()
                     group.cancel_scope.cancel()
 
                 group.start_soon(first_to_end, stream)
                 group.start_soon(heartbeat)
+                if closing is not None:
+                    group.start_soon(first_to_end, closing.wait)
                 await first_to_end(listen)
+            if not state["done"] and not state["disconnected"]:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             state["disconnected"] = True
         if state["disconnected"] and self.on_disconnect is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import langgraph.version
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -53,6 +55,8 @@ def build_app(backend: Backend, *, api_key: str | None = None) -> Starlette:
         exception_handlers={HTTPException: http_exception},
     )
     app.state.backend = backend
+    # HttpServer.stop() sets it; open event streams then end.
+    app.state.closing = asyncio.Event()
     return app
 
 

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+# Requests still running this many seconds after a stop are cancelled.
+SHUTDOWN_TIMEOUT = 3
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The gateway owns SIGTERM and SIGINT and stops this server itself, after draining runs.
+        yield
 
 
 class HttpServer:
@@ -18,9 +30,10 @@ class HttpServer:
             lifespan="off",
             # The event streams carry their own heartbeats; keep idle keep-alive connections short.
             timeout_keep_alive=5,
+            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._app = app
+        self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
@@ -36,9 +49,12 @@ class HttpServer:
     async def stop(self) -> None:
         if self._task is None:
             return
+        closing = getattr(getattr(self._app, "state", None), "closing", None)
+        if closing is not None:
+            closing.set()  # ends open event streams cleanly rather than at the timeout
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), 5)
+            await asyncio.wait_for(asyncio.shield(self._task), SHUTDOWN_TIMEOUT + 2)
         except TimeoutError:
             self._server.force_exit = True
             await self._task

@@ -37,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--run-timeout", type=float, default=None, help="seconds a run may take before it times out")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds live runs get to finish on SIGTERM")
+    serve.add_argument(
+        "--max-queued-runs", type=int, default=100, help="runs one thread may have waiting (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--event-retention",
+        type=float,
+        default=3600.0,
+        help="seconds the events of resumable runs are kept (default: %(default)s)",
+    )
     serve.add_argument("--log-level", default="info")
 
     bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
@@ -68,7 +77,13 @@ async def serve(args: argparse.Namespace) -> None:
     from gateway.rpc.server import GrpcServer
 
     config = load_config(args.config)
-    gateway = Gateway(config, args.db, run_timeout=args.run_timeout)
+    gateway = Gateway(
+        config,
+        args.db,
+        run_timeout=args.run_timeout,
+        max_queued_runs=args.max_queued_runs,
+        event_retention=args.event_retention,
+    )
     await gateway.start()
     interceptors = (ApiKeyInterceptor(args.api_key),) if args.api_key else ()
     grpc_server = GrpcServer(gateway, interceptors=interceptors)

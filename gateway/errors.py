@@ -41,6 +41,12 @@ class AlreadyExists(Conflict):
     """A resource with that id exists already (HTTP 409)."""
 
 
+class TooManyRuns(GatewayError):
+    """A thread's queue of runs is full (HTTP 429)."""
+
+    http_status = 429
+
+
 class Unauthenticated(GatewayError):
     """The API key is missing or wrong (HTTP 401)."""
 

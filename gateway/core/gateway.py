@@ -6,7 +6,6 @@ import asyncio
 import logging
 from typing import Any
 
-import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from gateway.config import Config
@@ -20,37 +19,33 @@ logger = logging.getLogger("gateway")
 
 
 class Gateway:
-    def __init__(self, config: Config, db_path: str, *, run_timeout: float | None = None) -> None:
+    def __init__(self, config: Config, db_path: str, **run_options: Any) -> None:
         self.config = config
         self.db_path = db_path
         self.storage = SqliteStorage(db_path)
-        self._checkpoint_conn: aiosqlite.Connection | None = None
         self.checkpointer: AsyncSqliteSaver | None = None
         self.assistants = Assistants(self.storage, config.graphs)
         self.threads: Threads
         self.runs: RunManager
         self.thread_streams: ThreadStreams
-        self._run_timeout = run_timeout
+        # RunManager options: run_timeout, max_queued_runs, event_retention, channel_capacity.
+        self._run_options = run_options
 
     async def start(self) -> None:
         await self.storage.setup()
-        self._checkpoint_conn = await aiosqlite.connect(self.db_path)
-        await self._checkpoint_conn.execute("PRAGMA busy_timeout=5000")
-        self.checkpointer = AsyncSqliteSaver(self._checkpoint_conn)
+        self.checkpointer = AsyncSqliteSaver(self.storage.conn)
+        # The checkpointer shares the storage's connection and serialises on the same lock.
+        self.checkpointer.lock = self.storage.lock
         await self.checkpointer.setup()
         await self.assistants.setup()
         self.threads = Threads(self.storage, self.assistants, self.checkpointer)
-        runs = ThreadStreamingRunManager(
-            self.storage, self.assistants, self.checkpointer, run_timeout=self._run_timeout
-        )
+        runs = ThreadStreamingRunManager(self.storage, self.assistants, self.checkpointer, **self._run_options)
         self.runs = runs
         self.thread_streams = runs.thread_streams
         await self.runs.recover()
 
     async def stop(self, grace: float = 10.0) -> None:
         await self.runs.shutdown(grace)
-        if self._checkpoint_conn is not None:
-            await self._checkpoint_conn.close()
         await self.storage.close()
 
     def thread_busy(self, thread_id: str) -> bool:

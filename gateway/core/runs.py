@@ -22,13 +22,16 @@ from gateway.core.channel import Event, RunChannel
 from gateway.core.errors import error_payload
 from gateway.core.state import thread_fields_from_state
 from gateway.core.stream import STREAM_MODES, stream_graph, to_command
-from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, Unavailable
+from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, TooManyRuns, Unavailable
 from gateway.serde import dumps
 from gateway.storage import RunRecord, Storage, ThreadRecord, now_iso
 
 logger = logging.getLogger("gateway.runs")
 
 ACTIVE_STATUSES = ("pending", "running")
+# Resumable runs write their events to the log in batches of this many, or this often.
+_LOG_BATCH = 256
+_LOG_INTERVAL = 0.05
 MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 DURABILITIES = ("sync", "async", "exit")
 
@@ -69,6 +72,8 @@ class ActiveRun:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     cancel_action: str | None = None  # "interrupt" or "rollback" once cancelled
+    # Resumable runs: events not yet written to the run's event log.
+    unlogged: list[Event] | None = None
     last_values: bytes | None = None
     interrupt_chunks: list[bytes] = field(default_factory=list)
     error: bytes | None = None
@@ -110,6 +115,8 @@ class RunManager:
         run_timeout: float | None = None,
         channel_capacity: int = 4096,
         retained_runs: int = 256,
+        max_queued_runs: int = 100,
+        event_retention: float = 3600.0,
     ) -> None:
         self.storage = storage
         self.assistants = assistants
@@ -117,6 +124,8 @@ class RunManager:
         self.run_timeout = run_timeout
         self.channel_capacity = channel_capacity
         self._retained_runs = retained_runs
+        self.max_queued_runs = max_queued_runs
+        self.event_retention = event_retention
         self._runs: dict[str, ActiveRun] = {}
         self._finished: OrderedDict[str, ActiveRun] = OrderedDict()
         self._queues: dict[str, deque[ActiveRun]] = {}
@@ -133,6 +142,9 @@ class RunManager:
             error = {"error": "ServerRestarted", "message": "the gateway stopped while the run was active"}
             await self.storage.update_thread(run.thread_id, status="error", error=dumps(error))
             logger.warning("run %s on thread %s was %s when the gateway stopped", run.run_id, run.thread_id, run.status)
+        pruned = await self.storage.prune_events(self.event_retention)
+        if pruned:
+            logger.info("pruned %d events of resumable runs older than %.0f s", pruned, self.event_retention)
 
     async def shutdown(self, grace: float) -> None:
         """Stops taking runs, lets active ones finish for `grace` seconds, then interrupts them."""
@@ -186,13 +198,18 @@ class RunManager:
                         thread_id, now, now, now, {"graph_id": spec.graph_id, "assistant_id": assistant.assistant_id}
                     )
                 )
-            elif "graph_id" not in thread.metadata:
+            elif thread.metadata.get("graph_id") != spec.graph_id:
+                # The thread's state is read with the graph that last ran on it.
                 await self.storage.update_thread(
                     thread_id,
                     metadata={**thread.metadata, "graph_id": spec.graph_id, "assistant_id": assistant.assistant_id},
                 )
             queue = self._queues.get(thread_id)
             if queue:
+                if len(queue) >= self.max_queued_runs:
+                    raise TooManyRuns(
+                        f"Thread {thread_id} already has {len(queue)} queued runs (the limit is {self.max_queued_runs})."
+                    )
                 if req.multitask_strategy == "reject":
                     raise Conflict(
                         f"Thread {thread_id} is already running a task. Wait for it to finish or choose a "
@@ -225,6 +242,7 @@ class RunManager:
             request=req,
             channel=RunChannel(run_id, base_ms, capacity=self.channel_capacity),
             temporary=temporary,
+            unlogged=[] if req.stream_resumable else None,
         )
         self._runs[run_id] = run
         self._queues.setdefault(thread_id, deque()).append(run)
@@ -337,7 +355,7 @@ class RunManager:
             graph = run.spec.graph.copy(update={"checkpointer": None if run.temporary else self.checkpointer})
             config = self._graph_config(run)
             graph_input: Any = to_command(req.command) if req.command else req.input
-            channel.publish("metadata", (), dumps({"run_id": run.run_id, "attempt": 1}))
+            self._publish(run, "metadata", (), dumps({"run_id": run.run_id, "attempt": 1}))
             parts = stream_graph(
                 graph,
                 graph_input,
@@ -350,11 +368,19 @@ class RunManager:
                 interrupt_after=req.interrupt_after,
                 durability=None if run.temporary else req.durability,
             )
+            loop = asyncio.get_running_loop()
+            flushed_at = loop.time()
             async with asyncio.timeout(self.run_timeout):
                 async for name, ns, data in parts:
-                    channel.publish(name, ns, data)
+                    event = channel.publish(name, ns, data)
                     if not ns and (name == "values" or name == "updates"):
                         self._note_result(run, name, data)
+                    if run.unlogged is not None:
+                        # Written in batches, and always before the ring could drop them.
+                        run.unlogged.append(event)
+                        if len(run.unlogged) >= _LOG_BATCH or loop.time() - flushed_at > _LOG_INTERVAL:
+                            await self._flush_log(run)
+                            flushed_at = loop.time()
                     if channel.last_seq - channel.first_seq() >= channel.capacity - 1:
                         await channel.wait_writable()
             status = "success"
@@ -365,10 +391,20 @@ class RunManager:
         except Exception as exc:
             status = "error"
             run.error = dumps(error_payload(exc))
-            channel.publish("error", (), run.error)
-            logger.info("run %s failed: %s: %s", run.run_id, type(exc).__name__, exc)
+            self._publish(run, "error", (), run.error)
+            logger.info("run %s failed: %s: %s", run.run_id, type(exc).__name__, exc, exc_info=exc)
         finally:
             await asyncio.shield(self._finish(run, status))
+
+    def _publish(self, run: ActiveRun, name: str, ns: tuple[str, ...], data: bytes) -> None:
+        event = run.channel.publish(name, ns, data)
+        if run.unlogged is not None:
+            run.unlogged.append(event)
+
+    async def _flush_log(self, run: ActiveRun) -> None:
+        if run.unlogged:
+            events, run.unlogged = run.unlogged, []
+            await self.storage.append_events(run.run_id, events)
 
     @staticmethod
     def _note_result(run: ActiveRun, name: str, data: bytes) -> None:
@@ -381,7 +417,10 @@ class RunManager:
         try:
             if run.cancel_action == "rollback":
                 await self.storage.delete_run(run.run_id)
-                await self._rollback_checkpoints(run)
+                await self.storage.delete_events(run.run_id)
+                run.unlogged = None
+                if not run.temporary:
+                    await self.storage.delete_run_checkpoints(run.thread_id, run.run_id)
             else:
                 if run.cancel_action == "interrupt":
                     status = "interrupted"
@@ -394,18 +433,17 @@ class RunManager:
         except Exception:
             logger.exception("could not record the end of run %s", run.run_id)
         finally:
-            run.channel.publish("end", (), b'{"status":"' + run.record.status.encode() + b'"}')
+            self._publish(run, "end", (), b'{"status":"' + run.record.status.encode() + b'"}')
+            try:
+                await self._flush_log(run)
+            except Exception:
+                logger.exception("could not write the event log of run %s", run.run_id)
             run.channel.close()
             run.done.set()
             self._runs.pop(run.run_id, None)
             self._finished[run.run_id] = run
             while len(self._finished) > self._retained_runs:
                 self._finished.popitem(last=False)
-
-    async def _rollback_checkpoints(self, run: ActiveRun) -> None:
-        delete = getattr(self.checkpointer, "adelete_for_runs", None)
-        if delete is not None:
-            await delete([run.run_id])
 
     async def _update_thread(self, run: ActiveRun, status: str) -> None:
         fields: dict[str, Any] = {}
@@ -463,12 +501,31 @@ class RunManager:
         """Batches of the run's events. `after` is a seq to replay after (None: live only);
         `modes` filters by stream mode as the Agent Server's join does."""
         wanted = _mode_filter(modes)
+        if after is not None and run.request.stream_resumable:
+            # What the ring no longer holds comes from the log, then the ring takes over at
+            # the next seq: the cursor hands over without a gap or a duplicate.
+            while after < run.channel.first_seq() - 1:
+                logged = await self.storage.read_events(run.run_id, after, 1000)
+                if not logged:
+                    break
+                after = logged[-1].seq
+                if kept := _filter(logged, wanted):
+                    yield kept
         async for batch in run.channel.subscribe(after):
-            if wanted is None:
-                yield batch
-                continue
-            kept = [e for e in batch if _base_mode(e.name) in wanted]
-            if kept:
+            if kept := _filter(batch, wanted):
+                yield kept
+
+    async def logged_events(
+        self, record: RunRecord, *, after: int, modes: Sequence[str] | None = None
+    ) -> AsyncIterator[Sequence[Event]]:
+        """A finished run's events from its log (resumable runs only), ending with `end`."""
+        wanted = _mode_filter(modes)
+        while True:
+            logged = await self.storage.read_events(record.run_id, after, 1000)
+            if not logged:
+                return
+            after = logged[-1].seq
+            if kept := _filter(logged, wanted):
                 yield kept
 
     async def join(self, thread_id: str, run_id: str) -> ActiveRun | RunRecord:
@@ -528,6 +585,12 @@ class RunManager:
             task = asyncio.create_task(self.cancel_run(run))
             self._cleanups.add(task)
             task.add_done_callback(self._cleanups.discard)
+
+
+def _filter(events: Sequence[Event], wanted: frozenset[str] | None) -> Sequence[Event]:
+    if wanted is None:
+        return events
+    return [e for e in events if _base_mode(e.name) in wanted]
 
 
 def _base_mode(name: str) -> str:

@@ -29,6 +29,7 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    TooManyRuns,
     Unauthenticated,
     Unavailable,
 )
@@ -44,6 +45,7 @@ _CODES: dict[type[GatewayError], grpc.StatusCode] = {
     Conflict: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    TooManyRuns: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 T = TypeVar("T")
@@ -245,11 +247,19 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
         if isinstance(joined, ActiveRun):
             async for msg in self._stream(joined, after, modes, request.cancel_on_disconnect):
                 yield msg
-        else:
+            return
+        ended = False
+        if after is not None and joined.kwargs.get("resumable"):
+            base_ms = int(uuid.UUID(joined.run_id).int >> 80)
+            async for batch in self._gw.runs.logged_events(joined, after=after, modes=modes):
+                for event in batch:
+                    ended = ended or event.name == "end"
+                    if (msg := convert.run_event(base_ms, joined.thread_id, event)) is not None:
+                        yield msg
+        if not ended:
             # Finished and no longer buffered: say how it ended.
-            yield runs_pb2.RunEvent(
-                end=runs_pb2.EndEvent(status=convert.RUN_STATUSES.get(joined.status, runs_pb2.RUN_STATUS_UNSPECIFIED))
-            )
+            status = convert.RUN_STATUSES.get(joined.status, runs_pb2.RUN_STATUS_UNSPECIFIED)
+            yield runs_pb2.RunEvent(end=runs_pb2.EndEvent(status=status))
 
     @unary
     async def CreateRun(

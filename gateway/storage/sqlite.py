@@ -3,12 +3,16 @@ the LangGraph checkpoints that the checkpointer keeps in the same file."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
 import orjson
 
+from gateway.core.channel import Event
 from gateway.storage.base import AssistantRecord, RunRecord, ThreadRecord, now_iso
 
 _SCHEMA = """
@@ -49,6 +53,15 @@ CREATE TABLE IF NOT EXISTS gw_runs (
 );
 CREATE INDEX IF NOT EXISTS gw_runs_thread ON gw_runs (thread_id, created_at);
 CREATE INDEX IF NOT EXISTS gw_runs_status ON gw_runs (status);
+CREATE TABLE IF NOT EXISTS gw_run_events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    ns TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
 """
 
 _THREAD_COLUMNS = (
@@ -97,9 +110,14 @@ def _run(row: Sequence[Any]) -> RunRecord:
 
 
 class SqliteStorage:
+    """One autocommit connection for everything in the file: the gateway's tables and, through
+    `conn` and `lock`, the LangGraph checkpointer's. A single connection means no two writers
+    contend for sqlite's file lock (which in WAL mode can fail at once instead of waiting)."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self.lock = asyncio.Lock()
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -212,15 +230,26 @@ class SqliteStorage:
             values.append(value)
         await self.conn.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = ?", (*values, thread_id))
 
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        # A multi-statement write: the lock keeps the checkpointer's statements out of it.
+        async with self.lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
     async def delete_thread(self, thread_id: str) -> bool:
-        await self.conn.execute("BEGIN")
-        try:
+        async with self._write():
             cur = await self.conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,))
+            await self.conn.execute(
+                "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = ?)",
+                (thread_id,),
+            )
             await self.conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        await self.conn.execute("COMMIT")
         return cur.rowcount == 1
 
     async def _threads(self, status: str | None) -> list[ThreadRecord]:
@@ -288,3 +317,36 @@ class SqliteStorage:
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}) ORDER BY created_at", tuple(statuses)
         ) as cur:
             return [_run(row) for row in await cur.fetchall()]
+
+    # Event log of resumable runs
+
+    async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        now = time.time()
+        rows = [(run_id, e.seq, e.name, "|".join(e.ns), e.data, now) for e in events]
+        async with self._write():
+            await self.conn.executemany("INSERT OR IGNORE INTO gw_run_events VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]:
+        async with self.conn.execute(
+            "SELECT seq, name, ns, data FROM gw_run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Event(seq, name, tuple(ns.split("|")) if ns else (), bytes(data)) for seq, name, ns, data in rows]
+
+    async def delete_events(self, run_id: str) -> None:
+        await self.conn.execute("DELETE FROM gw_run_events WHERE run_id = ?", (run_id,))
+
+    async def prune_events(self, older_than: float) -> int:
+        cur = await self.conn.execute("DELETE FROM gw_run_events WHERE created_at < ?", (time.time() - older_than,))
+        return cur.rowcount
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Deletes the checkpoints (and their pending writes) that one run wrote: a rollback."""
+        async with self._write():
+            found = "thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
+            await self.conn.execute(
+                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN (SELECT checkpoint_id FROM checkpoints WHERE {found})",
+                (thread_id, thread_id, run_id),
+            )
+            await self.conn.execute(f"DELETE FROM checkpoints WHERE {found}", (thread_id, run_id))

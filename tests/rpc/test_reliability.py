@@ -1,0 +1,176 @@
+"""Nothing a client was promised gets lost: resumable logs, replay/live handover, rollbacks,
+crashes and full queues."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import grpc
+import pytest
+from langgraph.gateway.v1 import runs_pb2, threads_pb2
+
+from tests._server import GatewayProcess
+from tests.conftest import Stubs, make_stubs
+from tests.rpc.test_run_stream import new_thread, stream, value
+from tests.rpc.test_runs import create, wait_status
+
+N = 10_000  # more than the 4,096 events a run's ring holds
+
+
+async def join(stubs: Stubs, thread_id: str, run_id: str, last_event_id: str) -> list[runs_pb2.RunEvent]:
+    request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=run_id, last_event_id=last_event_id)
+    return [e async for e in stubs.runs.JoinRunStream(request)]
+
+
+def seqs(events: list[runs_pb2.RunEvent]) -> list[int]:
+    return [int(e.event_id.rsplit("-", 1)[1]) for e in events]
+
+
+async def test_joins_racing_a_resumable_run_get_every_event_once(stubs: Stubs) -> None:
+    thread_id = await new_thread(stubs)
+    run = await stubs.runs.CreateRun(
+        create("burst", thread_id, {"n": N}, stream_mode=["custom"], stream_resumable=True)
+    )
+    # Joins from the start, started at different moments: some replay from the log, some from
+    # the ring, all hand over to live events while the run is still writing.
+    joins = []
+    for delay in (0, 0.05, 0.1, 0.2, 0.4):
+        await asyncio.sleep(delay)
+        joins.append(asyncio.create_task(join(stubs, thread_id, run.run_id, "0")))
+    for events in await asyncio.gather(*joins):
+        assert seqs(events) == list(range(1, N + 3))  # metadata, N customs, end
+        assert [json.loads(e.custom.json)["i"] for e in events if e.HasField("custom")] == list(range(N))
+        assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    # Resuming from the middle replays exactly what came after.
+    rest = await join(stubs, thread_id, run.run_id, f"{run.run_id}-{N // 2}")
+    assert seqs(rest) == list(range(N // 2 + 1, N + 3))
+
+
+async def test_a_finished_resumable_run_replays_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.sqlite"
+    first = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(first.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            thread_id = await new_thread(stubs)
+            live = await stream(
+                stubs,
+                assistant_id="custom",
+                thread_id=thread_id,
+                input=value({"query": "q"}),
+                stream_mode=["updates", "custom"],
+                stream_resumable=True,
+            )
+        first.terminate()
+    finally:
+        first.kill()
+    second = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(second.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            run_id = live[0].metadata.run_id
+            replayed = await join(stubs, thread_id, run_id, "-1")
+            assert replayed == live
+            assert await join(stubs, thread_id, run_id, live[1].event_id) == live[2:]
+            # Without an id there is nothing to replay: only how the run ended.
+            ended = await join(stubs, thread_id, run_id, "")
+            assert [e.WhichOneof("event") for e in ended] == ["end"]
+    finally:
+        second.kill()
+
+
+async def test_cancel_with_rollback_deletes_the_run_and_its_checkpoints(stubs: Stubs) -> None:
+    thread_id = await new_thread(stubs)
+    await stream(stubs, assistant_id="slow", thread_id=thread_id, input=value({"n": 1, "delay": 0}))
+    history = await stubs.threads.GetThreadHistory(threads_pb2.GetThreadHistoryRequest(thread_id=thread_id, limit=50))
+    run = await stubs.runs.CreateRun(create("slow", thread_id, {"n": 500, "delay": 0.02}))
+    await wait_status(stubs, thread_id, run.run_id, runs_pb2.RUN_STATUS_RUNNING)
+    await asyncio.sleep(0.2)
+    await stubs.runs.CancelRun(
+        runs_pb2.CancelRunRequest(
+            thread_id=thread_id, run_id=run.run_id, action=runs_pb2.CANCEL_ACTION_ROLLBACK, wait=True
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run.run_id))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    after = await stubs.threads.GetThreadHistory(threads_pb2.GetThreadHistoryRequest(thread_id=thread_id, limit=50))
+    assert [s.checkpoint.checkpoint_id for s in after.states] == [s.checkpoint.checkpoint_id for s in history.states]
+    state = await stubs.threads.GetThreadState(threads_pb2.GetThreadStateRequest(thread_id=thread_id))
+    assert json.loads(state.values_json) == {"n": 1, "delay": 0, "ticks": 1}
+
+
+async def test_multitask_rollback_starts_from_the_state_before_the_active_run(stubs: Stubs) -> None:
+    thread_id = await new_thread(stubs)
+    first = await stubs.runs.CreateRun(create("slow", thread_id, {"n": 500, "delay": 0.02}))
+    await wait_status(stubs, thread_id, first.run_id, runs_pb2.RUN_STATUS_RUNNING)
+    events = await stream(
+        stubs,
+        assistant_id="agent",
+        thread_id=thread_id,
+        input=value({"topic": "x"}),
+        multitask_strategy=runs_pb2.MULTITASK_STRATEGY_ROLLBACK,
+    )
+    assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=thread_id, run_id=first.run_id))
+    state = await stubs.threads.GetThreadState(threads_pb2.GetThreadStateRequest(thread_id=thread_id))
+    assert json.loads(state.values_json) == {"topic": "x and cats", "joke": "This is a joke about x and cats"}
+
+
+async def test_after_kill_9_no_run_or_thread_stays_active(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.sqlite"
+    first = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(first.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            done_thread = await new_thread(stubs)
+            await stream(stubs, assistant_id="agent", thread_id=done_thread, input=value({"topic": "x"}))
+            busy_thread = await new_thread(stubs)
+            run = await stubs.runs.CreateRun(create("slow", busy_thread, {"n": 1000, "delay": 0.01}))
+            queued = await stubs.runs.CreateRun(create("agent", busy_thread, {"topic": "y"}))
+            await wait_status(stubs, busy_thread, run.run_id, runs_pb2.RUN_STATUS_RUNNING)
+            await asyncio.sleep(0.2)
+            done_state = await stubs.threads.GetThreadState(threads_pb2.GetThreadStateRequest(thread_id=done_thread))
+        first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        first.proc.wait(10)  # type: ignore[union-attr]
+    finally:
+        first.kill()
+    second = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(second.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            assert (
+                await stubs.threads.GetThreadState(threads_pb2.GetThreadStateRequest(thread_id=done_thread))
+                == done_state
+            )
+            for run_id in (run.run_id, queued.run_id):
+                got = await stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=busy_thread, run_id=run_id))
+                assert got.status == runs_pb2.RUN_STATUS_ERROR
+            thread = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=busy_thread))
+            assert thread.status == threads_pb2.THREAD_STATUS_ERROR
+            assert json.loads(thread.error_json)["error"] == "ServerRestarted"
+            # The thread takes new runs, from its last checkpoint.
+            again = await stream(stubs, assistant_id="agent", thread_id=busy_thread, input=value({"topic": "z"}))
+            assert again[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    finally:
+        second.kill()
+
+
+async def test_a_full_queue_is_refused_with_resource_exhausted(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path / "db.sqlite", extra_args=("--max-queued-runs", "2")).start()
+    try:
+        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            thread_id = await new_thread(stubs)
+            for _ in range(2):
+                await stubs.runs.CreateRun(create("slow", thread_id, {"n": 50, "delay": 0.02}))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stubs.runs.CreateRun(create("agent", thread_id, {"topic": "x"}))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert thread_id in err.value.details()
+    finally:
+        proc.kill()

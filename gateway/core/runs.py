@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,7 +371,7 @@ class RunManager:
             )
             loop = asyncio.get_running_loop()
             flushed_at = loop.time()
-            async with asyncio.timeout(self.run_timeout):
+            async with asyncio.timeout(self.run_timeout), aclosing(parts):
                 async for name, ns, data in parts:
                     event = channel.publish(name, ns, data)
                     if not ns and (name == "values" or name == "updates"):

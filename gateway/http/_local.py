@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -31,6 +32,11 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield
 
 
+def run_base_ms(run_id: str) -> int:
+    """The <ms> of a run's event ids: its UUIDv7's timestamp, as the core's channel has it."""
+    return int(uuid.UUID(run_id).int >> 80)
+
+
 def _check_ids(thread_id: str | None, run_id: str) -> None:
     if thread_id is not None and not is_uuid(thread_id):
         raise InvalidArgument(f"Invalid thread ID: {thread_id!r} must be a UUID")
@@ -49,6 +55,18 @@ class LocalBackend:
 
         async def body() -> AsyncIterator[bytes]:
             async with iterating(runs.events(run, after=after, modes=modes)) as events:
+                async for batch in events:
+                    chunk = _frames(base, batch)
+                    if chunk:
+                        yield chunk
+
+        return body()
+
+    def _logged(self, record: RunRecord, after: int, modes: list[str] | None) -> AsyncIterator[bytes]:
+        runs, base = self.gw.runs, run_base_ms(record.run_id)
+
+        async def body() -> AsyncIterator[bytes]:
+            async with iterating(runs.logged_events(record, after=after, modes=modes)) as events:
                 async for batch in events:
                     chunk = _frames(base, batch)
                     if chunk:
@@ -92,8 +110,10 @@ class LocalBackend:
         after = parse_event_id(last_event_id)
         found = await self._find(thread_id, run_id)
         if isinstance(found, RunRecord):
-            # Finished and no longer held in memory: nothing left to replay.
-            return RunStream(run_id, found.thread_id, _nothing())
+            # Finished and no longer in memory: a resumable run's events are in its log.
+            if after is None or not found.kwargs.get("resumable"):
+                return RunStream(run_id, found.thread_id, _nothing())
+            return RunStream(run_id, found.thread_id, self._logged(found, after, modes))
         return RunStream(
             run_id, found.thread_id, self._body(found, after, modes), self._canceller(found, cancel_on_disconnect)
         )

@@ -1,0 +1,538 @@
+"""The HTTP/SSE routes served by a separate process that speaks gRPC to a gateway
+(`python -m gateway bridge --target host:port`).
+
+The routes and the SSE framing are the same as in-process; this module is the backend that
+turns each call into RPCs. Event payloads arrive as JSON text in the RunEvents and go into the
+SSE frames as they are. What the gRPC API has no method for (the thread stream, state updates,
+thread patch, graphs and schemas, cancel by status) answers 501.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
+from typing import Any, NoReturn
+
+import grpc
+import orjson
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from langgraph.gateway.v1 import (
+    assistants_pb2,
+    assistants_pb2_grpc,
+    runs_pb2,
+    runs_pb2_grpc,
+    threads_pb2,
+    threads_pb2_grpc,
+)
+from starlette.applications import Starlette
+
+from gateway.core.runs import RunCreate
+from gateway.errors import (
+    AlreadyExists,
+    Conflict,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from gateway.http._backend import Json, RunOutcome, RunStream
+from gateway.http._errors import NotSupported
+from gateway.http._sse import event_name, frame
+from gateway.http.app import build_app
+from gateway.rpc import _convert as convert
+from gateway.rpc.server import MAX_MESSAGE_BYTES
+from gateway.serde import dumps
+
+logger = logging.getLogger("gateway.bridge")
+
+_MODES = {name: value for value, name in convert.STREAM_MODE_NAMES.items()}
+_ON_DISCONNECT = {"continue": runs_pb2.ON_DISCONNECT_CONTINUE, "cancel": runs_pb2.ON_DISCONNECT_CANCEL}
+_IF_NOT_EXISTS = {"reject": runs_pb2.IF_NOT_EXISTS_REJECT, "create": runs_pb2.IF_NOT_EXISTS_CREATE}
+_DURABILITY = {"sync": runs_pb2.DURABILITY_SYNC, "async": runs_pb2.DURABILITY_ASYNC, "exit": runs_pb2.DURABILITY_EXIT}
+_MESSAGES_KINDS = {
+    runs_pb2.MESSAGES_EVENT_KIND_TUPLE: "messages",
+    runs_pb2.MESSAGES_EVENT_KIND_METADATA: "messages/metadata",
+    runs_pb2.MESSAGES_EVENT_KIND_PARTIAL: "messages/partial",
+    runs_pb2.MESSAGES_EVENT_KIND_COMPLETE: "messages/complete",
+}
+_PAYLOAD_CASES = ("values", "updates", "debug", "custom", "events", "tasks", "checkpoints")
+# Stateless runs this bridge started, so that their Location (/runs/{run_id}/stream) can be
+# joined: the gRPC API needs the temporary thread's id.
+_REMEMBERED_RUNS = 1024
+_PAGE = 1000
+
+
+class UpstreamError(GatewayError):
+    """The gateway behind the bridge failed in a way the HTTP API has no status for (HTTP 502)."""
+
+    http_status = 502
+
+
+class UpstreamInternal(GatewayError):
+    http_status = 500
+
+
+_STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.UNIMPLEMENTED: NotSupported,
+    grpc.StatusCode.INTERNAL: UpstreamInternal,
+}
+
+
+def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
+    cls = _STATUS.get(exc.code(), UpstreamError)
+    raise cls(exc.details() or exc.code().name) from None
+
+
+def _iso(ts: timestamp_pb2.Timestamp) -> str | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return ts.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def _fragment(text: str, default: bytes) -> orjson.Fragment:
+    return orjson.Fragment(text.encode() if text else default)
+
+
+def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    return convert.dict_to_struct(value)
+
+
+def _run_request(req: RunCreate) -> runs_pb2.CreateRunRequest:
+    nodes = {name: getattr(req, name) for name in ("interrupt_before", "interrupt_after")}
+    msg = runs_pb2.CreateRunRequest(
+        assistant_id=req.assistant_id,
+        thread_id=req.thread_id or "",
+        stream_mode=[_MODES[m] for m in req.stream_mode],
+        stream_subgraphs=req.stream_subgraphs,
+        stream_resumable=req.stream_resumable,
+        on_disconnect=_ON_DISCONNECT[req.on_disconnect],
+        multitask_strategy=convert.MULTITASK_VALUES[req.multitask_strategy],
+        if_not_exists=_IF_NOT_EXISTS[req.if_not_exists],
+        interrupt_before=["*"] if nodes["interrupt_before"] == "*" else nodes["interrupt_before"] or [],
+        interrupt_after=["*"] if nodes["interrupt_after"] == "*" else nodes["interrupt_after"] or [],
+        checkpoint_id=req.checkpoint_id or "",
+        durability=_DURABILITY[req.durability],
+        keep_thread=req.on_completion == "keep",
+    )
+    if req.input is not None:
+        json_format.ParseDict(req.input, msg.input)
+    if req.command is not None:
+        msg.command.CopyFrom(_struct(req.command))
+    for name in ("config", "context", "metadata"):
+        value = getattr(req, name)
+        if value:
+            getattr(msg, name).CopyFrom(_struct(value))
+    return msg
+
+
+def _run(msg: runs_pb2.Run) -> Json:
+    return {
+        "run_id": msg.run_id,
+        "thread_id": msg.thread_id,
+        "assistant_id": msg.assistant_id,
+        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "status": convert.RUN_STATUS_NAMES.get(msg.status, "pending"),
+        "kwargs": convert.struct_to_dict(msg, "kwargs"),
+        "multitask_strategy": convert.MULTITASK.get(msg.multitask_strategy, "enqueue"),
+        "created_at": _iso(msg.created_at),
+        "updated_at": _iso(msg.updated_at),
+        "langsmith_session_name": None,
+    }
+
+
+def _thread(msg: threads_pb2.Thread) -> Json:
+    return {
+        "thread_id": msg.thread_id,
+        "created_at": _iso(msg.created_at),
+        "updated_at": _iso(msg.updated_at),
+        "state_updated_at": _iso(msg.updated_at),
+        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "status": convert.THREAD_STATUS_NAMES.get(msg.status, "idle"),
+        "config": {},
+        "values": _fragment(msg.values_json, b"null"),
+        "error": _fragment(msg.error_json, b"null"),
+        "interrupts": _fragment(msg.interrupts_json, b"{}"),
+    }
+
+
+def _checkpoint(msg: threads_pb2.Checkpoint) -> Json | None:
+    if not msg.checkpoint_id:
+        return None
+    return {"checkpoint_id": msg.checkpoint_id, "thread_id": msg.thread_id, "checkpoint_ns": msg.checkpoint_ns}
+
+
+def _state(msg: threads_pb2.ThreadState) -> Json:
+    checkpoint = _checkpoint(msg.checkpoint) if msg.HasField("checkpoint") else None
+    parent = _checkpoint(msg.parent_checkpoint) if msg.HasField("parent_checkpoint") else None
+    return {
+        "values": _fragment(msg.values_json, b"{}"),
+        "next": list(msg.next),
+        "tasks": _fragment(msg.tasks_json, b"[]"),
+        "metadata": _fragment(msg.metadata_json, b"null"),
+        "created_at": _iso(msg.created_at),
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
+        "interrupts": _fragment(msg.interrupts_json, b"[]"),
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+        "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
+    }
+
+
+def _assistant(msg: assistants_pb2.Assistant) -> Json:
+    return {
+        "assistant_id": msg.assistant_id,
+        "graph_id": msg.graph_id,
+        "config": convert.struct_to_dict(msg, "config"),
+        "context": convert.struct_to_dict(msg, "context"),
+        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "name": msg.name,
+        "created_at": _iso(msg.created_at),
+        "updated_at": _iso(msg.updated_at),
+        "version": msg.version,
+        "description": msg.description or None,
+    }
+
+
+def _sse_frame(msg: runs_pb2.RunEvent) -> bytes | None:
+    """One RunEvent as an SSE frame; the payload text goes in as it came."""
+    case = msg.WhichOneof("event")
+    if case in _PAYLOAD_CASES:
+        name, data = case, getattr(msg, case).json
+    elif case == "messages":
+        name, data = _MESSAGES_KINDS.get(msg.messages.kind, "messages"), msg.messages.json
+    elif case == "metadata":
+        return frame("metadata", dumps({"run_id": msg.metadata.run_id, "attempt": msg.metadata.attempt}), msg.event_id)
+    elif case == "error":
+        return frame("error", dumps({"error": msg.error.error, "message": msg.error.message}), msg.event_id)
+    else:  # end, or a case newer than this bridge
+        return None
+    return frame(event_name(name, msg.namespace), data.encode(), msg.event_id)
+
+
+async def _frames(
+    call: grpc.aio.UnaryStreamCall[Any, runs_pb2.RunEvent], first: runs_pb2.RunEvent | None = None
+) -> AsyncIterator[bytes]:
+    try:
+        if first is not None and (chunk := _sse_frame(first)) is not None:
+            yield chunk
+        while (msg := await call.read()) is not grpc.aio.EOF:
+            if (chunk := _sse_frame(msg)) is not None:
+                yield chunk
+    except grpc.aio.AioRpcError as exc:
+        _raise(exc)
+    finally:
+        call.cancel()
+
+
+class RemoteBackend:
+    def __init__(self, target: str, *, api_key: str | None = None) -> None:
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        self._channel = grpc.aio.insecure_channel(target, options=options)
+        self._assistants = assistants_pb2_grpc.AssistantsServiceStub(self._channel)
+        self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
+        self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
+        self._md = (("x-api-key", api_key),) if api_key else ()
+        self._stateless: OrderedDict[str, str] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._channel.close()
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], request: Any) -> Any:
+        try:
+            return await method(request, metadata=self._md)
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc)
+
+    def _remember(self, run_id: str, thread_id: str) -> None:
+        self._stateless[run_id] = thread_id
+        while len(self._stateless) > _REMEMBERED_RUNS:
+            self._stateless.popitem(last=False)
+
+    def _cancel_later(self, thread_id: str, run_id: str) -> Callable[[], None]:
+        def cancel() -> None:
+            request = runs_pb2.CancelRunRequest(thread_id=thread_id, run_id=run_id)
+            task = asyncio.create_task(self._cancel_quietly(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return cancel
+
+    async def _cancel_quietly(self, request: runs_pb2.CancelRunRequest) -> None:
+        try:
+            await self._runs.CancelRun(request, metadata=self._md)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                logger.warning("cancelling run %s failed: %s", request.run_id, exc.details())
+
+    # Runs
+
+    async def create_run(self, req: RunCreate) -> Json:
+        return _run(await self._call(self._runs.CreateRun, _run_request(req)))
+
+    async def _start_stateless(self, req: RunCreate) -> tuple[Any, runs_pb2.RunEvent]:
+        # A stateless run starts at once on its own thread, so its first event (metadata, with
+        # the run's ids) comes at once too, or the call fails with the request's error.
+        call = self._runs.RunStream(_run_request(req), metadata=self._md)
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc)
+        if first is grpc.aio.EOF or first.WhichOneof("event") != "metadata":
+            call.cancel()
+            raise UpstreamError("the gateway's stream did not start with the run's metadata")
+        self._remember(first.metadata.run_id, first.metadata.thread_id)
+        return call, first
+
+    async def stream_run(self, req: RunCreate) -> RunStream:
+        if req.thread_id is None:
+            call, first = await self._start_stateless(req)
+            # The gateway cancels the run itself when this call is cancelled (on_disconnect).
+            return RunStream(first.metadata.run_id, first.metadata.thread_id, _frames(call, first))
+        # A run may wait behind another on its thread: create it (errors come back now), then
+        # join its stream from the first event.
+        run = await self._call(self._runs.CreateRun, _run_request(req))
+        join = runs_pb2.JoinRunStreamRequest(
+            thread_id=run.thread_id,
+            run_id=run.run_id,
+            last_event_id="0",
+            cancel_on_disconnect=req.on_disconnect == "cancel",
+        )
+        call = self._runs.JoinRunStream(join, metadata=self._md)
+        return RunStream(run.run_id, run.thread_id, _frames(call))
+
+    async def join_stream(
+        self,
+        thread_id: str | None,
+        run_id: str,
+        *,
+        last_event_id: str | None,
+        modes: list[str] | None,
+        cancel_on_disconnect: bool,
+    ) -> RunStream:
+        if thread_id is None:
+            thread_id = self._stateless.get(run_id)
+            if thread_id is None:
+                raise NotFound(f"Run {run_id} not found.")
+        # Fail before the headers go out when the run does not exist.
+        await self._call(self._runs.GetRun, runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id))
+        request = runs_pb2.JoinRunStreamRequest(
+            thread_id=thread_id,
+            run_id=run_id,
+            last_event_id=last_event_id or "",
+            stream_mode=[_MODES[m] for m in modes or ()],
+            cancel_on_disconnect=cancel_on_disconnect,
+        )
+        return RunStream(run_id, thread_id, _frames(self._runs.JoinRunStream(request, metadata=self._md)))
+
+    async def wait_run(self, req: RunCreate) -> RunOutcome:
+        if req.thread_id is None:
+            call, first = await self._start_stateless(req)
+            run_id, thread_id = first.metadata.run_id, first.metadata.thread_id
+            return RunOutcome(run_id, thread_id, lambda: _result_of(call))
+        run = await self._call(self._runs.CreateRun, _run_request(req))
+        cancel = self._cancel_later(run.thread_id, run.run_id) if req.on_disconnect == "cancel" else None
+        return RunOutcome(run.run_id, run.thread_id, self._joiner(run.thread_id, run.run_id), cancel)
+
+    def _joiner(self, thread_id: str, run_id: str) -> Callable[[], Awaitable[bytes]]:
+        async def result() -> bytes:
+            request = runs_pb2.JoinRunRequest(thread_id=thread_id, run_id=run_id)
+            outcome: runs_pb2.RunResult = await self._call(self._runs.JoinRun, request)
+            return outcome.result_json.encode()
+
+        return result
+
+    async def join_run(self, thread_id: str, run_id: str, *, cancel_on_disconnect: bool) -> RunOutcome:
+        await self._call(self._runs.GetRun, runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id))
+        cancel = self._cancel_later(thread_id, run_id) if cancel_on_disconnect else None
+        return RunOutcome(run_id, thread_id, self._joiner(thread_id, run_id), cancel)
+
+    async def get_run(self, thread_id: str, run_id: str) -> Json:
+        return _run(await self._call(self._runs.GetRun, runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id)))
+
+    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Json]:
+        request = runs_pb2.ListRunsRequest(
+            thread_id=thread_id,
+            limit=limit,
+            offset=offset,
+            status=convert.RUN_STATUSES.get(status or "", runs_pb2.RUN_STATUS_UNSPECIFIED),
+        )
+        response = await self._call(self._runs.ListRuns, request)
+        return [_run(r) for r in response.runs]
+
+    async def cancel_run(self, thread_id: str, run_id: str, *, action: str, wait: bool) -> RunOutcome | None:
+        request = runs_pb2.CancelRunRequest(
+            thread_id=thread_id,
+            run_id=run_id,
+            action=runs_pb2.CANCEL_ACTION_ROLLBACK if action == "rollback" else runs_pb2.CANCEL_ACTION_INTERRUPT,
+        )
+        await self._call(self._runs.CancelRun, request)
+        return RunOutcome(run_id, thread_id, self._joiner(thread_id, run_id)) if wait else None
+
+    async def cancel_runs(
+        self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
+    ) -> None:
+        if status is not None or thread_id is None:
+            raise NotSupported("cancelling runs by status is not available through the bridge")
+        for run_id in run_ids or ():
+            try:
+                await self.cancel_run(thread_id, run_id, action=action, wait=False)
+            except Conflict:
+                pass  # it ended meanwhile
+
+    # Threads
+
+    async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json:
+        request = threads_pb2.CreateThreadRequest(
+            thread_id=thread_id or "", metadata=_struct(metadata), if_exists=if_exists
+        )
+        return _thread(await self._call(self._threads.CreateThread, request))
+
+    async def get_thread(self, thread_id: str) -> Json:
+        return _thread(await self._call(self._threads.GetThread, threads_pb2.GetThreadRequest(thread_id=thread_id)))
+
+    async def patch_thread(self, thread_id: str, metadata: Json) -> Json:
+        raise NotSupported("updating a thread's metadata is not available through the bridge")
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await self._call(self._threads.DeleteThread, threads_pb2.DeleteThreadRequest(thread_id=thread_id))
+
+    async def search_threads(self, **filters: Any) -> list[Json]:
+        if (
+            filters.get("ids") is not None
+            or filters.get("values")
+            or filters.get("sort_by")
+            or filters.get("sort_order")
+        ):
+            raise NotSupported(
+                "searching threads by ids or values, or sorting them, is not available through the bridge"
+            )
+        request = threads_pb2.SearchThreadsRequest(
+            metadata=_struct(filters.get("metadata")),
+            status=convert.THREAD_STATUSES.get(filters.get("status") or "", threads_pb2.THREAD_STATUS_UNSPECIFIED),
+            limit=filters["limit"],
+            offset=filters["offset"],
+        )
+        if filters.get("status") and not request.status:
+            raise InvalidArgument(f"status: {filters['status']!r} is not a thread status")
+        response = await self._call(self._threads.SearchThreads, request)
+        return [_thread(t) for t in response.threads]
+
+    async def count_threads(self, **filters: Any) -> int:
+        count, offset = 0, 0
+        while True:
+            page = await self.search_threads(**filters, limit=_PAGE, offset=offset)
+            count += len(page)
+            if len(page) < _PAGE:
+                return count
+            offset += _PAGE
+
+    async def thread_state(self, thread_id: str, *, checkpoint: Json | None, subgraphs: bool) -> Json:
+        if (checkpoint or {}).get("checkpoint_ns"):
+            raise NotSupported("reading a subgraph's checkpoint is not available through the bridge")
+        request = threads_pb2.GetThreadStateRequest(
+            thread_id=thread_id, checkpoint_id=(checkpoint or {}).get("checkpoint_id") or "", subgraphs=subgraphs
+        )
+        return _state(await self._call(self._threads.GetThreadState, request))
+
+    async def update_thread_state(
+        self, thread_id: str, values: Any, *, as_node: str | None, checkpoint: Json | None
+    ) -> Json:
+        raise NotSupported("updating a thread's state is not available through the bridge")
+
+    async def thread_history(
+        self, thread_id: str, *, limit: int, before: str | None, metadata: Json | None, checkpoint: Json | None
+    ) -> list[Json]:
+        request = threads_pb2.GetThreadHistoryRequest(
+            thread_id=thread_id, limit=limit, before=before or "", metadata=_struct(metadata)
+        )
+        response = await self._call(self._threads.GetThreadHistory, request)
+        return [_state(s) for s in response.states]
+
+    async def thread_stream(
+        self, thread_id: str, *, last_event_id: str | None, modes: list[str]
+    ) -> AsyncIterator[bytes]:
+        raise NotSupported("the thread stream is not available through the bridge")
+
+    # Assistants
+
+    async def get_assistant(self, assistant_id: str) -> Json:
+        request = assistants_pb2.GetAssistantRequest(assistant_id=assistant_id)
+        return _assistant(await self._call(self._assistants.GetAssistant, request))
+
+    async def search_assistants(
+        self, *, graph_id: str | None, name: str | None, metadata: Json | None, limit: int, offset: int
+    ) -> list[Json]:
+        request = assistants_pb2.SearchAssistantsRequest(
+            graph_id=graph_id or "", name=name or "", metadata=_struct(metadata), limit=limit, offset=offset
+        )
+        response = await self._call(self._assistants.SearchAssistants, request)
+        return [_assistant(a) for a in response.assistants]
+
+    async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int:
+        count, offset = 0, 0
+        while True:
+            page = await self.search_assistants(
+                graph_id=graph_id, name=name, metadata=metadata, limit=_PAGE, offset=offset
+            )
+            count += len(page)
+            if len(page) < _PAGE:
+                return count
+            offset += _PAGE
+
+    async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json:
+        raise NotSupported("assistant graphs are not available through the bridge")
+
+    async def assistant_schemas(self, assistant_id: str) -> Json:
+        raise NotSupported("assistant schemas are not available through the bridge")
+
+
+async def _result_of(call: Any) -> bytes:
+    """A stateless run's outcome from its stream, as the core's wait_result makes it: the error,
+    else its one interrupt, else its last values; stateless runs keep no thread to fall back on."""
+    error: bytes | None = None
+    interrupts: list[bytes] = []
+    last_values: bytes | None = None
+    try:
+        while (msg := await call.read()) is not grpc.aio.EOF:
+            case = msg.WhichOneof("event")
+            if case == "error":
+                error = dumps({"error": msg.error.error, "message": msg.error.message})
+            elif case in ("values", "updates") and not msg.namespace:
+                data = getattr(msg, case).json.encode()
+                if case == "values":
+                    last_values = data
+                if b'"__interrupt__"' in data:
+                    interrupts.append(data)
+    except grpc.aio.AioRpcError as exc:
+        _raise(exc)
+    finally:
+        call.cancel()
+    if error is not None:
+        return b'{"__error__":' + error + b"}"
+    if len(interrupts) == 1:
+        return interrupts[0]
+    return last_values if last_values is not None else b"{}"
+
+
+def create_remote_app(target: str, *, api_key: str | None = None) -> tuple[Starlette, Callable[[], Awaitable[None]]]:
+    """The HTTP/SSE app in front of the gateway at `target`; `api_key` is required from HTTP
+    clients and sent to the gateway. Returns the app and the coroutine function that closes it."""
+    backend = RemoteBackend(target, api_key=api_key)
+    return build_app(backend, api_key=api_key), backend.close

@@ -70,6 +70,8 @@ def _join_modes(request: Request) -> list[str] | None:
                 value = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise InvalidArgument(f"stream_mode: {raw!r} is not a stream mode or a JSON array of them") from None
+        if value == []:
+            continue  # an empty array, like an empty value, filters nothing
         modes.extend(m for m in stream_modes(value) if m not in modes)
     return modes or None
 

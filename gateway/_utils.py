@@ -25,3 +25,8 @@ def is_uuid(value: str) -> bool:
     except (ValueError, TypeError, AttributeError):
         return False
     return True
+
+
+def run_base_ms(run_id: str) -> int:
+    """The millisecond part of a run's event ids: its UUIDv7's timestamp."""
+    return int(uuid.UUID(run_id).int >> 80)

@@ -134,6 +134,9 @@ class RunChannel:
                     await sub.waiter
                 finally:
                     sub.waiter = None
+                # One more turn of the loop lets events that are already on their way (a
+                # node's burst of writes) join this batch; a lone event waits no longer.
+                await asyncio.sleep(0)
         finally:
             self._subscribers.discard(sub)
             if self._writable is not None and self._lagging() is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
@@ -16,7 +15,7 @@ from typing import Any
 import langgraph.version
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from gateway._utils import is_uuid, uuid7
+from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.config import GraphSpec
 from gateway.core.assistants import Assistants
 from gateway.core.channel import Event, RunChannel
@@ -236,7 +235,7 @@ class RunManager:
         )
         await self.storage.create_run(record)
         await self.storage.update_thread(thread_id, status="busy")
-        base_ms = int(uuid.UUID(run_id).int >> 80)
+        base_ms = run_base_ms(run_id)
         run = ActiveRun(
             record=record,
             spec=spec,

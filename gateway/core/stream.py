@@ -3,7 +3,7 @@ Agent Server names and shapes them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -113,7 +113,7 @@ async def stream_graph(
     interrupt_before: Any = None,
     interrupt_after: Any = None,
     durability: str | None = None,
-) -> AsyncIterator[Part]:
+) -> AsyncGenerator[Part]:
     """Yields (event name, namespace, JSON payload) for everything the requested modes emit."""
     requested = frozenset(stream_mode)
     tuple_messages = "messages-tuple" in requested

@@ -237,8 +237,17 @@ def run(record: RunRecord) -> runs_pb2.Run:
 
 
 def run_event(base_ms: int, thread_id: str, event: Event) -> runs_pb2.RunEvent | None:
-    """One core event as a RunEvent; the payload text passes through as it was encoded."""
-    msg = runs_pb2.RunEvent(event_id=f"{base_ms}-{event.seq}", namespace=event.ns)
+    """One core event as a RunEvent; None for events the API does not stream."""
+    msg = runs_pb2.RunEvent()
+    return msg if fill_run_event(msg, base_ms, thread_id, event) else None
+
+
+def fill_run_event(msg: runs_pb2.RunEvent, base_ms: int, thread_id: str, event: Event) -> bool:
+    """Writes one core event into a RunEvent; the payload text passes through as it was encoded."""
+    if event.seq:
+        msg.event_id = f"{base_ms}-{event.seq}"
+    if event.ns:
+        msg.namespace.extend(event.ns)
     name = event.name
     case = _CASES.get(name)
     if case is not None:
@@ -258,5 +267,5 @@ def run_event(base_ms: int, thread_id: str, event: Event) -> runs_pb2.RunEvent |
     elif name == "end":
         msg.end.status = RUN_STATUSES.get(orjson.loads(event.data)["status"], runs_pb2.RUN_STATUS_UNSPECIFIED)
     else:
-        return None
-    return msg
+        return False
+    return True

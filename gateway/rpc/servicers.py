@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -19,7 +19,8 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 
-from gateway.core.channel import SubscriberTooSlow
+from gateway._utils import run_base_ms
+from gateway.core.channel import Event, SubscriberTooSlow
 from gateway.core.gateway import Gateway
 from gateway.core.runs import ActiveRun, parse_event_id
 from gateway.errors import (
@@ -34,8 +35,13 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.rpc import _convert as convert
+from gateway.storage import RunRecord
 
 logger = logging.getLogger("gateway.rpc")
+
+# A batch message stops growing past this much payload, so that it stays well under the
+# 4 MiB that clients accept by default.
+_BATCH_BYTES = 1024 * 1024
 
 _CODES: dict[type[GatewayError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -209,18 +215,13 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gw = gateway
 
-    async def _stream(
+    async def _events(
         self, run: ActiveRun, after: int | None, modes: list[str] | None, cancel_on_disconnect: bool
-    ) -> AsyncIterator[runs_pb2.RunEvent]:
-        base_ms, thread_id = run.channel.base_ms, run.thread_id
-        to_proto = convert.run_event
+    ) -> AsyncIterator[Sequence[Event]]:
         completed = False
         try:
             async for batch in self._gw.runs.events(run, after=after, modes=modes):
-                for event in batch:
-                    msg = to_proto(base_ms, thread_id, event)
-                    if msg is not None:
-                        yield msg
+                yield batch
             completed = True
         finally:
             # A client that cancels its call is a disconnect (the handler sees GeneratorExit or
@@ -228,38 +229,94 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             if not completed and cancel_on_disconnect:
                 self._gw.runs.cancel_soon(run)
 
+    async def _join(self, request: runs_pb2.JoinRunStreamRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
+        after = parse_event_id(request.last_event_id)
+        modes = convert.stream_modes(request.stream_mode) or None
+        joined = await self._gw.runs.join(request.thread_id, request.run_id)
+        if isinstance(joined, ActiveRun):
+            return joined.run_id, joined.thread_id, self._events(joined, after, modes, request.cancel_on_disconnect)
+        return joined.run_id, joined.thread_id, self._stored(joined, after, modes)
+
+    async def _stored(
+        self, record: RunRecord, after: int | None, modes: list[str] | None
+    ) -> AsyncIterator[Sequence[Event]]:
+        ended = False
+        if after is not None and record.kwargs.get("resumable"):
+            async for batch in self._gw.runs.logged_events(record, after=after, modes=modes):
+                ended = ended or batch[-1].name == "end"
+                yield batch
+        if not ended:
+            # Finished and no longer buffered: say how it ended, without an id to resume from.
+            yield [Event(0, "end", (), b'{"status":"' + record.status.encode() + b'"}')]
+
+    @staticmethod
+    async def _one_by_one(
+        run_id: str, thread_id: str, batches: AsyncIterator[Sequence[Event]]
+    ) -> AsyncIterator[runs_pb2.RunEvent]:
+        base_ms = run_base_ms(run_id)
+        fill = convert.fill_run_event
+        async for batch in batches:
+            for event in batch:
+                msg = runs_pb2.RunEvent()
+                if fill(msg, base_ms, thread_id, event):
+                    yield msg
+
+    @staticmethod
+    async def _batched(
+        run_id: str, thread_id: str, batches: AsyncIterator[Sequence[Event]]
+    ) -> AsyncIterator[runs_pb2.RunEventBatch]:
+        base_ms = run_base_ms(run_id)
+        fill = convert.fill_run_event
+        async for batch in batches:
+            out = runs_pb2.RunEventBatch()
+            size = 0
+            for event in batch:
+                if size and size + len(event.data) > _BATCH_BYTES:
+                    yield out
+                    out = runs_pb2.RunEventBatch()
+                    size = 0
+                if fill(out.events.add(), base_ms, thread_id, event):
+                    size += len(event.data)
+                else:
+                    del out.events[-1]
+            if out.events:
+                yield out
+
     @streaming
     async def RunStream(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEvent]:
         req = convert.run_create(request)
         run = await self._gw.runs.create(req)
-        async for msg in self._stream(run, 0, None, req.on_disconnect == "cancel"):
+        events = self._events(run, 0, None, req.on_disconnect == "cancel")
+        async for msg in self._one_by_one(run.run_id, run.thread_id, events):
+            yield msg
+
+    @streaming
+    async def RunStreamBatch(
+        self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[runs_pb2.RunEventBatch]:
+        req = convert.run_create(request)
+        run = await self._gw.runs.create(req)
+        events = self._events(run, 0, None, req.on_disconnect == "cancel")
+        async for msg in self._batched(run.run_id, run.thread_id, events):
             yield msg
 
     @streaming
     async def JoinRunStream(
         self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEvent]:
-        after = parse_event_id(request.last_event_id)
-        modes = convert.stream_modes(request.stream_mode) or None
-        joined = await self._gw.runs.join(request.thread_id, request.run_id)
-        if isinstance(joined, ActiveRun):
-            async for msg in self._stream(joined, after, modes, request.cancel_on_disconnect):
-                yield msg
-            return
-        ended = False
-        if after is not None and joined.kwargs.get("resumable"):
-            base_ms = int(uuid.UUID(joined.run_id).int >> 80)
-            async for batch in self._gw.runs.logged_events(joined, after=after, modes=modes):
-                for event in batch:
-                    ended = ended or event.name == "end"
-                    if (msg := convert.run_event(base_ms, joined.thread_id, event)) is not None:
-                        yield msg
-        if not ended:
-            # Finished and no longer buffered: say how it ended.
-            status = convert.RUN_STATUSES.get(joined.status, runs_pb2.RUN_STATUS_UNSPECIFIED)
-            yield runs_pb2.RunEvent(end=runs_pb2.EndEvent(status=status))
+        run_id, thread_id, events = await self._join(request)
+        async for msg in self._one_by_one(run_id, thread_id, events):
+            yield msg
+
+    @streaming
+    async def JoinRunStreamBatch(
+        self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[runs_pb2.RunEventBatch]:
+        run_id, thread_id, events = await self._join(request)
+        async for msg in self._batched(run_id, thread_id, events):
+            yield msg
 
     @unary
     async def CreateRun(

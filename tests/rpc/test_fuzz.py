@@ -112,14 +112,12 @@ def call(
     ch: grpc.Channel, service: descriptor.ServiceDescriptor, method: descriptor.MethodDescriptor, request: Any
 ) -> None:
     path = f"/{service.full_name}/{method.name}"
-    output = runs_pb2.RunEvent if method.server_streaming else None
-    if output is None:
-        module = next(
-            m
-            for m in (assistants_pb2, threads_pb2, runs_pb2)
-            if method.output_type.name in m.DESCRIPTOR.message_types_by_name
-        )
-        output = getattr(module, method.output_type.name)
+    module = next(
+        m
+        for m in (assistants_pb2, threads_pb2, runs_pb2)
+        if method.output_type.name in m.DESCRIPTOR.message_types_by_name
+    )
+    output = getattr(module, method.output_type.name)
     kwargs: dict[str, Any] = {
         "request_serializer": type(request).SerializeToString,
         "response_deserializer": output.FromString,
@@ -128,8 +126,9 @@ def call(
         if method.server_streaming:
             events = ch.unary_stream(path, **kwargs)(request, timeout=20)
             for i, event in enumerate(events):
-                if i == 0 and event.HasField("metadata") and event.metadata.thread_id:
-                    KNOWN_IDS.append(event.metadata.run_id)
+                first = event.events[0] if isinstance(event, runs_pb2.RunEventBatch) else event
+                if i == 0 and first.HasField("metadata") and first.metadata.thread_id:
+                    KNOWN_IDS.append(first.metadata.run_id)
                 if i >= 20:
                     events.cancel()
                     break

@@ -192,3 +192,23 @@ async def test_keep_thread_keeps_a_stateless_runs_thread(stubs: Stubs) -> None:
     )
     thread = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=events[0].metadata.thread_id))
     assert thread.status == threads_pb2.THREAD_STATUS_IDLE
+
+
+async def test_batched_stream_carries_the_same_events_in_fewer_messages(stubs: Stubs) -> None:
+    request = runs_pb2.CreateRunRequest(
+        assistant_id="burst", input=value({"n": 3000}), stream_mode=[runs_pb2.STREAM_MODE_CUSTOM]
+    )
+    batches = [b async for b in stubs.runs.RunStreamBatch(request)]
+    events = [e for b in batches for e in b.events]
+    assert all(b.events for b in batches)
+    assert len(batches) < len(events)
+    assert [e.WhichOneof("event") for e in events] == ["metadata", *["custom"] * 3000, "end"]
+    assert [int(e.event_id.rsplit("-", 1)[1]) for e in events] == list(range(1, 3003))
+    assert [json.loads(e.custom.json)["i"] for e in events[1:-1]] == list(range(3000))
+    join = runs_pb2.JoinRunStreamRequest(
+        thread_id=events[0].metadata.thread_id, run_id=events[0].metadata.run_id, last_event_id="0"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # a stateless run's thread is gone
+        async for _ in stubs.runs.JoinRunStreamBatch(join):
+            pass
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

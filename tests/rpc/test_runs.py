@@ -56,6 +56,15 @@ async def test_background_run_can_be_joined_from_the_start(stubs: Stubs) -> None
     assert [e.event_id for e in after] == [e.event_id for e in events[2:]]
 
 
+async def test_batched_join_replays_like_the_plain_one(stubs: Stubs) -> None:
+    thread_id = await new_thread(stubs)
+    run = await stubs.runs.CreateRun(create("custom", thread_id, {"query": "q"}, stream_mode=["custom", "updates"]))
+    join = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=run.run_id, last_event_id="0")
+    plain = [e async for e in stubs.runs.JoinRunStream(join)]
+    batched = [e async for b in stubs.runs.JoinRunStreamBatch(join) for e in b.events]
+    assert batched == plain
+
+
 async def test_join_filters_by_stream_mode(stubs: Stubs) -> None:
     thread_id = await new_thread(stubs)
     run = await stubs.runs.CreateRun(create("custom", thread_id, {"query": "q"}, stream_mode=["custom", "updates"]))

@@ -348,3 +348,9 @@ class RunEvent(_message.Message):
     error: ErrorEvent
     end: EndEvent
     def __init__(self, event_id: _Optional[str] = ..., namespace: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[MetadataEvent, _Mapping]] = ..., values: _Optional[_Union[ValuesEvent, _Mapping]] = ..., updates: _Optional[_Union[UpdatesEvent, _Mapping]] = ..., messages: _Optional[_Union[MessagesEvent, _Mapping]] = ..., debug: _Optional[_Union[DebugEvent, _Mapping]] = ..., custom: _Optional[_Union[CustomEvent, _Mapping]] = ..., events: _Optional[_Union[EventsEvent, _Mapping]] = ..., tasks: _Optional[_Union[TasksEvent, _Mapping]] = ..., checkpoints: _Optional[_Union[CheckpointsEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., end: _Optional[_Union[EndEvent, _Mapping]] = ...) -> None: ...
+
+class RunEventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RunEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RunEvent, _Mapping]]] = ...) -> None: ...

@@ -45,6 +45,16 @@ class RunsServiceStub:
                 request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.SerializeToString,
                 response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEvent.FromString,
                 _registered_method=True)
+        self.RunStreamBatch = channel.unary_stream(
+                '/langgraph.gateway.v1.RunsService/RunStreamBatch',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.FromString,
+                _registered_method=True)
+        self.JoinRunStreamBatch = channel.unary_stream(
+                '/langgraph.gateway.v1.RunsService/JoinRunStreamBatch',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.FromString,
+                _registered_method=True)
         self.CreateRun = channel.unary_unary(
                 '/langgraph.gateway.v1.RunsService/CreateRun',
                 request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunRequest.SerializeToString,
@@ -92,6 +102,22 @@ class RunsServiceServicer:
 
     def JoinRunStream(self, request, context):
         """Streams an existing run: live events, or a replay after last_event_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunStreamBatch(self, request, context):
+        """RunStream, with the events that are ready together sent in one message: the same
+        events, far fewer messages. A single event is still sent at once. Meant for high-rate
+        streams (tokens, progress), where gRPC's cost per message would dominate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinRunStreamBatch(self, request, context):
+        """JoinRunStream in batches, as RunStreamBatch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,6 +177,16 @@ def add_RunsServiceServicer_to_server(servicer, server):
                     servicer.JoinRunStream,
                     request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.FromString,
                     response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEvent.SerializeToString,
+            ),
+            'RunStreamBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunStreamBatch,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.SerializeToString,
+            ),
+            'JoinRunStreamBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.JoinRunStreamBatch,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.SerializeToString,
             ),
             'CreateRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRun,
@@ -238,6 +274,60 @@ class RunsService:
             '/langgraph.gateway.v1.RunsService/JoinRunStream',
             langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.SerializeToString,
             langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunStreamBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/langgraph.gateway.v1.RunsService/RunStreamBatch',
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinRunStreamBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/langgraph.gateway.v1.RunsService/JoinRunStreamBatch',
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.JoinRunStreamRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.RunEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,7 +44,7 @@ class GatewayProcess:
         cmd = [
             sys.executable, "-m", "gateway", "serve",
             "--config", str(self.config), "--db", str(self.db),
-            "--grpc-port", "0", "--http-port", os.environ.get("GATEWAY_TEST_HTTP_PORT", "0"), "--grace", "3",
+            "--grpc-port", "0", "--http-port", "0", "--grace", "3",
             *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from gateway.core.channel import Event, SubscriberTooSlow
 from gateway.core.runs import ActiveRun, RunCreate, RunManager, now_ms
 from gateway.errors import InvalidArgument
 from gateway.serde import dumps
+from gateway.storage import RunRecord
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 
@@ -86,12 +88,13 @@ class _Follower:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def follow(self, run: ActiveRun, after: int | None) -> None:
+    def follow(self, run: ActiveRun, after: int) -> None:
+        """`after` is taken when the run is found, not when the task first runs, so no event
+        falls in between."""
         if run.run_id in self.following:
             return
         self.following.add(run.run_id)
-        # The cursor is taken now, not when the task first runs, so no event falls in between.
-        self._spawn(self._pump(run, run.channel.last_seq if after is None else after))
+        self._spawn(self._pump(run, after))
 
     def push(self, event: ThreadEvent) -> None:
         self._spawn(self.queue.put([event]))
@@ -99,7 +102,7 @@ class _Follower:
     async def _pump(self, run: ActiveRun, after: int) -> None:
         try:
             async for batch in self.runs.events(run, after=after):
-                await self.queue.put(thread_events(run, batch))
+                await self.queue.put(thread_events(run.run_id, run.channel.base_ms, batch))
         except SubscriberTooSlow as exc:
             await self.queue.put(exc)
 
@@ -109,8 +112,7 @@ class _Follower:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def thread_events(run: ActiveRun, batch: Iterable[Event]) -> list[ThreadEvent]:
-    base, run_id = run.channel.base_ms, run.run_id
+def thread_events(run_id: str, base: int, batch: Iterable[Event]) -> list[ThreadEvent]:
     out = []
     for e in batch:
         if e.name == "end":
@@ -140,10 +142,19 @@ class ThreadStreams:
         for follower in followers:
             follower.push(ThreadEvent(None, f"{ms}-0", "state_update", (), data))
 
-    async def _retained_runs(self, thread_id: str) -> list[ActiveRun]:
-        records = await self._runs.storage.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
-        runs = [self._runs.live(r.run_id) for r in reversed(records)]
-        return [r for r in runs if r is not None]
+    async def _replay(self, record: RunRecord, after: tuple[int, int]) -> AsyncIterator[Sequence[Event]]:
+        """A finished run's events after `after`: from memory, else from a resumable run's log."""
+        base = run_base_ms(record.run_id)
+        start = 0 if base > after[0] else after[1] if base == after[0] else None
+        if start is None:
+            return
+        run = self._runs.live(record.run_id)
+        if run is not None:
+            async for batch in self._runs.events(run, after=start):
+                yield batch
+        elif record.kwargs.get("resumable"):
+            async for batch in self._runs.logged_events(record, after=start):
+                yield batch
 
     async def subscribe(
         self, thread_id: str, *, after: tuple[int, int] | None = None, modes: frozenset[str] = frozenset({"run_modes"})
@@ -154,19 +165,19 @@ class ThreadStreams:
         # Registered before the runs are listed, so a run created meanwhile is not missed.
         self._followers.setdefault(thread_id, set()).add(follower)
         try:
-            for run in await self._retained_runs(thread_id):
-                start = _replay_start(run, after)
-                if start is None:
-                    continue
-                if run.done.is_set():
-                    # Finished: replay in order now, before any live run is followed.
-                    follower.following.add(run.run_id)
-                    async for batch in self._runs.events(run, after=start):
-                        kept = [e for e in thread_events(run, batch) if _wanted(modes, e)]
+            records = await self._runs.storage.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
+            for record in reversed(records):
+                run = self._runs.live(record.run_id)
+                if run is not None and not run.done.is_set():
+                    follower.follow(run, _live_start(run, after))
+                elif after is not None and record.run_id not in follower.following:
+                    # Finished: replayed in order now, before the live runs' events are read.
+                    follower.following.add(record.run_id)
+                    base = run_base_ms(record.run_id)
+                    async for batch in self._replay(record, after):
+                        kept = [e for e in thread_events(record.run_id, base, batch) if _wanted(modes, e)]
                         if kept:
                             yield kept
-                else:
-                    follower.follow(run, start)
             while True:
                 item = await follower.queue.get()
                 if isinstance(item, BaseException):
@@ -183,18 +194,21 @@ class ThreadStreams:
             await follower.close()
 
 
-def _replay_start(run: ActiveRun, after: tuple[int, int] | None) -> int | None:
-    """The seq after which to read `run`; None to skip it."""
-    live = None if run.done.is_set() else run.channel.last_seq
-    if after is None:
-        return live
-    ms, seq = after
-    base = run.channel.base_ms
-    if base > ms:
-        return 0
-    if base == ms:
-        return seq
-    return live
+def _live_start(run: ActiveRun, after: tuple[int, int] | None) -> int:
+    """The seq after which to follow an active run: what it publishes from now on, or its events
+    after `after` when the subscriber replays."""
+    if after is not None:
+        ms, seq = after
+        if run.channel.base_ms > ms:
+            return 0
+        if run.channel.base_ms == ms:
+            return seq
+    return run.channel.last_seq
+
+
+def run_base_ms(run_id: str) -> int:
+    """The <ms> of a run's event ids: its UUIDv7's timestamp, as its channel has it."""
+    return int(uuid.UUID(run_id).int >> 80)
 
 
 class ThreadStreamingRunManager(RunManager):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ from gateway._utils import is_uuid
 from gateway.core.channel import Event
 from gateway.core.gateway import Gateway
 from gateway.core.runs import ActiveRun, RunCreate, parse_event_id
-from gateway.core.thread_stream import parse_thread_event_id, stream_modes
+from gateway.core.thread_stream import parse_thread_event_id, run_base_ms, stream_modes
 from gateway.errors import Conflict, InvalidArgument, NotFound
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._objects import run_json
@@ -30,11 +29,6 @@ def _frames(base_ms: int, batch: Sequence[Event]) -> bytes:
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield
-
-
-def run_base_ms(run_id: str) -> int:
-    """The <ms> of a run's event ids: its UUIDv7's timestamp, as the core's channel has it."""
-    return int(uuid.UUID(run_id).int >> 80)
 
 
 def _check_ids(thread_id: str | None, run_id: str) -> None:

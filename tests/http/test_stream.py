@@ -302,11 +302,19 @@ def test_a_resumable_run_replays_from_its_log_after_a_restart(tmp_path: Path) ->
         first.terminate()
     second = GatewayProcess(db).start()
     try:
-        with (
-            httpx.Client(base_url=second.http_url) as client,
-            client.stream("GET", response.headers["location"], headers={"Last-Event-ID": events[0].id or ""}) as joined,
-        ):
-            replayed = parse(b"".join(joined.iter_raw()))
+        with httpx.Client(base_url=second.http_url) as client:
+            last_id = {"Last-Event-ID": events[0].id or ""}
+            with client.stream("GET", response.headers["location"], headers=last_id) as joined:
+                replayed = parse(b"".join(joined.iter_raw()))
+            with client.stream("GET", f"/threads/{thread_id}/stream", headers=last_id) as thread_stream:
+                from_thread = []
+                for event in iter_events(thread_stream):
+                    from_thread.append(event)
+                    if event.data.get("status") == "run_done":
+                        break
     finally:
         second.kill()
     assert [(e.id, e.event, e.data) for e in replayed] == [(e.id, e.event, e.data) for e in events[1:]]
+    # The thread stream replays the same events, and the run's end as run_done.
+    assert [(e.id, e.data) for e in from_thread[:-1]] == [(e.id, e.data) for e in events[1:]]
+    assert from_thread[-1].data == {"status": "run_done", "run_id": events[0].data["run_id"]}

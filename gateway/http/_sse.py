@@ -20,7 +20,13 @@ SSE_HEADERS = {"cache-control": "no-store", "connection": "keep-alive", "x-accel
 
 def event_name(name: str, ns: Sequence[str]) -> str:
     """`mode|<node>:<task id>|...` for events from inside subgraphs."""
-    return f"{name}|{'|'.join(ns)}" if ns else name
+    if not ns:
+        return name
+    joined = "|".join(ns)
+    if "\n" in joined or "\r" in joined:
+        # Node names come from user code; a line break would end the `event:` field.
+        joined = joined.replace("\r", "").replace("\n", "")
+    return f"{name}|{joined}"
 
 
 def frame(name: str, data: bytes, event_id: str | None = None) -> bytes:

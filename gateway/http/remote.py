@@ -2,8 +2,9 @@
 (`python -m gateway bridge --target host:port`).
 
 The routes and the SSE framing are the same as in-process; this module is the backend that
-turns each call into RPCs. Event payloads arrive as JSON text in the RunEvents and go into the
-SSE frames as they are. What the gRPC API has no method for (the thread stream, state updates,
+turns each call into RPCs. Streams use the batched RPCs, so the events that were ready together
+travel in one message and go out in one write; their payloads arrive as JSON text and go into
+the SSE frames as they are. What the gRPC API has no method for (the thread stream, state updates,
 thread patch, graphs and schemas, cancel by status) answers 501.
 """
 
@@ -219,14 +220,19 @@ def _sse_frame(msg: runs_pb2.RunEvent) -> bytes | None:
     return frame(event_name(name, msg.namespace), data.encode(), msg.event_id)
 
 
+def _batch_frames(batch: runs_pb2.RunEventBatch) -> bytes:
+    return b"".join(chunk for msg in batch.events if (chunk := _sse_frame(msg)) is not None)
+
+
 async def _frames(
-    call: grpc.aio.UnaryStreamCall[Any, runs_pb2.RunEvent], first: runs_pb2.RunEvent | None = None
+    call: grpc.aio.UnaryStreamCall[Any, runs_pb2.RunEventBatch], first: runs_pb2.RunEventBatch | None = None
 ) -> AsyncIterator[bytes]:
+    """The SSE bytes of a batched run stream: one chunk per batch, as the events came ready."""
     try:
-        if first is not None and (chunk := _sse_frame(first)) is not None:
+        if first is not None and (chunk := _batch_frames(first)):
             yield chunk
-        while (msg := await call.read()) is not grpc.aio.EOF:
-            if (chunk := _sse_frame(msg)) is not None:
+        while (batch := await call.read()) is not grpc.aio.EOF:
+            if chunk := _batch_frames(batch):
                 yield chunk
     except grpc.aio.AioRpcError as exc:
         _raise(exc)
@@ -286,25 +292,26 @@ class RemoteBackend:
     async def create_run(self, req: RunCreate) -> Json:
         return _run(await self._call(self._runs.CreateRun, _run_request(req)))
 
-    async def _start_stateless(self, req: RunCreate) -> tuple[Any, runs_pb2.RunEvent]:
+    async def _start_stateless(self, req: RunCreate) -> tuple[Any, runs_pb2.RunEventBatch, runs_pb2.MetadataEvent]:
         # A stateless run starts at once on its own thread, so its first event (metadata, with
         # the run's ids) comes at once too, or the call fails with the request's error.
-        call = self._runs.RunStream(_run_request(req), metadata=self._md)
+        call = self._runs.RunStreamBatch(_run_request(req), metadata=self._md)
         try:
             first = await call.read()
         except grpc.aio.AioRpcError as exc:
             _raise(exc)
-        if first is grpc.aio.EOF or first.WhichOneof("event") != "metadata":
+        if first is grpc.aio.EOF or not first.events or first.events[0].WhichOneof("event") != "metadata":
             call.cancel()
             raise UpstreamError("the gateway's stream did not start with the run's metadata")
-        self._remember(first.metadata.run_id, first.metadata.thread_id)
-        return call, first
+        meta = first.events[0].metadata
+        self._remember(meta.run_id, meta.thread_id)
+        return call, first, meta
 
     async def stream_run(self, req: RunCreate) -> RunStream:
         if req.thread_id is None:
-            call, first = await self._start_stateless(req)
+            call, first, meta = await self._start_stateless(req)
             # The gateway cancels the run itself when this call is cancelled (on_disconnect).
-            return RunStream(first.metadata.run_id, first.metadata.thread_id, _frames(call, first))
+            return RunStream(meta.run_id, meta.thread_id, _frames(call, first))
         # A run may wait behind another on its thread: create it (errors come back now), then
         # join its stream from the first event.
         run = await self._call(self._runs.CreateRun, _run_request(req))
@@ -314,7 +321,7 @@ class RemoteBackend:
             last_event_id="0",
             cancel_on_disconnect=req.on_disconnect == "cancel",
         )
-        call = self._runs.JoinRunStream(join, metadata=self._md)
+        call = self._runs.JoinRunStreamBatch(join, metadata=self._md)
         return RunStream(run.run_id, run.thread_id, _frames(call))
 
     async def join_stream(
@@ -339,13 +346,12 @@ class RemoteBackend:
             stream_mode=[_MODES[m] for m in modes or ()],
             cancel_on_disconnect=cancel_on_disconnect,
         )
-        return RunStream(run_id, thread_id, _frames(self._runs.JoinRunStream(request, metadata=self._md)))
+        return RunStream(run_id, thread_id, _frames(self._runs.JoinRunStreamBatch(request, metadata=self._md)))
 
     async def wait_run(self, req: RunCreate) -> RunOutcome:
         if req.thread_id is None:
-            call, first = await self._start_stateless(req)
-            run_id, thread_id = first.metadata.run_id, first.metadata.thread_id
-            return RunOutcome(run_id, thread_id, lambda: _result_of(call))
+            call, first, meta = await self._start_stateless(req)
+            return RunOutcome(meta.run_id, meta.thread_id, lambda: _result_of(call, first))
         run = await self._call(self._runs.CreateRun, _run_request(req))
         cancel = self._cancel_later(run.thread_id, run.run_id) if req.on_disconnect == "cancel" else None
         return RunOutcome(run.run_id, run.thread_id, self._joiner(run.thread_id, run.run_id), cancel)
@@ -503,23 +509,26 @@ class RemoteBackend:
         raise NotSupported("assistant schemas are not available through the bridge")
 
 
-async def _result_of(call: Any) -> bytes:
+async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
     """A stateless run's outcome from its stream, as the core's wait_result makes it: the error,
     else its one interrupt, else its last values; stateless runs keep no thread to fall back on."""
     error: bytes | None = None
     interrupts: list[bytes] = []
     last_values: bytes | None = None
+    batch = first
     try:
-        while (msg := await call.read()) is not grpc.aio.EOF:
-            case = msg.WhichOneof("event")
-            if case == "error":
-                error = dumps({"error": msg.error.error, "message": msg.error.message})
-            elif case in ("values", "updates") and not msg.namespace:
-                data = getattr(msg, case).json.encode()
-                if case == "values":
-                    last_values = data
-                if b'"__interrupt__"' in data:
-                    interrupts.append(data)
+        while batch is not grpc.aio.EOF:
+            for msg in batch.events:
+                case = msg.WhichOneof("event")
+                if case == "error":
+                    error = dumps({"error": msg.error.error, "message": msg.error.message})
+                elif case in ("values", "updates") and not msg.namespace:
+                    data = getattr(msg, case).json.encode()
+                    if case == "values":
+                        last_values = data
+                    if b'"__interrupt__"' in data:
+                        interrupts.append(data)
+            batch = await call.read()
     except grpc.aio.AioRpcError as exc:
         _raise(exc)
     finally:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, NamedTuple
 
+from gateway._utils import run_base_ms
 from gateway.core.channel import Event, SubscriberTooSlow
 from gateway.core.runs import ActiveRun, RunCreate, RunManager, now_ms
 from gateway.errors import InvalidArgument
@@ -204,11 +204,6 @@ def _live_start(run: ActiveRun, after: tuple[int, int] | None) -> int:
         if run.channel.base_ms == ms:
             return seq
     return run.channel.last_seq
-
-
-def run_base_ms(run_id: str) -> int:
-    """The <ms> of a run's event ids: its UUIDv7's timestamp, as its channel has it."""
-    return int(uuid.UUID(run_id).int >> 80)
 
 
 class ThreadStreamingRunManager(RunManager):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from gateway._utils import is_uuid
+from gateway._utils import is_uuid, run_base_ms
 from gateway.core.channel import Event
 from gateway.core.gateway import Gateway
 from gateway.core.runs import ActiveRun, RunCreate, parse_event_id
-from gateway.core.thread_stream import parse_thread_event_id, run_base_ms, stream_modes
+from gateway.core.thread_stream import parse_thread_event_id, stream_modes
 from gateway.errors import Conflict, InvalidArgument, NotFound
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._objects import run_json

@@ -1,0 +1,316 @@
+"""`python -m bench`: the full benchmark; `--smoke`: every scenario once, for CI (no timing
+asserted, only that each run completed without errors and with the events it should have);
+`--profile`: py-spy on the gateway during the long-stream and 32-chain scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import langgraph.version
+
+from bench import _profile
+from bench._clients import Client, Grpc, InProcess, Sse
+from bench._report import COLUMNS, markdown, table, targets
+from bench._scenarios import FULL, SMOKE, Errors, Plan, measure, measure_open_streams
+from bench._servers import (
+    BENCH,
+    REF_VENV,
+    ROOT,
+    GatewayServer,
+    ReferenceServer,
+    ServerProcess,
+    ensure_reference_venv,
+    scratch_copy,
+)
+from bench.graphs import CHAIN_LENGTH
+
+RESULTS = BENCH / "results"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="every scenario once, quickly; numbers mean nothing")
+    parser.add_argument(
+        "--targets",
+        default=",".join(COLUMNS),
+        help="comma-separated subset of: inprocess, reference, sse, grpc (default: all)",
+    )
+    parser.add_argument("--open-streams", type=int, help="streams held open for the memory scenario")
+    parser.add_argument(
+        "--ref-jobs", type=int, default=64, help="the reference's --n-jobs-per-worker (default: %(default)s)"
+    )
+    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/latest.json)")
+    parser.add_argument("--profile", action="store_true", help="profile the gateway with py-spy instead")
+    parser.add_argument("--native", action="store_true", help="with --profile: include C and Cython frames")
+    return parser
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _busy_cpu_seconds() -> float:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _raise_fd_limit() -> None:
+    # A thousand open streams need a thousand sockets on each side; children inherit the limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 8192:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
+
+
+def _start_gateway(config: Path, notes: list[str]) -> GatewayServer:
+    try:
+        return GatewayServer(config).start()
+    except RuntimeError as exc:
+        notes.append(f"ours SSE: the gateway did not start with HTTP ({str(exc).splitlines()[-1]}); gRPC only")
+        return GatewayServer(config, http=False).start()
+
+
+def _serves_http(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ok", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class _Servers:
+    """Starts the servers the targets need, once each, and stops them with `stack`."""
+
+    def __init__(self, config: Path, args: argparse.Namespace, plan: Plan, stack: contextlib.ExitStack) -> None:
+        self.config, self.args, self.plan, self.stack = config, args, plan, stack
+        self.notes: list[str] = []
+        self._gateway: GatewayServer | None = None
+        self._reference: ReferenceServer | None = None
+
+    def gateway(self) -> GatewayServer:
+        if self._gateway is None:
+            _log("starting the gateway")
+            self._gateway = _start_gateway(self.config, self.notes)
+            self.stack.callback(self._gateway.stop)
+        return self._gateway
+
+    def reference(self) -> ReferenceServer | None:
+        if self._reference is None:
+            # Smoke runs use the reference only when its venv exists: creating it takes minutes.
+            exe = ensure_reference_venv(create=not self.plan.smoke)
+            if exe is None:
+                self.notes.append(f"reference: skipped, {REF_VENV} does not exist (python -m bench creates it)")
+                return None
+            _log("starting the reference server")
+            self._reference = ReferenceServer(exe, self.config, jobs=self.args.ref_jobs).start()
+            self.stack.callback(self._reference.stop)
+        return self._reference
+
+    def target(self, key: str) -> tuple[Callable[[], Client], ServerProcess | None] | None:
+        if key == "inprocess":
+            return InProcess, None
+        if key == "reference":
+            reference = self.reference()
+            if reference is None:
+                return None
+            ref_url = f"http://127.0.0.1:{reference.port}"
+            return (lambda: Sse("reference, SSE", ref_url)), reference
+        gateway = self.gateway()
+        if key == "grpc":
+            grpc_target = f"127.0.0.1:{gateway.grpc_port}"
+            return (lambda: Grpc(grpc_target)), gateway
+        url = f"http://127.0.0.1:{gateway.http_port}"
+        if gateway.http_port > 0 and _serves_http(url):
+            return (lambda: Sse("ours, SSE", url)), gateway
+        self.notes.append("ours SSE: skipped, the gateway serves no HTTP API (gateway/http)")
+        return None
+
+
+def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Measures every target interleaved (see bench._scenarios), then the open streams of each
+    server on a fresh process of its own (smoke runs reuse the servers: quick, not precise)."""
+    with contextlib.ExitStack() as stack:
+        servers = _Servers(config, args, plan, stack)
+        targets = {key: t for key in keys if (t := servers.target(key)) is not None}
+        notes = servers.notes
+        running = {server for _, server in targets.values() if server is not None}
+
+        def own_cpu() -> float:
+            return time.process_time() + sum(s.stats()["cpu"] for s in running)
+
+        start, busy, own = time.perf_counter(), _busy_cpu_seconds(), own_cpu()
+        results = asyncio.run(
+            measure(
+                {k: make for k, (make, _) in targets.items()},
+                {k: server for k, (_, server) in targets.items()},
+                plan,
+                log=_log,
+            )
+        )
+        elapsed = time.perf_counter() - start
+        other = max(_busy_cpu_seconds() - busy - (own_cpu() - own), 0.0)
+        if not plan.smoke:
+            stack.close()
+        for key in targets:
+            if key == "inprocess":
+                continue
+            with contextlib.ExitStack() as fresh_stack:
+                source = servers if plan.smoke else _Servers(config, args, plan, fresh_stack)
+                make, server = source.target(key) or targets[key]
+                assert server is not None
+                _log(f"{plan.open_streams} open streams: {COLUMNS[key]}")
+                streams, errors = asyncio.run(measure_open_streams(key, make, server, plan))
+            results[key]["open_streams"] = streams
+            results[key]["errors"]["count"] += errors.count
+            results[key]["errors"]["samples"] += errors.samples
+    share = 100 * other / (elapsed * (os.cpu_count() or 1))
+    if share > 10:
+        notes.append(f"other processes used {share:.0f}% of the machine's CPU during the interleaved scenarios")
+    return {"measured": {"elapsed_s": elapsed, "other_cpu_percent": share}, **results}, notes
+
+
+def _dist_version(venv: Path, dist: str) -> str | None:
+    for info in venv.glob(f"lib/python*/site-packages/{dist}-*.dist-info"):
+        return info.name[len(dist) + 1 : -len(".dist-info")]
+    return None
+
+
+def _meta(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "gateway"], cwd=ROOT, capture_output=True, text=True)
+        revision = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        revision = None
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "smoke" if plan.smoke else "full",
+        "revision": revision,
+        "machine": f"{os.cpu_count()} cores, {cpu}",
+        "python": platform.python_version(),
+        "langgraph": langgraph.version.__version__,
+        "grpcio": grpc.__version__,
+        "langgraph_api": _dist_version(REF_VENV, "langgraph_api"),
+        "reference_jobs_per_worker": args.ref_jobs,
+        "plan": dataclasses.asdict(plan),
+    }
+
+
+def _preamble(report: dict[str, Any]) -> str:
+    meta, plan = report["meta"], report["meta"]["plan"]
+    lines = [
+        f"Benchmark ({meta['mode']}) of {meta['revision']} on {meta['machine']}; Python {meta['python']}, "
+        f"langgraph {meta['langgraph']}, grpcio {meta['grpcio']}, reference langgraph-api {meta['langgraph_api']} "
+        f"(`langgraph dev`, in-memory runtime, {meta['reference_jobs_per_worker']} jobs per worker).",
+        f"Medians; small runs: two-node graph, `updates`, {plan['small_runs']} runs; long stream: "
+        f"{plan['burst_events']} custom events; chains: {CHAIN_LENGTH} nodes, `updates`, streams at once; "
+        f"values: a state of that size in `values` mode; open streams: {plan['open_streams']} idle streams, server RSS.",
+    ]
+    if meta["mode"] == "smoke":
+        lines.append("**Smoke run: a check that every scenario completes; the numbers are not measurements.**")
+    for note in report["notes"]:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines)
+
+
+def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
+    """py-spy on the gateway during the long stream and 32 concurrent chains, per transport."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    gateway = _start_gateway(config, [])
+    summaries: dict[str, Any] = {}
+    errors = Errors()
+
+    async def scenarios(key: str, make_client: Callable[[], Client]) -> None:
+        client = make_client()  # grpc.aio channels belong to the loop they are made in
+
+        async def bursts() -> None:
+            for _ in range(30):
+                errors.check(f"{key} long stream", await client.run("burst", {"count": 1000}, "custom"), 1000)
+
+        async def chains() -> None:
+            for _ in range(6):
+                for t in await asyncio.gather(*(client.run("chain", {"n": 0}, "updates") for _ in range(32))):
+                    errors.check(f"{key} 32 chains", t, CHAIN_LENGTH)
+
+        try:
+            for _ in range(5):
+                errors.check(f"{key} warm-up", await client.run("two_node", {"n": 0}, "updates"), 2)
+            for name, work in (("long-stream", bursts), ("32-chains", chains)):
+                out = RESULTS / f"profile-{key}-{name}.txt"
+                _log(f"profiling {key} {name} into {out}")
+                await _profile.record(gateway.pid, out, work, native=native)
+                summaries[f"{key} {name}"] = _profile.summarise(out)
+        finally:
+            await client.aclose()
+
+    try:
+        if "grpc" in keys:
+            asyncio.run(scenarios("grpc", lambda: Grpc(f"127.0.0.1:{gateway.grpc_port}")))
+        url = f"http://127.0.0.1:{gateway.http_port}"
+        if "sse" in keys and gateway.http_port > 0 and _serves_http(url):
+            asyncio.run(scenarios("sse", lambda: Sse("ours, SSE", url)))
+    finally:
+        gateway.stop()
+    for title, summary in summaries.items():
+        print(_profile.format_summary(title, summary) + "\n")
+    (RESULTS / "profile.json").write_text(json.dumps(summaries, indent=2, ensure_ascii=False))
+    if errors.count:
+        _log(f"{errors.count} runs failed while profiling, e.g. " + "; ".join(errors.samples[:3]))
+    return 1 if errors.count else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+    if args.open_streams:
+        plan = dataclasses.replace(plan, open_streams=args.open_streams)
+    keys = [k.strip() for k in args.targets.split(",") if k.strip()]
+    unknown = set(keys) - set(COLUMNS)
+    if unknown:
+        sys.exit(f"error: unknown targets: {', '.join(sorted(unknown))}")
+    _raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        config = scratch_copy(Path(scratch))
+        if args.profile:
+            return profile(config, keys, native=args.native)
+        results, notes = run(plan, keys, config, args)
+    measured = results.pop("measured")
+    report = {
+        "meta": {**_meta(plan, args), **measured},
+        "notes": notes,
+        "results": results,
+        "table": table(results),
+        "targets": targets(results, smoke=plan.smoke),
+    }
+    print(_preamble(report) + "\n\n" + markdown(report))
+    output = args.output or RESULTS / ("smoke.json" if plan.smoke else "latest.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    _log(f"wrote {output}")
+    failed = {k: r["errors"] for k, r in results.items() if r["errors"]["count"]}
+    for key, errs in failed.items():
+        _log(f"{COLUMNS[key]}: {errs['count']} errors, e.g. " + "; ".join(errs["samples"][:3]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

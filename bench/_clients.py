@@ -1,0 +1,253 @@
+"""One client per way of running a graph, each timing a run the same way: from the request to
+the first event of the requested mode, and to the end of the stream, counting those events.
+
+SSE is read with one httpx client for both servers and parsed here, cheaply: only `event:`
+lines are looked at, and data lines are skipped without being decoded or kept whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+import httpx
+from google.protobuf import struct_pb2
+from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
+
+from bench import graphs
+
+# The 50-node chain needs more supersteps than LangGraph's default limit of 25.
+RUN_CONFIG = {"recursion_limit": 100}
+RUN_TIMEOUT = 300.0
+GRPC_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+_GRPC_MODES = {
+    "values": runs_pb2.STREAM_MODE_VALUES,
+    "updates": runs_pb2.STREAM_MODE_UPDATES,
+    "custom": runs_pb2.STREAM_MODE_CUSTOM,
+}
+
+
+@dataclass
+class Timing:
+    start: float
+    first: float | None = None
+    end: float = 0.0
+    events: int = 0
+    # Events that arrived together with the first one (a batched transport delivers several).
+    at_first: int = 0
+    error: str | None = None
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+    @property
+    def to_first(self) -> float | None:
+        return None if self.first is None else self.first - self.start
+
+
+class Client(Protocol):
+    name: str
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing: ...
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        """Opens a stream, calls `opened` once the server has answered, and closes it on `stop`."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _timed(run: Any, timing: Timing) -> Timing:
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT):
+            await run
+    except Exception as exc:
+        timing.error = f"{type(exc).__name__}: {exc}"[:300]
+    timing.end = time.perf_counter()
+    return timing
+
+
+class InProcess:
+    """The floor: LangGraph's own `graph.astream` in this process, no server, no encoding."""
+
+    name = "in-process astream"
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
+        timing = Timing(time.perf_counter())
+
+        async def consume() -> None:
+            async for _ in getattr(graphs, graph).astream(graph_input, RUN_CONFIG, stream_mode=mode):
+                if timing.first is None:
+                    timing.first = time.perf_counter()
+                    timing.at_first = 1
+                timing.events += 1
+
+        return await _timed(consume(), timing)
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value)
+    return s
+
+
+class Grpc:
+    """RunsService.RunStream through the generated stubs, one grpc.aio channel for all streams."""
+
+    name = "ours, gRPC"
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
+        self.stub = runs_pb2_grpc.RunsServiceStub(self.channel)
+
+    @staticmethod
+    def _request(graph: str, graph_input: dict[str, Any], mode: str) -> runs_pb2.CreateRunRequest:
+        return runs_pb2.CreateRunRequest(
+            assistant_id=graph,
+            input=struct_pb2.Value(struct_value=_struct(graph_input)),
+            config=_struct(RUN_CONFIG),
+            stream_mode=[_GRPC_MODES[mode]],
+            on_disconnect=runs_pb2.ON_DISCONNECT_CANCEL,
+        )
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
+        request = self._request(graph, graph_input, mode)
+        timing = Timing(time.perf_counter())
+
+        async def consume() -> None:
+            async for event in self.stub.RunStream(request):
+                case = event.WhichOneof("event")
+                if case == mode:
+                    if timing.first is None:
+                        timing.first = time.perf_counter()
+                        timing.at_first = 1
+                    timing.events += 1
+                elif case == "error":
+                    raise RuntimeError(f"error event: {event.error.error}: {event.error.message}")
+                elif case == "end" and event.end.status != runs_pb2.RUN_STATUS_SUCCESS:
+                    raise RuntimeError(f"run ended {runs_pb2.RunStatus.Name(event.end.status)}")
+
+        return await _timed(consume(), timing)
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        call = self.stub.RunStream(self._request(graph, graph_input, "values"))
+        try:
+            await call.read()  # the metadata event: the run exists and its stream is open
+            opened()
+            await stop.wait()
+        finally:
+            call.cancel()
+
+    async def aclose(self) -> None:
+        await self.channel.close()
+
+
+class _SseCounter:
+    """Counts events named `mode`, timing the first; remembers `error` events."""
+
+    __slots__ = ("mode", "partial", "pending", "events", "first", "at_first", "error")
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode.encode()
+        self.partial = b""
+        self.pending: bytes | None = None
+        self.events = 0
+        self.first: float | None = None
+        self.at_first = 0
+        self.error: bytes | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        lines = chunk.split(b"\n")
+        if self.partial:
+            lines[0] = self.partial + lines[0]
+        # Only the head of an unfinished line matters: a 1 MB data line is never kept whole.
+        self.partial = lines.pop()[:64]
+        first = self.first is None
+        for line in lines:
+            if line.startswith(b"event:"):
+                self.pending = line[6:].strip()
+            elif line.startswith(b"data:"):
+                if self.pending == b"error" and self.error is None:
+                    self.error = line[5:].strip()[:300]
+            elif (line == b"" or line == b"\r") and self.pending is not None:
+                if self.pending == self.mode:
+                    if self.first is None:
+                        self.first = time.perf_counter()
+                    if first:
+                        self.at_first += 1
+                    self.events += 1
+                self.pending = None
+
+
+class Sse:
+    """`POST /runs/stream` (a stateless run) read with httpx; the same code for both servers."""
+
+    def __init__(self, name: str, base_url: str) -> None:
+        self.name = name
+        self.client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(RUN_TIMEOUT, connect=60),
+            # Idle connections expire before the servers' own 5 s keep-alive timeout, so that a
+            # request never races the server closing the connection it is sent on.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0),
+            headers={"Accept": "text/event-stream"},
+        )
+
+    @staticmethod
+    def _body(graph: str, graph_input: dict[str, Any], mode: str) -> dict[str, Any]:
+        return {
+            "assistant_id": graph,
+            "input": graph_input,
+            "config": RUN_CONFIG,
+            "stream_mode": [mode],
+            "on_disconnect": "cancel",
+        }
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
+        body = self._body(graph, graph_input, mode)
+        counter = _SseCounter(mode)
+        timing = Timing(time.perf_counter())
+
+        async def consume() -> None:
+            async with self.client.stream("POST", "/runs/stream", json=body) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+                async for chunk in response.aiter_raw():
+                    counter.feed(chunk)
+            if counter.error is not None:
+                raise RuntimeError(f"error event: {counter.error.decode(errors='replace')}")
+
+        await _timed(consume(), timing)
+        timing.first, timing.events, timing.at_first = counter.first, counter.events, counter.at_first
+        return timing
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        # A queued run may send nothing for a while: the response headers are the server's answer.
+        body = self._body(graph, graph_input, "values")
+        async with self.client.stream("POST", "/runs/stream", json=body) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"HTTP {response.status_code}")
+            opened()
+            await stop.wait()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

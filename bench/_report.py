@@ -1,0 +1,182 @@
+"""The results as one table of medians with the ratios between the servers and against the
+in-process floor, the targets of issue 5 marked PASS or FAIL, as markdown and as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+COLUMNS = {
+    "inprocess": "in-process astream",
+    "reference": "reference SSE",
+    "sse": "ours SSE",
+    "grpc": "ours gRPC",
+}
+RATIOS = (("sse", "reference"), ("grpc", "reference"), ("sse", "inprocess"), ("grpc", "inprocess"))
+_RATIO_LABELS = {"reference": "ref", "inprocess": "floor"}
+
+
+def _get(result: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 10:
+        return f"{value:.0f}×"
+    if value >= 0.1:
+        return f"{value:.2f}×"
+    return f"{value:.3f}×"
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    path: tuple[str, ...]
+    higher_is_better: bool
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    out = [
+        Row("small run p50 (ms)", ("small", "latency_ms", "p50"), False),
+        Row("small run p99 (ms)", ("small", "latency_ms", "p99"), False),
+        Row("first event p50 (ms)", ("small", "first_event_ms", "p50"), False),
+        Row("first event p99 (ms)", ("small", "first_event_ms", "p99"), False),
+        Row("long stream (events/s)", ("long_stream", "events_per_s"), True),
+        Row("long stream after first read (events/s)", ("long_stream", "delivery_events_per_s"), True),
+        Row("long stream, server CPU (µs/event)", ("long_stream", "server_cpu_us_per_event"), False),
+    ]
+    levels = sorted({int(k) for r in results.values() for k in (r.get("concurrency") or {})})
+    for level in levels:
+        out.append(Row(f"{level} chains (events/s)", ("concurrency", str(level), "events_per_s"), True))
+        out.append(Row(f"{level} chains p99 (ms)", ("concurrency", str(level), "latency_ms", "p99"), False))
+    sizes = sorted({int(k) for r in results.values() for k in (r.get("payloads") or {})})
+    for size in sizes:
+        name = f"{size // 1024 // 1024} MB" if size >= 1024 * 1024 else f"{size // 1024} KB"
+        out.append(Row(f"values {name} (ms/run)", ("payloads", str(size), "ms_per_run"), False))
+    out.append(Row("open streams (KB/stream)", ("open_streams", "kb_per_stream"), False))
+    return out
+
+
+def table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows(results):
+        values = {key: _get(results.get(key), row.path) for key in COLUMNS}
+        ratios = {}
+        for ours, other in RATIOS:
+            a, b = values[ours], values[other]
+            ratios[f"{ours}/{other}"] = (
+                a / b if isinstance(a, int | float) and isinstance(b, int | float) and b else None
+            )
+        out.append({"metric": row.label, "higher_is_better": row.higher_is_better, "values": values, "ratios": ratios})
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    measure: Callable[[dict[str, Any]], float | None]
+    goal: str
+    passes: Callable[[float], bool]
+    timing: bool = True
+
+
+def _ratio_of(ours: str, other: str, path: tuple[str, ...]) -> Callable[[dict[str, Any]], float | None]:
+    def measure(results: dict[str, Any]) -> float | None:
+        a, b = _get(results.get(ours), path), _get(results.get(other), path)
+        return a / b if a is not None and b else None
+
+    return measure
+
+
+def _thread_growth(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def measure(results: dict[str, Any]) -> float | None:
+        s = _get(results.get(key), ("open_streams",))
+        return None if not s else s["threads_open"] - s["threads_before"]
+
+    return measure
+
+
+_SMALL = ("small", "latency_ms", "p50")
+_FIRST = ("small", "first_event_ms", "p50")
+_LONG = ("long_stream", "events_per_s")
+_C32 = ("concurrency", "32", "events_per_s")
+
+TARGETS = (
+    Target("SSE small-run p50 vs reference", _ratio_of("sse", "reference", _SMALL), "≤ 0.05×", lambda v: v <= 0.05),
+    Target("SSE first-event p50 vs reference", _ratio_of("sse", "reference", _FIRST), "≤ 0.05×", lambda v: v <= 0.05),
+    Target("SSE long stream vs reference", _ratio_of("sse", "reference", _LONG), "≥ 10×", lambda v: v >= 10),
+    Target("SSE long stream vs in-process", _ratio_of("sse", "inprocess", _LONG), "≥ 0.15×", lambda v: v >= 0.15),
+    Target("gRPC long stream vs in-process", _ratio_of("grpc", "inprocess", _LONG), "≥ 0.25×", lambda v: v >= 0.25),
+    Target("SSE 32 chains vs reference", _ratio_of("sse", "reference", _C32), "≥ 2×", lambda v: v >= 2),
+    Target("SSE 32 chains vs in-process", _ratio_of("sse", "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6),
+    Target("gRPC 32 chains vs reference", _ratio_of("grpc", "reference", _C32), "≥ 2×", lambda v: v >= 2),
+    Target("gRPC 32 chains vs in-process", _ratio_of("grpc", "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6),
+    # A few threads may start lazily (executors, sqlite); one per stream would be hundreds.
+    Target("gRPC open streams: thread growth", _thread_growth("grpc"), "≤ 8", lambda v: v <= 8, timing=False),
+    Target("SSE open streams: thread growth", _thread_growth("sse"), "≤ 8", lambda v: v <= 8, timing=False),
+)
+
+
+def targets(results: dict[str, Any], *, smoke: bool) -> list[dict[str, Any]]:
+    out = []
+    for t in TARGETS:
+        value = t.measure(results)
+        if value is None:
+            verdict = "n/a"
+        elif smoke and t.timing:
+            verdict = "(smoke)"
+        else:
+            verdict = "PASS" if t.passes(value) else "FAIL"
+        out.append({"target": t.label, "measured": value, "goal": t.goal, "result": verdict, "timing": t.timing})
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    results = report["results"]
+    present = [k for k in COLUMNS if k in results]
+    ratio_keys = [(a, b) for a, b in RATIOS if a in results and b in results]
+    head = ["metric", *(COLUMNS[k] for k in present)]
+    head += [f"{'SSE' if a == 'sse' else 'gRPC'} ÷ {_RATIO_LABELS[b]}" for a, b in ratio_keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    for row in report["table"]:
+        cells = [row["metric"], *(_num(row["values"][k]) for k in present)]
+        cells += [_ratio(row["ratios"][f"{a}/{b}"]) for a, b in ratio_keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| target (issue 5) | measured | goal | result |", "|---|---:|---|---|"]
+    for t in report["targets"]:
+        measured = _ratio(t["measured"]) if t["timing"] else _num(t["measured"])
+        lines.append(f"| {t['target']} | {measured} | {t['goal']} | {t['result']} |")
+    streams = [(k, results[k]["open_streams"]) for k in present if results[k].get("open_streams")]
+    if streams:
+        lines += [
+            "",
+            "| open streams | streams | RSS before → open → after (MB) | KB/stream | threads before → open → after |",
+        ]
+        lines.append("|---|---:|---|---:|---|")
+        for key, s in streams:
+            rss = f"{s['rss_before_mb']:.0f} → {s['rss_open_mb']:.0f} → {s['rss_after_mb']:.0f}"
+            threads = f"{s['threads_before']} → {s['threads_open']} → {s['threads_after']}"
+            lines.append(
+                f"| {COLUMNS[key]} | {s['opened']}/{s['streams']} | {rss} | {_num(s['kb_per_stream'])} | {threads} |"
+            )
+    return "\n".join(lines)

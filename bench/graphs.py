@@ -1,0 +1,80 @@
+"""The graphs every side of the benchmark runs: our gateway and the reference server load this
+file through bench/langgraph.json, and the in-process floor imports it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypedDict
+
+from langgraph.config import get_stream_writer
+from langgraph.graph import StateGraph
+
+CHAIN_LENGTH = 50
+DEFAULT_BURST = 1000
+
+
+class Counter(TypedDict):
+    n: int
+
+
+async def _increment(state: Counter) -> Counter:
+    return {"n": state["n"] + 1}
+
+
+def _chain(length: int) -> StateGraph[Counter]:
+    builder = StateGraph(Counter)
+    names = [f"step_{i:02d}" for i in range(length)]
+    for name in names:
+        builder.add_node(name, _increment)
+    builder.add_edge("__start__", names[0])
+    for a, b in zip(names, names[1:], strict=False):
+        builder.add_edge(a, b)
+    return builder
+
+
+# A small run: two nodes, two `updates` events.
+two_node = _chain(2).compile(name="two_node")
+
+# 50 supersteps, one `updates` event each; needs recursion_limit above 50.
+chain = _chain(CHAIN_LENGTH).compile(name="chain")
+
+
+class Burst(TypedDict, total=False):
+    count: int
+
+
+async def _write(state: Burst) -> Burst:
+    write = get_stream_writer()
+    for i in range(state.get("count") or DEFAULT_BURST):
+        write({"i": i})
+    return {}
+
+
+# One node writing `count` custom events (default 1,000) as fast as it can.
+burst = StateGraph(Burst).add_node("write", _write).add_edge("__start__", "write").compile(name="burst")
+
+
+class Payload(TypedDict, total=False):
+    size: int
+    blob: str
+
+
+async def _fill(state: Payload) -> Payload:
+    return {"blob": "x" * state.get("size", 1024)}
+
+
+# A state of `size` bytes: two `values` events, the second carrying the whole blob.
+payload = StateGraph(Payload).add_node("fill", _fill).add_edge("__start__", "fill").compile(name="payload")
+
+
+class Slow(TypedDict, total=False):
+    seconds: float
+
+
+async def _sleep(state: Slow) -> Slow:
+    await asyncio.sleep(state.get("seconds", 60.0))
+    return {}
+
+
+# Holds its stream open, idle, for `seconds`.
+slow = StateGraph(Slow).add_node("sleep", _sleep).add_edge("__start__", "sleep").compile(name="slow")

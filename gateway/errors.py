@@ -41,6 +41,12 @@ class AlreadyExists(Conflict):
     """A resource with that id exists already (HTTP 409)."""
 
 
+class EventsExpired(GatewayError):
+    """Events asked for by a replay are past their retention (HTTP 410)."""
+
+    http_status = 410
+
+
 class TooManyRuns(GatewayError):
     """A thread's queue of runs is full (HTTP 429)."""
 

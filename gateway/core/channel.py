@@ -1,11 +1,14 @@
 """Fan-out of one run's events to any number of subscribers, with a bounded buffer.
 
-A run publishes into a ring of at most `capacity` events. Each subscriber reads with its own
-cursor. The producer never runs more than `capacity` events ahead of the slowest attached
-subscriber: when it would, `wait_writable()` suspends the graph until that subscriber reads
-(backpressure reaches the graph instead of memory growing). A subscriber that stays stuck
-for `stall_timeout` seconds is detached and its stream ends with SubscriberTooSlow, so one
-stuck client cannot hold a run forever.
+A run publishes into a ring of at most `capacity` events and `max_bytes` of payload. Each
+subscriber reads with its own cursor. The ring drops its oldest events as new ones come, but
+never one that a subscriber has yet to read: when that would be needed, `wait_writable()`
+suspends the run until the subscriber reads (backpressure reaches the graph instead of memory
+growing). A subscriber that stays stuck for `stall_timeout` seconds is detached and its stream
+ends with SubscriberTooSlow, so one stuck client cannot hold a run forever.
+
+Subscribers of resumable runs are created with `can_lag`: they never hold the run back, and
+when the ring has dropped what they need they get FellBehind and read on from the run's log.
 """
 
 from __future__ import annotations
@@ -32,26 +35,49 @@ class SubscriberTooSlow(Exception):
     """A subscriber fell more than the buffer behind for longer than the stall timeout."""
 
 
-class _Subscriber:
-    __slots__ = ("cursor", "waiter", "dropped")
+class FellBehind(Exception):
+    """A subscriber that may lag (the run keeps a log) needs events the ring has dropped;
+    it goes on from the log after `cursor`."""
 
     def __init__(self, cursor: int) -> None:
+        super().__init__(cursor)
+        self.cursor = cursor
+
+
+class _Subscriber:
+    __slots__ = ("can_lag", "cursor", "dropped", "waiter")
+
+    def __init__(self, cursor: int, can_lag: bool) -> None:
         self.cursor = cursor  # seq of the last event it has read
+        self.can_lag = can_lag  # it never holds the producer back
         self.waiter: asyncio.Future[None] | None = None
         self.dropped = False
 
 
 class RunChannel:
-    def __init__(self, run_id: str, base_ms: int, *, capacity: int = 4096, stall_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        base_ms: int,
+        *,
+        capacity: int = 4096,
+        max_bytes: int = 4 * 1024 * 1024,
+        stall_timeout: float = 30.0,
+    ) -> None:
         self.run_id = run_id
         self.base_ms = base_ms
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.stall_timeout = stall_timeout
         self._buffer: deque[Event] = deque()
+        self._bytes = 0
         self._seq = 0
         self._closed = False
         self._subscribers: set[_Subscriber] = set()
         self._writable: asyncio.Event | None = None
+        # For a run that keeps a log: the last seq written to it. The ring keeps what is not
+        # yet in the log, so a subscriber that falls behind always finds its events somewhere.
+        self.logged_seq: int | None = None
 
     @property
     def closed(self) -> bool:
@@ -61,21 +87,39 @@ class RunChannel:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def full(self) -> bool:
+        """The ring is past its bounds because a subscriber holds its oldest events; the
+        producer should `await wait_writable()`."""
+        return len(self._buffer) > self.capacity or self._bytes > self.max_bytes
+
     def event_id(self, seq: int) -> str:
         return f"{self.base_ms}-{seq}"
 
     def publish(self, name: str, ns: tuple[str, ...], data: bytes) -> Event:
         self._seq += 1
         event = Event(self._seq, name, ns, data)
-        buffer = self._buffer
-        buffer.append(event)
-        if len(buffer) > self.capacity:
-            buffer.popleft()
+        self._buffer.append(event)
+        self._bytes += len(data)
+        if self.full:
+            self._evict()
         for sub in self._subscribers:
             waiter = sub.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         return event
+
+    def _holding(self) -> int:
+        """The oldest seq the ring must keep: one a subscriber that may not lag has yet to read,
+        or the first not yet in the run's log."""
+        held = min((s.cursor + 1 for s in self._subscribers if not s.can_lag), default=self._seq + 1)
+        return held if self.logged_seq is None else min(held, self.logged_seq + 1)
+
+    def _evict(self) -> None:
+        # Drop the oldest events, but none that a subscriber which may not lag has yet to read.
+        buffer, keep_from = self._buffer, self._holding()
+        while buffer and buffer[0].seq < keep_from and self.full:
+            self._bytes -= len(buffer.popleft().data)
 
     def close(self) -> None:
         self._closed = True
@@ -85,22 +129,21 @@ class RunChannel:
         if self._writable is not None:
             self._writable.set()
 
-    def _lagging(self) -> _Subscriber | None:
-        floor = self._seq - self.capacity
-        for sub in self._subscribers:
-            if sub.cursor <= floor:
-                return sub
-        return None
+    def _lagging(self) -> bool:
+        if not self.full:
+            return False
+        self._evict()
+        return self.full
 
     async def wait_writable(self) -> None:
-        """Suspends the producer while a subscriber is a whole buffer behind."""
-        while not self._closed and self._lagging() is not None:
+        """Suspends the producer while a subscriber holds the ring past its bounds."""
+        while not self._closed and self._lagging():
             self._writable = asyncio.Event()
             try:
                 await asyncio.wait_for(self._writable.wait(), self.stall_timeout)
             except TimeoutError:
-                floor = self._seq - self.capacity
-                for sub in [s for s in self._subscribers if s.cursor <= floor]:
+                oldest = self._buffer[0].seq
+                for sub in [s for s in self._subscribers if s.cursor < oldest and not s.can_lag]:
                     sub.dropped = True
                     self._subscribers.discard(sub)
                     if sub.waiter is not None and not sub.waiter.done():
@@ -111,19 +154,24 @@ class RunChannel:
     def first_seq(self) -> int:
         return self._buffer[0].seq if self._buffer else self._seq + 1
 
-    async def subscribe(self, after: int | None = None) -> AsyncIterator[Sequence[Event]]:
+    async def subscribe(self, after: int | None = None, *, can_lag: bool = False) -> AsyncIterator[Sequence[Event]]:
         """Yields batches of events in order. `after=None` means live events only;
-        `after=0` replays everything still buffered. Ends when the run's channel closes."""
-        sub = _Subscriber(self._seq if after is None else max(after, 0))
+        `after=0` replays everything still buffered. Ends when the run's channel closes.
+
+        A subscriber with `can_lag` never holds the producer back; when it needs events the
+        ring no longer holds it gets FellBehind, and reads them from the run's log."""
+        sub = _Subscriber(self._seq if after is None else max(after, 0), can_lag)
         self._subscribers.add(sub)
         try:
             while True:
                 if sub.dropped:
                     raise SubscriberTooSlow(f"subscriber fell {self.capacity} events behind run {self.run_id}")
+                if can_lag and sub.cursor < self.first_seq() - 1:
+                    raise FellBehind(sub.cursor)
                 batch = self._since(sub.cursor)
                 if batch:
                     sub.cursor = batch[-1].seq
-                    if self._writable is not None and self._lagging() is None:
+                    if self._writable is not None and not self._lagging():
                         self._writable.set()
                     yield batch
                     continue
@@ -139,7 +187,7 @@ class RunChannel:
                 await asyncio.sleep(0)
         finally:
             self._subscribers.discard(sub)
-            if self._writable is not None and self._lagging() is None:
+            if self._writable is not None and not self._lagging():
                 self._writable.set()
 
     def _since(self, cursor: int) -> list[Event]:

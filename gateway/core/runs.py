@@ -18,12 +18,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.config import GraphSpec
 from gateway.core.assistants import Assistants
-from gateway.core.channel import Event, RunChannel
+from gateway.core.channel import Event, FellBehind, RunChannel
 from gateway.core.errors import error_payload
 from gateway.core.state import thread_fields_from_state
 from gateway.core.stream import STREAM_MODES, stream_graph, to_command
-from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, TooManyRuns, Unavailable
-from gateway.serde import dumps
+from gateway.errors import BadRequest, Conflict, EventsExpired, InvalidArgument, NotFound, TooManyRuns, Unavailable
+from gateway.serde import dumps, loads
 from gateway.storage import RunRecord, Storage, ThreadRecord, now_iso
 
 logger = logging.getLogger("gateway.runs")
@@ -87,20 +87,24 @@ class ActiveRun:
         return self.record.thread_id
 
 
-def parse_event_id(value: str | None) -> int | None:
-    """The seq to replay after, from a Last-Event-ID; None means live only."""
+def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
+    """The seq to replay after, from a Last-Event-ID; None means live only. With `run_id`,
+    an id of another run (its "<ms>" differs) is refused rather than misread."""
     if value is None or value == "":
         return None
     value = value.strip()
     if value in ("-1", "0", "-"):
         return 0
-    _, _, seq = value.rpartition("-")
+    ms, _, seq = value.rpartition("-")
     try:
-        return max(int(seq), 0)
+        after = max(int(seq), 0)
+        if ms and run_id is not None and int(ms) != run_base_ms(run_id):
+            raise InvalidArgument(f"last_event_id {value!r} is an event id of another run than {run_id}")
     except ValueError:
         raise InvalidArgument(
             f"last_event_id {value!r} is not an event id: expected '<ms>-<seq>', '-1' or '0'"
         ) from None
+    return after
 
 
 class RunManager:
@@ -173,8 +177,10 @@ class RunManager:
             raise Unavailable("the gateway is shutting down and takes no new runs")
         self._validate(req)
         assistant, spec = await self.assistants.resolve(req.assistant_id)
-        temporary = req.thread_id is None
-        if temporary:
+        stateless = req.thread_id is None
+        # A stateless run's thread is temporary unless the request keeps it.
+        temporary = stateless and req.on_completion == "delete"
+        if stateless:
             if req.command and "resume" in req.command:
                 raise BadRequest("You must provide a thread_id when resuming.")
             thread_id = uuid7()
@@ -244,6 +250,8 @@ class RunManager:
             temporary=temporary,
             unlogged=[] if req.stream_resumable else None,
         )
+        if req.stream_resumable:
+            run.channel.logged_seq = 0
         self._runs[run_id] = run
         self._queues.setdefault(thread_id, deque()).append(run)
         if thread_id not in self._workers:
@@ -381,7 +389,10 @@ class RunManager:
                         if len(run.unlogged) >= _LOG_BATCH or loop.time() - flushed_at > _LOG_INTERVAL:
                             await self._flush_log(run)
                             flushed_at = loop.time()
-                    if channel.last_seq - channel.first_seq() >= channel.capacity - 1:
+                    if channel.full:
+                        # Past the ring's bounds: write what the log lacks, then wait for
+                        # subscribers that hold the oldest events, if any.
+                        await self._flush_log(run)
                         await channel.wait_writable()
             status = "success"
         except asyncio.CancelledError:
@@ -405,6 +416,7 @@ class RunManager:
         if run.unlogged:
             events, run.unlogged = run.unlogged, []
             await self.storage.append_events(run.run_id, events)
+            run.channel.logged_seq = events[-1].seq
 
     @staticmethod
     def _note_result(run: ActiveRun, name: str, data: bytes) -> None:
@@ -426,8 +438,9 @@ class RunManager:
                     status = "interrupted"
                 run.record.status = status
                 await self.storage.update_run_status(run.run_id, status)
-            if run.temporary and run.request.on_completion == "delete":
-                await self.storage.delete_thread(run.thread_id)
+            if run.temporary:
+                # The event log stays (until its retention ends) for joins still replaying it.
+                await self.storage.delete_thread(run.thread_id, keep_events=True)
             else:
                 await self._update_thread(run, status)
         except Exception:
@@ -501,19 +514,41 @@ class RunManager:
         """Batches of the run's events. `after` is a seq to replay after (None: live only);
         `modes` filters by stream mode as the Agent Server's join does."""
         wanted = _mode_filter(modes)
-        if after is not None and run.request.stream_resumable:
-            # What the ring no longer holds comes from the log, then the ring takes over at
-            # the next seq: the cursor hands over without a gap or a duplicate.
+        if not run.request.stream_resumable:
+            async for batch in run.channel.subscribe(after):
+                if kept := _filter(batch, wanted):
+                    yield kept
+            return
+        # A resumable run's subscribers never hold it back: what the ring no longer holds
+        # comes from the log, then the ring takes over at the next seq, so the cursor hands
+        # over without a gap or a duplicate, as often as a slow reader falls behind.
+        if after is None:
+            after = run.channel.last_seq
+        while True:
             while after < run.channel.first_seq() - 1:
-                logged = await self.storage.read_events(run.run_id, after, 1000)
+                logged = await self._read_log(run.run_id, after)
                 if not logged:
                     break
                 after = logged[-1].seq
                 if kept := _filter(logged, wanted):
                     yield kept
-        async for batch in run.channel.subscribe(after):
-            if kept := _filter(batch, wanted):
-                yield kept
+            try:
+                async for batch in run.channel.subscribe(after, can_lag=True):
+                    after = batch[-1].seq
+                    if kept := _filter(batch, wanted):
+                        yield kept
+                return
+            except FellBehind as lag:
+                after = lag.cursor
+
+    async def _read_log(self, run_id: str, after: int) -> Sequence[Event]:
+        logged = await self.storage.read_events(run_id, after, 1000)
+        if logged and logged[0].seq != after + 1:
+            raise EventsExpired(
+                f"the events of run {run_id} after {after} up to {logged[0].seq - 1} are no longer kept "
+                f"(the retention is {self.event_retention:.0f} s)"
+            )
+        return logged
 
     async def logged_events(
         self, record: RunRecord, *, after: int, modes: Sequence[str] | None = None
@@ -521,7 +556,7 @@ class RunManager:
         """A finished run's events from its log (resumable runs only), ending with `end`."""
         wanted = _mode_filter(modes)
         while True:
-            logged = await self.storage.read_events(record.run_id, after, 1000)
+            logged = await self._read_log(record.run_id, after)
             if not logged:
                 return
             after = logged[-1].seq
@@ -529,17 +564,22 @@ class RunManager:
                 yield kept
 
     async def join(self, thread_id: str, run_id: str) -> ActiveRun | RunRecord:
-        """The live run if it is in memory, else its stored record."""
-        record = await self.get(thread_id, run_id)
-        return self.live(run_id) or record
+        """The live run if it is in memory (a finished stateless run's records are gone with
+        its thread, but it stays joinable while it is), else its stored record."""
+        run = self.live(run_id)
+        if run is not None and run.thread_id == thread_id:
+            return run
+        return await self.get(thread_id, run_id)
 
     async def wait_result(self, run: ActiveRun) -> bytes:
         await run.done.wait()
         if run.error is not None:
             return b'{"__error__":' + run.error + b"}"
+        if len(run.interrupt_chunks) == 1:
+            return run.interrupt_chunks[0]
         if run.interrupt_chunks:
-            if len(run.interrupt_chunks) == 1:
-                return run.interrupt_chunks[0]
+            interrupts = [i for chunk in run.interrupt_chunks for i in loads(chunk).get("__interrupt__", ())]
+            return dumps({"__interrupt__": interrupts})
         if run.last_values is not None:
             return run.last_values
         return await self.stored_result(run.record)

@@ -101,8 +101,9 @@ class LocalBackend:
         modes: list[str] | None,
         cancel_on_disconnect: bool,
     ) -> RunStream:
-        after = parse_event_id(last_event_id)
+        parse_event_id(last_event_id)  # a malformed id fails before the lookup
         found = await self._find(thread_id, run_id)
+        after = parse_event_id(last_event_id, run_id)
         if isinstance(found, RunRecord):
             # Finished and no longer in memory: a resumable run's events are in its log.
             if after is None or not found.kwargs.get("resumable"):

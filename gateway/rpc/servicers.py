@@ -27,6 +27,7 @@ from gateway.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
+    EventsExpired,
     GatewayError,
     InvalidArgument,
     NotFound,
@@ -52,6 +53,7 @@ _CODES: dict[type[GatewayError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     TooManyRuns: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    EventsExpired: grpc.StatusCode.OUT_OF_RANGE,
 }
 
 T = TypeVar("T")
@@ -230,9 +232,10 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
                 self._gw.runs.cancel_soon(run)
 
     async def _join(self, request: runs_pb2.JoinRunStreamRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
-        after = parse_event_id(request.last_event_id)
+        parse_event_id(request.last_event_id)  # a malformed id fails before the lookup
         modes = convert.stream_modes(request.stream_mode) or None
         joined = await self._gw.runs.join(request.thread_id, request.run_id)
+        after = parse_event_id(request.last_event_id, joined.run_id)
         if isinstance(joined, ActiveRun):
             return joined.run_id, joined.thread_id, self._events(joined, after, modes, request.cancel_on_disconnect)
         return joined.run_id, joined.thread_id, self._stored(joined, after, modes)

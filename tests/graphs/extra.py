@@ -17,6 +17,7 @@ class State(TypedDict, total=False):
     n: int
     ticks: int
     delay: float
+    pad: int
 
 
 def failing_node(state: State) -> dict:
@@ -52,12 +53,27 @@ slow = StateGraph(State).add_node(tick).add_edge(START, "tick").compile()
 
 def burst_node(state: State) -> dict:
     writer = get_stream_writer()
+    pad = "x" * state.get("pad", 0)
     for i in range(state.get("n", 1000)):
-        writer({"i": i})
+        writer({"i": i, "pad": pad} if pad else {"i": i})
     return {"ticks": state.get("n", 1000)}
 
 
 burst = StateGraph(State).add_node(burst_node).add_edge(START, "burst_node").compile()
+
+
+async def paced_node(state: State) -> dict:
+    # As fast as the event loop allows, but giving the run's consumer a turn per event,
+    # as a node that awaits an LLM or a tool between writes does.
+    writer = get_stream_writer()
+    pad = "x" * state.get("pad", 0)
+    for i in range(state.get("n", 1000)):
+        writer({"i": i, "pad": pad})
+        await asyncio.sleep(0)
+    return {"ticks": state.get("n", 1000)}
+
+
+paced = StateGraph(State).add_node(paced_node).add_edge(START, "paced_node").compile()
 
 
 class ChatState(TypedDict, total=False):

@@ -143,7 +143,7 @@ def test_threads_state_history_and_assistants(remote: httpx.Client) -> None:
     agent = remote.get("/assistants/fe096781-5601-53d2-b2f6-0d3403f7e9ca").json()
     assert agent["graph_id"] == "agent" and agent["metadata"] == {"created_by": "system"}
     assert [a["graph_id"] for a in remote.post("/assistants/search", json={"graph_id": "chat"}).json()] == ["chat"]
-    assert remote.post("/assistants/count", json={}).json() == 10
+    assert remote.post("/assistants/count", json={}).json() == 11
 
 
 def test_what_grpc_cannot_do_answers_501(remote: httpx.Client) -> None:

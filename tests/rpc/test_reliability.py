@@ -45,8 +45,12 @@ async def test_joins_racing_a_resumable_run_get_every_event_once(stubs: Stubs) -
         assert [json.loads(e.custom.json)["i"] for e in events if e.HasField("custom")] == list(range(N))
         assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
     # Resuming from the middle replays exactly what came after.
-    rest = await join(stubs, thread_id, run.run_id, f"{run.run_id}-{N // 2}")
-    assert seqs(rest) == list(range(N // 2 + 1, N + 3))
+    rest = await join(stubs, thread_id, run.run_id, events[N // 2].event_id)
+    assert rest == events[N // 2 + 1 :]
+    # An event id of another run is refused, not misread.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await join(stubs, thread_id, run.run_id, f"123-{N // 2}")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_a_finished_resumable_run_replays_after_a_restart(tmp_path: Path) -> None:
@@ -174,3 +178,62 @@ async def test_a_full_queue_is_refused_with_resource_exhausted(tmp_path: Path) -
             assert thread_id in err.value.details()
     finally:
         proc.kill()
+
+
+async def test_a_run_past_its_timeout_ends_with_timeout(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path / "db.sqlite", extra_args=("--run-timeout", "0.5")).start()
+    try:
+        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            thread_id = await new_thread(stubs)
+            events = await stream(
+                stubs,
+                assistant_id="slow",
+                thread_id=thread_id,
+                input=value({"n": 100, "delay": 0.05}),
+                stream_mode=["custom"],
+            )
+            assert events[-1].end.status == runs_pb2.RUN_STATUS_TIMEOUT
+            assert not [e for e in events if e.HasField("error")]
+            thread = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id))
+            assert thread.status == threads_pb2.THREAD_STATUS_ERROR
+            assert json.loads(thread.error_json)["error"] == "TimeoutError"
+    finally:
+        proc.kill()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_client_that_reads_nothing_costs_no_memory_on_a_resumable_run(
+    gateway: GatewayProcess, stubs: Stubs
+) -> None:
+    # 20,000 events of ~16 KiB would be ~320 MiB if anything between the graph and the
+    # client buffered them all. The run goes on; the client catches up from the log.
+    request = runs_pb2.CreateRunRequest(
+        assistant_id="paced",
+        input=value({"n": 20_000, "pad": 16_000}),
+        stream_mode=[runs_pb2.STREAM_MODE_CUSTOM],
+        stream_resumable=True,
+    )
+    pid = gateway.proc.pid  # type: ignore[union-attr]
+    before = _rss_kib(pid)
+    call = stubs.runs.RunStream(request)
+    first = await call.read()
+    assert first.HasField("metadata")
+    peak = 0
+    for _ in range(30):  # read nothing for 3 s
+        await asyncio.sleep(0.1)
+        peak = max(peak, _rss_kib(pid) - before)
+    assert peak < 64 * 1024, f"server grew {peak} KiB while the client read nothing"
+    # Reading again gets everything, in order.
+    count = 0
+    while (event := await call.read()) is not grpc.aio.EOF:
+        if event.HasField("custom"):
+            assert json.loads(event.custom.json)["i"] == count
+            count += 1
+    assert count == 20_000

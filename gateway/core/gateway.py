@@ -11,7 +11,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from gateway.config import Config
 from gateway.core.assistants import Assistants
 from gateway.core.runs import RunManager
-from gateway.core.thread_stream import ThreadStreamingRunManager, ThreadStreams
+from gateway.core.thread_stream import ThreadStreams
 from gateway.core.threads import Threads
 from gateway.storage import SqliteStorage
 
@@ -39,9 +39,10 @@ class Gateway:
         await self.checkpointer.setup()
         await self.assistants.setup()
         self.threads = Threads(self.storage, self.assistants, self.checkpointer)
-        runs = ThreadStreamingRunManager(self.storage, self.assistants, self.checkpointer, **self._run_options)
-        self.runs = runs
-        self.thread_streams = runs.thread_streams
+        self.runs = RunManager(self.storage, self.assistants, self.checkpointer, **self._run_options)
+        self.thread_streams = ThreadStreams(self.runs)
+        # Thread streams follow every run, whichever edge created it.
+        self.runs.on_created.append(self.thread_streams.run_created)
         await self.runs.recover()
 
     async def stop(self, grace: float = 10.0) -> None:

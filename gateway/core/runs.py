@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +136,7 @@ class RunManager:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._accepting = True
         self._cleanups: set[asyncio.Task[None]] = set()
+        self.on_created: list[Callable[[ActiveRun], None]] = []
 
     # Lifecycle
 
@@ -256,6 +257,8 @@ class RunManager:
         self._queues.setdefault(thread_id, deque()).append(run)
         if thread_id not in self._workers:
             self._workers[thread_id] = asyncio.create_task(self._thread_worker(thread_id), name=f"thread-{thread_id}")
+        for callback in self.on_created:
+            callback(run)
         return run
 
     @staticmethod

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from gateway._utils import run_base_ms
 from gateway.core.channel import Event, SubscriberTooSlow
-from gateway.core.runs import ActiveRun, RunCreate, RunManager, now_ms
+from gateway.core.runs import ActiveRun, RunManager, now_ms
 from gateway.errors import InvalidArgument
 from gateway.serde import dumps
 from gateway.storage import RunRecord
@@ -204,17 +204,3 @@ def _live_start(run: ActiveRun, after: tuple[int, int] | None) -> int:
         if run.channel.base_ms == ms:
             return seq
     return run.channel.last_seq
-
-
-class ThreadStreamingRunManager(RunManager):
-    """A RunManager that tells the thread streams about each run it creates, whichever edge
-    created it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.thread_streams = ThreadStreams(self)
-
-    async def create(self, req: RunCreate) -> ActiveRun:
-        run = await super().create(req)
-        self.thread_streams.run_created(run)
-        return run

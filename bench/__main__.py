@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import httpx
 import langgraph.version
+from langgraph.gateway.v1 import runs_pb2
 
 from bench import _profile
 from bench._clients import Client, Grpc, InProcess, Sse
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--targets",
         default=",".join(COLUMNS),
-        help="comma-separated subset of: inprocess, reference, sse, grpc (default: all)",
+        help="comma-separated subset of: " + ", ".join(COLUMNS) + " (default: all)",
     )
     parser.add_argument("--open-streams", type=int, help="streams held open for the memory scenario")
     parser.add_argument(
@@ -134,9 +135,14 @@ class _Servers:
             ref_url = f"http://127.0.0.1:{reference.port}"
             return (lambda: Sse("reference, SSE", ref_url)), reference
         gateway = self.gateway()
+        grpc_target = f"127.0.0.1:{gateway.grpc_port}"
         if key == "grpc":
-            grpc_target = f"127.0.0.1:{gateway.grpc_port}"
             return (lambda: Grpc(grpc_target)), gateway
+        if key == "grpc_batch":
+            if "RunStreamBatch" not in runs_pb2.DESCRIPTOR.services_by_name["RunsService"].methods_by_name:
+                self.notes.append("ours gRPC batch: skipped, RunsService has no RunStreamBatch")
+                return None
+            return (lambda: Grpc(grpc_target, batched=True)), gateway
         url = f"http://127.0.0.1:{gateway.http_port}"
         if gateway.http_port > 0 and _serves_http(url):
             return (lambda: Sse("ours, SSE", url)), gateway
@@ -265,6 +271,8 @@ def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
     try:
         if "grpc" in keys:
             asyncio.run(scenarios("grpc", lambda: Grpc(f"127.0.0.1:{gateway.grpc_port}")))
+        if "grpc_batch" in keys:
+            asyncio.run(scenarios("grpc_batch", lambda: Grpc(f"127.0.0.1:{gateway.grpc_port}", batched=True)))
         url = f"http://127.0.0.1:{gateway.http_port}"
         if "sse" in keys and gateway.http_port > 0 and _serves_http(url):
             asyncio.run(scenarios("sse", lambda: Sse("ours, SSE", url)))

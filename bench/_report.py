@@ -12,9 +12,12 @@ COLUMNS = {
     "reference": "reference SSE",
     "sse": "ours SSE",
     "grpc": "ours gRPC",
+    "grpc_batch": "ours gRPC batch",
 }
-RATIOS = (("sse", "reference"), ("grpc", "reference"), ("sse", "inprocess"), ("grpc", "inprocess"))
-_RATIO_LABELS = {"reference": "ref", "inprocess": "floor"}
+OURS = ("sse", "grpc", "grpc_batch")
+RATIOS = tuple((ours, other) for other in ("reference", "inprocess") for ours in OURS)
+_NAMES = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "gRPC batch"}
+_SHORT = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "batch", "reference": "ref", "inprocess": "floor"}
 
 
 def _get(result: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
@@ -121,20 +124,41 @@ _FIRST = ("small", "first_event_ms", "p50")
 _LONG = ("long_stream", "events_per_s")
 _C32 = ("concurrency", "32", "events_per_s")
 
-TARGETS = (
-    Target("SSE small-run p50 vs reference", _ratio_of("sse", "reference", _SMALL), "≤ 0.05×", lambda v: v <= 0.05),
-    Target("SSE first-event p50 vs reference", _ratio_of("sse", "reference", _FIRST), "≤ 0.05×", lambda v: v <= 0.05),
-    Target("SSE long stream vs reference", _ratio_of("sse", "reference", _LONG), "≥ 10×", lambda v: v >= 10),
-    Target("SSE long stream vs in-process", _ratio_of("sse", "inprocess", _LONG), "≥ 0.15×", lambda v: v >= 0.15),
-    Target("gRPC long stream vs in-process", _ratio_of("grpc", "inprocess", _LONG), "≥ 0.25×", lambda v: v >= 0.25),
-    Target("SSE 32 chains vs reference", _ratio_of("sse", "reference", _C32), "≥ 2×", lambda v: v >= 2),
-    Target("SSE 32 chains vs in-process", _ratio_of("sse", "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6),
-    Target("gRPC 32 chains vs reference", _ratio_of("grpc", "reference", _C32), "≥ 2×", lambda v: v >= 2),
-    Target("gRPC 32 chains vs in-process", _ratio_of("grpc", "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6),
-    # A few threads may start lazily (executors, sqlite); one per stream would be hundreds.
-    Target("gRPC open streams: thread growth", _thread_growth("grpc"), "≤ 8", lambda v: v <= 8, timing=False),
-    Target("SSE open streams: thread growth", _thread_growth("sse"), "≤ 8", lambda v: v <= 8, timing=False),
-)
+
+def _targets() -> tuple[Target, ...]:
+    out = [
+        Target("SSE small-run p50 vs reference", _ratio_of("sse", "reference", _SMALL), "≤ 0.05×", lambda v: v <= 0.05),
+        Target(
+            "SSE first-event p50 vs reference", _ratio_of("sse", "reference", _FIRST), "≤ 0.05×", lambda v: v <= 0.05
+        ),
+        Target("SSE long stream vs reference", _ratio_of("sse", "reference", _LONG), "≥ 10×", lambda v: v >= 10),
+        Target("SSE long stream vs in-process", _ratio_of("sse", "inprocess", _LONG), "≥ 0.15×", lambda v: v >= 0.15),
+    ]
+    for key in ("grpc", "grpc_batch"):
+        out.append(
+            Target(
+                f"{_NAMES[key]} long stream vs in-process",
+                _ratio_of(key, "inprocess", _LONG),
+                "≥ 0.25×",
+                lambda v: v >= 0.25,
+            )
+        )
+    for key in OURS:
+        name = _NAMES[key]
+        out.append(
+            Target(f"{name} 32 chains vs reference", _ratio_of(key, "reference", _C32), "≥ 2×", lambda v: v >= 2)
+        )
+        out.append(
+            Target(f"{name} 32 chains vs in-process", _ratio_of(key, "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6)
+        )
+    for key in OURS:
+        name = _NAMES[key]
+        # A few threads may start lazily (executors, sqlite); one per stream would be hundreds.
+        out.append(Target(f"{name} open streams: thread growth", _thread_growth(key), "≤ 8", lambda v: v <= 8, False))
+    return tuple(out)
+
+
+TARGETS = _targets()
 
 
 def targets(results: dict[str, Any], *, smoke: bool) -> list[dict[str, Any]]:
@@ -156,7 +180,7 @@ def markdown(report: dict[str, Any]) -> str:
     present = [k for k in COLUMNS if k in results]
     ratio_keys = [(a, b) for a, b in RATIOS if a in results and b in results]
     head = ["metric", *(COLUMNS[k] for k in present)]
-    head += [f"{'SSE' if a == 'sse' else 'gRPC'} ÷ {_RATIO_LABELS[b]}" for a, b in ratio_keys]
+    head += [f"{_SHORT[a]} ÷ {_SHORT[b]}" for a, b in ratio_keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
     for row in report["table"]:
         cells = [row["metric"], *(_num(row["values"][k]) for k in present)]

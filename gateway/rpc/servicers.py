@@ -285,40 +285,37 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             if out.events:
                 yield out
 
+    async def _create(self, request: runs_pb2.CreateRunRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
+        req = convert.run_create(request)
+        run = await self._gw.runs.create(req)
+        return run.run_id, run.thread_id, self._events(run, 0, None, req.on_disconnect == "cancel")
+
     @streaming
     async def RunStream(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEvent]:
-        req = convert.run_create(request)
-        run = await self._gw.runs.create(req)
-        events = self._events(run, 0, None, req.on_disconnect == "cancel")
-        async for msg in self._one_by_one(run.run_id, run.thread_id, events):
+        async for msg in self._one_by_one(*await self._create(request)):
             yield msg
 
     @streaming
     async def RunStreamBatch(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEventBatch]:
-        req = convert.run_create(request)
-        run = await self._gw.runs.create(req)
-        events = self._events(run, 0, None, req.on_disconnect == "cancel")
-        async for msg in self._batched(run.run_id, run.thread_id, events):
+        async for msg in self._batched(*await self._create(request)):
             yield msg
 
     @streaming
     async def JoinRunStream(
         self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEvent]:
-        run_id, thread_id, events = await self._join(request)
-        async for msg in self._one_by_one(run_id, thread_id, events):
+        async for msg in self._one_by_one(*await self._join(request)):
             yield msg
 
     @streaming
     async def JoinRunStreamBatch(
         self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[runs_pb2.RunEventBatch]:
-        run_id, thread_id, events = await self._join(request)
-        async for msg in self._batched(run_id, thread_id, events):
+        async for msg in self._batched(*await self._join(request)):
             yield msg
 
     @unary

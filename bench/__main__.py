@@ -1,6 +1,6 @@
 """`python -m bench`: the full benchmark; `--smoke`: every scenario once, for CI (no timing
 asserted, only that each run completed without errors and with the events it should have);
-`--profile`: py-spy on the gateway during the long-stream and 32-chain scenarios."""
+`--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios."""
 
 from __future__ import annotations
 
@@ -227,9 +227,13 @@ def _preamble(report: dict[str, Any]) -> str:
         f"Benchmark ({meta['mode']}) of {meta['revision']} on {meta['machine']}; Python {meta['python']}, "
         f"langgraph {meta['langgraph']}, grpcio {meta['grpcio']}, reference langgraph-api {meta['langgraph_api']} "
         f"(`langgraph dev`, in-memory runtime, {meta['reference_jobs_per_worker']} jobs per worker).",
-        f"Medians; small runs: two-node graph, `updates`, {plan['small_runs']} runs; long stream: "
-        f"{plan['burst_events']} custom events; chains: {CHAIN_LENGTH} nodes, `updates`, streams at once; "
-        f"values: a state of that size in `values` mode; open streams: {plan['open_streams']} idle streams, server RSS.",
+        f"Medians, targets interleaved run by run. Small runs: two-node graph, `updates`, {plan['small_runs']} "
+        f"runs each. Long stream: {plan['burst_events']} custom events, from the request to the last event "
+        '("after first read" starts at the first arrival and counts only the events that came later). '
+        f"Chains: N streams of a {CHAIN_LENGTH}-node chain at once, `updates`. Values: a state of that size, "
+        f"`values` mode. Open streams: {plan['open_streams']} streams of an idle run on a fresh server, RSS growth "
+        f"per stream (the reference runs {meta['reference_jobs_per_worker']} at once and queues the rest). "
+        "Ratios: ours ÷ reference and ours ÷ in-process floor.",
     ]
     if meta["mode"] == "smoke":
         lines.append("**Smoke run: a check that every scenario completes; the numbers are not measurements.**")
@@ -239,7 +243,7 @@ def _preamble(report: dict[str, Any]) -> str:
 
 
 def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
-    """py-spy on the gateway during the long stream and 32 concurrent chains, per transport."""
+    """py-spy on the gateway during small runs, the long stream and 32 concurrent chains, per transport."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     gateway = _start_gateway(config, [])
     summaries: dict[str, Any] = {}
@@ -252,6 +256,10 @@ def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
             for _ in range(30):
                 errors.check(f"{key} long stream", await client.run("burst", {"count": 1000}, "custom"), 1000)
 
+        async def small() -> None:
+            for _ in range(150):
+                errors.check(f"{key} small runs", await client.run("two_node", {"n": 0}, "updates"), 2)
+
         async def chains() -> None:
             for _ in range(6):
                 for t in await asyncio.gather(*(client.run("chain", {"n": 0}, "updates") for _ in range(32))):
@@ -260,7 +268,7 @@ def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
         try:
             for _ in range(5):
                 errors.check(f"{key} warm-up", await client.run("two_node", {"n": 0}, "updates"), 2)
-            for name, work in (("long-stream", bursts), ("32-chains", chains)):
+            for name, work in (("small-runs", small), ("long-stream", bursts), ("32-chains", chains)):
                 out = RESULTS / f"profile-{key}-{name}.txt"
                 _log(f"profiling {key} {name} into {out}")
                 await _profile.record(gateway.pid, out, work, native=native)

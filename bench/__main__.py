@@ -317,11 +317,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table": table(results),
         "targets": targets(results, smoke=plan.smoke),
     }
-    print(_preamble(report) + "\n\n" + markdown(report))
+    text = _preamble(report) + "\n\n" + markdown(report)
+    print(text)
     output = args.output or RESULTS / ("smoke.json" if plan.smoke else "latest.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    _log(f"wrote {output}")
+    output.with_suffix(".md").write_text(text + "\n")
+    _log(f"wrote {output} and {output.with_suffix('.md').name}")
     failed = {k: r["errors"] for k, r in results.items() if r["errors"]["count"]}
     for key, errs in failed.items():
         _log(f"{COLUMNS[key]}: {errs['count']} errors, e.g. " + "; ".join(errs["samples"][:3]))

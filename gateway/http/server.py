@@ -31,6 +31,8 @@ class HttpServer:
             # The event streams carry their own heartbeats; keep idle keep-alive connections short.
             timeout_keep_alive=5,
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            # httptools parses HTTP in C; h11 (uvicorn's fallback) costs ~7% of the CPU of a stream.
+            http="httptools",
         )
         self._app = app
         self._server = _Server(config)

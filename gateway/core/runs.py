@@ -185,12 +185,13 @@ class RunManager:
             if req.command and "resume" in req.command:
                 raise BadRequest("You must provide a thread_id when resuming.")
             thread_id = uuid7()
-            now = now_iso()
-            await self.storage.create_thread(
-                ThreadRecord(
-                    thread_id, now, now, now, {"graph_id": spec.graph_id, "assistant_id": assistant.assistant_id}
+            if not temporary:
+                now = now_iso()
+                await self.storage.create_thread(
+                    ThreadRecord(
+                        thread_id, now, now, now, {"graph_id": spec.graph_id, "assistant_id": assistant.assistant_id}
+                    )
                 )
-            )
         else:
             thread_id = req.thread_id  # type: ignore[assignment]
             if not is_uuid(thread_id):
@@ -240,8 +241,12 @@ class RunManager:
             multitask_strategy=req.multitask_strategy,
             kwargs=self._kwargs(req, temporary),
         )
-        await self.storage.create_run(record)
-        await self.storage.update_thread(thread_id, status="busy")
+        if not temporary:
+            # A temporary thread and its run live in memory only: nothing outlives them but
+            # their event log, so nothing is written for them (several sqlite round trips
+            # per run that stateless runs would otherwise wait on).
+            await self.storage.create_run(record)
+            await self.storage.update_thread(thread_id, status="busy")
         base_ms = run_base_ms(run_id)
         run = ActiveRun(
             record=record,
@@ -344,7 +349,8 @@ class RunManager:
         if req.checkpoint_id:
             configurable["checkpoint_id"] = req.checkpoint_id
         if req.checkpoint:
-            configurable.update(req.checkpoint)
+            # A checkpoint of this run's thread: its thread_id cannot point elsewhere.
+            configurable.update({k: v for k, v in req.checkpoint.items() if k != "thread_id"})
         metadata = {
             **(req.config.get("metadata") or {}),
             **run.record.metadata,
@@ -362,7 +368,8 @@ class RunManager:
         status = "error"
         try:
             run.record.status = "running"
-            await self.storage.update_run_status(run.run_id, "running")
+            if not run.temporary:
+                await self.storage.update_run_status(run.run_id, "running")
             graph = run.spec.graph.copy(update={"checkpointer": None if run.temporary else self.checkpointer})
             config = self._graph_config(run)
             graph_input: Any = to_command(req.command) if req.command else req.input
@@ -431,20 +438,18 @@ class RunManager:
     async def _finish(self, run: ActiveRun, status: str) -> None:
         try:
             if run.cancel_action == "rollback":
-                await self.storage.delete_run(run.run_id)
                 await self.storage.delete_events(run.run_id)
                 run.unlogged = None
                 if not run.temporary:
+                    await self.storage.delete_run(run.run_id)
                     await self.storage.delete_run_checkpoints(run.thread_id, run.run_id)
             else:
                 if run.cancel_action == "interrupt":
                     status = "interrupted"
                 run.record.status = status
-                await self.storage.update_run_status(run.run_id, status)
-            if run.temporary:
-                # The event log stays (until its retention ends) for joins still replaying it.
-                await self.storage.delete_thread(run.thread_id, keep_events=True)
-            else:
+                if not run.temporary:
+                    await self.storage.update_run_status(run.run_id, status)
+            if not run.temporary:
                 await self._update_thread(run, status)
         except Exception:
             logger.exception("could not record the end of run %s", run.run_id)
@@ -465,8 +470,16 @@ class RunManager:
         fields: dict[str, Any] = {}
         if not run.temporary and self.checkpointer is not None:
             graph = run.spec.graph.copy(update={"checkpointer": self.checkpointer})
-            state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
-            fields.update(thread_fields_from_state(state))
+            try:
+                state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+            except Exception as exc:
+                # LangGraph reads the state by preparing the next tasks, which fails when the
+                # input does not fit the graph's state schema; the thread must not stay busy.
+                logger.info(
+                    "could not read thread %s after run %s: %s: %s", run.thread_id, run.run_id, type(exc).__name__, exc
+                )
+            else:
+                fields.update(thread_fields_from_state(state))
         if status == "error":
             fields["status"] = "error"
             fields["error"] = run.error or b"null"
@@ -495,6 +508,9 @@ class RunManager:
         for name, value in (("thread_id", thread_id), ("run_id", run_id)):
             if not is_uuid(value):
                 raise InvalidArgument(f"{name} {value!r} is not a UUID")
+        run = self.live(run_id)
+        if run is not None and run.temporary and run.thread_id == thread_id:
+            return run.record
         record = await self.storage.get_run(run_id)
         if record is None or record.thread_id != thread_id:
             raise NotFound(f"Run {run_id} not found on thread {thread_id}.")

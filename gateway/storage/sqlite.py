@@ -242,14 +242,13 @@ class SqliteStorage:
                 raise
             await self.conn.execute("COMMIT")
 
-    async def delete_thread(self, thread_id: str, *, keep_events: bool = False) -> bool:
+    async def delete_thread(self, thread_id: str) -> bool:
         async with self._write():
             cur = await self.conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,))
-            if not keep_events:
-                await self.conn.execute(
-                    "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = ?)",
-                    (thread_id,),
-                )
+            await self.conn.execute(
+                "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = ?)",
+                (thread_id,),
+            )
             await self.conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
         return cur.rowcount == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -18,6 +20,18 @@ THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
 # Filters the storage cannot apply are applied to at most this many of its newest matches.
 _SCAN_LIMIT = 10_000
+
+
+@contextmanager
+def _unfit_state(thread_id: str, graph_id: Any) -> Iterator[None]:
+    """LangGraph reads a state by preparing its next tasks, which coerces the channels into the
+    graph's state schema: a thread whose input did not fit (a run that failed on it) fails there."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise Conflict(
+            f"The state of thread {thread_id} does not fit graph {graph_id!r}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def check_thread_id(thread_id: str) -> str:
@@ -138,7 +152,8 @@ class Threads:
         configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
         if checkpoint_id:
             configurable["checkpoint_id"] = checkpoint_id
-        snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
+        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+            snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
         if checkpoint_id and not snapshot.config:
             raise NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}.")
         return thread_state(snapshot)
@@ -168,7 +183,11 @@ class Threads:
             next_config = await graph.aupdate_state({"configurable": configurable}, values, as_node=as_node)
         except InvalidUpdateError as exc:
             raise BadRequest(str(exc)) from None
-        snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        except (TypeError, ValueError) as exc:
+            # The values, or the state they update, do not fit the graph's state schema.
+            raise BadRequest(f"Cannot update the state of thread {thread_id}: {type(exc).__name__}: {exc}") from None
+        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+            snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         fields = thread_fields_from_state(snapshot)
         fields.setdefault("status", "idle")
         fields["error"] = b"null"
@@ -195,10 +214,11 @@ class Threads:
         configurable = {"thread_id": thread_id, "checkpoint_ns": "", **(checkpoint or {})}
         before_config = {"configurable": {"checkpoint_id": before}} if before else None
         states = []
-        async for snapshot in graph.aget_state_history(
-            {"configurable": configurable}, limit=limit, before=before_config, filter=metadata or None
-        ):
-            states.append(thread_state(snapshot))
+        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+            async for snapshot in graph.aget_state_history(
+                {"configurable": configurable}, limit=limit, before=before_config, filter=metadata or None
+            ):
+                states.append(thread_state(snapshot))
         return states
 
 

@@ -120,6 +120,26 @@ def test_update_state(http: httpx.Client, new_thread: NewThread) -> None:
     assert bad.status_code == 400
 
 
+def test_a_state_that_does_not_fit_its_graph_is_a_conflict_not_a_busy_thread(
+    http: httpx.Client, new_thread: NewThread
+) -> None:
+    # `chat`'s state is a dataclass with a required `topic`: LangGraph cannot read the state
+    # back after a run without it, so neither can the run's end nor the state routes.
+    thread_id = new_thread()
+    result = http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "chat", "input": {}})
+    assert result.json()["__error__"]["error"] == "TypeError"
+    assert http.get(f"/threads/{thread_id}").json()["status"] == "error"
+    for response in (
+        http.get(f"/threads/{thread_id}/state"),
+        http.get(f"/threads/{thread_id}/history"),
+        http.post(f"/threads/{thread_id}/history", json={}),
+    ):
+        assert response.status_code == 409
+        assert response.json()["detail"].startswith(f"The state of thread {thread_id} does not fit graph 'chat'")
+    updated = http.post(f"/threads/{thread_id}/state", json={"values": {"joke": "x"}})
+    assert updated.status_code == 400 and "TypeError" in updated.json()["detail"]
+
+
 class Collected(list[Event]):
     """The events of a stream read in the background; `until` waits for a condition on them."""
 

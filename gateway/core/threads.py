@@ -211,7 +211,7 @@ class Threads:
         graph = self._graph(thread)
         if graph is None:
             return []
-        configurable = {"thread_id": thread_id, "checkpoint_ns": "", **(checkpoint or {})}
+        configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
         before_config = {"configurable": {"checkpoint_id": before}} if before else None
         states = []
         with _unfit_state(thread_id, thread.metadata.get("graph_id")):

@@ -12,6 +12,7 @@ from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._sse import event_stream, guarded
 from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, query_int, read_object, type_name
+from gateway.http._validate import checkpoint_ref
 
 
 def _get(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
@@ -118,7 +119,7 @@ async def get_state_at_checkpoint(request: Request) -> Response:
     body = await read_object(request)
     if "checkpoint" not in body:
         raise InvalidArgument("checkpoint is required")
-    checkpoint = _get(body, "checkpoint", dict, "an object")
+    checkpoint = checkpoint_ref(body)
     subgraphs = bool(_get(body, "subgraphs", bool, "a boolean"))
     return json_response(await backend(request).thread_state(thread_id, checkpoint=checkpoint, subgraphs=subgraphs))
 
@@ -130,7 +131,7 @@ async def update_state(request: Request) -> Response:
     values = body.get("values")
     if values is not None and not isinstance(values, (dict, list)):
         raise InvalidArgument(f"values must be an object, an array or null, not {type_name(values)}")
-    checkpoint = dict(_get(body, "checkpoint", dict, "an object") or {})
+    checkpoint = checkpoint_ref(body) or {}
     if checkpoint_id := _get(body, "checkpoint_id", str, "a checkpoint id"):
         checkpoint["checkpoint_id"] = checkpoint_id
     result = await backend(request).update_thread_state(
@@ -172,7 +173,7 @@ async def post_history(request: Request) -> Response:
         limit=_limit(body, 1),
         before=_before(body.get("before")),
         metadata=_get(body, "metadata", dict, "an object") or None,
-        checkpoint=_get(body, "checkpoint", dict, "an object") or None,
+        checkpoint=checkpoint_ref(body) or None,
     )
     return json_response(states)
 

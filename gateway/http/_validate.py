@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway._utils import uuid7
+from gateway._utils import is_uuid, uuid7
 from gateway.core.runs import RunCreate
 from gateway.core.stream import STREAM_MODES
 from gateway.errors import BadRequest, InvalidArgument
@@ -124,6 +124,28 @@ def _config(body: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def checkpoint_ref(body: dict[str, Any], name: str = "checkpoint") -> dict[str, Any] | None:
+    """A checkpoint of the path's thread: its checkpoint_id, checkpoint_ns and checkpoint_map. These
+    go into the graph's `configurable`, so nothing else may: a thread_id there (as the SDKs copy it
+    from a state's checkpoint) is the path's, and another one would reach into another thread."""
+    value = _field(body, name, dict, "an object")
+    if value is None:
+        return None
+    ref: dict[str, Any] = {}
+    for key, kind, what in (("checkpoint_id", str, "a checkpoint UUID"), ("checkpoint_ns", str, "a string")):
+        item = value.get(key)
+        if item is None:
+            continue
+        if not isinstance(item, kind) or (key == "checkpoint_id" and item and not is_uuid(item)):
+            raise InvalidArgument(f"{name}.{key} must be {what}, not {item!r:.100}")
+        ref[key] = item
+    if value.get("checkpoint_map") is not None:
+        if not isinstance(value["checkpoint_map"], dict):
+            raise InvalidArgument(f"{name}.checkpoint_map must be an object, not {type_name(value['checkpoint_map'])}")
+        ref["checkpoint_map"] = value["checkpoint_map"]
+    return ref
+
+
 def _command(body: dict[str, Any]) -> dict[str, Any] | None:
     command = body.get("command")
     if command is None:
@@ -166,7 +188,7 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
     stream_mode = body.get("stream_mode")
     if stream_mode is None and "stream_mode" in body:
         raise InvalidArgument("stream_mode must be a stream mode or an array of them, not null")
-    checkpoint = _field(body, "checkpoint", dict, "an object")
+    checkpoint = checkpoint_ref(body)
     checkpoint_id = _field(body, "checkpoint_id", str, "a checkpoint UUID")
     durability = _enum(body, "durability", ("sync", "async", "exit"), "")
     if not durability:

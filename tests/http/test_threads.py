@@ -140,6 +140,26 @@ def test_a_state_that_does_not_fit_its_graph_is_a_conflict_not_a_busy_thread(
     assert updated.status_code == 400 and "TypeError" in updated.json()["detail"]
 
 
+def test_a_checkpoint_is_always_of_the_path_thread(http: httpx.Client, new_thread: NewThread) -> None:
+    mine, other = new_thread(), new_thread()
+    for thread_id, topic in ((mine, "mine"), (other, "other")):
+        http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "agent", "input": {"topic": topic}})
+    elsewhere = {"thread_id": other, "checkpoint_ns": ""}
+    # With no input a run goes on from the checkpoint: of its own thread.
+    resumed = http.post(f"/threads/{mine}/runs/wait", json={"assistant_id": "agent", "checkpoint": elsewhere})
+    assert resumed.json()["topic"] == "mine and cats"
+    history = http.post(f"/threads/{mine}/history", json={"limit": 10, "checkpoint": elsewhere}).json()
+    assert {h["checkpoint"]["thread_id"] for h in history} == {mine}
+    assert http.get(f"/threads/{other}/state").json()["values"]["topic"] == "other and cats"
+    for bad, field in (({"checkpoint_ns": 5}, "checkpoint_ns"), ({"checkpoint_id": "x"}, "checkpoint_id")):
+        for response in (
+            http.post(f"/threads/{mine}/history", json={"checkpoint": bad}),
+            http.post(f"/threads/{mine}/state/checkpoint", json={"checkpoint": bad}),
+            http.post(f"/threads/{mine}/runs", json={"assistant_id": "agent", "checkpoint": bad}),
+        ):
+            assert response.status_code == 422 and f"checkpoint.{field}" in response.json()["detail"]
+
+
 class Collected(list[Event]):
     """The events of a stream read in the background; `until` waits for a condition on them."""
 

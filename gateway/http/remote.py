@@ -34,14 +34,16 @@ from gateway.core.runs import RunCreate
 from gateway.errors import (
     AlreadyExists,
     Conflict,
+    EventsExpired,
     GatewayError,
     InvalidArgument,
     NotFound,
+    TooManyRuns,
     Unauthenticated,
     Unavailable,
 )
 from gateway.http._backend import Json, RunOutcome, RunStream
-from gateway.http._errors import NotSupported
+from gateway.http._errors import NotSupported, PayloadTooLarge
 from gateway.http._sse import event_name, frame
 from gateway.http.app import build_app
 from gateway.rpc import _convert as convert
@@ -85,13 +87,18 @@ _STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.UNIMPLEMENTED: NotSupported,
+    # The gateway's only RESOURCE_EXHAUSTED before a stream starts is a full thread queue.
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRuns,
+    grpc.StatusCode.OUT_OF_RANGE: EventsExpired,
     grpc.StatusCode.INTERNAL: UpstreamInternal,
 }
 
 
 def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
-    cls = _STATUS.get(exc.code(), UpstreamError)
-    raise cls(exc.details() or exc.code().name) from None
+    details = exc.details() or exc.code().name
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        raise PayloadTooLarge(f"the request is over the gRPC message limit of {MAX_MESSAGE_BYTES} bytes") from None
+    raise _STATUS.get(exc.code(), UpstreamError)(details) from None
 
 
 def _iso(ts: timestamp_pb2.Timestamp) -> str | None:

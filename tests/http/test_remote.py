@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
+from gateway.errors import GatewayError
+from gateway.http.remote import _raise as raise_for_status
 from tests._normalise import Normaliser
 from tests._server import GatewayProcess
 from tests.http._bridge import BridgeProcess
@@ -182,3 +185,20 @@ def test_api_key_through_the_bridge(tmp_path: Path) -> None:
     finally:
         bridge.kill()
         gateway.kill()
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "status"),
+    [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "Thread t already has 2 queued runs (the limit is 2).", 429),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "CLIENT: Sent message larger than max (68157455 vs. 67108864)", 413),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER: Received message larger than max (68157455 vs. 67108864)", 413),
+        (grpc.StatusCode.OUT_OF_RANGE, "the events of run r after 1 up to 9 are no longer kept", 410),
+        (grpc.StatusCode.DATA_LOSS, "", 502),
+    ],
+)
+def test_gateway_statuses_become_http_statuses(code: grpc.StatusCode, details: str, status: int) -> None:
+    error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+    with pytest.raises(GatewayError) as raised:
+        raise_for_status(error)
+    assert raised.value.http_status == status and raised.value.message

@@ -15,6 +15,16 @@ from collections.abc import Sequence
 logger = logging.getLogger("gateway")
 
 
+_MAX_BODY_HELP = "largest HTTP request body; larger ones get 413 (default: 300 MiB, as the Agent Server)"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="seconds the events of resumable runs are kept (default: %(default)s)",
     )
+    serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--log-level", default="info")
 
     bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
@@ -53,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--host", default="127.0.0.1")
     bridge.add_argument("--http-port", type=int, default=2024)
     bridge.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY"))
+    bridge.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     bridge.add_argument("--log-level", default="info")
     return parser
 
@@ -95,7 +107,8 @@ async def serve(args: argparse.Namespace) -> None:
             from gateway.http.app import create_app
             from gateway.http.server import HttpServer
 
-            http = HttpServer(create_app(gateway, api_key=args.api_key), args.host, args.http_port)
+            app = create_app(gateway, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
+            http = HttpServer(app, args.host, args.http_port)
             http_port = await http.start()
         graphs = ", ".join(config.graphs)
         logger.info("serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, args.host, grpc_port, args.host, http_port)
@@ -114,7 +127,7 @@ async def run_bridge(args: argparse.Namespace) -> None:
     from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer
 
-    app, close = create_remote_app(args.target, api_key=args.api_key)
+    app, close = create_remote_app(args.target, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
     http = HttpServer(app, args.host, args.http_port)
     port = await http.start()
     _ready(http_port=port)

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES.
+# As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES; `--max-body-bytes` changes it.
 MAX_BODY_BYTES = 300 * 1024 * 1024
+# Levels of arrays and objects a field of a request body may nest. Deeper values could not be
+# sent back: orjson encodes at most 254 levels, and a run's events wrap its input a few more.
+MAX_DEPTH = 100
 
 
 def backend(request: Request) -> Backend:
@@ -33,19 +36,33 @@ def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | 
     return Response(dumps(content), status, headers=headers, media_type="application/json")
 
 
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused as soon as it is known to be over the limit."""
+    limit: int = request.app.state.max_body_bytes
+    too_large = PayloadTooLarge(f"Request body too large (limit: {limit} bytes)")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json(request: Request, *, empty: Any = None) -> Any:
     """The request's JSON body; `empty` stands for a missing body where one is optional."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"Request body too large (limit: {MAX_BODY_BYTES} bytes)")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"Request body too large (limit: {MAX_BODY_BYTES} bytes)")
+    body = await read_body(request)
     if not body.strip() and empty is not None:
         return empty
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise InvalidArgument(f"the request body is nested more than {MAX_DEPTH} levels deep") from None
         raise InvalidArgument("Invalid JSON in request body") from None
 
 
@@ -53,7 +70,23 @@ async def read_object(request: Request, *, optional: bool = False) -> dict[str, 
     body = await read_json(request, empty={} if optional else None)
     if not isinstance(body, dict):
         raise InvalidArgument(f"the request body must be a JSON object, not {type_name(body)}")
+    for name, value in body.items():
+        if isinstance(value, (dict, list)) and _too_deep(value, MAX_DEPTH):
+            raise InvalidArgument(f"{name} is nested more than {MAX_DEPTH} levels deep")
     return body
+
+
+def _too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether `value` nests arrays and objects more than `limit` levels ({} is one level)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def type_name(value: Any) -> str:
@@ -84,7 +117,7 @@ def path_uuid(request: Request, name: str, *, status: int = 422) -> str:
     return value
 
 
-def query_int(request: Request, name: str, default: int, *, minimum: int = 0) -> int:
+def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -94,6 +127,9 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 0) ->
         raise InvalidArgument(f"{name} must be an integer, not {raw!r}") from None
     if value < minimum:
         raise InvalidArgument(f"{name} must be at least {minimum}")
+    if value > maximum:
+        # sqlite, and so the storage, takes at most 64-bit integers.
+        raise InvalidArgument(f"{name} must be at most {maximum}")
     return value
 
 

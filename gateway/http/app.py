@@ -21,7 +21,7 @@ from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
 from gateway.http._local import LocalBackend
 from gateway.http._objects import info
-from gateway.http._utils import json_response
+from gateway.http._utils import MAX_BODY_BYTES, json_response
 
 # The headers the SDKs read, readable by browser clients too.
 _EXPOSED = ["Location", "Content-Location", "X-Pagination-Total", "X-Pagination-Next"]
@@ -35,7 +35,7 @@ async def get_info(request: Request) -> Response:
     return json_response(info(__version__, langgraph.version.__version__))
 
 
-def build_app(backend: Backend, *, api_key: str | None = None) -> Starlette:
+def build_app(backend: Backend, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
     middleware = [
         Middleware(
             CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=_EXPOSED
@@ -55,10 +55,11 @@ def build_app(backend: Backend, *, api_key: str | None = None) -> Starlette:
         exception_handlers={HTTPException: http_exception},
     )
     app.state.backend = backend
+    app.state.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
     # HttpServer.stop() sets it; open event streams then end.
     app.state.closing = asyncio.Event()
     return app
 
 
-def create_app(gateway: Gateway, *, api_key: str | None = None) -> Starlette:
-    return build_app(LocalBackend(gateway), api_key=api_key)
+def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
+    return build_app(LocalBackend(gateway), api_key=api_key, max_body_bytes=max_body_bytes)

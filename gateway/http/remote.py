@@ -547,8 +547,10 @@ async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
     return last_values if last_values is not None else b"{}"
 
 
-def create_remote_app(target: str, *, api_key: str | None = None) -> tuple[Starlette, Callable[[], Awaitable[None]]]:
+def create_remote_app(
+    target: str, *, api_key: str | None = None, max_body_bytes: int | None = None
+) -> tuple[Starlette, Callable[[], Awaitable[None]]]:
     """The HTTP/SSE app in front of the gateway at `target`; `api_key` is required from HTTP
     clients and sent to the gateway. Returns the app and the coroutine function that closes it."""
     backend = RemoteBackend(target, api_key=api_key)
-    return build_app(backend, api_key=api_key), backend.close
+    return build_app(backend, api_key=api_key, max_body_bytes=max_body_bytes), backend.close

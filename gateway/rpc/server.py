@@ -15,6 +15,7 @@ from langgraph.gateway.v1 import (
 )
 
 from gateway.core.gateway import Gateway
+from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 
 SERVICE_NAMES = (
@@ -46,7 +47,9 @@ class GrpcServer:
         interceptors: tuple[grpc.aio.ServerInterceptor, ...] = (),
     ) -> None:
         self.gateway = gateway
-        self.server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        self.server = grpc.aio.server(
+            interceptors=(*interceptors, MalformedRequestInterceptor()), options=SERVER_OPTIONS
+        )
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)

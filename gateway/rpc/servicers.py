@@ -36,6 +36,7 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.rpc import _convert as convert
+from gateway.rpc.malformed import MalformedRequest
 from gateway.storage import RunRecord
 
 logger = logging.getLogger("gateway.rpc")
@@ -78,6 +79,8 @@ def unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
         try:
+            if isinstance(request, MalformedRequest):
+                raise InvalidArgument(request.message)
             return await method(self, request, context)
         except GatewayError as exc:
             await context.abort(status_code(exc), exc.message)
@@ -94,6 +97,8 @@ def streaming(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[T]:
         try:
+            if isinstance(request, MalformedRequest):
+                raise InvalidArgument(request.message)
             async for item in method(self, request, context):
                 yield item
         except GatewayError as exc:

@@ -9,6 +9,7 @@ import uuid
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import assistants_pb2, runs_pb2, threads_pb2
 
 from tests.conftest import Stubs
@@ -100,6 +101,42 @@ async def test_malformed_ids_are_invalid_arguments(stubs: Stubs) -> None:
         )
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "last_event_id" in err.details()
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def deep_input(levels: int) -> bytes:
+    """A CreateRunRequest whose input is `levels` arrays deep, as bytes: the Python protobuf
+    library would not build one past its own parse limit."""
+    value = struct_pb2.Value(number_value=1).SerializeToString()
+    for _ in range(levels):
+        items = b"\x0a" + _varint(len(value)) + value  # ListValue.values = 1
+        value = b"\x32" + _varint(len(items)) + items  # Value.list_value = 6
+    field = runs_pb2.CreateRunRequest.DESCRIPTOR.fields_by_name["input"].number
+    head = runs_pb2.CreateRunRequest(assistant_id="agent").SerializeToString()
+    return head + _varint(field << 3 | 2) + _varint(len(value)) + value
+
+
+async def test_requests_protobuf_cannot_parse_are_invalid_arguments(stubs: Stubs) -> None:
+    raw: dict = {"request_serializer": bytes, "response_deserializer": bytes}
+    create = stubs.channel.unary_unary("/langgraph.gateway.v1.RunsService/CreateRun", **raw)
+    stream = stubs.channel.unary_stream("/langgraph.gateway.v1.RunsService/RunStream", **raw)
+    # Each level of JSON in a Value is two messages; protobuf parses at most 100 levels of them.
+    assert runs_pb2.Run.FromString(await create(deep_input(45))).run_id
+    for call in (lambda: create(deep_input(60)), lambda: stream(deep_input(60))):
+        err = await rpc_error(call)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "100 levels" in err.details() and "input" in err.details()
+    for method, call in (("CreateRun", create), ("RunStream", stream)):
+        err = await rpc_error(lambda: call(b"\xff\xff\xff"))  # noqa: B023
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details() == f"malformed {method} request: its wire format is corrupt"
 
 
 async def test_failing_graph_sends_an_error_event_and_the_server_keeps_serving(stubs: Stubs) -> None:

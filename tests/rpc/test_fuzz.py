@@ -154,3 +154,31 @@ def test_random_requests(
     check()
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(("service", "method"), METHODS, ids=[f"{s.name}.{m.name}" for s, m in METHODS])
+def test_random_bytes(
+    channel: grpc.Channel, service: descriptor.ServiceDescriptor, method: descriptor.MethodDescriptor
+) -> None:
+    """Bytes that may not parse as the request at all: INVALID_ARGUMENT, not UNKNOWN."""
+    path = f"/{service.full_name}/{method.name}"
+    kind = channel.unary_stream if method.server_streaming else channel.unary_unary
+    call = kind(path, request_serializer=bytes, response_deserializer=bytes)
+
+    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.binary(max_size=64))
+    def check(data: bytes) -> None:
+        try:
+            result = call(data, timeout=20)
+            if method.server_streaming:
+                for i, _ in enumerate(result):
+                    if i >= 20:
+                        result.cancel()
+                        break
+        except grpc.RpcError as err:
+            code = err.code()  # type: ignore[attr-defined]
+            if code != grpc.StatusCode.CANCELLED:
+                assert code in EXPECTED, f"{path} -> {code}: {err.details()}"  # type: ignore[attr-defined]
+                assert err.details()  # type: ignore[attr-defined]
+
+    check()

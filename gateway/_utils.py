@@ -20,11 +20,12 @@ def uuid7() -> str:
 
 
 def is_uuid(value: str) -> bool:
+    """A UUID in its canonical spelling: other spellings ("urn:uuid:...", braces, no dashes)
+    would be stored as different ids for the same UUID."""
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value.lower()
     except (ValueError, TypeError, AttributeError):
         return False
-    return True
 
 
 def run_base_ms(run_id: str) -> int:

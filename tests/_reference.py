@@ -47,3 +47,39 @@ async def astream(
         ns, mode, chunk = item if subgraphs else ((), *item)
         out.append((tuple(ns), mode, loads(dumps(chunk))))
     return out
+
+
+# (graph, input, stream modes): what both edges' tests stream and compare with astream.
+STREAM_CASES = [
+    ("agent", {"topic": "ice cream"}, ["values"]),
+    ("agent", {"topic": "ice cream"}, ["updates"]),
+    ("agent", {"topic": "ice cream"}, ["debug"]),
+    ("agent", {"topic": "ice cream"}, ["tasks"]),
+    ("agent", {"topic": "ice cream"}, ["checkpoints"]),
+    ("chat", {"topic": "ice cream"}, ["messages-tuple"]),
+    ("custom", {"query": "example"}, ["custom"]),
+    ("custom", {"query": "example"}, ["updates", "custom"]),
+    (
+        "chat",
+        {"topic": "ice cream"},
+        ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"],
+    ),
+]
+
+Parts = list[tuple[tuple[str, ...], str, Any]]
+
+
+def without_task_checkpoints(parts: Parts) -> Parts:
+    """Debug checkpoints without the pointers the API adds (`checkpoint`, `parent_checkpoint`,
+    and each task's `state` config as `checkpoint`, as the Agent Server does), so that they
+    compare with LangGraph's own."""
+    out = []
+    for ns, mode, data in parts:
+        if mode == "debug" and data.get("type") == "checkpoint":
+            payload = {k: v for k, v in data["payload"].items() if k not in ("checkpoint", "parent_checkpoint")}
+            payload["tasks"] = [
+                {k: v for k, v in t.items() if k not in ("state", "checkpoint")} for t in payload["tasks"]
+            ]
+            data = {**data, "payload": payload}
+        out.append((ns, mode, data))
+    return out

@@ -16,9 +16,9 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEnti
 from langgraph_sdk.schema import StreamPart
 
 from tests._normalise import Normaliser
-from tests._reference import astream
+from tests._reference import STREAM_CASES as CASES
+from tests._reference import astream, without_task_checkpoints
 from tests._server import GatewayProcess
-from tests.rpc.test_run_stream import strip_debug_pointers, strip_task_state
 
 
 @pytest.fixture
@@ -42,22 +42,6 @@ def as_payloads(parts: list[StreamPart]) -> list[tuple[tuple[str, ...], str, Any
     return out
 
 
-CASES = [
-    ("agent", {"topic": "ice cream"}, ["values"]),
-    ("agent", {"topic": "ice cream"}, ["updates"]),
-    ("agent", {"topic": "ice cream"}, ["debug"]),
-    ("agent", {"topic": "ice cream"}, ["tasks"]),
-    ("agent", {"topic": "ice cream"}, ["checkpoints"]),
-    ("chat", {"topic": "ice cream"}, ["messages-tuple"]),
-    ("custom", {"query": "example"}, ["custom"]),
-    (
-        "chat",
-        {"topic": "ice cream"},
-        ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"],
-    ),
-]
-
-
 @pytest.mark.parametrize(("graph", "graph_input", "modes"), CASES, ids=[f"{g}-{'+'.join(m)}" for g, _, m in CASES])
 async def test_stream_payloads_equal_langgraph_astream(
     client: LangGraphClient, graph: str, graph_input: dict, modes: list[str]
@@ -72,8 +56,8 @@ async def test_stream_payloads_equal_langgraph_astream(
     assert parts[0].event == "metadata" and parts[0].data["run_id"] == created[0]["run_id"]
     assert created[0]["thread_id"] == thread["thread_id"]
     assert all(p.id for p in parts)
-    got = strip_debug_pointers(as_payloads(parts))
-    want = strip_task_state(
+    got = without_task_checkpoints(as_payloads(parts))
+    want = without_task_checkpoints(
         await astream(graph, graph_input, ["messages" if m == "messages-tuple" else m for m in modes])
     )
     assert Normaliser()(got) == Normaliser()(want)

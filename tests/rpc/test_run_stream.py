@@ -12,7 +12,8 @@ from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
 from tests._normalise import Normaliser
-from tests._reference import astream
+from tests._reference import STREAM_CASES as CASES
+from tests._reference import astream, without_task_checkpoints
 from tests.conftest import Stubs
 
 MODES = {
@@ -58,58 +59,14 @@ def payloads(events: list[runs_pb2.RunEvent]) -> list[tuple[tuple[str, ...], str
     return out
 
 
-def strip_debug_pointers(parts: list[tuple[tuple[str, ...], str, Any]]) -> list[tuple[tuple[str, ...], str, Any]]:
-    # The API adds checkpoint pointers to debug checkpoints (as the Agent Server does).
-    out = []
-    for ns, mode, data in parts:
-        if mode == "debug" and data.get("type") == "checkpoint":
-            payload = {k: v for k, v in data["payload"].items() if k not in ("checkpoint", "parent_checkpoint")}
-            payload["tasks"] = [
-                {k: v for k, v in t.items() if k not in ("state", "checkpoint")} for t in payload["tasks"]
-            ]
-            data = {**data, "payload": payload}
-        out.append((ns, mode, data))
-    return out
-
-
-def strip_task_state(parts: list[tuple[tuple[str, ...], str, Any]]) -> list[tuple[tuple[str, ...], str, Any]]:
-    out = []
-    for ns, mode, data in parts:
-        if mode == "debug" and data.get("type") == "checkpoint":
-            data = {**data, "payload": {**data["payload"]}}
-            data["payload"]["tasks"] = [
-                {k: v for k, v in t.items() if k not in ("state", "checkpoint")} for t in data["payload"]["tasks"]
-            ]
-        out.append((ns, mode, data))
-    return out
-
-
-CASES = [
-    ("agent", {"topic": "ice cream"}, ["values"]),
-    ("agent", {"topic": "ice cream"}, ["updates"]),
-    ("agent", {"topic": "ice cream"}, ["debug"]),
-    ("agent", {"topic": "ice cream"}, ["tasks"]),
-    ("agent", {"topic": "ice cream"}, ["checkpoints"]),
-    ("chat", {"topic": "ice cream"}, ["messages-tuple"]),
-    ("custom", {"query": "example"}, ["custom"]),
-    ("custom", {"query": "example"}, ["updates", "custom"]),
-    (
-        "chat",
-        {"topic": "ice cream"},
-        ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"],
-    ),
-]
-
-
 @pytest.mark.parametrize(("graph", "graph_input", "modes"), CASES, ids=[f"{g}-{'+'.join(m)}" for g, _, m in CASES])
 async def test_payloads_equal_langgraph_astream(stubs: Stubs, graph: str, graph_input: dict, modes: list[str]) -> None:
     thread_id = await new_thread(stubs)
     events = await stream(stubs, assistant_id=graph, thread_id=thread_id, input=value(graph_input), stream_mode=modes)
     assert events[0].WhichOneof("event") == "metadata"
     assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
-    got = strip_debug_pointers(payloads(events))
-    want = strip_task_state(await astream(graph, graph_input, [GRAPH_MODE.get(m, m) for m in modes]))
-    want = [(ns, "messages" if mode == "messages" else mode, data) for ns, mode, data in want]
+    got = without_task_checkpoints(payloads(events))
+    want = without_task_checkpoints(await astream(graph, graph_input, [GRAPH_MODE.get(m, m) for m in modes]))
     assert len(got) == len(want)
     assert Normaliser()(got) == Normaliser()(want)
 

@@ -1,6 +1,7 @@
 """`python -m bench`: the full benchmark; `--smoke`: every scenario once, for CI (no timing
 asserted, only that each run completed without errors and with the events it should have);
-`--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios."""
+`--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios;
+`python -m bench load`: hundreds of streams at once on one gateway (see `load --help`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +26,7 @@ import httpx
 import langgraph.version
 from langgraph.gateway.v1 import runs_pb2
 
-from bench import _profile
+from bench import _load, _profile
 from bench._clients import Client, Grpc, InProcess, Sse
 from bench._report import COLUMNS, markdown, table, targets
 from bench._scenarios import FULL, SMOKE, Errors, Plan, measure, measure_open_streams
@@ -37,7 +37,9 @@ from bench._servers import (
     GatewayServer,
     ReferenceServer,
     ServerProcess,
+    busy_cpu_seconds,
     ensure_reference_venv,
+    raise_fd_limit,
     scratch_copy,
 )
 from bench.graphs import CHAIN_LENGTH
@@ -65,21 +67,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _busy_cpu_seconds() -> float:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal
-    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _raise_fd_limit() -> None:
-    # A thousand open streams need a thousand sockets on each side; children inherit the limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < 8192:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
 
 
 def _start_gateway(config: Path, notes: list[str]) -> GatewayServer:
@@ -162,7 +149,7 @@ def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace)
         def own_cpu() -> float:
             return time.process_time() + sum(s.stats()["cpu"] for s in running)
 
-        start, busy, own = time.perf_counter(), _busy_cpu_seconds(), own_cpu()
+        start, busy, own = time.perf_counter(), busy_cpu_seconds(), own_cpu()
         results = asyncio.run(
             measure(
                 {k: make for k, (make, _) in targets.items()},
@@ -172,7 +159,7 @@ def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace)
             )
         )
         elapsed = time.perf_counter() - start
-        other = max(_busy_cpu_seconds() - busy - (own_cpu() - own), 0.0)
+        other = max(busy_cpu_seconds() - busy - (own_cpu() - own), 0.0)
         if not plan.smoke:
             stack.close()
         for key in targets:
@@ -295,6 +282,10 @@ def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["load"]:
+        raise_fd_limit()
+        return _load.main(argv[1:])
     args = _parser().parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     if args.open_streams:
@@ -303,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(keys) - set(COLUMNS)
     if unknown:
         sys.exit(f"error: unknown targets: {', '.join(sorted(unknown))}")
-    _raise_fd_limit()
+    raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         config = scratch_copy(Path(scratch))
         if args.profile:

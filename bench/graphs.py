@@ -4,6 +4,7 @@ file through bench/langgraph.json, and the in-process floor imports it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TypedDict
 
 from langgraph.config import get_stream_writer
@@ -78,3 +79,27 @@ async def _sleep(state: Slow) -> Slow:
 
 # Holds its stream open, idle, for `seconds`.
 slow = StateGraph(Slow).add_node("sleep", _sleep).add_edge("__start__", "sleep").compile(name="slow")
+
+
+class Ticker(TypedDict, total=False):
+    count: int
+    interval: float
+
+
+async def _tick(state: Ticker) -> Ticker:
+    write = get_stream_writer()
+    loop = asyncio.get_running_loop()
+    interval = state.get("interval", 0.05)
+    start = loop.time()
+    for seq in range(state.get("count", 1)):
+        # On a fixed schedule from the start, so a late tick does not push back every later one.
+        delay = start + seq * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        write({"seq": seq, "t": time.time()})
+    return {}
+
+
+# `count` custom events {"seq", "t"}, one every `interval` seconds, `t` the wall-clock time it
+# was written: the load test checks every stream's seqs and times each event's delivery.
+ticker = StateGraph(Ticker).add_node("tick", _tick).add_edge("__start__", "tick").compile(name="ticker")

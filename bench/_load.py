@@ -4,16 +4,16 @@ Every stream runs bench/graphs.py's `ticker`, whose events carry a sequence numb
 wall-clock time they were written: each stream is checked for gaps, duplicates and the run's
 end, and each event's delay to the client is measured. Exits 1 on any error or lost event.
 
-The streams open in batches; `--duration` counts from the moment the last batch is open.
-Flowing streams run one run after another (each `run_seconds` long, the last ones cut to end
+The streams open `--batch` at a time; `--duration` counts from the moment the last batch is
+open. Flowing streams run one run after another (each `run_seconds` long, the last ones cut to end
 at the deadline) and each run must end with success. Idle streams are held until the deadline:
 the client then closes its idle run streams (on_disconnect=cancel) and cancels the runs its
 idle thread streams follow, which must then report the run's end. An idle event counts as lost
-if it was written `idle_slack` seconds before the deadline and had not arrived by then.
+if it was written over `idle_slack` seconds before the deadline and had not arrived by then.
 
-The client opens the streams in batches, parses SSE from raw HTTP/1.1 bytes in an
-asyncio.Protocol (no HTTP library and no coroutine per event), reads gRPC through
-RunStreamBatch, and can be split over several processes (`--clients`)."""
+The client parses SSE from raw HTTP/1.1 bytes in an asyncio.Protocol (no HTTP library and no
+coroutine per event), reads gRPC through RunStreamBatch, and can be split over several
+processes (`--clients`). Not part of CI: it takes minutes and both cores."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import re
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,8 @@ OPEN_TIMEOUT = 30.0
 # A flowing run shorter than this is not started near the deadline.
 MIN_RUN_EVENTS = 20
 SAMPLE_S = 0.5
+# What varies between failures of the same cause: which stream, when, after how many events.
+_DETAILS = re.compile(r" [(\[][^)\]]*[)\]]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +143,9 @@ class Category:
 @dataclasses.dataclass
 class WorkerResult:
     categories: dict[str, Category] = dataclasses.field(default_factory=dict)
-    error_samples: list[str] = dataclasses.field(default_factory=list)
+    # How many streams failed for each cause, and the first failure of each, in full.
+    causes: Counter[str] = dataclasses.field(default_factory=Counter)
+    error_samples: dict[str, str] = dataclasses.field(default_factory=dict)
     # Seconds from each event's write in the graph to its arrival here.
     delays: array[float] = dataclasses.field(default_factory=lambda: array("d"))
     idle_delays: array[float] = dataclasses.field(default_factory=lambda: array("d"))
@@ -157,8 +162,9 @@ class WorkerResult:
     cpu: float = 0.0
 
     def error(self, message: str) -> None:
-        if len(self.error_samples) < 20:
-            self.error_samples.append(message[:300])
+        cause = _DETAILS.sub("", message)[:120]
+        self.causes[cause] += 1
+        self.error_samples.setdefault(cause, message[:400])
 
 
 class _Tally:
@@ -216,6 +222,8 @@ class _Tally:
     def close(self) -> None:
         if self.error is None and not self.ended:
             self.error = "the stream closed before the run ended"
+        if not self.opened:
+            self.expected = 0  # no reply, no run to lose events of: an error only
         self.lost += max(self.expected - self.next, 0)
         c = self.result.categories.setdefault(self.kind, Category())
         c.runs += 1
@@ -532,6 +540,7 @@ class _Worker:
             request.multitask_strategy = runs_pb2.MULTITASK_STRATEGY_ENQUEUE
         self.calls += 1
         channel = self.calls % len(self.stubs)
+        started = time.time()
         call = self.stubs[channel].RunStreamBatch(request)
         try:
             async for message in call:
@@ -549,7 +558,10 @@ class _Worker:
                         if event.end.status != runs_pb2.RUN_STATUS_SUCCESS:
                             tally.fail(f"run ended {runs_pb2.RunStatus.Name(event.end.status)}")
         except grpc.aio.AioRpcError as exc:
-            where = f"channel {channel}, {'thread' if thread_id else 'stateless'} run"
+            where = (
+                f"channel {channel}, {'thread' if thread_id else 'stateless'} run, called "
+                f"{time.time() - started:.1f} s before, {'after' if tally.opened else 'before'} the first reply"
+            )
             raise RuntimeError(f"gRPC {exc.code().name}: {exc.details()} ({where})") from None
         finally:
             call.cancel()
@@ -728,7 +740,8 @@ def summarise(
     lateness: list[float] = []
     per_second: Counter[int] = Counter()
     open_at: Counter[int] = Counter()
-    errors = list(warm.error_samples)
+    causes = Counter(warm.causes)
+    samples_by_cause = dict(warm.error_samples)
     for r in results:
         for kind, c in r.categories.items():
             categories.setdefault(kind, Category()).add(c)
@@ -738,7 +751,9 @@ def summarise(
         per_second.update(r.per_second)
         for t, flowing, idle in r.timeline:
             open_at[round(t / SAMPLE_S)] += flowing + idle
-        errors += r.error_samples
+        causes.update(r.causes)
+        for cause, sample in r.error_samples.items():
+            samples_by_cause.setdefault(cause, sample)
     total = Category()
     for c in categories.values():
         total.add(c)
@@ -779,7 +794,9 @@ def summarise(
         "total": dataclasses.asdict(total),
         "errors": total.errors + warm_total.errors,
         "lost": total.lost + total.duplicates + warm_total.lost + warm_total.duplicates,
-        "error_samples": errors[:20],
+        "error_causes": [
+            {"streams": n, "cause": cause, "first": samples_by_cause[cause]} for cause, n in causes.most_common(20)
+        ],
         "server_log": server_log,
         "time": {
             "ramp_s": round(all_open - started, 1),
@@ -809,6 +826,7 @@ def summarise(
                 "full_load": round(cpu_between(window[0], window[1]), 1),
                 "overall": round(server_cpu, 1),
             },
+            "cpu_us_per_event": round(server_cpu / 100 * (ended - started) / max(total.received, 1) * 1e6, 1),
             "rss_mb_full_load_median": _mb(sorted(s["rss"] for s in in_window)[len(in_window) // 2])
             if in_window
             else None,
@@ -816,6 +834,7 @@ def summarise(
         "client": {
             "processes": plan.clients,
             "cpu_percent_of_a_core": round(client_cpu, 1),
+            "cpu_us_per_event": round(client_cpu / 100 * (ended - started) / max(total.received, 1) * 1e6, 1),
             "per_process": [round(100 * r.cpu / (r.ended - r.started), 1) for r in results],
         },
         "machine_busy_percent": round(machine_busy, 1),
@@ -856,18 +875,21 @@ def render(report: dict[str, Any]) -> str:
         f"- server RSS: {s['rss_mb']['before']} MB before, {s['rss_mb']['peak']} MB peak with "
         f"{s['peak_open_streams']} streams open, {s['rss_mb']['after']} MB after: "
         f"{s['kb_per_open_stream']} KB per open stream",
-        f"- server threads: {s['threads']['before']} before, {s['threads']['peak']} peak, {s['threads']['after']} after",
-        f"- server CPU: {s['cpu_percent_of_a_core']['full_load']}% of a core at full load, "
-        f"{s['cpu_percent_of_a_core']['overall']}% overall; client CPU: {c['cpu_percent_of_a_core']}% of a core "
-        f"({' + '.join(f'{p}%' for p in c['per_process'])}); machine {report['machine_busy_percent']}% busy, "
-        f"{report['others_percent_of_machine']}% of it by other processes",
+        f"- server threads: {s['threads']['before']} before, {s['threads']['peak']} peak, {s['threads']['after']} "
+        f"after ({s['threads']['peak'] - s['threads']['before']} more with {s['peak_open_streams']} streams open)",
+        f"- server CPU: {s['cpu_percent_of_a_core']['full_load']}% of a core at full load"
+        f"{' (saturated: one event loop uses one core at most)' if s['cpu_percent_of_a_core']['full_load'] >= 90 else ''}, "
+        f"{s['cpu_percent_of_a_core']['overall']}% overall, {s['cpu_us_per_event']} µs per event",
+        f"- client CPU: {c['cpu_percent_of_a_core']}% of a core "
+        f"({' + '.join(f'{p}%' for p in c['per_process'])}), {c['cpu_us_per_event']} µs per event; machine "
+        f"{report['machine_busy_percent']}% busy, {report['others_percent_of_machine']}% of it by other processes",
     ]
     if report["warm_up"]["errors"] or report["warm_up"]["lost"]:
         lines.append(f"- warm-up: {report['warm_up']['errors']} errors, {report['warm_up']['lost']} events lost")
     verdict = "PASS" if report["errors"] == 0 and report["lost"] == 0 else "FAIL"
     lines.append(f"- **{verdict}**: {report['errors']} errors, {report['lost']} events lost or duplicated")
-    for sample in report["error_samples"][:10]:
-        lines.append(f"  - {sample}")
+    for cause in report["error_causes"][:10]:
+        lines.append(f"  - {cause['streams']} × {cause['first']}")
     if report["errors"] and report["server_log"]:
         lines.append("- the server's last log lines:")
         lines += [f"  > {line}" for line in report["server_log"][-10:]]
@@ -877,7 +899,12 @@ def render(report: dict[str, Any]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__)
     defaults = LoadPlan()
-    parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds (default: %(default)s)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=defaults.duration,
+        help="seconds at full load, after the ramp (default: %(default)s)",
+    )
     parser.add_argument("--flowing", type=int, default=defaults.flowing, help="flowing streams (default: %(default)s)")
     parser.add_argument("--idle", type=int, default=defaults.idle, help="idle streams (default: %(default)s)")
     parser.add_argument(

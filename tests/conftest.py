@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,3 +47,14 @@ async def stubs(gateway: GatewayProcess) -> AsyncIterator[Stubs]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "gateway.sqlite"
+
+
+@asynccontextmanager
+async def own_gateway(db: Path, *extra_args: str) -> AsyncIterator[Stubs]:
+    """A gateway process of the test's own (for flags the shared one lacks), with stubs."""
+    proc = GatewayProcess(db, extra_args=extra_args).start()
+    try:
+        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+            yield make_stubs(channel)
+    finally:
+        proc.kill()

@@ -13,7 +13,7 @@ import pytest
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
 from tests._server import GatewayProcess
-from tests.conftest import Stubs, make_stubs
+from tests.conftest import Stubs, make_stubs, own_gateway
 from tests.rpc.test_run_stream import new_thread, stream, value
 from tests.rpc.test_runs import create, wait_status
 
@@ -165,41 +165,31 @@ async def test_after_kill_9_no_run_or_thread_stays_active(tmp_path: Path) -> Non
 
 
 async def test_a_full_queue_is_refused_with_resource_exhausted(tmp_path: Path) -> None:
-    proc = GatewayProcess(tmp_path / "db.sqlite", extra_args=("--max-queued-runs", "2")).start()
-    try:
-        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
-            stubs = make_stubs(channel)
-            thread_id = await new_thread(stubs)
-            for _ in range(2):
-                await stubs.runs.CreateRun(create("slow", thread_id, {"n": 50, "delay": 0.02}))
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stubs.runs.CreateRun(create("agent", thread_id, {"topic": "x"}))
-            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert thread_id in err.value.details()
-    finally:
-        proc.kill()
+    async with own_gateway(tmp_path / "db.sqlite", "--max-queued-runs", "2") as stubs:
+        thread_id = await new_thread(stubs)
+        for _ in range(2):
+            await stubs.runs.CreateRun(create("slow", thread_id, {"n": 50, "delay": 0.02}))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stubs.runs.CreateRun(create("agent", thread_id, {"topic": "x"}))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert thread_id in err.value.details()
 
 
 async def test_a_run_past_its_timeout_ends_with_timeout(tmp_path: Path) -> None:
-    proc = GatewayProcess(tmp_path / "db.sqlite", extra_args=("--run-timeout", "0.5")).start()
-    try:
-        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
-            stubs = make_stubs(channel)
-            thread_id = await new_thread(stubs)
-            events = await stream(
-                stubs,
-                assistant_id="slow",
-                thread_id=thread_id,
-                input=value({"n": 100, "delay": 0.05}),
-                stream_mode=["custom"],
-            )
-            assert events[-1].end.status == runs_pb2.RUN_STATUS_TIMEOUT
-            assert not [e for e in events if e.HasField("error")]
-            thread = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id))
-            assert thread.status == threads_pb2.THREAD_STATUS_ERROR
-            assert json.loads(thread.error_json)["error"] == "TimeoutError"
-    finally:
-        proc.kill()
+    async with own_gateway(tmp_path / "db.sqlite", "--run-timeout", "0.5") as stubs:
+        thread_id = await new_thread(stubs)
+        events = await stream(
+            stubs,
+            assistant_id="slow",
+            thread_id=thread_id,
+            input=value({"n": 100, "delay": 0.05}),
+            stream_mode=["custom"],
+        )
+        assert events[-1].end.status == runs_pb2.RUN_STATUS_TIMEOUT
+        assert not [e for e in events if e.HasField("error")]
+        thread = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id))
+        assert thread.status == threads_pb2.THREAD_STATUS_ERROR
+        assert json.loads(thread.error_json)["error"] == "TimeoutError"
 
 
 def _rss_kib(pid: int) -> int:

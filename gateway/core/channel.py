@@ -80,10 +80,6 @@ class RunChannel:
         self.logged_seq: int | None = None
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def last_seq(self) -> int:
         return self._seq
 
@@ -92,9 +88,6 @@ class RunChannel:
         """The ring is past its bounds because a subscriber holds its oldest events; the
         producer should `await wait_writable()`."""
         return len(self._buffer) > self.capacity or self._bytes > self.max_bytes
-
-    def event_id(self, seq: int) -> str:
-        return f"{self.base_ms}-{seq}"
 
     def publish(self, name: str, ns: tuple[str, ...], data: bytes) -> Event:
         self._seq += 1

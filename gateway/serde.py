@@ -75,7 +75,10 @@ def _sanitise(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON. Lone surrogates become "?" and NUL characters U+FFFD, so the
-    text is always valid UTF-8 and safe to pass through every edge unchanged."""
+    text is always valid UTF-8 and safe to pass through every edge unchanged.
+
+    The result is a right-sized copy: orjson (3.12 on) returns its working buffer, at least
+    4 KiB and up to a few times the JSON's length, and events are held for replay."""
     try:
         data = orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError as exc:
@@ -83,8 +86,8 @@ def dumps(obj: Any) -> bytes:
             raise
         data = orjson.dumps(_sanitise(obj), default=_default, option=_OPTIONS)
     if b"\\u0000" in data:
-        data = data.replace(b"\\\\u0000", b"\\\\ufffd").replace(b"\\u0000", b"\\ufffd")
-    return data
+        return data.replace(b"\\\\u0000", b"\\\\ufffd").replace(b"\\u0000", b"\\ufffd")
+    return bytes(memoryview(data))
 
 
 loads: Callable[[bytes | str], Any] = orjson.loads

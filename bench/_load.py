@@ -151,6 +151,8 @@ class WorkerResult:
     idle_delays: array[float] = dataclasses.field(default_factory=lambda: array("d"))
     # Seconds each flowing event was written after its schedule: the server's event loop lag.
     lateness: array[float] = dataclasses.field(default_factory=lambda: array("d"))
+    # Seconds from each run's request to its first reply, by edge ("gRPC", "SSE").
+    first_reply: dict[str, array[float]] = dataclasses.field(default_factory=dict)
     # Events received per wall-clock second.
     per_second: Counter[int] = dataclasses.field(default_factory=Counter)
     # (time, flowing streams open, idle streams open), every SAMPLE_S.
@@ -172,7 +174,7 @@ class _Tally:
 
     __slots__ = (
         "kind", "expected", "interval", "result", "on_open",
-        "next", "received", "lost", "duplicates", "ended", "opened", "opened_at", "error", "t0",
+        "next", "received", "lost", "duplicates", "ended", "opened", "opened_at", "error", "t0", "created",
     )  # fmt: skip
 
     def __init__(
@@ -185,10 +187,14 @@ class _Tally:
         self.opened_at = 0.0
         self.error: str | None = None
         self.t0: float | None = None
+        self.created = time.time()  # its request goes out in the same turn of the loop
 
     def open(self) -> None:
         if not self.opened:
             self.opened, self.opened_at = True, time.time()
+            if self.kind != "thread_stream":  # it replies with the run's first event
+                edge = "gRPC" if self.kind.startswith("grpc") else "SSE"
+                self.result.first_reply.setdefault(edge, array("d")).append(self.opened_at - self.created)
             self.on_open()
 
     def due(self, until: float) -> None:
@@ -739,6 +745,7 @@ def summarise(
     idle_delays: list[float] = []
     lateness: list[float] = []
     per_second: Counter[int] = Counter()
+    first_reply: dict[str, list[float]] = {}
     open_at: Counter[int] = Counter()
     causes = Counter(warm.causes)
     samples_by_cause = dict(warm.error_samples)
@@ -748,6 +755,8 @@ def summarise(
         delays += r.delays
         idle_delays += r.idle_delays
         lateness += r.lateness
+        for edge, values in r.first_reply.items():
+            first_reply.setdefault(edge, []).extend(values)
         per_second.update(r.per_second)
         for t, flowing, idle in r.timeline:
             open_at[round(t / SAMPLE_S)] += flowing + idle
@@ -812,6 +821,10 @@ def summarise(
             "delay_ms": {"p50": _ms(delays, 50), "p99": _ms(delays, 99), "max": _ms(delays, 100)},
             "idle_delay_ms": {"p50": _ms(idle_delays, 50), "p99": _ms(idle_delays, 99), "max": _ms(idle_delays, 100)},
             "write_lateness_ms": {"p50": _ms(lateness, 50), "p99": _ms(lateness, 99), "max": _ms(lateness, 100)},
+            "first_reply_ms": {
+                edge: {"p50": _ms(v, 50), "p99": _ms(v, 99), "max": _ms(v, 100)}
+                for edge, v in sorted(first_reply.items())
+            },
         },
         "server": {
             "rss_mb": {"before": _mb(before["rss"]), "peak": _mb(peak_rss), "after": _mb(after["rss"])},
@@ -872,6 +885,10 @@ def render(report: dict[str, Any]) -> str:
         f"{d['delay_ms']['max']} ms (idle streams: p99 {d['idle_delay_ms']['p99']} ms)",
         f"- graph's write lateness behind its schedule (server loop lag): p50 {d['write_lateness_ms']['p50']} ms, "
         f"p99 {d['write_lateness_ms']['p99']} ms, max {d['write_lateness_ms']['max']} ms",
+        "- a run's request to its first reply: "
+        + "; ".join(
+            f"{edge} p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms" for edge, v in d["first_reply_ms"].items()
+        ),
         f"- server RSS: {s['rss_mb']['before']} MB before, {s['rss_mb']['peak']} MB peak with "
         f"{s['peak_open_streams']} streams open, {s['rss_mb']['after']} MB after: "
         f"{s['kb_per_open_stream']} KB per open stream",

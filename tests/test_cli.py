@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
 from tests._server import ROOT, GatewayProcess
-from tests.conftest import make_stubs
-from tests.rpc.test_run_stream import value
+from tests.conftest import make_stubs, own_gateway
+from tests.rpc.test_run_stream import stream, value
 
 
 def test_a_broken_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -30,6 +30,14 @@ def test_a_broken_config_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "graphs.g" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_serves_on_asyncios_own_loop_as_on_uvloop(tmp_path: Path) -> None:
+    # The shared gateway runs on uvloop (the default where installed); this one on asyncio's.
+    async with own_gateway(tmp_path / "db.sqlite", "--loop", "asyncio") as stubs:
+        events = await stream(stubs, assistant_id="burst", input=value({"n": 50}), stream_mode=["custom"])
+    assert [e.WhichOneof("event") for e in events] == ["metadata"] + ["custom"] * 50 + ["end"]
+    assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
 
 
 async def test_api_key_is_required_on_every_rpc_but_health(tmp_path: Path) -> None:

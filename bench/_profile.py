@@ -105,7 +105,8 @@ def _queue_wait_line() -> int | None:
 
 
 def _thread(stack: str, frames: list[tuple[str, str, int | None]], idle_line: int | None) -> str:
-    if "run_forever" in stack:
+    # asyncio's loop shows its run_forever; uvloop's is native, under asyncio.Runner.run.
+    if "run_forever" in stack or "Runner.run (" in stack:
         return "event loop"
     if "_connection_worker_thread" in stack:
         below = stack.split("_connection_worker_thread", 1)[1]

@@ -49,7 +49,7 @@ ids = (
 )
 
 
-def _field_value(field: descriptor.FieldDescriptor, draw: Any) -> Any:
+def _field_value(field: descriptor.FieldDescriptor, draw: Any, known: tuple[str, ...]) -> Any:
     name = field.name
     if field.message_type is not None:
         if field.message_type.full_name == "google.protobuf.Value":
@@ -65,7 +65,7 @@ def _field_value(field: descriptor.FieldDescriptor, draw: Any) -> Any:
         if name == "assistant_id":
             return draw(st.sampled_from(GRAPHS) | ids)
         if name.endswith("_id") or name == "before":
-            return draw(st.sampled_from(KNOWN_IDS) | ids) if KNOWN_IDS else draw(ids)
+            return draw(st.sampled_from(known) | ids) if known else draw(ids)
         return draw(st.text(max_size=30))
     if field.type == descriptor.FieldDescriptor.TYPE_BOOL:
         return draw(st.booleans())
@@ -75,7 +75,9 @@ def _field_value(field: descriptor.FieldDescriptor, draw: Any) -> Any:
 
 
 @st.composite
-def requests(draw: Any, message: descriptor.Descriptor) -> Any:
+def requests(draw: Any, message: descriptor.Descriptor, known: tuple[str, ...]) -> Any:
+    """A request with random fields; ids are random or `known` ones (the pool must not change
+    while one test draws: hypothesis replays its choices and would see other data)."""
     cls = {"assistants": assistants_pb2, "threads": threads_pb2, "runs": runs_pb2}
     module = next(m for m in cls.values() if message.name in m.DESCRIPTOR.message_types_by_name)
     msg = getattr(module, message.name)()
@@ -83,10 +85,10 @@ def requests(draw: Any, message: descriptor.Descriptor) -> Any:
         if not draw(st.booleans()):
             continue
         if field.is_repeated:
-            values = [_field_value(field, draw) for _ in range(draw(st.integers(0, 3)))]
+            values = [_field_value(field, draw, known) for _ in range(draw(st.integers(0, 3)))]
             getattr(msg, field.name).extend(v for v in values if v is not None)
             continue
-        value = _field_value(field, draw)
+        value = _field_value(field, draw, known)
         if value is None:
             continue
         if field.message_type is not None:
@@ -147,7 +149,7 @@ def test_random_requests(
     channel: grpc.Channel, service: descriptor.ServiceDescriptor, method: descriptor.MethodDescriptor
 ) -> None:
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(requests(method.input_type))
+    @given(requests(method.input_type, tuple(KNOWN_IDS)))
     def check(request: Any) -> None:
         call(channel, service, method, request)
 

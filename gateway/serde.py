@@ -77,8 +77,8 @@ def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON. Lone surrogates become "?" and NUL characters U+FFFD, so the
     text is always valid UTF-8 and safe to pass through every edge unchanged.
 
-    The result is a right-sized copy: orjson (3.12 on) returns its working buffer, at least
-    4 KiB and up to a few times the JSON's length, and events are held for replay."""
+    The result is a right-sized copy: orjson (3.12 on) returns its working buffer, 4 KiB at
+    least and often several times the JSON's length, and events are held for replay."""
     try:
         data = orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError as exc:

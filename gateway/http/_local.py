@@ -26,6 +26,14 @@ def _frames(base_ms: int, batch: Sequence[Event]) -> bytes:
     return b"".join(frame(event_name(e.name, e.ns), e.data, f"{base_ms}-{e.seq}") for e in batch if e.name != "end")
 
 
+async def _sse(base_ms: int, batches: AsyncIterator[Sequence[Event]]) -> AsyncIterator[bytes]:
+    """A run's batches of events as SSE bytes, one chunk per batch."""
+    async with iterating(batches) as events:
+        async for batch in events:
+            if chunk := _frames(base_ms, batch):
+                yield chunk
+
+
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield
@@ -45,28 +53,10 @@ class LocalBackend:
     # Runs
 
     def _body(self, run: ActiveRun, after: int | None, modes: list[str] | None) -> AsyncIterator[bytes]:
-        runs, base = self.gw.runs, run.channel.base_ms
-
-        async def body() -> AsyncIterator[bytes]:
-            async with iterating(runs.events(run, after=after, modes=modes)) as events:
-                async for batch in events:
-                    chunk = _frames(base, batch)
-                    if chunk:
-                        yield chunk
-
-        return body()
+        return _sse(run.channel.base_ms, self.gw.runs.events(run, after=after, modes=modes))
 
     def _logged(self, record: RunRecord, after: int, modes: list[str] | None) -> AsyncIterator[bytes]:
-        runs, base = self.gw.runs, run_base_ms(record.run_id)
-
-        async def body() -> AsyncIterator[bytes]:
-            async with iterating(runs.logged_events(record, after=after, modes=modes)) as events:
-                async for batch in events:
-                    chunk = _frames(base, batch)
-                    if chunk:
-                        yield chunk
-
-        return body()
+        return _sse(run_base_ms(record.run_id), self.gw.runs.logged_events(record, after=after, modes=modes))
 
     def _canceller(self, run: ActiveRun, cancel: bool) -> Any:
         return (lambda: self.gw.runs.cancel_soon(run)) if cancel else None

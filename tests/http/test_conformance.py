@@ -1,9 +1,10 @@
-"""The SSE streams of the bridge against the LangGraph Agent Server's own (`langgraph dev`),
-event by event, with the shared differential checker (../shared/conformance/sse_diff.py): its
-cases, and ours in cases_extra.json (more stream modes, subgraphs, interrupts, errors)."""
+"""Our HTTP/SSE streams against the LangGraph Agent Server's own (`langgraph dev`), event by event,
+with the project's differential runner (tests/conformance) on its cases: both servers serve the
+test graphs (tests/graphs/langgraph.json), and every case must match."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import os
@@ -17,12 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._server import ROOT, GatewayProcess
+from tests._server import ROOT, TEST_CONFIG, GatewayProcess
+from tests.conformance import JOBS, Outcome, compare, lines, load_cases
 
-SHARED = ROOT.parent / "shared" / "conformance"
 REF_VENV = ROOT / ".venv-ref"
-EXTRA_CASES = Path(__file__).parent / "cases_extra.json"
-_CHUNKS = 3
+CASES = load_cases()
 
 
 def _ref_packages() -> list[str]:
@@ -53,22 +53,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _reference_config(folder: Path) -> Path:
+    """The test config with absolute paths, written into `folder`: `langgraph dev` resolves graph
+    paths against its working directory (the gateway, against the config's), and it writes its
+    state there, so it runs from a scratch folder on the very same graph files."""
+    config = json.loads(TEST_CONFIG.read_text())
+    base = TEST_CONFIG.parent
+    config["dependencies"] = [str((base / dep).resolve()) for dep in config.get("dependencies", [])]
+    graphs = {}
+    for graph_id, spec in config["graphs"].items():
+        path, _, attribute = spec.rpartition(":")
+        graphs[graph_id] = f"{(base / path).resolve()}:{attribute}"
+    config["graphs"] = graphs
+    out = folder / "langgraph.json"
+    out.write_text(json.dumps(config, indent=2))
+    return out
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not SHARED.is_dir():
-        pytest.skip(f"the shared conformance folder {SHARED} is missing")
     langgraph = _ensure_ref_venv()
     scratch = tmp_path_factory.mktemp("reference")
-    # `langgraph dev` resolves the config's graph paths against its working directory.
-    (scratch / "graphs.py").symlink_to(SHARED / "graphs.py")
+    config = _reference_config(scratch)
     port = _free_port()
     log = (scratch / "langgraph-dev.log").open("w")
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
     proc = subprocess.Popen(
-        [str(langgraph), "dev", "--config", str(SHARED / "langgraph.json"), "--port", str(port)]
+        [str(langgraph), "dev", "--config", str(config), "--port", str(port)]
         # Runs on different threads may run at once (dev's default is one at a time), so the
-        # cases can be checked in parallel.
-        + ["--no-browser", "--no-reload", "--n-jobs-per-worker", str(_CHUNKS + 1)],
+        # runner's cases can be checked side by side.
+        + ["--no-browser", "--no-reload", "--n-jobs-per-worker", str(JOBS)],
         cwd=scratch,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -99,54 +113,59 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not SHARED.is_dir():
-        pytest.skip(f"the shared conformance folder {SHARED} is missing")
-    db = tmp_path_factory.mktemp("candidate") / "gateway.sqlite"
-    proc = GatewayProcess(db, config=SHARED / "langgraph.json").start()
+    proc = GatewayProcess(tmp_path_factory.mktemp("candidate") / "gateway.sqlite").start()
     yield proc.http_url
     proc.kill()
 
 
 @pytest.fixture(scope="module")
-def diffs(reference: str, candidate: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """sse_diff's output for the shared cases and for each chunk of ours, all run at once:
-    the reference takes about a second per run, and each case uses its own thread."""
-    folder = tmp_path_factory.mktemp("cases")
-    extra = json.loads(EXTRA_CASES.read_text())
-    runs: dict[str, list[str]] = {"shared": []}
-    for i in range(_CHUNKS):
-        chunk = folder / f"extra-{i}.json"
-        chunk.write_text(json.dumps(extra[i::_CHUNKS]))
-        runs[f"extra-{i}"] = ["--cases", str(chunk)]
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, str(SHARED / "sse_diff.py"), "--ref", reference, "--cand", candidate, "-v", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for name, args in runs.items()
+def outcomes(reference: str, candidate: str) -> dict[str, Outcome]:
+    """Every case on both servers, all run at once: the reference takes about a second per run,
+    and each case has its own thread."""
+    return {outcome.case.name: outcome for outcome in asyncio.run(compare(reference, candidate, CASES))}
+
+
+@pytest.mark.parametrize("name", [case.name for case in CASES])
+def test_case_matches_the_reference(outcomes: dict[str, Outcome], name: str) -> None:
+    outcome = outcomes[name]
+    assert outcome.matched, outcome.report(verbose=True)
+
+
+def test_the_command_line_runner(reference: str, candidate: str) -> None:
+    # What a contributor runs by hand against servers of their own.
+    cmd = [sys.executable, "-m", "tests.conformance", "--ref", reference, "--cand", candidate, "-k", "updates/thread"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "1 matched, 0 differ", done.stdout
+
+
+def _stream(
+    *,
+    thread: str = "01a22add-44fe-7881-80a7-5639f1ec5823",
+    run: str = "01a22add-44ba-7262-8cf9-4238717d8780",
+    streamed_run: str | None = None,
+    at: str = "2026-11-30T05:11:13.123+00:00",
+    version: str = "1.2.24",
+    topic: str = "ice cream",
+) -> list[tuple[object, ...]]:
+    """A stream as the runner writes it down; `streamed_run` is the run id its metadata names."""
+    headers = {
+        "content-type": "text/event-stream; charset=utf-8",
+        "location": f"/threads/{thread}/runs/{run}/stream",
+        "content-location": f"/threads/{thread}/runs/{run}",
     }
-    out = {}
-    for name, proc in procs.items():
-        out[name] = proc.communicate(timeout=600)[0]
-        out[name] += f"\n(exit status {proc.returncode})"
-    return out
+    raw = (
+        f'event: metadata\r\ndata: {{"run_id":"{streamed_run or run}","attempt":1}}\r\n\r\n'
+        f'event: values\r\ndata: {{"topic":"{topic}","at":"{at}","langgraph_version":"{version}"}}\r\n\r\n'
+    ).encode()
+    return lines(200, headers, raw, thread_id=thread)
 
 
-def _matched(output: str) -> int:
-    summary = next(line for line in output.splitlines()[::-1] if line.endswith(" differ"))
-    matched, _, differ = summary.partition(" matched, ")
-    assert differ == "0 differ", output[-6000:]
-    assert output.endswith("(exit status 0)"), output[-6000:]
-    return int(matched)
-
-
-def test_shared_cases_match_the_reference(diffs: dict[str, str]) -> None:
-    shared = json.loads((SHARED / "cases.json").read_text())
-    assert _matched(diffs["shared"]) == len(shared)
-
-
-def test_extra_cases_match_the_reference(diffs: dict[str, str]) -> None:
-    extra = json.loads(EXTRA_CASES.read_text())
-    assert sum(_matched(diffs[f"extra-{i}"]) for i in range(_CHUNKS)) == len(extra)
+def test_only_what_legitimately_differs_is_normalised() -> None:
+    stream = _stream()
+    # Other ids in the same places, another moment, another server version: the same stream.
+    assert _stream(thread="11111111-1111-1111-1111-111111111111", run="22222222-2222-2222-2222-222222222222") == stream
+    assert _stream(at="2027-01-01T00:00:00Z", version="0.16.7") == stream
+    # Metadata naming another run than `location` does is a difference, as is another payload.
+    assert _stream(streamed_run="33333333-3333-3333-3333-333333333333") != stream
+    assert _stream(topic="pie") != stream

@@ -1,5 +1,7 @@
 """One client per way of running a graph, each timing a run the same way: from the request to
 the first event of the requested mode, and to the end of the stream, counting those events.
+A run is stateless unless it is given a thread (made beforehand with `create_thread`): then it
+is a new run on that thread, which starts from the thread's latest checkpoint and writes its own.
 
 SSE is read with one httpx client for both servers and parsed here, cheaply: only `event:`
 lines are looked at, and data lines are skipped without being decoded or kept whole."""
@@ -8,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import grpc
 import httpx
 from google.protobuf import struct_pb2
-from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc, threads_pb2, threads_pb2_grpc
+from langgraph.pregel import Pregel
+from langgraph.types import StreamMode
 
 from bench import graphs
 
@@ -52,7 +59,13 @@ class Timing:
 class Client(Protocol):
     name: str
 
-    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing: ...
+    async def run(
+        self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None
+    ) -> Timing: ...
+
+    async def create_thread(self) -> str:
+        """A new, empty thread, for runs with a `thread_id`."""
+        ...
 
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
@@ -74,21 +87,41 @@ async def _timed(run: Any, timing: Timing) -> Timing:
 
 
 class InProcess:
-    """The floor: LangGraph's own `graph.astream` in this process, no server, no encoding."""
+    """The floor: LangGraph's own `graph.astream` in this process, no server, no encoding. Runs
+    on a thread use the graph with an InMemorySaver, stateless ones the graph without any."""
 
     name = "in-process astream"
 
-    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
+    def __init__(self) -> None:
+        self.saver = InMemorySaver()
+        self.saved: dict[str, Pregel[Any, Any, Any, Any]] = {}
+
+    def _graph(self, graph: str, stateful: bool) -> Pregel[Any, Any, Any, Any]:
+        compiled: Pregel[Any, Any, Any, Any] = getattr(graphs, graph)
+        if not stateful:
+            return compiled
+        if graph not in self.saved:
+            self.saved[graph] = compiled.copy(update={"checkpointer": self.saver})
+        return self.saved[graph]
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
         timing = Timing(time.perf_counter())
+        config = RunnableConfig(recursion_limit=RUN_CONFIG["recursion_limit"])
+        if thread_id is not None:
+            config["configurable"] = {"thread_id": thread_id}
+        compiled = self._graph(graph, thread_id is not None)
 
         async def consume() -> None:
-            async for _ in getattr(graphs, graph).astream(graph_input, RUN_CONFIG, stream_mode=mode):
+            async for _ in compiled.astream(graph_input, config, stream_mode=cast("StreamMode", mode)):
                 if timing.first is None:
                     timing.first = time.perf_counter()
                     timing.at_first = 1
                 timing.events += 1
 
         return await _timed(consume(), timing)
+
+    async def create_thread(self) -> str:
+        return str(uuid.uuid4())
 
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
@@ -114,11 +147,15 @@ class Grpc:
         self.batched = batched
         self.channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
         self.stub = runs_pb2_grpc.RunsServiceStub(self.channel)
+        self.threads = threads_pb2_grpc.ThreadsServiceStub(self.channel)
 
     @staticmethod
-    def _request(graph: str, graph_input: dict[str, Any], mode: str) -> runs_pb2.CreateRunRequest:
+    def _request(
+        graph: str, graph_input: dict[str, Any], mode: str, thread_id: str | None = None
+    ) -> runs_pb2.CreateRunRequest:
         return runs_pb2.CreateRunRequest(
             assistant_id=graph,
+            thread_id=thread_id or "",
             input=struct_pb2.Value(struct_value=_struct(graph_input)),
             config=_struct(RUN_CONFIG),
             stream_mode=[_GRPC_MODES[mode]],
@@ -128,8 +165,8 @@ class Grpc:
     def _call(self, request: runs_pb2.CreateRunRequest) -> Any:
         return self.stub.RunStreamBatch(request) if self.batched else self.stub.RunStream(request)
 
-    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
-        request = self._request(graph, graph_input, mode)
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
+        request = self._request(graph, graph_input, mode, thread_id)
         timing = Timing(time.perf_counter())
 
         def count(event: runs_pb2.RunEvent, first_message: bool) -> None:
@@ -155,6 +192,10 @@ class Grpc:
                     count(message, first)
 
         return await _timed(consume(), timing)
+
+    async def create_thread(self) -> str:
+        thread: threads_pb2.Thread = await self.threads.CreateThread(threads_pb2.CreateThreadRequest())
+        return thread.thread_id
 
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
@@ -209,7 +250,8 @@ class _SseCounter:
 
 
 class Sse:
-    """`POST /runs/stream` (a stateless run) read with httpx; the same code for both servers."""
+    """`POST /runs/stream` (a stateless run) or `POST /threads/{id}/runs/stream` (a run on a
+    thread) read with httpx; the same code for both servers."""
 
     def __init__(self, name: str, base_url: str) -> None:
         self.name = name
@@ -232,13 +274,14 @@ class Sse:
             "on_disconnect": "cancel",
         }
 
-    async def run(self, graph: str, graph_input: dict[str, Any], mode: str) -> Timing:
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
         body = self._body(graph, graph_input, mode)
+        path = "/runs/stream" if thread_id is None else f"/threads/{thread_id}/runs/stream"
         counter = _SseCounter(mode)
         timing = Timing(time.perf_counter())
 
         async def consume() -> None:
-            async with self.client.stream("POST", "/runs/stream", json=body) as response:
+            async with self.client.stream("POST", path, json=body) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -250,6 +293,13 @@ class Sse:
         await _timed(consume(), timing)
         timing.first, timing.events, timing.at_first = counter.first, counter.events, counter.at_first
         return timing
+
+    async def create_thread(self) -> str:
+        response = await self.client.post("/threads", json={})
+        if response.status_code != 200:
+            raise RuntimeError(f"POST /threads: HTTP {response.status_code}: {response.text[:200]}")
+        thread_id: str = response.json()["thread_id"]
+        return thread_id
 
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event

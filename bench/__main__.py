@@ -1,5 +1,6 @@
 """`python -m bench`: the full benchmark; `--smoke`: every scenario once, for CI (no timing
 asserted, only that each run completed without errors and with the events it should have);
+`--scenarios`: a subset of them (`--scenarios stateful_load`: only stateful runs under load);
 `--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios;
 `python -m bench load`: hundreds of streams at once on one gateway (see `load --help`)."""
 
@@ -9,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -29,7 +31,7 @@ from langgraph.gateway.v1 import runs_pb2
 from bench import _load, _profile
 from bench._clients import Client, Grpc, InProcess, Sse
 from bench._report import COLUMNS, markdown, table, targets
-from bench._scenarios import FULL, SMOKE, Errors, Plan, measure, measure_open_streams
+from bench._scenarios import FULL, SCENARIOS, SMOKE, Errors, Plan, measure, measure_open_streams
 from bench._servers import (
     BENCH,
     REF_VENV,
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         "--targets",
         default=",".join(COLUMNS),
         help="comma-separated subset of: " + ", ".join(COLUMNS) + " (default: all)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated subset of: " + ", ".join(SCENARIOS) + " (default: all)",
     )
     parser.add_argument("--open-streams", type=int, help="streams held open for the memory scenario")
     parser.add_argument(
@@ -120,24 +127,28 @@ class _Servers:
             if reference is None:
                 return None
             ref_url = f"http://127.0.0.1:{reference.port}"
-            return (lambda: Sse("reference, SSE", ref_url)), reference
+            return functools.partial(Sse, "reference, SSE", ref_url), reference
+        # Partials of the client classes, not lambdas: a worker process of the background load
+        # (stateful runs under load) makes its clients with them, and they must pickle.
         gateway = self.gateway()
         grpc_target = f"127.0.0.1:{gateway.grpc_port}"
         if key == "grpc":
-            return (lambda: Grpc(grpc_target)), gateway
+            return functools.partial(Grpc, grpc_target), gateway
         if key == "grpc_batch":
             if "RunStreamBatch" not in runs_pb2.DESCRIPTOR.services_by_name["RunsService"].methods_by_name:
                 self.notes.append("ours gRPC batch: skipped, RunsService has no RunStreamBatch")
                 return None
-            return (lambda: Grpc(grpc_target, batched=True)), gateway
+            return functools.partial(Grpc, grpc_target, batched=True), gateway
         url = f"http://127.0.0.1:{gateway.http_port}"
         if gateway.http_port > 0 and _serves_http(url):
-            return (lambda: Sse("ours, SSE", url)), gateway
+            return functools.partial(Sse, "ours, SSE", url), gateway
         self.notes.append("ours SSE: skipped, the gateway serves no HTTP API (gateway/http)")
         return None
 
 
-def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+def run(
+    plan: Plan, keys: Sequence[str], scenarios: Sequence[str], config: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], list[str]]:
     """Measures every target interleaved (see bench._scenarios), then the open streams of each
     server on a fresh process of its own (smoke runs reuse the servers: quick, not precise)."""
     with contextlib.ExitStack() as stack:
@@ -147,7 +158,9 @@ def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace)
         running = {server for _, server in targets.values() if server is not None}
 
         def own_cpu() -> float:
-            return time.process_time() + sum(s.stats()["cpu"] for s in running)
+            # Children that have ended count too: the background load's worker process.
+            children = os.times().children_user + os.times().children_system
+            return time.process_time() + children + sum(s.stats()["cpu"] for s in running)
 
         start, busy, own = time.perf_counter(), busy_cpu_seconds(), own_cpu()
         results = asyncio.run(
@@ -156,6 +169,7 @@ def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace)
                 {k: server for k, (_, server) in targets.items()},
                 plan,
                 log=_log,
+                scenarios=scenarios,
             )
         )
         elapsed = time.perf_counter() - start
@@ -163,7 +177,7 @@ def run(plan: Plan, keys: Sequence[str], config: Path, args: argparse.Namespace)
         if not plan.smoke:
             stack.close()
         for key in targets:
-            if key == "inprocess":
+            if key == "inprocess" or "open_streams" not in scenarios:
                 continue
             with contextlib.ExitStack() as fresh_stack:
                 source = servers if plan.smoke else _Servers(config, args, plan, fresh_stack)
@@ -220,8 +234,15 @@ def _preamble(report: dict[str, Any]) -> str:
         f"Chains: N streams of a {CHAIN_LENGTH}-node chain at once, `updates`. Values: a state of that size, "
         f"`values` mode. Open streams: {plan['open_streams']} streams of an idle run on a fresh server, RSS growth "
         f"per stream (the reference runs {meta['reference_jobs_per_worker']} at once and queues the rest). "
+        f"Stateful under load: while N clients stream {plan['burst_events']}-event custom runs back to back "
+        "(a worker process's for a server, the same loop's for the floor), one more client does two-node "
+        "runs one at a time, alternating a new run on one thread (made beforehand; the floor: an "
+        f"InMemorySaver) with a stateless run, {plan['stateful_rounds'] * plan['stateful_pairs']} of each "
+        "per level; from the request to the last event. "
         "Ratios: ours ÷ reference and ours ÷ in-process floor.",
     ]
+    if meta.get("scenarios") and list(meta["scenarios"]) != list(SCENARIOS):
+        lines.append(f"Only these scenarios: {', '.join(meta['scenarios'])}.")
     if meta["mode"] == "smoke":
         lines.append("**Smoke run: a check that every scenario completes; the numbers are not measurements.**")
     for note in report["notes"]:
@@ -294,23 +315,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(keys) - set(COLUMNS)
     if unknown:
         sys.exit(f"error: unknown targets: {', '.join(sorted(unknown))}")
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        sys.exit(f"error: unknown scenarios: {', '.join(sorted(unknown))}")
     raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         config = scratch_copy(Path(scratch))
         if args.profile:
             return profile(config, keys, native=args.native)
-        results, notes = run(plan, keys, config, args)
+        results, notes = run(plan, keys, scenarios, config, args)
     measured = results.pop("measured")
     report = {
-        "meta": {**_meta(plan, args), **measured},
+        "meta": {**_meta(plan, args), "scenarios": scenarios, **measured},
         "notes": notes,
         "results": results,
         "table": table(results),
         "targets": targets(results, smoke=plan.smoke),
     }
+    if scenarios != list(SCENARIOS):
+        # Those of the scenarios left out would only say n/a.
+        report["targets"] = [t for t in report["targets"] if t["measured"] is not None]
     text = _preamble(report) + "\n\n" + markdown(report)
     print(text)
-    output = args.output or RESULTS / ("smoke.json" if plan.smoke else "latest.json")
+    name = "smoke" if plan.smoke else "latest"
+    if scenarios != list(SCENARIOS):
+        # A subset leaves the last whole run's results alone.
+        name += "-" + "+".join(scenarios)
+    output = args.output or RESULTS / f"{name}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     output.with_suffix(".md").write_text(text + "\n")

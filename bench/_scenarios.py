@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bench._background import InLoop, InWorker, Load, LoadTally
 from bench._clients import Client, Timing
 from bench._servers import ServerProcess
 from bench._stats import median, percentile
@@ -42,6 +43,13 @@ class Plan:
     # Streams of the chain run at once, before the concurrency levels are measured.
     chain_warmup: int = 8
     payload_sizes: tuple[int, ...] = (1024, 64 * 1024, 1024 * 1024)
+    # Stateful under load: clients streaming token runs in the background at each level, and
+    # per level, `stateful_rounds` rounds (the load restarted for every target) of
+    # `stateful_pairs` pairs of small runs, one on a thread and one stateless.
+    stateful_load: tuple[int, ...] = (0, 2, 6)
+    stateful_rounds: int = 4
+    stateful_pairs: int = 6
+    stateful_warmup: int = 3
 
     def rounds(self, level: int) -> int:
         return max(self.concurrency_min_rounds, math.ceil(self.concurrency_runs / level))
@@ -75,7 +83,15 @@ SMOKE = Plan(
     payload_warmup=0,
     open_streams=20,
     settle_s=0.5,
+    stateful_load=(0, 2),
+    stateful_rounds=1,
+    stateful_pairs=1,
+    stateful_warmup=0,
 )
+
+# What `measure` runs, in order, and what `--scenarios` selects from; open streams run after
+# them, on fresh servers (see bench.__main__).
+SCENARIOS = ("small", "long_stream", "concurrency", "payloads", "stateful_load", "open_streams")
 
 
 @dataclass
@@ -111,6 +127,8 @@ class Target:
     key: str
     client: Client
     server: ServerProcess | None
+    # Makes more clients of the same kind (the background load's).
+    make: Callable[[], Client] | None = None
     errors: Errors = field(default_factory=Errors)
     server_cpu: float = 0.0
     client_cpu: float = 0.0
@@ -252,6 +270,87 @@ async def payloads(targets: list[Target], plan: Plan) -> dict[str, dict[str, Any
     return out
 
 
+def _load_rate(tallies: list[LoadTally]) -> float | None:
+    seconds = sum(t.seconds for t in tallies)
+    return sum(t.events for t in tallies) / seconds if seconds else None
+
+
+async def stateful_load(targets: list[Target], plan: Plan) -> dict[str, dict[str, Any]]:
+    """Whether runs on a thread starve while other clients stream long runs. At each level, that
+    many clients stream 1,000-event token runs back to back (a server's over its own
+    transport, from a worker process; the floor's in the same loop, see bench._background)
+    while one more client does small runs one at a time, alternating a run on a thread (a new
+    run each time on one thread made beforehand, as a conversation goes on) with a stateless
+    one: both see the same load, and their ratio is what the fix is judged by. The floor's
+    stateful runs use an InMemorySaver. Each round restarts the load for each target in turn."""
+    ready: list[tuple[Target, str]] = []
+    for target in targets:
+        try:
+            ready.append((target, await target.client.create_thread()))
+        except Exception as exc:
+            target.errors.add("stateful under load", f"creating a thread: {type(exc).__name__}: {exc}"[:300])
+    threads = {target.key: thread for target, thread in ready}
+    n = plan.burst_events
+
+    async def pair(target: Target, i: int, record: dict[str, list[float]] | None) -> None:
+        # The order alternates: neither variant always runs right after the other.
+        for variant in ("stateful", "stateless") if i % 2 == 0 else ("stateless", "stateful"):
+            thread_id = threads[target.key] if variant == "stateful" else None
+            t = await target.client.run("two_node", {"n": 0}, "updates", thread_id=thread_id)
+            if target.errors.check(f"{variant} small run", t, 2) and record is not None:
+                record[variant].append(t.latency)
+
+    async def under_load(load: Load, target: Target, streams: int, record: dict[str, list[float]]) -> LoadTally:
+        scenario = f"{streams} streaming"
+        tally = LoadTally()
+        try:
+            if streams:
+                assert target.make is not None
+                await load.start(target.make, streams)
+            for i in range(plan.stateful_pairs):
+                await pair(target, i, record)
+        except Exception as exc:
+            target.errors.add(scenario, f"background load: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            if streams:
+                try:
+                    tally = await load.stop()
+                except Exception as exc:
+                    tally.error(f"stopping: {type(exc).__name__}: {exc}"[:300])
+        for sample in tally.samples:
+            target.errors.add(f"{scenario}: token run", sample)
+        target.errors.count += tally.errors - len(tally.samples)
+        return tally
+
+    for target, _ in ready:
+        for i in range(plan.stateful_warmup):
+            await pair(target, i, None)
+    # The floor's load runs in this loop, a server's in a worker process.
+    floor_load, server_load = InLoop(n), InWorker(n)
+    out: dict[str, dict[str, Any]] = {target.key: {} for target, _ in ready}
+    try:
+        for level in plan.stateful_load:
+            latencies: dict[str, dict[str, list[float]]] = {key: {"stateful": [], "stateless": []} for key in out}
+            tallies: dict[str, list[LoadTally]] = {key: [] for key in out}
+            for order in _rotations([target for target, _ in ready], plan.stateful_rounds):
+                for target in order:
+                    load = floor_load if target.server is None else server_load
+                    tallies[target.key].append(await under_load(load, target, level, latencies[target.key]))
+            for key, runs in latencies.items():
+                stateful, stateless = median(runs["stateful"]), median(runs["stateless"])
+                out[key][str(level)] = {
+                    "streams": level,
+                    "stateful": {"runs": len(runs["stateful"]), "latency_ms": _spread(runs["stateful"])},
+                    "stateless": {"runs": len(runs["stateless"]), "latency_ms": _spread(runs["stateless"])},
+                    "stateful_over_stateless": stateful / stateless if stateful and stateless else None,
+                    "load_events_per_s": _load_rate(tallies[key]),
+                }
+    finally:
+        await floor_load.aclose()
+        await server_load.aclose()
+    return out
+
+
 async def _settled(server: ServerProcess, seconds: float) -> dict[str, float]:
     await asyncio.sleep(seconds)
     return server.stats()
@@ -319,10 +418,11 @@ async def measure(
     plan: Plan,
     *,
     log: Callable[[str], None],
+    scenarios: Collection[str] = SCENARIOS,
 ) -> dict[str, dict[str, Any]]:
-    """Every scenario but open streams against every target, interleaved."""
+    """The `scenarios` but open streams against every target, interleaved."""
     # Clients are made here: grpc.aio channels belong to the event loop they are made in.
-    targets = [Target(key, make(), servers.get(key)) for key, make in clients.items()]
+    targets = [Target(key, make(), servers.get(key), make) for key, make in clients.items()]
     out: dict[str, dict[str, Any]] = {t.key: {"label": t.client.name} for t in targets}
     try:
         for name, scenario in (
@@ -330,9 +430,17 @@ async def measure(
             ("long_stream", long_stream),
             ("concurrency", concurrent_chains),
             ("payloads", payloads),
+            ("stateful_load", stateful_load),
         ):
+            if name not in scenarios:
+                continue
             log(name.replace("_", " "))
-            for key, result in (await scenario(targets, plan)).items():
+            selected = targets
+            if name == "stateful_load":
+                # The reference takes about a second a run, and this scenario does dozens of
+                # runs per level: minutes more, for a question about our gateway only.
+                selected = [t for t in targets if t.key != "reference"]
+            for key, result in (await scenario(selected, plan)).items():
                 out[key][name] = result
     finally:
         for target in targets:

@@ -66,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ref-jobs", type=int, default=64, help="the reference's --n-jobs-per-worker (default: %(default)s)"
     )
-    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/latest.json)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results (default: bench/results/latest.json; latest-<scenarios>.json for some)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the gateway with py-spy instead")
     parser.add_argument("--native", action="store_true", help="with --profile: include C and Cython frames")
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -12,8 +13,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from gateway.settings import BridgeSettings, Settings
 
 logger = logging.getLogger("gateway")
+T = TypeVar("T")
 
 
 # uvloop: the load test (bench/_load.py) took ~140 µs of CPU per event on it, ~195 on asyncio's.
@@ -30,48 +35,52 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    d, b = Settings(), BridgeSettings()
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the graphs of a langgraph.json over gRPC and HTTP/SSE")
-    serve.add_argument("--config", default="langgraph.json", help="the langgraph.json to serve (default: %(default)s)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--config", default=d.config, help="the langgraph.json to serve (default: %(default)s)")
+    serve.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s)")
     serve.add_argument(
-        "--grpc-port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)"
+        "--grpc-port", type=int, default=d.grpc_port, help="gRPC port; 0 picks a free one (default: %(default)s)"
     )
     serve.add_argument(
         "--http-port",
         type=int,
-        default=2024,
+        default=d.http_port,
         help="HTTP/SSE port; 0 picks a free one, -1 disables (default: %(default)s)",
     )
-    serve.add_argument("--db", default="gateway.sqlite", help="sqlite file for threads, runs and checkpoints")
+    serve.add_argument("--db", default=d.db, help="sqlite file for threads, runs and checkpoints")
     serve.add_argument(
         "--api-key", default=os.environ.get("GATEWAY_API_KEY"), help="require this x-api-key (env GATEWAY_API_KEY)"
     )
     serve.add_argument("--run-timeout", type=float, default=None, help="seconds a run may take before it times out")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds live runs get to finish on SIGTERM")
+    serve.add_argument("--grace", type=float, default=d.grace, help="seconds live runs get to finish on SIGTERM")
     serve.add_argument(
-        "--max-queued-runs", type=int, default=100, help="runs one thread may have waiting (default: %(default)s)"
+        "--max-queued-runs",
+        type=_positive,
+        default=d.max_queued_runs,
+        help="unfinished runs one thread may hold, its running one included (default: %(default)s)",
     )
     serve.add_argument(
         "--event-retention",
         type=float,
-        default=3600.0,
+        default=d.event_retention,
         help="seconds the events of resumable runs are kept (default: %(default)s)",
     )
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
-    serve.add_argument("--loop", choices=_LOOPS, default="auto", help=_LOOP_HELP)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
+    serve.add_argument("--log-level", default=d.log_level)
 
     bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
-    bridge.add_argument("--target", default="127.0.0.1:50051", help="the gateway's gRPC address (default: %(default)s)")
-    bridge.add_argument("--host", default="127.0.0.1")
-    bridge.add_argument("--http-port", type=int, default=2024)
+    bridge.add_argument("--target", default=b.target, help="the gateway's gRPC address (default: %(default)s)")
+    bridge.add_argument("--host", default=b.host)
+    bridge.add_argument("--http-port", type=int, default=b.http_port)
     bridge.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY"))
     bridge.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
-    bridge.add_argument("--loop", choices=_LOOPS, default="auto", help=_LOOP_HELP)
-    bridge.add_argument("--log-level", default="info")
+    bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
+    bridge.add_argument("--log-level", default=b.log_level)
     return parser
 
 
@@ -114,54 +123,59 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def serve(args: argparse.Namespace) -> None:
+def _from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """The settings the command line gives; options left out (None) keep their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+async def serve(settings: Settings) -> None:
     from gateway.config import load_config
     from gateway.core.gateway import Gateway
     from gateway.rpc.auth import ApiKeyInterceptor
     from gateway.rpc.server import GrpcServer
 
-    config = load_config(args.config)
-    gateway = Gateway(
-        config,
-        args.db,
-        run_timeout=args.run_timeout,
-        max_queued_runs=args.max_queued_runs,
-        event_retention=args.event_retention,
-    )
+    config = load_config(settings.config)
+    gateway = Gateway(config, settings)
     await gateway.start()
-    interceptors = (ApiKeyInterceptor(args.api_key),) if args.api_key else ()
+    interceptors = (ApiKeyInterceptor(settings.api_key),) if settings.api_key else ()
     grpc_server = GrpcServer(gateway, interceptors=interceptors)
     http = None
     try:
-        grpc_port = await grpc_server.start(f"{args.host}:{args.grpc_port}")
+        grpc_port = await grpc_server.start(f"{settings.host}:{settings.grpc_port}")
         http_port = -1
-        if args.http_port >= 0:
-            from gateway.http.app import create_app
+        if settings.http_port >= 0:
+            from gateway.http._local import create_app
             from gateway.http.server import HttpServer
 
-            app = create_app(gateway, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
-            http = HttpServer(app, args.host, args.http_port)
+            app = create_app(gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+            http = HttpServer(app, settings.host, settings.http_port)
             http_port = await http.start()
         graphs = ", ".join(config.graphs)
-        logger.info("serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, args.host, grpc_port, args.host, http_port)
+        logger.info(
+            "serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, settings.host, grpc_port, settings.host, http_port
+        )
         _tune_gc()
         _ready(grpc_port=grpc_port, http_port=http_port)
         await _stop_event().wait()
-        logger.info("draining: no new runs; live runs get %.0f s to finish", args.grace)
+        logger.info("draining: no new runs; live runs get %.0f s to finish", settings.grace)
         await grpc_server.enter_graceful_shutdown()
     finally:
-        await gateway.stop(args.grace)
+        # Stop taking runs and let live ones end, then stop the servers (their streams end
+        # with their runs), and only then close the storage they read.
+        await gateway.drain(settings.grace)
         await grpc_server.stop(1.0)
         if http is not None:
             await http.stop()
+        await gateway.close()
 
 
-async def run_bridge(args: argparse.Namespace) -> None:
+async def run_bridge(settings: BridgeSettings) -> None:
     from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer
 
-    app, close = create_remote_app(args.target, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
-    http = HttpServer(app, args.host, args.http_port)
+    app, close = create_remote_app(settings.target, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    http = HttpServer(app, settings.host, settings.http_port)
     port = await http.start()
     _tune_gc()
     _ready(http_port=port)
@@ -179,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            runner.run(serve(args) if args.command == "serve" else run_bridge(args))
+            if args.command == "serve":
+                runner.run(serve(_from_args(Settings, args)))
+            else:
+                runner.run(run_bridge(_from_args(BridgeSettings, args)))
     except ConfigError as exc:
         sys.exit(f"error: {exc}")

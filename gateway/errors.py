@@ -63,3 +63,10 @@ class Unavailable(GatewayError):
     """The gateway is shutting down and takes no new runs (HTTP 503)."""
 
     http_status = 503
+
+
+class SubscriberTooSlow(GatewayError):
+    """A stream's reader held its run back for longer than the stall timeout and was detached
+    (gRPC RESOURCE_EXHAUSTED; over SSE, after the headers, an `error` event)."""
+
+    http_status = 429

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -16,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from langgraph.types import Send
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _AS_STRING = (uuid.UUID, IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, PurePath)
@@ -30,7 +30,9 @@ def _decimal(value: Decimal) -> int | float:
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, Send):
+    # Looked up, not imported: the bridge process encodes with this module and has no LangGraph.
+    types = sys.modules.get("langgraph.types")
+    if types is not None and isinstance(obj, types.Send):
         return {"node": obj.node, "args": obj.arg}
     if isinstance(obj, type):
         return None

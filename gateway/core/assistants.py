@@ -12,7 +12,8 @@ from pydantic import TypeAdapter
 from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.errors import InvalidArgument, NotFound
-from gateway.storage import AssistantRecord, Storage, now_iso
+from gateway.records import AssistantFilter, AssistantRecord, now_iso
+from gateway.storage import RecordStore
 
 logger = logging.getLogger("gateway.assistants")
 
@@ -21,7 +22,7 @@ _RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_
 
 
 class Assistants:
-    def __init__(self, storage: Storage, graphs: dict[str, GraphSpec]) -> None:
+    def __init__(self, storage: RecordStore, graphs: dict[str, GraphSpec]) -> None:
         self.storage = storage
         self.graphs = graphs
         self._by_id: dict[str, AssistantRecord] = {}
@@ -73,11 +74,18 @@ class Assistants:
         limit: int = 10,
         offset: int = 0,
     ) -> list[AssistantRecord]:
+        where = self._filter(graph_id, name, metadata)
+        return await self.storage.search_assistants(where, limit=limit, offset=offset)
+
+    async def count(
+        self, *, graph_id: str | None = None, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> int:
+        return await self.storage.count_assistants(self._filter(graph_id, name, metadata))
+
+    def _filter(self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None) -> AssistantFilter:
         if graph_id is not None and graph_id not in self.graphs:
             raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}")
-        return await self.storage.search_assistants(
-            graph_id=graph_id, name=name, metadata=metadata, limit=limit, offset=offset
-        )
+        return AssistantFilter(graph_id=graph_id, name=name, metadata=metadata or None)
 
     async def graph_json(self, assistant_id: str, *, xray: bool | int = False) -> dict[str, Any]:
         """The graph's nodes and edges, as LangGraph draws it; `xray` expands subgraphs."""

@@ -16,23 +16,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import NamedTuple
 
-
-class Event(NamedTuple):
-    """One event of a run: the single representation every edge encodes from."""
-
-    seq: int
-    # The event name without namespace: "values", "messages/partial", "metadata", "error", ...
-    name: str
-    # The subgraph namespace, one "<node>:<task id>" segment per level.
-    ns: tuple[str, ...]
-    # The payload, compact UTF-8 JSON, encoded once.
-    data: bytes
-
-
-class SubscriberTooSlow(Exception):
-    """A subscriber fell more than the buffer behind for longer than the stall timeout."""
+from gateway.errors import SubscriberTooSlow
+from gateway.records import Event
 
 
 class FellBehind(Exception):
@@ -58,14 +44,12 @@ class RunChannel:
     def __init__(
         self,
         run_id: str,
-        base_ms: int,
         *,
         capacity: int = 4096,
         max_bytes: int = 4 * 1024 * 1024,
         stall_timeout: float = 30.0,
     ) -> None:
         self.run_id = run_id
-        self.base_ms = base_ms
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.stall_timeout = stall_timeout
@@ -78,6 +62,14 @@ class RunChannel:
         # For a run that keeps a log: the last seq written to it. The ring keeps what is not
         # yet in the log, so a subscriber that falls behind always finds its events somewhere.
         self.logged_seq: int | None = None
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def last_seq(self) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.types import Interrupt, StateSnapshot
 
 from gateway.core.stream import _checkpoint_ref
+from gateway.records import ThreadChange
 from gateway.serde import dumps
 
 EMPTY_STATE: dict[str, Any] = {
@@ -64,19 +65,16 @@ def thread_state(state: StateSnapshot) -> dict[str, Any]:
     }
 
 
-def thread_fields_from_state(state: StateSnapshot) -> dict[str, Any]:
-    """The thread columns a run's final state sets: values, interrupts and status."""
+def thread_change_from_state(state: StateSnapshot) -> ThreadChange:
+    """What a thread's state sets on the thread: values, interrupts and, when the graph stopped
+    before its end, the interrupted status."""
     interrupts: dict[str, list[dict[str, Any]]] = {}
     for task in state.tasks:
         if task.interrupts:
             interrupts[task.id] = [interrupt_json(i) for i in task.interrupts]
-    fields: dict[str, Any] = {
-        "values": dumps(state.values),
-        "interrupts": dumps(interrupts),
-        "state_updated_at": state.created_at or None,
-    }
-    if state.next or interrupts:
-        fields["status"] = "interrupted"
-    if fields["state_updated_at"] is None:
-        del fields["state_updated_at"]
-    return fields
+    return ThreadChange(
+        status="interrupted" if state.next or interrupts else None,
+        values=dumps(state.values),
+        interrupts=dumps(interrupts),
+        state_updated_at=state.created_at or None,
+    )

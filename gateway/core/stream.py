@@ -14,9 +14,6 @@ from langgraph.types import Command, Send
 
 from gateway.serde import dumps
 
-# The API's stream modes, in the order the HTTP API lists them.
-STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints")
-
 # (event name, namespace, JSON payload)
 Part = tuple[str, tuple[str, ...], bytes]
 
@@ -125,7 +122,8 @@ async def stream_graph(
         "interrupt_after": interrupt_after,
         "output_keys": graph.output_channels,
     }
-    if context:
+    if context is not None:
+        # Even an empty one: LangGraph builds the context schema's defaults from it.
         kwargs["context"] = context
     if durability:
         kwargs["durability"] = durability

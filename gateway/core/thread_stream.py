@@ -1,25 +1,29 @@
 """Thread streams: every event of every run on a thread, including runs created after the
 subscriber joined, the end of each run, and changes of the thread's state.
 
-A subscriber follows each run of its thread with its own cursor on the run's channel, so the
-run's backpressure applies as for any other subscriber: a follower that stops reading holds the
-run back until the channel's stall timeout detaches it. Between the runs' channels and the
-subscriber sits one bounded queue per subscriber.
+A subscriber follows each run of its thread with its own reader on the bus, so the run's
+backpressure applies as for any other reader: a follower that stops reading holds the run back
+until the ring's stall timeout detaches it. Between the runs' readers and the subscriber sits
+one bounded queue per subscriber; a state update that finds it full ends the subscription
+with SubscriberTooSlow rather than wait or grow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
 from gateway._utils import run_base_ms
-from gateway.core.channel import Event, SubscriberTooSlow
-from gateway.core.runs import ActiveRun, RunManager, now_ms
-from gateway.errors import InvalidArgument
+from gateway.core.live import LiveRun
+from gateway.core.scheduler import Scheduler
+from gateway.core.service import RunService
+from gateway.errors import InvalidArgument, SubscriberTooSlow
+from gateway.records import Event
 from gateway.serde import dumps
-from gateway.storage import RunRecord
+from gateway.storage import RecordStore
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 
@@ -73,46 +77,8 @@ def _wanted(modes: frozenset[str], event: ThreadEvent) -> bool:
     return "lifecycle" in modes and event.name == "metadata"
 
 
-class _Follower:
-    """One subscriber of one thread: a task per followed run feeding one bounded queue."""
-
-    def __init__(self, runs: RunManager, thread_id: str, capacity: int) -> None:
-        self.runs = runs
-        self.thread_id = thread_id
-        self.queue: asyncio.Queue[list[ThreadEvent] | BaseException] = asyncio.Queue(capacity)
-        self.following: set[str] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def follow(self, run: ActiveRun, after: int) -> None:
-        """`after` is taken when the run is found, not when the task first runs, so no event
-        falls in between."""
-        if run.run_id in self.following:
-            return
-        self.following.add(run.run_id)
-        self._spawn(self._pump(run, after))
-
-    def push(self, event: ThreadEvent) -> None:
-        self._spawn(self.queue.put([event]))
-
-    async def _pump(self, run: ActiveRun, after: int) -> None:
-        try:
-            async for batch in self.runs.events(run, after=after):
-                await self.queue.put(thread_events(run.run_id, run.channel.base_ms, batch))
-        except SubscriberTooSlow as exc:
-            await self.queue.put(exc)
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def thread_events(run_id: str, base: int, batch: Iterable[Event]) -> list[ThreadEvent]:
+def thread_events(run_id: str, batch: Iterable[Event]) -> list[ThreadEvent]:
+    base = run_base_ms(run_id)
     out = []
     for e in batch:
         if e.name == "end":
@@ -123,66 +89,143 @@ def thread_events(run_id: str, base: int, batch: Iterable[Event]) -> list[Thread
     return out
 
 
+def _start_after(run_id: str, after: tuple[int, int] | None) -> int | None:
+    """The seq after which to replay a run for a subscriber that resumes after `after`; None
+    when the run has nothing after it."""
+    if after is None:
+        return None
+    ms, seq = after
+    base = run_base_ms(run_id)
+    if base > ms:
+        return 0
+    if base == ms:
+        return seq
+    return None
+
+
+class _Follower:
+    """One subscriber of one thread: a reader task per followed run, feeding one bounded queue."""
+
+    def __init__(self, runs: RunService, capacity: int) -> None:
+        self.runs = runs
+        self.queue: asyncio.Queue[list[ThreadEvent]] = asyncio.Queue(capacity)
+        self.failed: BaseException | None = None
+        self._wake = asyncio.Event()
+        # Runs followed or replayed, so that none is read twice; a run is forgotten once its
+        # reader ends and the initial listing, which could find it again, is over.
+        self.following: set[str] = set()
+        self._ended: set[str] = set()
+        self.listing = True
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def follow(self, run_id: str, after: int) -> None:
+        """`after` is taken when the run is found, not when the task first runs, so no event
+        falls in between."""
+        if run_id in self.following:
+            return
+        self.following.add(run_id)
+        task = asyncio.create_task(self._pump(run_id, after))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def listed(self) -> None:
+        self.listing = False
+        self.following -= self._ended
+        self._ended.clear()
+
+    def push(self, event: ThreadEvent) -> None:
+        try:
+            self.queue.put_nowait([event])
+        except asyncio.QueueFull:
+            self.fail(SubscriberTooSlow("the thread stream's reader fell behind its thread's state updates"))
+
+    def fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+            self._wake.set()
+
+    async def _pump(self, run_id: str, after: int) -> None:
+        try:
+            async for batch in self.runs.events(run_id, after):
+                await self.queue.put(thread_events(run_id, batch))
+        except Exception as exc:
+            self.fail(exc)
+        finally:
+            if self.listing:
+                self._ended.add(run_id)
+            else:
+                self.following.discard(run_id)
+
+    async def get(self) -> list[ThreadEvent]:
+        if self.failed is None and self.queue.empty():
+            getter = asyncio.ensure_future(self.queue.get())
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({getter, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waker.cancel()
+                if not getter.done():
+                    getter.cancel()
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+        if self.failed is not None:
+            raise self.failed
+        return self.queue.get_nowait()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 class ThreadStreams:
-    def __init__(self, runs: RunManager, *, capacity: int = 64) -> None:
+    def __init__(self, runs: RunService, scheduler: Scheduler, store: RecordStore, *, capacity: int = 64) -> None:
         self._runs = runs
+        self._scheduler = scheduler
+        self._store = store
         self._capacity = capacity
         self._followers: dict[str, set[_Follower]] = {}
+        scheduler.on_admitted.append(self._admitted)
 
-    def run_created(self, run: ActiveRun) -> None:
+    def _admitted(self, run: LiveRun) -> None:
         for follower in self._followers.get(run.thread_id, ()):
-            follower.follow(run, 0)
+            follower.follow(run.run_id, 0)
 
     def state_updated(self, thread_id: str, state: dict[str, Any]) -> None:
         followers = self._followers.get(thread_id)
         if not followers:
             return
-        ms = now_ms()
+        ms = time.time_ns() // 1_000_000
         data = dumps({"state": state, "thread_id": thread_id})
         for follower in followers:
             follower.push(ThreadEvent(None, f"{ms}-0", "state_update", (), data))
-
-    async def _replay(self, record: RunRecord, after: tuple[int, int]) -> AsyncIterator[Sequence[Event]]:
-        """A finished run's events after `after`: from memory, else from a resumable run's log."""
-        base = run_base_ms(record.run_id)
-        start = 0 if base > after[0] else after[1] if base == after[0] else None
-        if start is None:
-            return
-        run = self._runs.live(record.run_id)
-        if run is not None:
-            async for batch in self._runs.events(run, after=start):
-                yield batch
-        elif record.kwargs.get("resumable"):
-            async for batch in self._runs.logged_events(record, after=start):
-                yield batch
 
     async def subscribe(
         self, thread_id: str, *, after: tuple[int, int] | None = None, modes: frozenset[str] = frozenset({"run_modes"})
     ) -> AsyncIterator[list[ThreadEvent]]:
         """Batches of the thread's events until the caller stops; never ends on its own.
         `after` replays what the thread's runs still hold after that (ms, seq) id first."""
-        follower = _Follower(self._runs, thread_id, self._capacity)
+        follower = _Follower(self._runs, self._capacity)
         # Registered before the runs are listed, so a run created meanwhile is not missed.
         self._followers.setdefault(thread_id, set()).add(follower)
         try:
-            records = await self._runs.storage.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
+            live = {run.run_id for run in self._scheduler.live_on_thread(thread_id)}
+            records = await self._store.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
             for record in reversed(records):
-                run = self._runs.live(record.run_id)
-                if run is not None and not run.done.is_set():
-                    follower.follow(run, _live_start(run, after))
-                elif after is not None and record.run_id not in follower.following:
+                run_id = record.run_id
+                start = _start_after(run_id, after)
+                if run_id in live and self._scheduler.live(run_id) is not None:
+                    follower.follow(run_id, start if start is not None else await self._runs.last_seq(run_id))
+                elif start is not None and run_id not in follower.following:
                     # Finished: replayed in order now, before the live runs' events are read.
-                    follower.following.add(record.run_id)
-                    base = run_base_ms(record.run_id)
-                    async for batch in self._replay(record, after):
-                        kept = [e for e in thread_events(record.run_id, base, batch) if _wanted(modes, e)]
+                    follower.following.add(run_id)
+                    async for batch in self._runs.events(run_id, start):
+                        kept = [e for e in thread_events(run_id, batch) if _wanted(modes, e)]
                         if kept:
                             yield kept
+            follower.listed()
             while True:
-                item = await follower.queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                kept = [e for e in item if _wanted(modes, e)]
+                kept = [e for e in await follower.get() if _wanted(modes, e)]
                 if kept:
                     yield kept
         finally:
@@ -192,15 +235,3 @@ class ThreadStreams:
                 if not followers:
                     del self._followers[thread_id]
             await follower.close()
-
-
-def _live_start(run: ActiveRun, after: tuple[int, int] | None) -> int:
-    """The seq after which to follow an active run: what it publishes from now on, or its events
-    after `after` when the subscriber replays."""
-    if after is not None:
-        ms, seq = after
-        if run.channel.base_ms > ms:
-            return 0
-        if run.channel.base_ms == ms:
-            return seq
-    return run.channel.last_seq

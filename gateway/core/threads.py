@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import InvalidUpdateError
 
 from gateway._utils import is_uuid, uuid7
 from gateway.core.assistants import Assistants
-from gateway.core.state import EMPTY_STATE, thread_fields_from_state, thread_state
+from gateway.core.bus import EventBus
+from gateway.core.scheduler import Scheduler
+from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
 from gateway.errors import AlreadyExists, BadRequest, Conflict, InvalidArgument, NotFound
-from gateway.storage import Storage, ThreadRecord, now_iso
-
-THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
-THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
-# Filters the storage cannot apply are applied to at most this many of its newest matches.
-_SCAN_LIMIT = 10_000
+from gateway.records import THREAD_STATUSES, ThreadChange, ThreadFilter, ThreadRecord, ThreadStatus, now_iso
+from gateway.storage import THREAD_SORT_KEYS, Storage
 
 
 @contextmanager
@@ -40,11 +37,21 @@ def check_thread_id(thread_id: str) -> str:
     return thread_id
 
 
+def _status(status: str | None) -> ThreadStatus | None:
+    for known in THREAD_STATUSES:
+        if status == known:
+            return known
+    if status is not None:
+        raise InvalidArgument(f"status {status!r} is not one of: {', '.join(THREAD_STATUSES)}")
+    return None
+
+
 class Threads:
-    def __init__(self, storage: Storage, assistants: Assistants, checkpointer: BaseCheckpointSaver[Any] | None) -> None:
+    def __init__(self, storage: Storage, assistants: Assistants, scheduler: Scheduler, bus: EventBus) -> None:
         self.storage = storage
         self.assistants = assistants
-        self.checkpointer = checkpointer
+        self._scheduler = scheduler
+        self._bus = bus
 
     async def create(
         self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
@@ -66,18 +73,25 @@ class Threads:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return record
 
-    async def delete(self, thread_id: str, *, busy: bool) -> None:
-        await self.get(thread_id)
-        if busy:
-            raise Conflict(f"Thread {thread_id} has an active run; cancel it before deleting the thread.")
-        await self.storage.delete_thread(thread_id)
-        if self.checkpointer is not None:
-            await self.checkpointer.adelete_thread(thread_id)
+    async def delete(self, thread_id: str) -> None:
+        """Deletes the thread with its runs, as the Agent Server does: runs still queued or
+        running are cancelled first. No run can be admitted to the thread once its record is
+        gone, which happens in the same step that lists the runs to cancel."""
+        unfinished = await self.storage.delete_thread(check_thread_id(thread_id))
+        if unfinished is None:
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        runs = [live for run_id in unfinished if (live := self._scheduler.live(run_id)) is not None]
+        for live in runs:
+            await self._scheduler.cancel(live, "interrupt")
+        if runs:
+            await asyncio.wait([asyncio.ensure_future(live.done.wait()) for live in runs])
+        await self._bus.forget(unfinished)
+        await self.storage.delete_thread_checkpoints(thread_id)
 
     async def patch(self, thread_id: str, *, metadata: dict[str, Any]) -> ThreadRecord:
         """Merges `metadata` into the thread's metadata."""
         thread = await self.get(thread_id)
-        await self.storage.update_thread(thread_id, metadata={**thread.metadata, **metadata})
+        await self.storage.update_thread(thread_id, ThreadChange(metadata={**thread.metadata, **metadata}))
         return await self.get(thread_id)
 
     async def search(
@@ -92,18 +106,14 @@ class Threads:
         sort_by: str | None = None,
         sort_order: str | None = None,
     ) -> list[ThreadRecord]:
-        if status is not None and status not in THREAD_STATUSES:
-            raise InvalidArgument(f"status {status!r} is not one of: {', '.join(THREAD_STATUSES)}")
         if sort_by is not None and sort_by not in THREAD_SORT_KEYS:
             raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(THREAD_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
             raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
-        if ids is None and not values and sort_by is None and sort_order is None:
-            return await self.storage.search_threads(metadata=metadata, status=status, limit=limit, offset=offset)
-        found = await self._scan(metadata, status, ids, values)
-        key = sort_by or "created_at"
-        found.sort(key=lambda t: getattr(t, key), reverse=(sort_order or "desc") == "desc")
-        return found[offset : offset + limit]
+        where = ThreadFilter(metadata=metadata or None, status=_status(status), values=values or None, ids=ids)
+        return await self.storage.search_threads(
+            where, limit=limit, offset=offset, sort_by=sort_by or "created_at", descending=sort_order != "asc"
+        )
 
     async def count(
         self,
@@ -112,33 +122,16 @@ class Threads:
         status: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> int:
-        if status is not None and status not in THREAD_STATUSES:
-            raise InvalidArgument(f"status {status!r} is not one of: {', '.join(THREAD_STATUSES)}")
-        if not values:
-            return await self.storage.count_threads(metadata=metadata, status=status)
-        return len(await self._scan(metadata, status, None, values))
-
-    async def _scan(
-        self,
-        metadata: dict[str, Any] | None,
-        status: str | None,
-        ids: list[str] | None,
-        values: dict[str, Any] | None,
-    ) -> list[ThreadRecord]:
-        found = await self.storage.search_threads(metadata=metadata, status=status, limit=_SCAN_LIMIT, offset=0)
-        if ids is not None:
-            wanted = set(ids)
-            found = [t for t in found if t.thread_id in wanted]
-        if values:
-            found = [t for t in found if _contains(orjson.loads(t.values), values)]
-        return found
+        return await self.storage.count_threads(
+            ThreadFilter(metadata=metadata or None, status=_status(status), values=values or None)
+        )
 
     def _graph(self, thread: ThreadRecord) -> Any:
         graph_id = thread.metadata.get("graph_id")
         spec = self.assistants.graphs.get(graph_id) if isinstance(graph_id, str) else None
-        if spec is None or self.checkpointer is None:
+        if spec is None:
             return None
-        return spec.graph.copy(update={"checkpointer": self.checkpointer})
+        return spec.graph.copy(update={"checkpointer": self.storage.checkpointer})
 
     async def state(
         self, thread_id: str, *, checkpoint_id: str | None = None, subgraphs: bool = False
@@ -165,12 +158,11 @@ class Threads:
         *,
         as_node: str | None = None,
         checkpoint: dict[str, Any] | None = None,
-        busy: bool,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Writes `values` as if `as_node` had returned them; returns the new checkpoint's
         config and the thread's new state."""
         thread = await self.get(thread_id)
-        if busy:
+        if await self.storage.unfinished_runs(thread_id):
             raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
         graph = self._graph(thread)
         if graph is None:
@@ -188,10 +180,9 @@ class Threads:
             raise BadRequest(f"Cannot update the state of thread {thread_id}: {type(exc).__name__}: {exc}") from None
         with _unfit_state(thread_id, thread.metadata.get("graph_id")):
             snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
-        fields = thread_fields_from_state(snapshot)
-        fields.setdefault("status", "idle")
-        fields["error"] = b"null"
-        await self.storage.update_thread(thread_id, **fields)
+        change = thread_change_from_state(snapshot)
+        change.status, change.error = change.status or "idle", b"null"
+        await self.storage.update_thread(thread_id, change)
         return dict(next_config["configurable"]), thread_state(snapshot)
 
     async def history(
@@ -220,7 +211,3 @@ class Threads:
             ):
                 states.append(thread_state(snapshot))
         return states
-
-
-def _contains(values: Any, wanted: dict[str, Any]) -> bool:
-    return isinstance(values, dict) and all(values.get(k) == v for k, v in wanted.items())

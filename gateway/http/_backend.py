@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.core.runs import RunCreate
+from gateway.records import RunCreate
 
 Json = dict[str, Any]
 

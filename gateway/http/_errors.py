@@ -11,7 +11,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.core.channel import SubscriberTooSlow
 from gateway.errors import GatewayError
 from gateway.serde import dumps
 
@@ -45,8 +44,6 @@ def error_event_payload(exc: BaseException, where: str) -> bytes:
     """The `error` event's data for a stream that fails after its headers went out."""
     if isinstance(exc, GatewayError):
         return dumps({"error": type(exc).__name__, "message": exc.message})
-    if isinstance(exc, SubscriberTooSlow):
-        return dumps({"error": "SubscriberTooSlow", "message": str(exc)})
     return dumps({"error": "InternalError", "message": incident(exc, where)})
 
 

@@ -1,86 +1,60 @@
-"""The HTTP routes' backend when the run core lives in the same process."""
+"""The HTTP routes' backend when the run core lives in the same process: each method calls the
+core's id-addressed services and turns what they return into JSON or SSE bytes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from gateway._utils import is_uuid, run_base_ms
-from gateway.core.channel import Event
+import langgraph.version
+from starlette.applications import Starlette
+
+from gateway import __version__
+from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
-from gateway.core.runs import ActiveRun, RunCreate, parse_event_id
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
-from gateway.errors import Conflict, InvalidArgument, NotFound
 from gateway.http._backend import Json, RunOutcome, RunStream
-from gateway.http._objects import run_json
+from gateway.http._objects import info, run_json
 from gateway.http._sse import event_name, frame
 from gateway.http._utils import iterating
-from gateway.storage import RunRecord
+from gateway.http.app import build_app
+from gateway.records import Event, RunCreate, RunStatus
 
-# Runs that `POST /runs/cancel {"status": ...}` looks at.
-_CANCELLABLE = {"pending": ("pending",), "running": ("running",), "all": ("pending", "running")}
+# Runs that `POST /runs/cancel {"status": ...}` cancels.
+_CANCELLABLE: dict[str, tuple[RunStatus, ...]] = {
+    "pending": ("pending",),
+    "running": ("running",),
+    "all": ("pending", "running"),
+}
 
 
 def _frames(base_ms: int, batch: Sequence[Event]) -> bytes:
-    # The core's "end" marks the end of the run's channel; the SSE stream just closes.
+    # The core's "end" marks the end of the run's stream; the SSE stream just closes.
     return b"".join(frame(event_name(e.name, e.ns), e.data, f"{base_ms}-{e.seq}") for e in batch if e.name != "end")
 
 
-async def _sse(base_ms: int, batches: AsyncIterator[Sequence[Event]]) -> AsyncIterator[bytes]:
+async def _sse(run_id: str, batches: AsyncIterator[Sequence[Event]]) -> AsyncIterator[bytes]:
     """A run's batches of events as SSE bytes, one chunk per batch."""
+    base_ms = run_base_ms(run_id)
     async with iterating(batches) as events:
         async for batch in events:
             if chunk := _frames(base_ms, batch):
                 yield chunk
 
 
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield
-
-
-def _check_ids(thread_id: str | None, run_id: str) -> None:
-    if thread_id is not None and not is_uuid(thread_id):
-        raise InvalidArgument(f"Invalid thread ID: {thread_id!r} must be a UUID")
-    if not is_uuid(run_id):
-        raise InvalidArgument(f"Invalid run ID: {run_id!r} must be a UUID")
-
-
 class LocalBackend:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self.runs = gateway.runs
 
     # Runs
 
-    def _body(self, run: ActiveRun, after: int | None, modes: list[str] | None) -> AsyncIterator[bytes]:
-        return _sse(run.channel.base_ms, self.gw.runs.events(run, after=after, modes=modes))
-
-    def _logged(self, record: RunRecord, after: int, modes: list[str] | None) -> AsyncIterator[bytes]:
-        return _sse(run_base_ms(record.run_id), self.gw.runs.logged_events(record, after=after, modes=modes))
-
-    def _canceller(self, run: ActiveRun, cancel: bool) -> Any:
-        return (lambda: self.gw.runs.cancel_soon(run)) if cancel else None
-
-    async def _find(self, thread_id: str | None, run_id: str) -> ActiveRun | RunRecord:
-        """The run in memory, else its stored record. Stateless runs (thread_id None) are found
-        while the core still holds them, since their temporary thread is deleted at their end."""
-        _check_ids(thread_id, run_id)
-        live = self.gw.runs.live(run_id)
-        if live is not None and (thread_id is None or live.thread_id == thread_id):
-            return live
-        if thread_id is None:
-            raise NotFound(f"Run {run_id} not found.")
-        return await self.gw.runs.get(thread_id, run_id)
-
     async def create_run(self, req: RunCreate) -> Json:
-        run = await self.gw.runs.create(req)
-        return run_json(run.record)
+        return run_json(await self.runs.create(req))
 
     async def stream_run(self, req: RunCreate) -> RunStream:
-        run = await self.gw.runs.create(req)
-        # From seq 0: every event since the run was created, even if it started meanwhile.
-        body = self._body(run, 0, None)
-        return RunStream(run.run_id, run.thread_id, body, self._canceller(run, req.on_disconnect == "cancel"))
+        record, events = await self.runs.stream(req)
+        return RunStream(record.run_id, record.thread_id, _sse(record.run_id, events))
 
     async def join_stream(
         self,
@@ -91,48 +65,32 @@ class LocalBackend:
         modes: list[str] | None,
         cancel_on_disconnect: bool,
     ) -> RunStream:
-        parse_event_id(last_event_id)  # a malformed id fails before the lookup
-        found = await self._find(thread_id, run_id)
-        after = parse_event_id(last_event_id, run_id)
-        if isinstance(found, RunRecord):
-            # Finished and no longer in memory: a resumable run's events are in its log.
-            if after is None or not found.kwargs.get("resumable"):
-                return RunStream(run_id, found.thread_id, _nothing())
-            return RunStream(run_id, found.thread_id, self._logged(found, after, modes))
-        return RunStream(
-            run_id, found.thread_id, self._body(found, after, modes), self._canceller(found, cancel_on_disconnect)
+        record, events = await self.runs.join(
+            thread_id, run_id, last_event_id=last_event_id, modes=modes, cancel_on_disconnect=cancel_on_disconnect
         )
+        return RunStream(run_id, record.thread_id, _sse(run_id, events))
 
     async def wait_run(self, req: RunCreate) -> RunOutcome:
-        run = await self.gw.runs.create(req)
-        return RunOutcome(
-            run.run_id,
-            run.thread_id,
-            lambda: self.gw.runs.wait_result(run),
-            self._canceller(run, req.on_disconnect == "cancel"),
-        )
+        record, outcome = await self.runs.wait(req)
+        return RunOutcome(record.run_id, record.thread_id, lambda: outcome)
 
     async def join_run(self, thread_id: str, run_id: str, *, cancel_on_disconnect: bool) -> RunOutcome:
-        found = await self._find(thread_id, run_id)
-        if isinstance(found, RunRecord):
-            record = found
-            return RunOutcome(run_id, thread_id, lambda: self.gw.runs.stored_result(record))
-        run = found
+        record = await self.runs.find(thread_id, run_id)
         return RunOutcome(
-            run_id, thread_id, lambda: self.gw.runs.wait_result(run), self._canceller(run, cancel_on_disconnect)
+            run_id,
+            record.thread_id,
+            lambda: self.runs.outcome(thread_id, run_id, cancel_on_disconnect=cancel_on_disconnect),
         )
 
     async def get_run(self, thread_id: str, run_id: str) -> Json:
-        _check_ids(thread_id, run_id)
-        return run_json(await self.gw.runs.get(thread_id, run_id))
+        return run_json(await self.runs.get(thread_id, run_id))
 
     async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Json]:
-        records = await self.gw.runs.list(thread_id, status=status, limit=limit, offset=offset)
+        records = await self.runs.list(thread_id, status=status, limit=limit, offset=offset)  # type: ignore[arg-type]
         return [run_json(r) for r in records]
 
     async def cancel_run(self, thread_id: str, run_id: str, *, action: str, wait: bool) -> RunOutcome | None:
-        _check_ids(thread_id, run_id)
-        await self.gw.runs.cancel(thread_id, run_id, action=action)
+        await self.runs.cancel(thread_id, run_id, action=action)  # type: ignore[arg-type]
         if not wait:
             return None
         return await self.join_run(thread_id, run_id, cancel_on_disconnect=False)
@@ -140,25 +98,12 @@ class LocalBackend:
     async def cancel_runs(
         self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
     ) -> None:
-        runs = self.gw.runs
-        if status is not None:
-            targets = [(r.thread_id, r.run_id) for r in await runs.storage.runs_with_status(_CANCELLABLE[status])]
-        else:
-            assert thread_id is not None and run_ids is not None
-            for run_id in run_ids:
-                _check_ids(thread_id, run_id)
-            targets = [(thread_id, run_id) for run_id in run_ids]
-        found = 0
-        for tid, rid in targets:
-            try:
-                await runs.cancel(tid, rid, action=action)
-                found += 1
-            except Conflict:
-                found += 1  # it ended meanwhile
-            except NotFound:
-                pass
-        if targets and not found and status is None:
-            raise NotFound(f"No runs found to cancel: {', '.join(run_ids or ())} on thread {thread_id}.")
+        await self.runs.cancel_many(
+            thread_id=thread_id,
+            run_ids=run_ids,
+            statuses=_CANCELLABLE[status] if status is not None else (),
+            action=action,  # type: ignore[arg-type]
+        )
 
     # Threads
 
@@ -173,7 +118,7 @@ class LocalBackend:
         return (await self.gw.threads.patch(thread_id, metadata=metadata)).to_json()
 
     async def delete_thread(self, thread_id: str) -> None:
-        await self.gw.threads.delete(thread_id, busy=self.gw.thread_busy(thread_id))
+        await self.gw.threads.delete(thread_id)
 
     async def search_threads(self, **filters: Any) -> list[Json]:
         return [t.to_json() for t in await self.gw.threads.search(**filters)]
@@ -188,9 +133,7 @@ class LocalBackend:
     async def update_thread_state(
         self, thread_id: str, values: Any, *, as_node: str | None, checkpoint: Json | None
     ) -> Json:
-        config, state = await self.gw.threads.update_state(
-            thread_id, values, as_node=as_node, checkpoint=checkpoint, busy=self.gw.thread_busy(thread_id)
-        )
+        config, state = await self.gw.threads.update_state(thread_id, values, as_node=as_node, checkpoint=checkpoint)
         self.gw.thread_streams.state_updated(thread_id, state)
         # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
         return {"checkpoint": config, "configurable": config, "checkpoint_id": config.get("checkpoint_id")}
@@ -231,13 +174,15 @@ class LocalBackend:
         return [a.to_json() for a in found]
 
     async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int:
-        found = await self.gw.assistants.search(
-            graph_id=graph_id, name=name, metadata=metadata, limit=len(self.gw.assistants.graphs) + 1_000, offset=0
-        )
-        return len(found)
+        return await self.gw.assistants.count(graph_id=graph_id, name=name, metadata=metadata)
 
     async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json:
         return await self.gw.assistants.graph_json(assistant_id, xray=xray)
 
     async def assistant_schemas(self, assistant_id: str) -> Json:
         return await self.gw.assistants.schemas(assistant_id)
+
+
+def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
+    about = info(__version__, langgraph.version.__version__)
+    return build_app(LocalBackend(gateway), info=about, api_key=api_key, max_body_bytes=max_body_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.storage import RunRecord
+from gateway.records import RunRecord
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def info(version: str, langgraph_version: str) -> dict[str, Any]:
+def info(version: str, langgraph_version: str | None) -> dict[str, Any]:
     return {
         "version": version,
         "langgraph_py_version": langgraph_version,

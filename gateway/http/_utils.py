@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES; `--max-body-bytes` changes it.
-MAX_BODY_BYTES = 300 * 1024 * 1024
 # Levels of arrays and objects a field of a request body may nest. Deeper values could not be
 # sent back: orjson encodes at most 254 levels, and a run's events wrap its input a few more.
 MAX_DEPTH = 100

@@ -7,13 +7,15 @@ null on a known field is an error, except for `input` and `command`. Every error
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway._utils import is_uuid, uuid7
-from gateway.core.runs import RunCreate
-from gateway.core.stream import STREAM_MODES
 from gateway.errors import BadRequest, InvalidArgument
 from gateway.http._utils import type_name
+from gateway.records import DURABILITIES, MULTITASK_STRATEGIES, STREAM_MODES, Durability, OnCompletion, RunCreate
+
+S = TypeVar("S", bound=str)
+D = TypeVar("D", bound=str | None)
 
 # Keys the server sets itself; a client cannot smuggle them in.
 _RESERVED_CONFIGURABLE = frozenset(
@@ -54,13 +56,14 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def _enum(body: dict[str, Any], name: str, choices: Sequence[str], default: str) -> str:
+def _enum(body: dict[str, Any], name: str, choices: Sequence[S], default: D) -> S | D:
     value = _field(body, name, str, f"one of {_choices(choices)}")
     if value is None:
         return default
-    if value not in choices:
-        raise InvalidArgument(f"{name}: {value!r} is not one of {_choices(choices)}")
-    return str(value)
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise InvalidArgument(f"{name}: {value!r} is not one of {_choices(choices)}")
 
 
 def _choices(choices: Sequence[str]) -> str:
@@ -190,8 +193,8 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
         raise InvalidArgument("stream_mode must be a stream mode or an array of them, not null")
     checkpoint = checkpoint_ref(body)
     checkpoint_id = _field(body, "checkpoint_id", str, "a checkpoint UUID")
-    durability = _enum(body, "durability", ("sync", "async", "exit"), "")
-    if not durability:
+    durability: Durability | None = _enum(body, "durability", DURABILITIES, None)
+    if durability is None:
         checkpoint_during = _field(body, "checkpoint_during", bool, "a boolean")
         durability = "exit" if checkpoint_during is False else "async"
     after_seconds = _field(body, "after_seconds", (int, float), "a number") or 0
@@ -199,7 +202,7 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
         _field(body, name, kind, what)
     if body.get("feedback_keys") is not None:
         _strings(body["feedback_keys"], "feedback_keys")
-    on_completion = _enum(body, "on_completion", ("delete", "keep"), "delete") if stateless else "delete"
+    on_completion: OnCompletion = _enum(body, "on_completion", ("delete", "keep"), "delete") if stateless else "delete"
     if stateless and on_completion == "keep":
         # A stateless run that keeps its thread is a run on a new thread: it has a checkpointer
         # (so it streams checkpoints) and its state outlives it.
@@ -216,7 +219,7 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
         stream_subgraphs=bool(_field(body, "stream_subgraphs", bool, "a boolean")),
         stream_resumable=bool(_field(body, "stream_resumable", bool, "a boolean")),
         on_disconnect=_enum(body, "on_disconnect", ("cancel", "continue"), "continue") if streaming else "continue",
-        multitask_strategy=_enum(body, "multitask_strategy", ("reject", "interrupt", "rollback", "enqueue"), "enqueue"),
+        multitask_strategy=_enum(body, "multitask_strategy", MULTITASK_STRATEGIES, "enqueue"),
         if_not_exists="create" if stateless else _enum(body, "if_not_exists", ("create", "reject"), "reject"),
         interrupt_before=_nodes(body, "interrupt_before"),
         interrupt_after=_nodes(body, "interrupt_after"),

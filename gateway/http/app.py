@@ -1,10 +1,11 @@
-"""The HTTP/SSE app: the LangGraph Agent Server's API over the gateway's run core."""
+"""The HTTP/SSE app: the LangGraph Agent Server's API over a backend (the run core in this
+process, gateway.http._local, or a gateway reached over gRPC, gateway.http.remote)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-import langgraph.version
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,15 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import __version__
-from gateway.core.gateway import Gateway
 from gateway.http import _assistants, _runs, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
-from gateway.http._local import LocalBackend
-from gateway.http._objects import info
-from gateway.http._utils import MAX_BODY_BYTES, json_response
+from gateway.http._utils import json_response
+from gateway.settings import MAX_BODY_BYTES
 
 # The headers the SDKs read, readable by browser clients too.
 _EXPOSED = ["Location", "Content-Location", "X-Pagination-Total", "X-Pagination-Next"]
@@ -32,10 +30,12 @@ async def ok(request: Request) -> Response:
 
 
 async def get_info(request: Request) -> Response:
-    return json_response(info(__version__, langgraph.version.__version__))
+    return json_response(request.app.state.info)
 
 
-def build_app(backend: Backend, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
+def build_app(
+    backend: Backend, *, info: dict[str, Any], api_key: str | None = None, max_body_bytes: int | None = None
+) -> Starlette:
     middleware = [
         Middleware(
             CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=_EXPOSED
@@ -55,11 +55,8 @@ def build_app(backend: Backend, *, api_key: str | None = None, max_body_bytes: i
         exception_handlers={HTTPException: http_exception},
     )
     app.state.backend = backend
+    app.state.info = info
     app.state.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
     # HttpServer.stop() sets it; open event streams then end.
     app.state.closing = asyncio.Event()
     return app
-
-
-def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
-    return build_app(LocalBackend(gateway), api_key=api_key, max_body_bytes=max_body_bytes)

@@ -30,7 +30,7 @@ from langgraph.gateway.v1 import (
 )
 from starlette.applications import Starlette
 
-from gateway.core.runs import RunCreate
+from gateway import __version__
 from gateway.errors import (
     AlreadyExists,
     Conflict,
@@ -44,10 +44,13 @@ from gateway.errors import (
 )
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._errors import NotSupported, PayloadTooLarge
+from gateway.http._objects import info
 from gateway.http._sse import event_name, frame
 from gateway.http.app import build_app
+from gateway.outcome import Outcome
+from gateway.records import RunCreate
 from gateway.rpc import _convert as convert
-from gateway.rpc.server import MAX_MESSAGE_BYTES
+from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.serde import dumps
 
 logger = logging.getLogger("gateway.bridge")
@@ -517,34 +520,25 @@ class RemoteBackend:
 
 
 async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
-    """A stateless run's outcome from its stream, as the core's wait_result makes it: the error,
-    else its one interrupt, else its last values; stateless runs keep no thread to fall back on."""
-    error: bytes | None = None
-    interrupts: list[bytes] = []
-    last_values: bytes | None = None
+    """A stateless run's outcome from its stream, as the core tells it (gateway.outcome);
+    stateless runs keep no thread to fall back on."""
+    outcome = Outcome()
     batch = first
     try:
         while batch is not grpc.aio.EOF:
             for msg in batch.events:
                 case = msg.WhichOneof("event")
                 if case == "error":
-                    error = dumps({"error": msg.error.error, "message": msg.error.message})
-                elif case in ("values", "updates") and not msg.namespace:
-                    data = getattr(msg, case).json.encode()
-                    if case == "values":
-                        last_values = data
-                    if b'"__interrupt__"' in data:
-                        interrupts.append(data)
+                    outcome.add("error", (), dumps({"error": msg.error.error, "message": msg.error.message}))
+                elif case in ("values", "updates"):
+                    outcome.add(case, msg.namespace, getattr(msg, case).json.encode())
             batch = await call.read()
     except grpc.aio.AioRpcError as exc:
         _raise(exc)
     finally:
         call.cancel()
-    if error is not None:
-        return b'{"__error__":' + error + b"}"
-    if len(interrupts) == 1:
-        return interrupts[0]
-    return last_values if last_values is not None else b"{}"
+    result = outcome.result()
+    return result if result is not None else b"{}"
 
 
 def create_remote_app(
@@ -553,4 +547,6 @@ def create_remote_app(
     """The HTTP/SSE app in front of the gateway at `target`; `api_key` is required from HTTP
     clients and sent to the gateway. Returns the app and the coroutine function that closes it."""
     backend = RemoteBackend(target, api_key=api_key)
-    return build_app(backend, api_key=api_key, max_body_bytes=max_body_bytes), backend.close
+    # The bridge runs no LangGraph of its own: it does not know the gateway's version of it.
+    about = info(__version__, None)
+    return build_app(backend, info=about, api_key=api_key, max_body_bytes=max_body_bytes), backend.close

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from langgraph.gateway.v1 import assistants_pb2, runs_pb2, threads_pb2
 
-from gateway.core.channel import Event
-from gateway.core.runs import RunCreate
 from gateway.errors import InvalidArgument
-from gateway.storage import AssistantRecord, RunRecord, ThreadRecord
+from gateway.records import (
+    AssistantRecord,
+    Durability,
+    Event,
+    IfNotExists,
+    MultitaskStrategy,
+    OnDisconnect,
+    RunCreate,
+    RunRecord,
+    RunStatus,
+    ThreadRecord,
+)
+from gateway.serde import dumps
+
+S = TypeVar("S", bound=str)
+
+# Large `values` snapshots exceed gRPC's 4 MiB default; clients (and grpcurl's
+# -max-msg-sz) must raise their receive limit to match.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 STREAM_MODE_NAMES = {
     runs_pb2.STREAM_MODE_VALUES: "values",
@@ -26,7 +42,7 @@ STREAM_MODE_NAMES = {
     runs_pb2.STREAM_MODE_TASKS: "tasks",
     runs_pb2.STREAM_MODE_CHECKPOINTS: "checkpoints",
 }
-RUN_STATUSES = {
+RUN_STATUSES: dict[str, runs_pb2.RunStatus] = {
     "pending": runs_pb2.RUN_STATUS_PENDING,
     "running": runs_pb2.RUN_STATUS_RUNNING,
     "success": runs_pb2.RUN_STATUS_SUCCESS,
@@ -34,7 +50,7 @@ RUN_STATUSES = {
     "timeout": runs_pb2.RUN_STATUS_TIMEOUT,
     "interrupted": runs_pb2.RUN_STATUS_INTERRUPTED,
 }
-RUN_STATUS_NAMES = {v: k for k, v in RUN_STATUSES.items()}
+RUN_STATUS_NAMES = cast(dict[int, RunStatus], {v: k for k, v in RUN_STATUSES.items()})
 THREAD_STATUSES = {
     "idle": threads_pb2.THREAD_STATUS_IDLE,
     "busy": threads_pb2.THREAD_STATUS_BUSY,
@@ -42,16 +58,26 @@ THREAD_STATUSES = {
     "error": threads_pb2.THREAD_STATUS_ERROR,
 }
 THREAD_STATUS_NAMES = {v: k for k, v in THREAD_STATUSES.items()}
-MULTITASK = {
+MULTITASK: dict[runs_pb2.MultitaskStrategy, MultitaskStrategy] = {
     runs_pb2.MULTITASK_STRATEGY_REJECT: "reject",
     runs_pb2.MULTITASK_STRATEGY_INTERRUPT: "interrupt",
     runs_pb2.MULTITASK_STRATEGY_ROLLBACK: "rollback",
     runs_pb2.MULTITASK_STRATEGY_ENQUEUE: "enqueue",
 }
 MULTITASK_VALUES = {v: k for k, v in MULTITASK.items()}
-_ON_DISCONNECT = {runs_pb2.ON_DISCONNECT_CONTINUE: "continue", runs_pb2.ON_DISCONNECT_CANCEL: "cancel"}
-_IF_NOT_EXISTS = {runs_pb2.IF_NOT_EXISTS_REJECT: "reject", runs_pb2.IF_NOT_EXISTS_CREATE: "create"}
-_DURABILITY = {runs_pb2.DURABILITY_SYNC: "sync", runs_pb2.DURABILITY_ASYNC: "async", runs_pb2.DURABILITY_EXIT: "exit"}
+_ON_DISCONNECT: dict[int, OnDisconnect] = {
+    runs_pb2.ON_DISCONNECT_CONTINUE: "continue",
+    runs_pb2.ON_DISCONNECT_CANCEL: "cancel",
+}
+_IF_NOT_EXISTS: dict[int, IfNotExists] = {
+    runs_pb2.IF_NOT_EXISTS_REJECT: "reject",
+    runs_pb2.IF_NOT_EXISTS_CREATE: "create",
+}
+_DURABILITY: dict[int, Durability] = {
+    runs_pb2.DURABILITY_SYNC: "sync",
+    runs_pb2.DURABILITY_ASYNC: "async",
+    runs_pb2.DURABILITY_EXIT: "exit",
+}
 
 # Event name -> (oneof case, messages kind)
 _CASES: dict[str, tuple[str, int]] = {
@@ -107,7 +133,7 @@ def timestamp(iso: str | None) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def _enum(value: int, names: Mapping[Any, str], field: str, default: str) -> str:
+def _enum(value: int, names: Mapping[Any, S], field: str, default: S) -> S:
     if value == 0:
         return default
     try:
@@ -204,8 +230,6 @@ def _checkpoint(ref: dict[str, Any] | None) -> threads_pb2.Checkpoint | None:
 
 
 def _json(value: Any) -> str:
-    from gateway.serde import dumps
-
     return dumps(value).decode()
 
 

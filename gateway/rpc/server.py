@@ -15,6 +15,7 @@ from langgraph.gateway.v1 import (
 )
 
 from gateway.core.gateway import Gateway
+from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 
@@ -23,10 +24,6 @@ SERVICE_NAMES = (
     threads_pb2.DESCRIPTOR.services_by_name["ThreadsService"].full_name,
     runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name,
 )
-
-# Large `values` snapshots exceed gRPC's 4 MiB default; clients (and grpcurl's
-# -max-msg-sz) must raise their receive limit to match.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 SERVER_OPTIONS = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -20,9 +20,7 @@ from langgraph.gateway.v1 import (
 )
 
 from gateway._utils import run_base_ms
-from gateway.core.channel import Event, SubscriberTooSlow
 from gateway.core.gateway import Gateway
-from gateway.core.runs import ActiveRun, parse_event_id
 from gateway.errors import (
     AlreadyExists,
     BadRequest,
@@ -31,13 +29,14 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    SubscriberTooSlow,
     TooManyRuns,
     Unauthenticated,
     Unavailable,
 )
+from gateway.records import CancelAction, Event
 from gateway.rpc import _convert as convert
 from gateway.rpc.malformed import MalformedRequest
-from gateway.storage import RunRecord
 
 logger = logging.getLogger("gateway.rpc")
 
@@ -55,6 +54,7 @@ _CODES: dict[type[GatewayError], grpc.StatusCode] = {
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     TooManyRuns: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EventsExpired: grpc.StatusCode.OUT_OF_RANGE,
+    SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 T = TypeVar("T")
@@ -103,8 +103,6 @@ def streaming(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
                 yield item
         except GatewayError as exc:
             await context.abort(status_code(exc), exc.message)
-        except SubscriberTooSlow as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -176,7 +174,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
     async def DeleteThread(
         self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> threads_pb2.DeleteThreadResponse:
-        await self._gw.threads.delete(request.thread_id, busy=self._gw.thread_busy(request.thread_id))
+        await self._gw.threads.delete(request.thread_id)
         return threads_pb2.DeleteThreadResponse()
 
     @unary
@@ -220,42 +218,21 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
 
 class RunsService(runs_pb2_grpc.RunsServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
-        self._gw = gateway
-
-    async def _events(
-        self, run: ActiveRun, after: int | None, modes: list[str] | None, cancel_on_disconnect: bool
-    ) -> AsyncIterator[Sequence[Event]]:
-        completed = False
-        try:
-            async for batch in self._gw.runs.events(run, after=after, modes=modes):
-                yield batch
-            completed = True
-        finally:
-            # A client that cancels its call is a disconnect (the handler sees GeneratorExit or
-            # CancelledError here); context.cancelled() is unreliable, so track completion.
-            if not completed and cancel_on_disconnect:
-                self._gw.runs.cancel_soon(run)
+        self._runs = gateway.runs
 
     async def _join(self, request: runs_pb2.JoinRunStreamRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
-        parse_event_id(request.last_event_id)  # a malformed id fails before the lookup
-        modes = convert.stream_modes(request.stream_mode) or None
-        joined = await self._gw.runs.join(request.thread_id, request.run_id)
-        after = parse_event_id(request.last_event_id, joined.run_id)
-        if isinstance(joined, ActiveRun):
-            return joined.run_id, joined.thread_id, self._events(joined, after, modes, request.cancel_on_disconnect)
-        return joined.run_id, joined.thread_id, self._stored(joined, after, modes)
+        record, events = await self._runs.join(
+            request.thread_id,
+            request.run_id,
+            last_event_id=request.last_event_id,
+            modes=convert.stream_modes(request.stream_mode) or None,
+            cancel_on_disconnect=request.cancel_on_disconnect,
+        )
+        return record.run_id, record.thread_id, events
 
-    async def _stored(
-        self, record: RunRecord, after: int | None, modes: list[str] | None
-    ) -> AsyncIterator[Sequence[Event]]:
-        ended = False
-        if after is not None and record.kwargs.get("resumable"):
-            async for batch in self._gw.runs.logged_events(record, after=after, modes=modes):
-                ended = ended or batch[-1].name == "end"
-                yield batch
-        if not ended:
-            # Finished and no longer buffered: say how it ended, without an id to resume from.
-            yield [Event(0, "end", (), b'{"status":"' + record.status.encode() + b'"}')]
+    async def _create(self, request: runs_pb2.CreateRunRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
+        record, events = await self._runs.stream(convert.run_create(request))
+        return record.run_id, record.thread_id, events
 
     @staticmethod
     async def _one_by_one(
@@ -290,11 +267,6 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             if out.events:
                 yield out
 
-    async def _create(self, request: runs_pb2.CreateRunRequest) -> tuple[str, str, AsyncIterator[Sequence[Event]]]:
-        req = convert.run_create(request)
-        run = await self._gw.runs.create(req)
-        return run.run_id, run.thread_id, self._events(run, 0, None, req.on_disconnect == "cancel")
-
     @streaming
     async def RunStream(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -327,38 +299,29 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     async def CreateRun(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.Run:
-        run = await self._gw.runs.create(convert.run_create(request))
-        return convert.run(run.record)
+        return convert.run(await self._runs.create(convert.run_create(request)))
 
     @unary
     async def WaitRun(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.RunResult:
-        req = convert.run_create(request)
-        run = await self._gw.runs.create(req)
-        try:
-            result = await self._gw.runs.wait_result(run)
-        finally:
-            if req.on_disconnect == "cancel":
-                self._gw.runs.cancel_soon(run)
-        return runs_pb2.RunResult(run=convert.run(run.record), result_json=result.decode())
+        record, outcome = await self._runs.wait(convert.run_create(request))
+        result = await outcome
+        return runs_pb2.RunResult(run=convert.run(record), result_json=result.decode())
 
     @unary
     async def JoinRun(
         self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.RunResult:
-        joined = await self._gw.runs.join(request.thread_id, request.run_id)
-        if isinstance(joined, ActiveRun):
-            result = await self._gw.runs.wait_result(joined)
-            return runs_pb2.RunResult(run=convert.run(joined.record), result_json=result.decode())
-        result = await self._gw.runs.stored_result(joined)
-        return runs_pb2.RunResult(run=convert.run(joined), result_json=result.decode())
+        record = await self._runs.find(request.thread_id, request.run_id)
+        result = await self._runs.outcome(request.thread_id, request.run_id)
+        return runs_pb2.RunResult(run=convert.run(record), result_json=result.decode())
 
     @unary
     async def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.Run:
-        return convert.run(await self._gw.runs.get(request.thread_id, request.run_id))
+        return convert.run(await self._runs.get(request.thread_id, request.run_id))
 
     @unary
     async def ListRuns(
@@ -369,7 +332,7 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             status = convert.RUN_STATUS_NAMES.get(request.status)
             if status is None:
                 raise InvalidArgument(f"status: unknown value {request.status}")
-        runs = await self._gw.runs.list(
+        runs = await self._runs.list(
             request.thread_id, status=status, limit=_limit(request.limit), offset=_offset(request.offset)
         )
         return runs_pb2.ListRunsResponse(runs=[convert.run(r) for r in runs])
@@ -378,6 +341,6 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     async def CancelRun(
         self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.Run:
-        action = "rollback" if request.action == runs_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
-        record = await self._gw.runs.cancel(request.thread_id, request.run_id, action=action, wait=request.wait)
+        action: CancelAction = "rollback" if request.action == runs_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
+        record = await self._runs.cancel(request.thread_id, request.run_id, action=action, wait=request.wait)
         return convert.run(record)

@@ -1,6 +1,6 @@
-"""Persistence of assistants, threads and runs behind a narrow interface."""
+"""Persistence of assistants, threads, runs and the event log behind narrow protocols."""
 
-from gateway.storage.base import AssistantRecord, RunRecord, Storage, ThreadRecord, now_iso
+from gateway.storage.base import THREAD_SORT_KEYS, EventLog, RecordStore, Storage
 from gateway.storage.sqlite import SqliteStorage
 
-__all__ = ["AssistantRecord", "RunRecord", "SqliteStorage", "Storage", "ThreadRecord", "now_iso"]
+__all__ = ["THREAD_SORT_KEYS", "EventLog", "RecordStore", "SqliteStorage", "Storage"]

@@ -1,145 +1,119 @@
-"""The records the core keeps and the interface a storage backend implements."""
+"""What the run core needs from a backend: a record store (assistants, threads, runs and the
+queue of each thread) and an event log (the events of resumable runs). The sqlite backend is
+the default; a Postgres one implements the same protocols and passes the same suite
+(tests/storage/test_conformance.py).
+
+Every method that decides something for a thread (admit, claim, finish, delete) does it in one
+transaction: the decision and the write that follows from it cannot be split by another
+request's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from gateway.core.channel import Event
+from gateway.records import (
+    AssistantFilter,
+    AssistantRecord,
+    Event,
+    IfNotExists,
+    RunRecord,
+    RunStatus,
+    ThreadChange,
+    ThreadFilter,
+    ThreadRecord,
+)
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-@dataclass
-class AssistantRecord:
-    assistant_id: str
-    graph_id: str
-    name: str
-    created_at: str
-    updated_at: str
-    config: dict[str, Any] = field(default_factory=dict)
-    context: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    version: int = 1
-    description: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "assistant_id": self.assistant_id,
-            "graph_id": self.graph_id,
-            "config": self.config,
-            "context": self.context,
-            "metadata": self.metadata,
-            "name": self.name,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-            "description": self.description,
-        }
+THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
 
 
-@dataclass
-class ThreadRecord:
-    thread_id: str
-    created_at: str
-    updated_at: str
-    state_updated_at: str
-    metadata: dict[str, Any]
-    status: str = "idle"
-    config: dict[str, Any] = field(default_factory=dict)
-    # Graph data stays JSON text: written once when a run ends, passed through on reads.
-    values: bytes = b"null"
-    interrupts: bytes = b"{}"
-    error: bytes = b"null"
+class RecordStore(Protocol):
+    # Assistants
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "thread_id": self.thread_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "state_updated_at": self.state_updated_at,
-            "metadata": self.metadata,
-            "status": self.status,
-            "config": self.config,
-            "values": orjson.Fragment(self.values),
-            "error": orjson.Fragment(self.error),
-            "interrupts": orjson.Fragment(self.interrupts),
-        }
-
-
-@dataclass
-class RunRecord:
-    run_id: str
-    thread_id: str
-    assistant_id: str
-    created_at: str
-    updated_at: str
-    status: str
-    metadata: dict[str, Any]
-    multitask_strategy: str
-    kwargs: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "thread_id": self.thread_id,
-            "assistant_id": self.assistant_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "status": self.status,
-            "metadata": self.metadata,
-            "multitask_strategy": self.multitask_strategy,
-            "kwargs": self.kwargs,
-        }
-
-
-class Storage(Protocol):
-    """What the run core needs from a backend. The sqlite one is the default; a
-    Postgres one implements the same methods."""
-
-    async def setup(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord: ...
+    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
+        """Inserts the assistant unless one with its id exists; returns the stored one."""
+        ...
 
     async def get_assistant(self, assistant_id: str) -> AssistantRecord | None: ...
 
-    async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None, limit: int, offset: int
-    ) -> list[AssistantRecord]: ...
+    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]: ...
 
-    async def create_thread(self, thread: ThreadRecord) -> bool: ...
+    async def count_assistants(self, where: AssistantFilter) -> int: ...
+
+    # Threads
+
+    async def create_thread(self, thread: ThreadRecord) -> bool:
+        """False when a thread with its id exists already."""
+        ...
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None: ...
 
-    async def update_thread(self, thread_id: str, **fields: Any) -> None: ...
+    async def update_thread(self, thread_id: str, change: ThreadChange) -> bool: ...
 
-    async def delete_thread(self, thread_id: str) -> bool: ...
+    async def delete_thread(self, thread_id: str) -> list[str] | None:
+        """Deletes the thread, its runs and their events; returns the ids of its runs that had
+        not finished (their owner must stop them), or None when there was no such thread."""
+        ...
 
     async def search_threads(
-        self, *, metadata: dict[str, Any] | None, status: str | None, limit: int, offset: int
+        self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
     ) -> list[ThreadRecord]: ...
 
-    async def count_threads(self, *, metadata: dict[str, Any] | None, status: str | None) -> int: ...
+    async def count_threads(self, where: ThreadFilter) -> int: ...
 
-    async def create_run(self, run: RunRecord) -> None: ...
+    # Runs
+
+    async def admit_run(
+        self,
+        run: RunRecord,
+        request: bytes,
+        *,
+        if_not_exists: IfNotExists,
+        thread_metadata: dict[str, Any],
+        max_unfinished: int,
+    ) -> list[str]:
+        """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
+        unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
+        TooManyRuns (`max_unfinished` reached) or Conflict (reject on a busy thread); returns
+        the unfinished runs that an interrupt or rollback strategy must cancel. `request` is
+        the serialised RunCreate, so that any process can execute the run."""
+        ...
+
+    async def claim_run(self, thread_id: str) -> RunRecord | None:
+        """The thread's oldest pending run, now running, unless a run of the thread runs."""
+        ...
+
+    async def finish_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus | None,
+        change: ThreadChange,
+        *,
+        expect: Sequence[RunStatus] = ("pending", "running"),
+    ) -> bool:
+        """Ends the run with `status` (None deletes it: a rollback) and applies `change` to its
+        thread, whose status stays busy while other runs of it are unfinished. Only a run whose
+        status is in `expect` is ended; False when it was not."""
+        ...
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
-    async def update_run_status(self, run_id: str, status: str) -> None: ...
+    async def get_run_request(self, run_id: str) -> bytes | None: ...
 
-    async def delete_run(self, run_id: str) -> None: ...
+    async def list_runs(
+        self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int
+    ) -> list[RunRecord]: ...
 
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[RunRecord]: ...
+    async def runs_with_status(self, statuses: Sequence[RunStatus]) -> list[RunRecord]: ...
 
-    async def runs_with_status(self, statuses: Sequence[str]) -> list[RunRecord]: ...
+    async def unfinished_runs(self, thread_id: str) -> list[RunRecord]: ...
+
+
+class EventLog(Protocol):
+    """The events of resumable runs, kept for `--event-retention` seconds."""
 
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None: ...
 
@@ -147,6 +121,23 @@ class Storage(Protocol):
 
     async def delete_events(self, run_id: str) -> None: ...
 
-    async def prune_events(self, older_than: float) -> int: ...
+    async def prune_events(self, older_than: float) -> int:
+        """Deletes events written more than `older_than` seconds ago; returns how many."""
+        ...
 
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None: ...
+
+class Storage(RecordStore, EventLog, Protocol):
+    """A backend: records, the event log, and the LangGraph checkpointer over the same database."""
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]: ...
+
+    async def setup(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Deletes the checkpoints (and their writes) one run wrote: a rollback."""
+        ...
+
+    async def delete_thread_checkpoints(self, thread_id: str) -> None: ...

@@ -1,19 +1,43 @@
-"""The default backend: threads, runs and assistants in one sqlite file (WAL mode), beside
-the LangGraph checkpoints that the checkpointer keeps in the same file."""
+"""The default backend: threads, runs, assistants and the event log in one sqlite file (WAL
+mode), beside the LangGraph checkpoints that the checkpointer keeps in the same file.
+
+Every statement, ours and the checkpointer's, runs on the event loop's thread, on one
+connection, under one lock, and no transaction spans an `await`. A statement on a local sqlite
+file in WAL mode takes microseconds; a hop to a worker thread and back (aiosqlite) costs a full
+turn of the event loop, and under load a stateful run made a dozen of them. The methods are
+`async` for the protocol's sake (the Postgres backend awaits its server) but never suspend, so
+a method is atomic with respect to every other coroutine, and a multi-statement write is also
+one sqlite transaction (`_write`), which no checkpointer statement can join.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-import aiosqlite
 import orjson
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.sqlite import SqliteSaver
 
-from gateway.core.channel import Event
-from gateway.storage.base import AssistantRecord, RunRecord, ThreadRecord, now_iso
+from gateway.errors import Conflict, NotFound, TooManyRuns
+from gateway.records import (
+    UNFINISHED,
+    AssistantFilter,
+    AssistantRecord,
+    Event,
+    IfNotExists,
+    RunRecord,
+    RunStatus,
+    ThreadChange,
+    ThreadFilter,
+    ThreadRecord,
+    now_iso,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gw_assistants (
@@ -62,22 +86,33 @@ CREATE TABLE IF NOT EXISTS gw_run_events (
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gw_run_events_created ON gw_run_events (created_at);
 """
+# Columns added since the first schema: (table, column, definition).
+_MIGRATIONS = (
+    ("gw_runs", "attempt", "INTEGER NOT NULL DEFAULT 1"),
+    ("gw_runs", "request", "BLOB"),
+)
 
 _THREAD_COLUMNS = (
     'thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "values", interrupts, error'
 )
 _RUN_COLUMNS = "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs"
-_JSON_THREAD_FIELDS = {"metadata", "config"}
-_RAW_THREAD_FIELDS = {"values", "interrupts", "error"}
+_ASSISTANT_COLUMNS = (
+    "assistant_id, graph_id, name, created_at, updated_at, config, context, metadata, version, description"
+)
+_UNFINISHED = "status IN ('pending', 'running')"
+_SORT_COLUMNS = {
+    "thread_id": "thread_id",
+    "status": "status",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "state_updated_at": "state_updated_at",
+}
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _matches(metadata: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
-    return not wanted or all(metadata.get(k) == v for k, v in wanted.items())
 
 
 def _thread(row: Sequence[Any]) -> ThreadRecord:
@@ -109,94 +144,222 @@ def _run(row: Sequence[Any]) -> RunRecord:
     )
 
 
-class SqliteStorage:
-    """One autocommit connection for everything in the file: the gateway's tables and, through
-    `conn` and `lock`, the LangGraph checkpointer's. A single connection means no two writers
-    contend for sqlite's file lock (which in WAL mode can fail at once instead of waiting)."""
+def _assistant(row: Sequence[Any]) -> AssistantRecord:
+    return AssistantRecord(
+        assistant_id=row[0],
+        graph_id=row[1],
+        name=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        config=orjson.loads(row[5]),
+        context=orjson.loads(row[6]),
+        metadata=orjson.loads(row[7]),
+        version=row[8],
+        description=row[9],
+    )
 
+
+def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:
+    """A condition on a row of json_each() that holds when its value equals `value`."""
+    if value is None:
+        return "type = 'null'", ()
+    if value is True:
+        return "type = 'true'", ()
+    if value is False:
+        return "type = 'false'", ()
+    if isinstance(value, (int, float)):
+        return "type IN ('integer', 'real') AND value = ?", (value,)
+    if isinstance(value, str):
+        return "type = 'text' AND value = ?", (value,)
+    kind = "object" if isinstance(value, dict) else "array"
+    return "type = ? AND value = json(?)", (kind, _dumps(value))
+
+
+def _contains(column: str, wanted: dict[str, Any] | None, where: list[str], args: list[Any]) -> None:
+    """Conditions that hold when the JSON object in `column` has each key of `wanted` with its value."""
+    for key, value in (wanted or {}).items():
+        condition, values = _json_value(value)
+        where.append(f"EXISTS (SELECT 1 FROM json_each(CAST({column} AS TEXT)) WHERE key = ? AND {condition})")
+        args.extend((key, *values))
+
+
+def _thread_where(where: ThreadFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if where.status:
+        clauses.append("status = ?")
+        args.append(where.status)
+    if where.ids is not None:
+        clauses.append(f"thread_id IN ({', '.join('?' for _ in where.ids)})" if where.ids else "0")
+        args.extend(where.ids)
+    _contains("metadata", where.metadata, clauses, args)
+    _contains('"values"', where.values, clauses, args)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if where.graph_id is not None:
+        clauses.append("graph_id = ?")
+        args.append(where.graph_id)
+    if where.name is not None:
+        clauses.append("name = ?")
+        args.append(where.name)
+    _contains("metadata", where.metadata, clauses, args)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+class InlineSqliteSaver(SqliteSaver):
+    """LangGraph's sqlite checkpointer with its async methods run in place, on the storage's
+    connection and lock (see the module's docstring)."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.get_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        # The sync generator holds the lock while it yields: drain it before yielding here.
+        for item in list(self.list(config, filter=filter, before=before, limit=limit)):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+    async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Any:
+        return self.get_delta_channel_history(config=config, channels=channels)
+
+
+class SqliteStorage:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._conn: aiosqlite.Connection | None = None
-        self.lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._saver: InlineSqliteSaver | None = None
+        self._lock = threading.Lock()
 
     @property
-    def conn(self) -> aiosqlite.Connection:
+    def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("storage is not set up")
         return self._conn
 
+    @property
+    def checkpointer(self) -> InlineSqliteSaver:
+        if self._saver is None:
+            raise RuntimeError("storage is not set up")
+        return self._saver
+
     async def setup(self) -> None:
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._conn.execute("PRAGMA journal_mode=WAL")
-        await self._conn.execute("PRAGMA synchronous=NORMAL")
-        await self._conn.execute("PRAGMA busy_timeout=5000")
-        await self._conn.executescript(_SCHEMA)
+        # check_same_thread=False: a graph may read its checkpoints from a worker thread (a sync
+        # node calling get_state); the lock keeps it out of our transactions.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        for table, column, definition in _MIGRATIONS:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._conn = conn
+        saver = InlineSqliteSaver(conn)
+        saver.lock = self._lock
+        saver.setup()
+        self._saver = saver
 
     async def close(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            with self._lock:
+                self._conn.close()
             self._conn = None
+            self._saver = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self.conn.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self.conn.execute(sql, args).fetchone()
 
     # Assistants
 
     async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
-        await self.conn.execute(
-            "INSERT OR IGNORE INTO gw_assistants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                assistant.assistant_id,
-                assistant.graph_id,
-                assistant.name,
-                assistant.created_at,
-                assistant.updated_at,
-                _dumps(assistant.config),
-                _dumps(assistant.context),
-                _dumps(assistant.metadata),
-                assistant.version,
-                assistant.description,
-            ),
-        )
-        stored = await self.get_assistant(assistant.assistant_id)
-        assert stored is not None
-        return stored
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT OR IGNORE INTO gw_assistants ({_ASSISTANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    assistant.assistant_id,
+                    assistant.graph_id,
+                    assistant.name,
+                    assistant.created_at,
+                    assistant.updated_at,
+                    _dumps(assistant.config),
+                    _dumps(assistant.context),
+                    _dumps(assistant.metadata),
+                    assistant.version,
+                    assistant.description,
+                ),
+            )
+            row = conn.execute(
+                f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = ?", (assistant.assistant_id,)
+            ).fetchone()
+        return _assistant(row)
 
     async def get_assistant(self, assistant_id: str) -> AssistantRecord | None:
-        async with self.conn.execute("SELECT * FROM gw_assistants WHERE assistant_id = ?", (assistant_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else self._assistant(row)
+        row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = ?", (assistant_id,))
+        return None if row is None else _assistant(row)
 
-    @staticmethod
-    def _assistant(row: Sequence[Any]) -> AssistantRecord:
-        return AssistantRecord(
-            assistant_id=row[0],
-            graph_id=row[1],
-            name=row[2],
-            created_at=row[3],
-            updated_at=row[4],
-            config=orjson.loads(row[5]),
-            context=orjson.loads(row[6]),
-            metadata=orjson.loads(row[7]),
-            version=row[8],
-            description=row[9],
+    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
+        clause, args = _assistant_where(where)
+        rows = self._all(
+            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY created_at DESC, graph_id "
+            "LIMIT ? OFFSET ?",
+            (*args, limit, offset),
         )
+        return [_assistant(row) for row in rows]
 
-    async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None, limit: int, offset: int
-    ) -> list[AssistantRecord]:
-        async with self.conn.execute("SELECT * FROM gw_assistants ORDER BY created_at DESC, graph_id") as cur:
-            rows = await cur.fetchall()
-        found = [
-            a
-            for a in map(self._assistant, rows)
-            if (graph_id is None or a.graph_id == graph_id)
-            and (name is None or a.name == name)
-            and _matches(a.metadata, metadata)
-        ]
-        return found[offset : offset + limit]
+    async def count_assistants(self, where: AssistantFilter) -> int:
+        clause, args = _assistant_where(where)
+        return int(self._one(f"SELECT count(*) FROM gw_assistants{clause}", args)[0])
 
     # Threads
 
-    async def create_thread(self, thread: ThreadRecord) -> bool:
-        cur = await self.conn.execute(
+    @staticmethod
+    def _insert_thread(conn: sqlite3.Connection, thread: ThreadRecord) -> bool:
+        cur = conn.execute(
             f"INSERT OR IGNORE INTO gw_threads ({_THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 thread.thread_id,
@@ -213,140 +376,236 @@ class SqliteStorage:
         )
         return cur.rowcount == 1
 
+    async def create_thread(self, thread: ThreadRecord) -> bool:
+        with self._write() as conn:
+            return self._insert_thread(conn, thread)
+
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        async with self.conn.execute(
-            f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE thread_id = ?", (thread_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE thread_id = ?", (thread_id,))
         return None if row is None else _thread(row)
 
-    async def update_thread(self, thread_id: str, **fields: Any) -> None:
-        fields.setdefault("updated_at", now_iso())
-        names, values = [], []
-        for key, value in fields.items():
-            names.append(f'"{key}" = ?')
-            if key in _JSON_THREAD_FIELDS:
-                value = _dumps(value)
-            values.append(value)
-        await self.conn.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = ?", (*values, thread_id))
+    @staticmethod
+    def _change_thread(conn: sqlite3.Connection, thread_id: str, change: ThreadChange) -> bool:
+        names = ["updated_at = ?"]
+        values: list[Any] = [now_iso()]
+        for name in ("status", "values", "interrupts", "error", "state_updated_at"):
+            value = getattr(change, name)
+            if value is not None:
+                names.append(f'"{name}" = ?')
+                values.append(value)
+        if change.metadata is not None:
+            names.append("metadata = ?")
+            values.append(_dumps(change.metadata))
+        cur = conn.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = ?", (*values, thread_id))
+        return cur.rowcount == 1
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[None]:
-        # A multi-statement write: the lock keeps the checkpointer's statements out of it.
-        async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            await self.conn.execute("COMMIT")
+    async def update_thread(self, thread_id: str, change: ThreadChange) -> bool:
+        with self._write() as conn:
+            return self._change_thread(conn, thread_id, change)
 
-    async def delete_thread(self, thread_id: str) -> bool:
-        async with self._write():
-            cur = await self.conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,))
-            await self.conn.execute(
+    async def delete_thread(self, thread_id: str) -> list[str] | None:
+        with self._write() as conn:
+            if conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,)).rowcount != 1:
+                return None
+            unfinished = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT run_id FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} ORDER BY created_at",
+                    (thread_id,),
+                )
+            ]
+            conn.execute(
                 "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = ?)",
                 (thread_id,),
             )
-            await self.conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
-        return cur.rowcount == 1
-
-    async def _threads(self, status: str | None) -> list[ThreadRecord]:
-        sql = f"SELECT {_THREAD_COLUMNS} FROM gw_threads"
-        args: tuple[Any, ...] = ()
-        if status:
-            sql += " WHERE status = ?"
-            args = (status,)
-        async with self.conn.execute(sql + " ORDER BY created_at DESC", args) as cur:
-            return [_thread(row) for row in await cur.fetchall()]
+            conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
+        return unfinished
 
     async def search_threads(
-        self, *, metadata: dict[str, Any] | None, status: str | None, limit: int, offset: int
+        self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
     ) -> list[ThreadRecord]:
-        found = [t for t in await self._threads(status) if _matches(t.metadata, metadata)]
-        return found[offset : offset + limit]
+        clause, args = _thread_where(where)
+        order = f"{_SORT_COLUMNS[sort_by]} {'DESC' if descending else 'ASC'}, thread_id"
+        rows = self._all(
+            f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return [_thread(row) for row in rows]
 
-    async def count_threads(self, *, metadata: dict[str, Any] | None, status: str | None) -> int:
-        return sum(1 for t in await self._threads(status) if _matches(t.metadata, metadata))
+    async def count_threads(self, where: ThreadFilter) -> int:
+        clause, args = _thread_where(where)
+        return int(self._one(f"SELECT count(*) FROM gw_threads{clause}", args)[0])
 
     # Runs
 
-    async def create_run(self, run: RunRecord) -> None:
-        await self.conn.execute(
-            f"INSERT INTO gw_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.run_id,
-                run.thread_id,
-                run.assistant_id,
-                run.created_at,
-                run.updated_at,
-                run.status,
-                _dumps(run.metadata),
-                run.multitask_strategy,
-                orjson.dumps(run.kwargs),
-            ),
-        )
+    async def admit_run(
+        self,
+        run: RunRecord,
+        request: bytes,
+        *,
+        if_not_exists: IfNotExists,
+        thread_metadata: dict[str, Any],
+        max_unfinished: int,
+    ) -> list[str]:
+        thread_id = run.thread_id
+        with self._write() as conn:
+            row = conn.execute("SELECT metadata FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+            change = ThreadChange(status="busy")
+            if row is None:
+                if if_not_exists != "create":
+                    raise NotFound(f"Thread {thread_id} not found.")
+                now = now_iso()
+                self._insert_thread(conn, ThreadRecord(thread_id, now, now, now, thread_metadata))
+            else:
+                metadata = orjson.loads(row[0])
+                if any(metadata.get(k) != v for k, v in thread_metadata.items()):
+                    # The thread's state is read with the graph that last ran on it.
+                    change.metadata = {**metadata, **thread_metadata}
+            unfinished = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT run_id FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} ORDER BY created_at, run_id",
+                    (thread_id,),
+                )
+            ]
+            if unfinished:
+                if len(unfinished) >= max_unfinished:
+                    raise TooManyRuns(
+                        f"Thread {thread_id} already has {len(unfinished)} queued runs (the limit is {max_unfinished})."
+                    )
+                if run.multitask_strategy == "reject":
+                    raise Conflict(
+                        f"Thread {thread_id} is already running a task. Wait for it to finish or choose a "
+                        "different multitask strategy."
+                    )
+            conn.execute(
+                f"INSERT INTO gw_runs ({_RUN_COLUMNS}, attempt, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (
+                    run.run_id,
+                    thread_id,
+                    run.assistant_id,
+                    run.created_at,
+                    run.updated_at,
+                    run.status,
+                    _dumps(run.metadata),
+                    run.multitask_strategy,
+                    orjson.dumps(run.kwargs),
+                    request,
+                ),
+            )
+            self._change_thread(conn, thread_id, change)
+        return unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
+
+    async def claim_run(self, thread_id: str) -> RunRecord | None:
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM gw_runs WHERE thread_id = ? AND status = 'running' LIMIT 1", (thread_id,)
+            ).fetchone():
+                return None
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ? AND status = 'pending' "
+                "ORDER BY created_at, run_id LIMIT 1",
+                (thread_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            run = _run(row)
+            run.status, run.updated_at = "running", now_iso()
+            conn.execute(
+                "UPDATE gw_runs SET status = 'running', updated_at = ? WHERE run_id = ?", (run.updated_at, run.run_id)
+            )
+        return run
+
+    async def finish_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus | None,
+        change: ThreadChange,
+        *,
+        expect: Sequence[RunStatus] = UNFINISHED,
+    ) -> bool:
+        marks = ", ".join("?" for _ in expect)
+        with self._write() as conn:
+            if status is None:
+                sql, args = f"DELETE FROM gw_runs WHERE run_id = ? AND status IN ({marks})", (run_id, *expect)
+            else:
+                sql = f"UPDATE gw_runs SET status = ?, updated_at = ? WHERE run_id = ? AND status IN ({marks})"
+                args = (status, now_iso(), run_id, *expect)
+            if conn.execute(sql, args).rowcount != 1:
+                return False
+            if conn.execute(
+                f"SELECT 1 FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} LIMIT 1", (thread_id,)
+            ).fetchone():
+                change.status = "busy"
+            self._change_thread(conn, thread_id, change)
+        return True
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ?", (run_id,)) as cur:
-            row = await cur.fetchone()
+        row = self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ?", (run_id,))
         return None if row is None else _run(row)
 
-    async def update_run_status(self, run_id: str, status: str) -> None:
-        await self.conn.execute(
-            "UPDATE gw_runs SET status = ?, updated_at = ? WHERE run_id = ?", (status, now_iso(), run_id)
-        )
+    async def get_run_request(self, run_id: str) -> bytes | None:
+        row = self._one("SELECT request FROM gw_runs WHERE run_id = ?", (run_id,))
+        return None if row is None or row[0] is None else bytes(row[0])
 
-    async def delete_run(self, run_id: str) -> None:
-        await self.conn.execute("DELETE FROM gw_runs WHERE run_id = ?", (run_id,))
-
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[RunRecord]:
+    async def list_runs(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
         sql = f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ?"
         args: list[Any] = [thread_id]
         if status:
             sql += " AND status = ?"
             args.append(status)
-        sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
-        async with self.conn.execute(sql, (*args, limit, offset)) as cur:
-            return [_run(row) for row in await cur.fetchall()]
+        rows = self._all(sql + " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        return [_run(row) for row in rows]
 
-    async def runs_with_status(self, statuses: Sequence[str]) -> list[RunRecord]:
+    async def runs_with_status(self, statuses: Sequence[RunStatus]) -> list[RunRecord]:
         marks = ", ".join("?" for _ in statuses)
-        async with self.conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}) ORDER BY created_at", tuple(statuses)
-        ) as cur:
-            return [_run(row) for row in await cur.fetchall()]
+        rows = self._all(
+            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}) ORDER BY created_at, run_id", statuses
+        )
+        return [_run(row) for row in rows]
+
+    async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
+        rows = self._all(
+            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} ORDER BY created_at, run_id",
+            (thread_id,),
+        )
+        return [_run(row) for row in rows]
 
     # Event log of resumable runs
 
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         now = time.time()
         rows = [(run_id, e.seq, e.name, "|".join(e.ns), e.data, now) for e in events]
-        async with self._write():
-            await self.conn.executemany("INSERT OR IGNORE INTO gw_run_events VALUES (?, ?, ?, ?, ?, ?)", rows)
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO gw_run_events VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]:
-        async with self.conn.execute(
+        rows = self._all(
             "SELECT seq, name, ns, data FROM gw_run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Event(seq, name, tuple(ns.split("|")) if ns else (), bytes(data)) for seq, name, ns, data in rows]
 
     async def delete_events(self, run_id: str) -> None:
-        await self.conn.execute("DELETE FROM gw_run_events WHERE run_id = ?", (run_id,))
+        with self._write() as conn:
+            conn.execute("DELETE FROM gw_run_events WHERE run_id = ?", (run_id,))
 
     async def prune_events(self, older_than: float) -> int:
-        cur = await self.conn.execute("DELETE FROM gw_run_events WHERE created_at < ?", (time.time() - older_than,))
-        return cur.rowcount
+        with self._write() as conn:
+            return conn.execute("DELETE FROM gw_run_events WHERE created_at < ?", (time.time() - older_than,)).rowcount
+
+    # Checkpoints
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        """Deletes the checkpoints (and their pending writes) that one run wrote: a rollback."""
-        async with self._write():
+        with self._write() as conn:
             found = "thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
-            await self.conn.execute(
-                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN (SELECT checkpoint_id FROM checkpoints WHERE {found})",
+            conn.execute(
+                "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN "
+                f"(SELECT checkpoint_id FROM checkpoints WHERE {found})",
                 (thread_id, thread_id, run_id),
             )
-            await self.conn.execute(f"DELETE FROM checkpoints WHERE {found}", (thread_id, run_id))
+            conn.execute(f"DELETE FROM checkpoints WHERE {found}", (thread_id, run_id))
+
+    async def delete_thread_checkpoints(self, thread_id: str) -> None:
+        self.checkpointer.delete_thread(thread_id)

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.core.channel import RunChannel, SubscriberTooSlow
+from gateway.core.channel import RunChannel
+from gateway.errors import SubscriberTooSlow
 
 
 async def collect(channel: RunChannel, after: int | None = 0) -> list[int]:
@@ -14,7 +15,7 @@ async def collect(channel: RunChannel, after: int | None = 0) -> list[int]:
 
 
 async def test_subscribers_see_every_event_in_order() -> None:
-    channel = RunChannel("r", 0, capacity=8)
+    channel = RunChannel("r", capacity=8)
     readers = [asyncio.create_task(collect(channel)) for _ in range(3)]
     await asyncio.sleep(0)
     for i in range(100):
@@ -25,7 +26,7 @@ async def test_subscribers_see_every_event_in_order() -> None:
 
 
 async def test_replay_after_a_seq_and_live_only() -> None:
-    channel = RunChannel("r", 0)
+    channel = RunChannel("r")
     for i in range(5):
         channel.publish("custom", (), b"%d" % i)
     live = asyncio.create_task(collect(channel, after=None))
@@ -38,7 +39,7 @@ async def test_replay_after_a_seq_and_live_only() -> None:
 
 
 async def test_producer_waits_for_a_slow_subscriber_instead_of_buffering() -> None:
-    channel = RunChannel("r", 0, capacity=4, stall_timeout=5)
+    channel = RunChannel("r", capacity=4, stall_timeout=5)
     produced = 0
 
     async def produce() -> None:
@@ -66,7 +67,7 @@ async def test_producer_waits_for_a_slow_subscriber_instead_of_buffering() -> No
 
 
 async def test_a_stuck_subscriber_is_dropped_after_the_stall_timeout() -> None:
-    channel = RunChannel("r", 0, capacity=2, stall_timeout=0.05)
+    channel = RunChannel("r", capacity=2, stall_timeout=0.05)
     stuck = channel.subscribe(0)
     healthy = asyncio.create_task(collect(channel))
     channel.publish("custom", (), b"0")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.stream import STREAM_MODES
+from gateway.records import STREAM_MODES
 from gateway.http._backend import Backend
 from gateway.http.app import build_app
 from tests._server import GatewayProcess
@@ -28,7 +28,7 @@ from tests.http._bridge import BridgeProcess
 ROUTES = sorted(
     (
         (route.path, method)
-        for route in build_app(cast(Backend, None)).routes
+        for route in build_app(cast(Backend, None), info={}).routes
         for method in getattr(route, "methods", None) or ()
         if method != "HEAD"
     ),

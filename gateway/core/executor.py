@@ -1,0 +1,154 @@
+"""Executes a run: builds the graph's config, streams the graph, publishes its events on the
+bus, and records how the run ended, with its thread's new state, in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from typing import Any
+
+import langgraph.version
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from gateway.core.assistants import Assistants
+from gateway.core.errors import error_payload
+from gateway.core.live import LiveRun
+from gateway.core.state import thread_change_from_state
+from gateway.core.stream import stream_graph, to_command
+from gateway.records import RunStatus, ThreadChange
+from gateway.serde import dumps
+from gateway.storage import Storage
+
+logger = logging.getLogger("gateway.runs")
+
+_CANCELLED = dumps({"error": "UserInterrupt", "message": "the run was cancelled"})
+_TIMED_OUT = dumps({"error": "TimeoutError", "message": ""})
+
+
+class Executor:
+    def __init__(self, storage: Storage, assistants: Assistants, *, run_timeout: float | None) -> None:
+        self._storage = storage
+        self._assistants = assistants
+        self._run_timeout = run_timeout
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        return self._storage.checkpointer
+
+    def _config(self, live: LiveRun) -> dict[str, Any]:
+        req = live.request
+        assistant_config = self._assistants.get_config(live.record.assistant_id)
+        configurable = {
+            **(assistant_config.get("configurable") or {}),
+            **(req.config.get("configurable") or {}),
+            **req.context,
+            "run_id": live.run_id,
+            "thread_id": live.thread_id,
+            "graph_id": live.spec.graph_id,
+            "assistant_id": live.record.assistant_id,
+        }
+        if req.checkpoint_id:
+            configurable["checkpoint_id"] = req.checkpoint_id
+        if req.checkpoint:
+            # A checkpoint of this run's thread: its thread_id cannot point elsewhere.
+            configurable.update({k: v for k, v in req.checkpoint.items() if k != "thread_id"})
+        metadata = {
+            **(req.config.get("metadata") or {}),
+            **live.record.metadata,
+            "run_attempt": live.attempt,
+            "langgraph_version": langgraph.version.__version__,
+        }
+        # No recursion_limit unless the request or the assistant sets one: LangGraph's own
+        # default (LANGGRAPH_DEFAULT_RECURSION_LIMIT) applies, as on the Agent Server.
+        return {**assistant_config, **req.config, "configurable": configurable, "metadata": metadata}
+
+    async def execute(self, live: LiveRun) -> None:
+        req = live.request
+        writer = live.writer
+        outcome = live.outcome
+        status: RunStatus = "error"
+        try:
+            graph = live.spec.graph.copy(update={"checkpointer": None if live.temporary else self.checkpointer})
+            config = self._config(live)
+            graph_input: Any = to_command(req.command) if req.command else req.input
+            writer.publish("metadata", (), dumps({"run_id": live.run_id, "attempt": live.attempt}))
+            parts = stream_graph(
+                graph,
+                graph_input,
+                config,
+                stream_mode=req.stream_mode,
+                subgraphs=req.stream_subgraphs,
+                run_id=live.run_id,
+                context=req.context,
+                interrupt_before=req.interrupt_before,
+                interrupt_after=req.interrupt_after,
+                durability=None if live.temporary else req.durability,
+            )
+            async with asyncio.timeout(self._run_timeout), aclosing(parts):
+                async for name, ns, data in parts:
+                    writer.publish(name, ns, data)
+                    outcome.add(name, ns, data)
+                    if writer.pressing:
+                        await writer.drain()
+            status = "success"
+        except asyncio.CancelledError:
+            status = "interrupted"
+        except TimeoutError:
+            status = "timeout"
+        except Exception as exc:
+            status = "error"
+            error = dumps(error_payload(exc))
+            writer.publish("error", (), error)
+            outcome.add("error", (), error)
+            logger.info("run %s failed: %s: %s", live.run_id, type(exc).__name__, exc, exc_info=exc)
+        finally:
+            await asyncio.shield(self.finish(live, status))
+
+    async def finish(self, live: LiveRun, status: RunStatus) -> None:
+        """Records the end of the run (executed, or cancelled before it started), then
+        publishes `end`: a client that reads `end` and asks for the run sees how it ended."""
+        try:
+            if live.cancel_action is not None:
+                status = "interrupted"
+            if live.cancel_action == "rollback":
+                await live.writer.discard()
+                if not live.temporary:
+                    await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
+                    change = await self._thread_change(live, "success")
+                    await self._storage.finish_run(live.run_id, live.thread_id, None, change)
+            elif not live.temporary:
+                change = await self._thread_change(live, status)
+                await self._storage.finish_run(live.run_id, live.thread_id, status, change)
+            live.record.status = status
+        except Exception:
+            logger.exception("could not record the end of run %s", live.run_id)
+        finally:
+            live.writer.publish("end", (), b'{"status":"' + status.encode() + b'"}')
+            try:
+                await live.writer.close()
+            except Exception:
+                logger.exception("could not write the event log of run %s", live.run_id)
+
+    async def _thread_change(self, live: LiveRun, status: RunStatus) -> ThreadChange:
+        change = ThreadChange()
+        graph = live.spec.graph.copy(update={"checkpointer": self.checkpointer})
+        try:
+            state = await graph.aget_state({"configurable": {"thread_id": live.thread_id}})
+        except Exception as exc:
+            # LangGraph reads the state by preparing the next tasks, which fails when the
+            # input does not fit the graph's state schema; the thread must not stay busy.
+            logger.info(
+                "could not read thread %s after run %s: %s: %s", live.thread_id, live.run_id, type(exc).__name__, exc
+            )
+        else:
+            change = thread_change_from_state(state)
+        if status == "error":
+            change.status, change.error = "error", live.outcome.error or b"null"
+        elif status == "timeout":
+            change.status, change.error = "error", _TIMED_OUT
+        elif status == "interrupted":
+            change.status, change.error = change.status or "interrupted", _CANCELLED
+        else:
+            change.status, change.error = change.status or "idle", b"null"
+        return change

@@ -1,0 +1,46 @@
+"""A run this process holds, from its admission to its end: what the scheduler queues, the
+executor runs and the service finds by id."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from gateway.config import GraphSpec
+from gateway.core.bus import RunWriter
+from gateway.outcome import Outcome
+from gateway.records import CancelAction, RunCreate, RunRecord
+
+
+@dataclass(eq=False)
+class LiveRun:
+    record: RunRecord
+    request: RunCreate
+    spec: GraphSpec
+    writer: RunWriter
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    # "interrupt" or "rollback" once cancelled.
+    cancel_action: CancelAction | None = None
+    outcome: Outcome = field(default_factory=Outcome)
+    attempt: int = 1
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def thread_id(self) -> str:
+        return self.record.thread_id
+
+    @property
+    def temporary(self) -> bool:
+        return self.request.temporary
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a finished run leaves in memory: enough for a late join or `/join`, not its events."""
+
+    record: RunRecord
+    result: bytes | None

@@ -1,0 +1,345 @@
+"""The run core as the edges see it: runs addressed by ids. Create, stream, join, outcome and
+cancel are decided here once, for the gRPC servicers, the HTTP routes and the thread streams
+alike; the scheduler, the executor and the bus behind it are not the edges' business."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from gateway._utils import is_uuid, run_base_ms, uuid7
+from gateway.core.assistants import Assistants
+from gateway.core.bus import EventBus
+from gateway.core.live import LiveRun
+from gateway.core.scheduler import Scheduler
+from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
+from gateway.outcome import Outcome
+from gateway.records import (
+    CANCEL_ACTIONS,
+    DURABILITIES,
+    MULTITASK_STRATEGIES,
+    STREAM_MODES,
+    CancelAction,
+    Event,
+    RunCreate,
+    RunRecord,
+    RunStatus,
+    end_event,
+    now_iso,
+)
+from gateway.storage import Storage
+
+Batches = AsyncIterator[Sequence[Event]]
+
+
+def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
+    """The seq to replay after, from a Last-Event-ID; None means live only. With `run_id`,
+    an id of another run (its "<ms>" differs) is refused rather than misread."""
+    if value is None or value == "":
+        return None
+    value = value.strip()
+    if value in ("-1", "0", "-"):
+        return 0
+    ms, _, seq = value.rpartition("-")
+    try:
+        after = max(int(seq), 0)
+        if ms and run_id is not None and int(ms) != run_base_ms(run_id):
+            raise InvalidArgument(f"last_event_id {value!r} is an event id of another run than {run_id}")
+    except ValueError:
+        raise InvalidArgument(
+            f"last_event_id {value!r} is not an event id: expected '<ms>-<seq>', '-1' or '0'"
+        ) from None
+    return after
+
+
+def check_ids(thread_id: str | None, run_id: str) -> None:
+    if thread_id is not None and not is_uuid(thread_id):
+        raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+    if not is_uuid(run_id):
+        raise InvalidArgument(f"run_id {run_id!r} is not a UUID")
+
+
+def mode_filter(modes: Sequence[str] | None) -> frozenset[str] | None:
+    """The event names a join with `stream_mode` keeps, as the Agent Server's join filters."""
+    if not modes:
+        return None
+    wanted = {"messages" if m == "messages-tuple" else m for m in modes}
+    wanted |= {"metadata", "error", "end"}
+    return frozenset(wanted)
+
+
+def _kept(events: Sequence[Event], wanted: frozenset[str] | None) -> Sequence[Event]:
+    if wanted is None:
+        return events
+    return [e for e in events if ("messages" if e.name.startswith("messages") else e.name) in wanted]
+
+
+def validate(req: RunCreate) -> None:
+    if not req.assistant_id:
+        raise InvalidArgument("assistant_id is required")
+    for mode in req.stream_mode:
+        if mode not in STREAM_MODES:
+            raise InvalidArgument(f"stream_mode {mode!r} is not one of: {', '.join(STREAM_MODES)}")
+    if req.multitask_strategy not in MULTITASK_STRATEGIES:
+        raise InvalidArgument(
+            f"multitask_strategy {req.multitask_strategy!r} is not one of: {', '.join(MULTITASK_STRATEGIES)}"
+        )
+    if req.on_disconnect not in ("cancel", "continue"):
+        raise InvalidArgument(f"on_disconnect {req.on_disconnect!r} is not one of: cancel, continue")
+    if req.if_not_exists not in ("create", "reject"):
+        raise InvalidArgument(f"if_not_exists {req.if_not_exists!r} is not one of: create, reject")
+    if req.durability not in DURABILITIES:
+        raise InvalidArgument(f"durability {req.durability!r} is not one of: {', '.join(DURABILITIES)}")
+    for name in ("interrupt_before", "interrupt_after"):
+        value = getattr(req, name)
+        if isinstance(value, str) and value != "*":
+            raise InvalidArgument(f'{name} must be "*" or a list of node names')
+    if req.checkpoint_id is not None and not is_uuid(req.checkpoint_id):
+        raise InvalidArgument(f"checkpoint_id {req.checkpoint_id!r}: Invalid checkpoint ID")
+    configurable = req.config.get("configurable")
+    if configurable is not None and not isinstance(configurable, dict):
+        raise InvalidArgument("config.configurable must be an object")
+    if configurable and req.context:
+        raise BadRequest(
+            "Cannot specify both configurable and context. Prefer setting context alone. Context was "
+            "introduced in LangGraph 0.6.0 and is the long term planned replacement for configurable."
+        )
+    if req.thread_id is not None and not is_uuid(req.thread_id):
+        raise InvalidArgument(f"thread_id {req.thread_id!r} is not a UUID")
+    if req.thread_id is None and req.command and "resume" in req.command:
+        raise BadRequest("You must provide a thread_id when resuming.")
+
+
+def _kwargs(req: RunCreate) -> dict[str, object]:
+    # The run's `kwargs` as the Agent Server shows them.
+    return {
+        "input": req.input,
+        "command": req.command,
+        "config": req.config,
+        "context": req.context,
+        "stream_mode": req.stream_mode,
+        "interrupt_before": req.interrupt_before,
+        "interrupt_after": req.interrupt_after,
+        "webhook": None,
+        "feedback_keys": None,
+        "temporary": req.temporary,
+        "subgraphs": req.stream_subgraphs,
+        "resumable": req.stream_resumable,
+        "checkpoint_during": req.durability != "exit",
+        "durability": req.durability,
+    }
+
+
+class RunService:
+    def __init__(self, storage: Storage, bus: EventBus, scheduler: Scheduler, assistants: Assistants) -> None:
+        self._storage = storage
+        self._bus = bus
+        self._scheduler = scheduler
+        self._assistants = assistants
+
+    # Creating runs
+
+    async def create(self, req: RunCreate) -> RunRecord:
+        return (await self._admit(req)).record
+
+    async def _admit(self, req: RunCreate) -> LiveRun:
+        validate(req)
+        assistant, spec = await self._assistants.resolve(req.assistant_id)
+        now = now_iso()
+        thread_id = req.thread_id
+        if thread_id is None:
+            # A stateless run: its own new thread, created with the run unless it is temporary.
+            thread_id = uuid7()
+            req.if_not_exists = "create"
+        record = RunRecord(
+            run_id=uuid7(),
+            thread_id=thread_id,
+            assistant_id=assistant.assistant_id,
+            created_at=now,
+            updated_at=now,
+            status="pending",
+            metadata={**req.metadata, "graph_id": spec.graph_id, "assistant_id": assistant.assistant_id},
+            multitask_strategy=req.multitask_strategy,
+            kwargs=_kwargs(req),
+        )
+        return await self._scheduler.admit(record, req, spec)
+
+    async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
+        """Creates the run and streams it from its first event."""
+        live = await self._admit(req)
+        return live.record, self._events(live.record, 0, None, cancel=req.on_disconnect == "cancel")
+
+    async def wait(self, req: RunCreate) -> tuple[RunRecord, asyncio.Future[bytes]]:
+        """Creates the run; the future is its outcome (cancelling it cancels the run when the
+        request says on_disconnect=cancel)."""
+        live = await self._admit(req)
+        return live.record, asyncio.ensure_future(self._outcome(live.record, cancel=req.on_disconnect == "cancel"))
+
+    # Finding runs
+
+    async def find(self, thread_id: str | None, run_id: str) -> RunRecord:
+        """The run, whether queued, running or ended. A stateless run (thread_id None) is found
+        while this process remembers it: its temporary thread is gone when it ends."""
+        check_ids(thread_id, run_id)
+        live = self._scheduler.live(run_id)
+        if live is not None and thread_id in (None, live.thread_id):
+            return live.record
+        finished = self._scheduler.finished(run_id)
+        if finished is not None and thread_id in (None, finished.record.thread_id):
+            return finished.record
+        if thread_id is not None:
+            record = await self._storage.get_run(run_id)
+            if record is not None and record.thread_id == thread_id:
+                return record
+            raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
+        raise NotFound(f"Run {run_id} not found.")
+
+    async def get(self, thread_id: str, run_id: str) -> RunRecord:
+        return await self.find(thread_id, run_id)
+
+    async def list(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
+        if not is_uuid(thread_id):
+            raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+        if await self._storage.get_thread(thread_id) is None:
+            raise NotFound(f"Thread {thread_id} not found.")
+        return await self._storage.list_runs(thread_id, status=status, limit=limit, offset=offset)
+
+    # Reading runs
+
+    async def join(
+        self,
+        thread_id: str | None,
+        run_id: str,
+        *,
+        last_event_id: str | None = None,
+        modes: Sequence[str] | None = None,
+        cancel_on_disconnect: bool = False,
+    ) -> tuple[RunRecord, Batches]:
+        """The run's events after `last_event_id` (none: from now on), live while it runs,
+        then its end; a run that ended and whose events are gone yields its end only."""
+        parse_event_id(last_event_id)  # a malformed id fails before the lookup
+        record = await self.find(thread_id, run_id)
+        after = parse_event_id(last_event_id, run_id)
+        return record, self._events(record, after, modes, cancel=cancel_on_disconnect)
+
+    def events(self, run_id: str, after: int | None) -> Batches:
+        """Every event of a run after `after`, as the bus has them (thread streams read this)."""
+        return self._bus.events(run_id, after=after)
+
+    async def last_seq(self, run_id: str) -> int:
+        return await self._bus.last_seq(run_id)
+
+    async def _events(
+        self, record: RunRecord, after: int | None, modes: Sequence[str] | None, *, cancel: bool
+    ) -> Batches:
+        wanted = mode_filter(modes)
+        completed = False
+        try:
+            ended = False
+            async for batch in self._bus.events(record.run_id, after=after):
+                ended = batch[-1].name == "end"
+                if kept := _kept(batch, wanted):
+                    yield kept
+            if not ended:
+                # The bus holds nothing more of the run: it ended. Say how, without an id.
+                yield [end_event(await self._final_status(record))]
+            completed = True
+        finally:
+            # A reader that stops before the end is a client that left.
+            if cancel and not completed:
+                self.cancel_soon(record.run_id)
+
+    async def _final_status(self, record: RunRecord) -> str:
+        live = self._scheduler.live(record.run_id)
+        if live is not None:
+            await live.done.wait()
+            return live.record.status
+        finished = self._scheduler.finished(record.run_id)
+        if finished is not None:
+            return finished.record.status
+        stored = await self._storage.get_run(record.run_id)
+        return (stored or record).status
+
+    async def outcome(self, thread_id: str | None, run_id: str, *, cancel_on_disconnect: bool = False) -> bytes:
+        """What `/join` answers: the run's error, interrupts or final values, once it ended."""
+        return await self._outcome(await self.find(thread_id, run_id), cancel=cancel_on_disconnect)
+
+    async def _outcome(self, record: RunRecord, *, cancel: bool) -> bytes:
+        live = self._scheduler.live(record.run_id)
+        result: bytes | None = None
+        if live is not None:
+            try:
+                await live.done.wait()
+            except asyncio.CancelledError:
+                if cancel:
+                    self.cancel_soon(record.run_id)
+                raise
+            result = live.outcome.result()
+        elif (finished := self._scheduler.finished(record.run_id)) is not None:
+            result = finished.result
+        else:
+            outcome = Outcome()
+            async for batch in self._bus.events(record.run_id, after=0):
+                for event in batch:
+                    outcome.add(event.name, event.ns, event.data)
+            result = outcome.result()
+        return result if result is not None else await self._stored_result(record.thread_id)
+
+    async def _stored_result(self, thread_id: str) -> bytes:
+        thread = await self._storage.get_thread(thread_id)
+        if thread is None:
+            return b"{}"
+        if thread.status == "error" and thread.error != b"null":
+            return b'{"__error__":' + thread.error + b"}"
+        return thread.values if thread.values != b"null" else b"{}"
+
+    # Cancelling runs
+
+    async def cancel(
+        self, thread_id: str, run_id: str, *, action: CancelAction = "interrupt", wait: bool = False
+    ) -> RunRecord:
+        if action not in CANCEL_ACTIONS:
+            raise InvalidArgument(f"action {action!r} is not one of: {', '.join(CANCEL_ACTIONS)}")
+        record = await self.find(thread_id, run_id)
+        live = self._scheduler.live(run_id)
+        if live is None or live.done.is_set():
+            raise Conflict(f"Run {run_id} is {record.status}, not pending or running: nothing to cancel.")
+        await self._scheduler.cancel(live, action)
+        if wait:
+            await live.done.wait()
+        return live.record
+
+    async def cancel_many(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        statuses: Sequence[RunStatus] = (),
+        action: CancelAction = "interrupt",
+    ) -> int:
+        """Cancels the runs with one of `statuses`, or the given runs of a thread; returns how
+        many were found (a run that ended meanwhile counts). NotFound when ids found none."""
+        if statuses:
+            targets = [(r.thread_id, r.run_id) for r in await self._storage.runs_with_status(statuses)]
+        else:
+            assert thread_id is not None and run_ids is not None
+            for run_id in run_ids:
+                check_ids(thread_id, run_id)
+            targets = [(thread_id, run_id) for run_id in run_ids]
+        found = 0
+        for tid, rid in targets:
+            try:
+                await self.cancel(tid, rid, action=action)
+                found += 1
+            except Conflict:
+                found += 1  # it ended meanwhile
+            except NotFound:
+                pass
+        if targets and not found and not statuses:
+            raise NotFound(f"No runs found to cancel: {', '.join(run_ids or ())} on thread {thread_id}.")
+        return found
+
+    def cancel_soon(self, run_id: str) -> None:
+        live = self._scheduler.live(run_id)
+        if live is not None:
+            self._scheduler.cancel_soon(live)

@@ -1,0 +1,199 @@
+"""What the gateway keeps and passes around: a run's events, the stored records, the run-create
+request and a thread's typed change. Storage, the core and every edge (the bridge included)
+import this module; it imports nothing of theirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple, get_args
+
+import orjson
+
+RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+CancelAction = Literal["interrupt", "rollback"]
+Durability = Literal["sync", "async", "exit"]
+OnDisconnect = Literal["cancel", "continue"]
+IfNotExists = Literal["create", "reject"]
+OnCompletion = Literal["delete", "keep"]
+
+# The API's stream modes, in the order the HTTP API lists them.
+STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints")
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+THREAD_STATUSES: tuple[ThreadStatus, ...] = get_args(ThreadStatus)
+MULTITASK_STRATEGIES: tuple[MultitaskStrategy, ...] = get_args(MultitaskStrategy)
+CANCEL_ACTIONS: tuple[CancelAction, ...] = get_args(CancelAction)
+DURABILITIES: tuple[Durability, ...] = get_args(Durability)
+# A run in one of these has not ended: it holds its thread, or waits for it.
+UNFINISHED: tuple[RunStatus, ...] = ("pending", "running")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Event(NamedTuple):
+    """One event of a run: the single representation every edge encodes from."""
+
+    seq: int
+    # The event name without namespace: "values", "messages/partial", "metadata", "error", "end", ...
+    name: str
+    # The subgraph namespace, one "<node>:<task id>" segment per level.
+    ns: tuple[str, ...]
+    # The payload, compact UTF-8 JSON, encoded once.
+    data: bytes
+
+
+def end_event(status: str, seq: int = 0) -> Event:
+    """The last event of every run; seq 0 when it is told from the stored record, not the run's
+    own stream (it then has no id to resume from)."""
+    return Event(seq, "end", (), b'{"status":"' + status.encode() + b'"}')
+
+
+@dataclass
+class RunCreate:
+    """A run-create request as both edges parse it; fields mirror the HTTP body."""
+
+    assistant_id: str
+    thread_id: str | None = None  # None: a stateless run on a temporary thread
+    input: Any = None
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    stream_mode: list[str] = field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    on_disconnect: OnDisconnect = "continue"
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: IfNotExists = "reject"
+    interrupt_before: list[str] | str | None = None
+    interrupt_after: list[str] | str | None = None
+    checkpoint_id: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    durability: Durability = "async"
+    on_completion: OnCompletion = "delete"
+    after_seconds: float = 0.0
+
+    @property
+    def temporary(self) -> bool:
+        """A stateless run whose thread is deleted when it ends: it lives in memory only."""
+        return self.thread_id is None and self.on_completion == "delete"
+
+
+@dataclass
+class AssistantRecord:
+    assistant_id: str
+    graph_id: str
+    name: str
+    created_at: str
+    updated_at: str
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+    description: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "assistant_id": self.assistant_id,
+            "graph_id": self.graph_id,
+            "config": self.config,
+            "context": self.context,
+            "metadata": self.metadata,
+            "name": self.name,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+            "description": self.description,
+        }
+
+
+@dataclass
+class ThreadRecord:
+    thread_id: str
+    created_at: str
+    updated_at: str
+    state_updated_at: str
+    metadata: dict[str, Any]
+    status: ThreadStatus = "idle"
+    config: dict[str, Any] = field(default_factory=dict)
+    # Graph data stays JSON text: written once when a run ends, passed through on reads.
+    values: bytes = b"null"
+    interrupts: bytes = b"{}"
+    error: bytes = b"null"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "thread_id": self.thread_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "state_updated_at": self.state_updated_at,
+            "metadata": self.metadata,
+            "status": self.status,
+            "config": self.config,
+            "values": orjson.Fragment(self.values),
+            "error": orjson.Fragment(self.error),
+            "interrupts": orjson.Fragment(self.interrupts),
+        }
+
+
+@dataclass
+class ThreadChange:
+    """What a write changes on a thread; None leaves a field as it is."""
+
+    status: ThreadStatus | None = None
+    metadata: dict[str, Any] | None = None
+    values: bytes | None = None
+    interrupts: bytes | None = None
+    error: bytes | None = None
+    state_updated_at: str | None = None
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: str
+    updated_at: str
+    status: RunStatus
+    metadata: dict[str, Any]
+    multitask_strategy: MultitaskStrategy
+    kwargs: dict[str, Any]
+
+    @property
+    def resumable(self) -> bool:
+        return bool(self.kwargs.get("resumable"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "assistant_id": self.assistant_id,
+            "metadata": self.metadata,
+            "status": self.status,
+            "kwargs": self.kwargs,
+            "multitask_strategy": self.multitask_strategy,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class ThreadFilter:
+    """A thread search as storage applies it, inside its query."""
+
+    metadata: dict[str, Any] | None = None
+    status: ThreadStatus | None = None
+    values: dict[str, Any] | None = None
+    ids: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class AssistantFilter:
+    graph_id: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] | None = None

@@ -57,10 +57,18 @@ class RunWriter(Protocol):
 class EventBus(Protocol):
     def open(self, run_id: str, *, resumable: bool) -> RunWriter: ...
 
-    def events(self, run_id: str, *, after: int | None) -> AsyncIterator[Sequence[Event]]: ...
+    def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
+        """`logged`: the run keeps its events for replay (a resumable run), so a replay that
+        finds none of them raises EventsExpired instead of yielding nothing."""
+        ...
 
     async def last_seq(self, run_id: str) -> int:
         """The seq of the run's last event published so far (0 for none)."""
+        ...
+
+    async def check_replay(self, run_id: str, after: int) -> None:
+        """Raises EventsExpired when a replay of a logged run after `after` would miss events,
+        so that an edge can refuse it before its response starts."""
         ...
 
     async def forget(self, run_ids: Sequence[str]) -> None:
@@ -179,12 +187,17 @@ class LocalBus:
             run = self._retained.get(run_id)
         return run
 
-    async def events(self, run_id: str, *, after: int | None) -> AsyncIterator[Sequence[Event]]:
+    async def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
         run = self._find(run_id)
         if run is None:
             if after is not None:
+                found = False
                 async for batch in self._logged(run_id, after):
+                    found = True
                     yield batch
+                # Nothing after `after`: the reader has it all, unless nothing is kept at all.
+                if logged and not found and not await self.log.read_events(run_id, 0, 1):
+                    raise self._expired(run_id)
             return
         channel = run.channel
         if not run.resumable:
@@ -217,8 +230,20 @@ class LocalBus:
         run = self._find(run_id)
         return 0 if run is None else run.channel.last_seq
 
-    async def _read(self, run_id: str, after: int) -> list[Event]:
-        logged = await self.log.read_events(run_id, after, _LOG_READ)
+    async def check_replay(self, run_id: str, after: int) -> None:
+        if self._find(run_id) is not None:
+            return
+        first = await self._read(run_id, after, 1)
+        if not first and not await self.log.read_events(run_id, 0, 1):
+            raise self._expired(run_id)
+
+    def _expired(self, run_id: str) -> EventsExpired:
+        return EventsExpired(
+            f"the events of run {run_id} are no longer kept (the retention is {self._settings.event_retention:.0f} s)"
+        )
+
+    async def _read(self, run_id: str, after: int, limit: int = _LOG_READ) -> list[Event]:
+        logged = await self.log.read_events(run_id, after, limit)
         if logged and logged[0].seq != after + 1:
             raise EventsExpired(
                 f"the events of run {run_id} after {after} up to {logged[0].seq - 1} are no longer kept "

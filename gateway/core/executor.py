@@ -64,6 +64,10 @@ class Executor:
         return {**assistant_config, **req.config, "configurable": configurable, "metadata": metadata}
 
     async def execute(self, live: LiveRun) -> None:
+        live.started = True
+        if live.cancel_action is not None:
+            await self.finish(live, "interrupted")
+            return
         req = live.request
         writer = live.writer
         outcome = live.outcome

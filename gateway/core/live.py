@@ -20,6 +20,9 @@ class LiveRun:
     writer: RunWriter
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # Set by the executor's first step: a task cancelled before it starts never runs its
+    # cleanup, so until then a cancel is a flag the executor reads when it starts.
+    started: bool = False
     # "interrupt" or "rollback" once cancelled.
     cancel_action: CancelAction | None = None
     outcome: Outcome = field(default_factory=Outcome)

@@ -55,6 +55,11 @@ class Scheduler:
     def live_on_thread(self, thread_id: str) -> list[LiveRun]:
         return [run for run in self._live.values() if run.thread_id == thread_id]
 
+    def forget_thread(self, thread_id: str) -> None:
+        """Forgets the finished runs of a deleted thread: they are deleted with it."""
+        for run_id in [r for r, f in self._finished.items() if f.record.thread_id == thread_id]:
+            del self._finished[run_id]
+
     # Admission
 
     async def admit(self, record: RunRecord, request: RunCreate, spec: GraphSpec) -> LiveRun:
@@ -146,7 +151,8 @@ class Scheduler:
             return
         live.cancel_action = action
         if live.task is not None:
-            live.task.cancel()
+            if live.started:
+                live.task.cancel()
             return
         # Still queued: it ends without starting, unless it was claimed meanwhile.
         await self._executor.finish(live, "interrupted")
@@ -159,7 +165,8 @@ class Scheduler:
             return
         if live.task is not None:
             live.cancel_action = "interrupt"
-            live.task.cancel()
+            if live.started:
+                live.task.cancel()
             return
         task = asyncio.create_task(self.cancel(live))
         self._tasks.add(task)

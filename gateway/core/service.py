@@ -220,6 +220,8 @@ class RunService:
         parse_event_id(last_event_id)  # a malformed id fails before the lookup
         record = await self.find(thread_id, run_id)
         after = parse_event_id(last_event_id, run_id)
+        if after is not None and record.resumable:
+            await self._bus.check_replay(run_id, after)
         return record, self._events(record, after, modes, cancel=cancel_on_disconnect)
 
     def events(self, run_id: str, after: int | None) -> Batches:
@@ -236,7 +238,7 @@ class RunService:
         completed = False
         try:
             ended = False
-            async for batch in self._bus.events(record.run_id, after=after):
+            async for batch in self._bus.events(record.run_id, after=after, logged=record.resumable):
                 ended = batch[-1].name == "end"
                 if kept := _kept(batch, wanted):
                     yield kept

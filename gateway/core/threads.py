@@ -85,6 +85,7 @@ class Threads:
             await self._scheduler.cancel(live, "interrupt")
         if runs:
             await asyncio.wait([asyncio.ensure_future(live.done.wait()) for live in runs])
+        self._scheduler.forget_thread(thread_id)
         await self._bus.forget(unfinished)
         await self.storage.delete_thread_checkpoints(thread_id)
 

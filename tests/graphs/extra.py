@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TypedDict
+import operator
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 
@@ -94,3 +97,77 @@ def review(state: ChatState) -> dict:
 _inner = StateGraph(ChatState).add_node(inner_model).add_node(review)
 _inner.add_edge(START, "inner_model").add_edge("inner_model", "review")
 nested = StateGraph(ChatState).add_node("writer", _inner.compile()).add_edge(START, "writer").compile()
+
+
+class Count(TypedDict, total=False):
+    n: int
+
+
+def _increment(state: Count) -> Count:
+    return {"n": state.get("n", 0) + 1}
+
+
+def _chain(length: int) -> StateGraph[Count]:
+    builder = StateGraph(Count)
+    names = [f"step_{i:02d}" for i in range(length)]
+    for name in names:
+        builder.add_node(name, _increment)
+    builder.add_edge(START, names[0])
+    for a, b in zip(names, names[1:], strict=False):
+        builder.add_edge(a, b)
+    return builder
+
+
+# 50 supersteps: more than the 25 steps a run once defaulted to.
+chain = _chain(50).compile()
+
+
+@dataclass
+class Settings:
+    greeting: str = "hello"
+    punctuation: str = "!"
+
+
+@dataclass
+class Required:
+    user: str
+
+
+class Said(TypedDict, total=False):
+    said: str
+
+
+def greet(state: Said, runtime: Runtime[Settings]) -> Said:
+    return {"said": f"{runtime.context.greeting}{runtime.context.punctuation}"}
+
+
+def greet_user(state: Said, runtime: Runtime[Required]) -> Said:
+    return {"said": f"hello {runtime.context.user}"}
+
+
+# A context schema whose fields all have defaults, and one with a required field.
+contextual = StateGraph(Said, context_schema=Settings).add_node(greet).add_edge(START, "greet").compile()
+strict_context = StateGraph(Said, context_schema=Required).add_node(greet_user).add_edge(START, "greet_user").compile()
+
+
+class Votes(TypedDict, total=False):
+    votes: Annotated[list[str], operator.add]
+
+
+def ask_left(state: Votes) -> Votes:
+    return {"votes": [f"left: {interrupt('left?')}"]}
+
+
+def ask_right(state: Votes) -> Votes:
+    return {"votes": [f"right: {interrupt('right?')}"]}
+
+
+# Two nodes of one step interrupt at once: the run ends with two interrupts.
+two_interrupts = (
+    StateGraph(Votes)
+    .add_node(ask_left)
+    .add_node(ask_right)
+    .add_edge(START, "ask_left")
+    .add_edge(START, "ask_right")
+    .compile()
+)

@@ -211,13 +211,13 @@ class LocalBus:
             after = channel.last_seq
         while True:
             while after < channel.first_seq() - 1:
-                logged = await self._read(run_id, after)
-                if not logged:
+                kept = await self._read(run_id, after)
+                if not kept:
                     # The ring dropped only what the log had: the log is gone (a rollback,
                     # a deleted thread, retention), and with it events this reader needs.
                     raise EventsExpired(f"the events of run {run_id} after {after} are no longer kept")
-                after = logged[-1].seq
-                yield logged
+                after = kept[-1].seq
+                yield kept
             try:
                 async for batch in channel.subscribe(after, can_lag=True):
                     after = batch[-1].seq

@@ -3,6 +3,8 @@ the gateway: streams, runs, threads and assistants, with httpx and the Python SD
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from langgraph_sdk import get_sync_client
 from gateway.errors import GatewayError
 from gateway.http.remote import _raise as raise_for_status
 from tests._normalise import Normaliser
-from tests._server import GatewayProcess
+from tests._server import ROOT, GatewayProcess
 from tests.http._bridge import BridgeProcess
 from tests.http._sse import Event, assert_ids_increase, iter_events, parse
 from tests.http.test_stream import wait_for_status
@@ -202,3 +204,23 @@ def test_gateway_statuses_become_http_statuses(code: grpc.StatusCode, details: s
     with pytest.raises(GatewayError) as raised:
         raise_for_status(error)
     assert raised.value.http_status == status and raised.value.message
+
+
+def test_the_bridge_loads_no_run_core_langgraph_or_sqlite() -> None:
+    # What the bridge's modules import, in a fresh interpreter.
+    script = (
+        "import sys, gateway.cli, gateway.http.server, gateway.http.remote as remote;"
+        "remote.create_remote_app('127.0.0.1:1');"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT)
+    modules = loaded.stdout.split()
+    forbidden = [
+        m
+        for m in modules
+        if m.startswith(("gateway.core", "gateway.storage", "langchain", "sqlite3", "_sqlite3", "aiosqlite"))
+        # `langgraph` itself is the namespace package the stubs (langgraph.gateway) live in.
+        or (m.startswith("langgraph.") and not m.startswith("langgraph.gateway"))
+    ]
+    assert forbidden == []
+    assert "grpc" in modules and "starlette" in modules

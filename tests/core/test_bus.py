@@ -1,0 +1,110 @@
+"""The local event bus on a real sqlite event log: replay then live with no gap and no
+duplicate, a reader the ring left behind reading on from the log, joins that end (with an
+error when events are gone, never a loop), and bounded memory for finished runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.core.bus import LocalBus, RunWriter
+from gateway.errors import EventsExpired
+from gateway.settings import Settings
+from gateway.storage import SqliteStorage
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    storage = SqliteStorage(str(tmp_path / "bus.sqlite"))
+    await storage.setup()
+    yield storage
+    await storage.close()
+
+
+def bus_of(log: SqliteStorage, **settings: object) -> LocalBus:
+    return LocalBus(log, Settings(channel_capacity=16, **settings))  # type: ignore[arg-type]
+
+
+async def publish(writer: RunWriter, n: int, *, size: int = 8) -> None:
+    for i in range(n):
+        writer.publish("custom", (), b'{"i":%d,"p":"%s"}' % (i, b"x" * size))
+        if writer.pressing:
+            await writer.drain()
+    writer.publish("end", (), b'{"status":"success"}')
+    await writer.close()
+
+
+async def seqs(bus: LocalBus, run_id: str, after: int | None, *, logged: bool = False) -> list[int]:
+    async with asyncio.timeout(10):
+        return [e.seq async for batch in bus.events(run_id, after=after, logged=logged) for e in batch]
+
+
+async def test_a_reader_behind_the_ring_reads_on_from_the_log(log: SqliteStorage) -> None:
+    bus = bus_of(log)
+    writer = bus.open("r", resumable=True)
+    reader = asyncio.ensure_future(seqs(bus, "r", 0))
+    await publish(writer, 1000)
+    assert await reader == list(range(1, 1002))
+    # After the end, from the log alone, from anywhere.
+    assert await seqs(bus, "r", 0) == list(range(1, 1002))
+    assert await seqs(bus, "r", 990) == list(range(991, 1002))
+    assert await seqs(bus, "r", 1001) == []
+
+
+async def test_a_join_of_a_run_whose_log_is_gone_ends_with_expired_events(log: SqliteStorage) -> None:
+    bus = bus_of(log)
+    writer = bus.open("r", resumable=True)
+    # Past the ring: its first events are only in the log.
+    for i in range(100):
+        writer.publish("custom", (), b'{"i":%d}' % i)
+        if writer.pressing:
+            await writer.drain()
+    await writer.drain()
+    await log.delete_events("r")  # a rollback or a deleted thread, while the run still runs
+    with pytest.raises(EventsExpired):
+        await seqs(bus, "r", 0)
+    writer.publish("end", (), b'{"status":"success"}')
+    await writer.close()
+    with pytest.raises(EventsExpired):
+        await seqs(bus, "r", 0, logged=True)
+    with pytest.raises(EventsExpired):
+        await bus.check_replay("r", 0)
+
+
+async def test_a_replay_from_before_the_retention_is_refused_not_skipped(log: SqliteStorage) -> None:
+    bus = bus_of(log, event_retention=0.05)
+    await publish(bus.open("old", resumable=True), 10)
+    await asyncio.sleep(0.1)
+    await publish(bus.open("new", resumable=True), 10)
+    assert await bus.prune() == 11
+    with pytest.raises(EventsExpired):
+        await bus.check_replay("old", 0)
+    await bus.check_replay("new", 0)
+    await bus.check_replay("new", 11)
+    assert await seqs(bus, "new", 0, logged=True) == list(range(1, 12))
+
+
+async def test_finished_runs_keep_their_events_within_a_bounded_budget(log: SqliteStorage) -> None:
+    bus = bus_of(log, retained_bytes=64 * 1024, channel_bytes=1024 * 1024)
+    for n in range(50):
+        await publish(bus.open(f"r{n}", resumable=False), 10, size=1000)
+    # The newest runs are still joinable from the start; the oldest were let go.
+    assert await seqs(bus, "r49", 0) == list(range(1, 12))
+    assert await seqs(bus, "r0", 0) == []
+    assert bus._retained_bytes <= 64 * 1024
+
+
+async def test_events_published_before_a_live_reader_joins_are_not_replayed(log: SqliteStorage) -> None:
+    bus = bus_of(log)
+    writer = bus.open("r", resumable=False)
+    writer.publish("metadata", (), b"{}")
+    live = asyncio.ensure_future(seqs(bus, "r", None))
+    await asyncio.sleep(0)
+    assert await bus.last_seq("r") == 1
+    writer.publish("values", (), b"{}")
+    writer.publish("end", (), b"{}")
+    await writer.close()
+    assert await live == [2, 3]

@@ -1,0 +1,63 @@
+"""Thread streams in process: a subscriber follows every run of its thread with bounded memory
+and tasks, however many runs and state updates go by."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.core.gateway import Gateway
+from gateway.errors import SubscriberTooSlow
+from gateway.records import RunCreate
+from tests.core.conftest import MakeCore
+
+
+def _followers(core: Gateway, thread_id: str) -> list:  # type: ignore[type-arg]
+    return list(core.thread_streams._followers.get(thread_id, ()))
+
+
+async def test_a_subscriber_follows_each_run_and_then_lets_it_go(make_core: MakeCore) -> None:
+    async with make_core() as core:
+        thread_id = (await core.threads.create()).thread_id
+        ends: list[str] = []
+
+        async def read() -> None:
+            async for batch in core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"})):
+                ends.extend(e.run_id for e in batch if b"run_done" in e.data)  # type: ignore[misc]
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0.05)
+        for _ in range(30):
+            run = await core.runs.create(RunCreate("agent", thread_id=thread_id, input={"topic": "x"}))
+            await core.runs.outcome(thread_id, run.run_id)
+        for _ in range(100):
+            if len(ends) == 30:
+                break
+            await asyncio.sleep(0.01)
+        assert len(ends) == 30
+        (follower,) = _followers(core, thread_id)
+        # Thirty runs went by: none is still followed, and no reader task is left.
+        assert follower.following == set() and follower.tasks == set()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        assert _followers(core, thread_id) == []
+
+
+async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(make_core: MakeCore) -> None:
+    async with make_core() as core:
+        thread_id = (await core.threads.create()).thread_id
+        stream = core.thread_streams.subscribe(thread_id, modes=frozenset({"state_update"}))
+        # Subscribed, then never read again while the thread's state changes many times.
+        first = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.05)
+        core.thread_streams.state_updated(thread_id, {"values": {"i": 0}})
+        assert len(await first) == 1
+        for i in range(1, 1000):
+            core.thread_streams.state_updated(thread_id, {"values": {"i": i}})
+        (follower,) = _followers(core, thread_id)
+        assert follower.queue.qsize() <= 64 and not follower.tasks
+        with pytest.raises(SubscriberTooSlow):
+            async for _ in stream:
+                pass
+        assert _followers(core, thread_id) == []

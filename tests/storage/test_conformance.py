@@ -1,0 +1,244 @@
+"""What every storage backend must do, run against each one: the same tests, as LangGraph's
+checkpoint packages test every saver. Each decision for a thread (admit, claim, finish, delete)
+is one step that no concurrent request splits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway._utils import uuid7
+from gateway.errors import Conflict, NotFound, TooManyRuns
+from gateway.records import (
+    AssistantFilter,
+    AssistantRecord,
+    Event,
+    MultitaskStrategy,
+    RunRecord,
+    ThreadChange,
+    ThreadFilter,
+    ThreadRecord,
+    now_iso,
+)
+from gateway.storage import Storage
+
+
+def thread(metadata: dict | None = None, **fields: object) -> ThreadRecord:
+    now = now_iso()
+    return ThreadRecord(uuid7(), now, now, now, metadata or {}, **fields)  # type: ignore[arg-type]
+
+
+def run(thread_id: str, strategy: MultitaskStrategy = "enqueue") -> RunRecord:
+    now = now_iso()
+    return RunRecord(uuid7(), thread_id, "a", now, now, "pending", {}, strategy, {"resumable": False})
+
+
+async def admit(storage: Storage, record: RunRecord, *, create: bool = False, limit: int = 100) -> list[str]:
+    return await storage.admit_run(
+        record,
+        b"{}",
+        if_not_exists="create" if create else "reject",
+        thread_metadata={"graph_id": "g"},
+        max_unfinished=limit,
+    )
+
+
+# Threads
+
+
+async def test_threads_are_created_once_read_changed_and_deleted(storage: Storage) -> None:
+    t = thread({"owner": "ann"})
+    assert await storage.create_thread(t)
+    assert not await storage.create_thread(t)
+    assert await storage.get_thread(t.thread_id) == t
+    assert await storage.update_thread(t.thread_id, ThreadChange(status="busy", values=b'{"a":1}'))
+    got = await storage.get_thread(t.thread_id)
+    assert got is not None and got.status == "busy" and got.values == b'{"a":1}' and got.metadata == {"owner": "ann"}
+    assert await storage.delete_thread(t.thread_id) == []
+    assert await storage.get_thread(t.thread_id) is None
+    assert await storage.delete_thread(t.thread_id) is None
+    assert not await storage.update_thread(t.thread_id, ThreadChange(status="idle"))
+
+
+async def test_thread_search_filters_inside_the_query(storage: Storage) -> None:
+    tag = uuid7()
+    ann = thread({"tag": tag, "owner": "ann", "n": 1, "flag": True, "deep": {"a": [1, 2]}}, values=b'{"x":"y"}')
+    bob = thread({"tag": tag, "owner": "bob", "n": 1.0, "flag": 1}, status="busy")
+    other = thread({"tag": "elsewhere", "owner": "ann"})
+    for t in (ann, bob, other):
+        await storage.create_thread(t)
+
+    async def ids(where: ThreadFilter, **kw: object) -> list[str]:
+        args = {"limit": 10, "offset": 0, "sort_by": "created_at", "descending": False, **kw}
+        return [t.thread_id for t in await storage.search_threads(where, **args)]  # type: ignore[arg-type]
+
+    assert await ids(ThreadFilter(metadata={"tag": tag})) == [ann.thread_id, bob.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag}), descending=True) == [bob.thread_id, ann.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag, "owner": "ann"})) == [ann.thread_id]
+    # Numbers compare as numbers; booleans are not numbers.
+    assert await ids(ThreadFilter(metadata={"tag": tag, "n": 1})) == [ann.thread_id, bob.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag, "flag": True})) == [ann.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag, "deep": {"a": [1, 2]}})) == [ann.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag, "missing": None})) == []
+    assert await ids(ThreadFilter(metadata={"tag": tag}, status="busy")) == [bob.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag}, values={"x": "y"})) == [ann.thread_id]
+    assert await ids(ThreadFilter(ids=[other.thread_id, bob.thread_id])) == [bob.thread_id, other.thread_id]
+    assert await ids(ThreadFilter(ids=[])) == []
+    assert await ids(ThreadFilter(metadata={"tag": tag}), limit=1, offset=1) == [bob.thread_id]
+    assert await storage.count_threads(ThreadFilter(metadata={"tag": tag})) == 2
+    assert await storage.count_threads(ThreadFilter(metadata={"tag": tag}, status="idle")) == 1
+
+
+# Runs: admission, claims, ends
+
+
+async def test_admission_decides_by_the_threads_unfinished_runs(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    first = run(t.thread_id)
+    assert await admit(storage, first) == []
+    stored = await storage.get_thread(t.thread_id)
+    assert stored is not None and stored.status == "busy" and stored.metadata == {"graph_id": "g"}
+    with pytest.raises(Conflict):
+        await admit(storage, run(t.thread_id, "reject"))
+    second = run(t.thread_id, "interrupt")
+    assert await admit(storage, second) == [first.run_id]
+    with pytest.raises(TooManyRuns):
+        await admit(storage, run(t.thread_id), limit=2)
+    rollback = run(t.thread_id, "rollback")
+    assert await admit(storage, rollback) == [first.run_id, second.run_id]
+    # Refused runs were not written.
+    assert [r.run_id for r in await storage.unfinished_runs(t.thread_id)] == [
+        first.run_id,
+        second.run_id,
+        rollback.run_id,
+    ]
+    assert await storage.get_run_request(first.run_id) == b"{}"
+
+
+async def test_admission_creates_a_missing_thread_only_when_asked(storage: Storage) -> None:
+    record = run(uuid7())
+    with pytest.raises(NotFound):
+        await admit(storage, record)
+    assert await storage.get_thread(record.thread_id) is None
+    assert await admit(storage, record, create=True) == []
+    assert await storage.get_thread(record.thread_id) is not None
+
+
+async def test_concurrent_admissions_on_one_thread_hold_its_strategy(storage: Storage) -> None:
+    for _ in range(20):
+        t = thread()
+        await storage.create_thread(t)
+        results = await asyncio.gather(
+            *(admit(storage, run(t.thread_id, "reject")) for _ in range(10)), return_exceptions=True
+        )
+        assert sum(not isinstance(r, BaseException) for r in results) == 1
+        assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+        limited = thread()
+        await storage.create_thread(limited)
+        results = await asyncio.gather(
+            *(admit(storage, run(limited.thread_id), limit=3) for _ in range(10)), return_exceptions=True
+        )
+        assert sum(not isinstance(r, BaseException) for r in results) == 3
+
+
+async def test_a_thread_runs_one_claimed_run_at_a_time_oldest_first(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    runs = [run(t.thread_id) for _ in range(3)]
+    for r in runs:
+        await admit(storage, r)
+    claimed = await storage.claim_run(t.thread_id)
+    assert claimed is not None and claimed.run_id == runs[0].run_id and claimed.status == "running"
+    assert await storage.claim_run(t.thread_id) is None
+    # Ending it leaves the thread busy while others wait, then frees the next.
+    assert await storage.finish_run(runs[0].run_id, t.thread_id, "success", ThreadChange(status="idle"))
+    stored = await storage.get_thread(t.thread_id)
+    assert stored is not None and stored.status == "busy"
+    assert not await storage.finish_run(runs[0].run_id, t.thread_id, "error", ThreadChange(status="error"))
+    got = await storage.get_run(runs[0].run_id)
+    assert got is not None and got.status == "success"
+    # A queued run ends without starting only while it is pending.
+    assert await storage.finish_run(
+        runs[2].run_id, t.thread_id, "interrupted", ThreadChange(status="idle"), expect=("pending",)
+    )
+    claimed = await storage.claim_run(t.thread_id)
+    assert claimed is not None and claimed.run_id == runs[1].run_id
+    assert not await storage.finish_run(runs[1].run_id, t.thread_id, None, ThreadChange(), expect=("pending",))
+    # A rollback deletes the run; the thread takes the change once nothing else is unfinished.
+    assert await storage.finish_run(runs[1].run_id, t.thread_id, None, ThreadChange(status="idle"))
+    assert await storage.get_run(runs[1].run_id) is None
+    stored = await storage.get_thread(t.thread_id)
+    assert stored is not None and stored.status == "idle"
+    assert await storage.claim_run(t.thread_id) is None
+
+
+async def test_deleting_a_thread_reports_its_unfinished_runs_and_takes_its_runs(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    done, waiting = run(t.thread_id), run(t.thread_id)
+    await admit(storage, done)
+    await storage.claim_run(t.thread_id)
+    await storage.finish_run(done.run_id, t.thread_id, "success", ThreadChange(status="idle"))
+    await admit(storage, waiting)
+    await storage.append_events(waiting.run_id, [Event(1, "metadata", (), b"{}")])
+    assert await storage.delete_thread(t.thread_id) == [waiting.run_id]
+    assert await storage.get_run(done.run_id) is None and await storage.get_run(waiting.run_id) is None
+    assert await storage.read_events(waiting.run_id, 0, 10) == []
+    with pytest.raises(NotFound):
+        await admit(storage, run(t.thread_id))
+
+
+async def test_runs_list_newest_first_and_by_status(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    runs = [run(t.thread_id) for _ in range(3)]
+    for r in runs:
+        await admit(storage, r)
+    await storage.claim_run(t.thread_id)
+    listed = await storage.list_runs(t.thread_id, status=None, limit=10, offset=0)
+    assert [r.run_id for r in listed] == [r.run_id for r in reversed(runs)]
+    assert [r.run_id for r in await storage.list_runs(t.thread_id, status="running", limit=10, offset=0)] == [
+        runs[0].run_id
+    ]
+    assert len(await storage.list_runs(t.thread_id, status=None, limit=1, offset=1)) == 1
+    assert {r.run_id for r in await storage.runs_with_status(("pending",))} >= {runs[1].run_id, runs[2].run_id}
+
+
+# Assistants
+
+
+async def test_assistants_are_put_once_and_searched(storage: Storage) -> None:
+    graph = uuid7()
+    now = now_iso()
+    first = AssistantRecord(uuid7(), graph, "one", now, now, metadata={"team": "a"})
+    assert await storage.put_assistant(first) == first
+    changed = AssistantRecord(first.assistant_id, graph, "renamed", now, now)
+    assert await storage.put_assistant(changed) == first
+    second = AssistantRecord(uuid7(), graph, "two", now, now, metadata={"team": "b"})
+    await storage.put_assistant(second)
+    assert await storage.get_assistant(second.assistant_id) == second
+    where = AssistantFilter(graph_id=graph, metadata={"team": "b"})
+    assert await storage.search_assistants(where, limit=10, offset=0) == [second]
+    assert await storage.count_assistants(AssistantFilter(graph_id=graph)) == 2
+    assert await storage.count_assistants(AssistantFilter(graph_id=graph, name="one")) == 1
+
+
+# Event log
+
+
+async def test_the_event_log_reads_in_order_after_a_seq_and_is_pruned_by_age(storage: Storage) -> None:
+    run_id = uuid7()
+    events = [Event(i, "custom", ("sub:1",) if i % 2 else (), b'{"i":%d}' % i) for i in range(1, 6)]
+    await storage.append_events(run_id, events[:3])
+    await storage.append_events(run_id, events[2:])  # a batch written twice adds nothing
+    assert await storage.read_events(run_id, 0, 10) == events
+    assert await storage.read_events(run_id, 2, 2) == events[2:4]
+    assert await storage.prune_events(60) == 0
+    await asyncio.sleep(0.02)
+    assert await storage.prune_events(0.01) >= 5
+    assert await storage.read_events(run_id, 0, 10) == []
+    await storage.append_events(run_id, events)
+    await storage.delete_events(run_id)
+    assert await storage.read_events(run_id, 0, 10) == []

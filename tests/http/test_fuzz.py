@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.records import STREAM_MODES
 from gateway.http._backend import Backend
 from gateway.http.app import build_app
+from gateway.records import STREAM_MODES
 from tests._server import GatewayProcess
 from tests.http._bridge import BridgeProcess
 

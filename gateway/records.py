@@ -182,6 +182,65 @@ class RunRecord:
         }
 
 
+# A JSON scalar, the values an access filter compares.
+Scalar = str | int | float | bool | None
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON has it, the way storage compares inside its queries: 1 equals 1.0, but
+    true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+@dataclass(frozen=True)
+class Equals:
+    """The record's metadata has `key`, and its value is `value`."""
+
+    key: str
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class Contains:
+    """The record's metadata has `key`, an array holding each of `values` (in any order)."""
+
+    key: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    """What an auth handler lets its caller see of a record, as a condition on the record's
+    metadata (for a run, its thread's metadata) that storage applies inside its query, so that
+    a record the caller may not see is never read: every one of `conditions` holds, at least
+    one of `any_of` holds when there are any (`$or`), and every one of `all_of` holds
+    (`$and`). `allows` is the reference semantics every backend's SQL must agree with."""
+
+    conditions: tuple[Equals | Contains, ...] = ()
+    any_of: tuple[AccessFilter, ...] = ()
+    all_of: tuple[AccessFilter, ...] = ()
+
+    def allows(self, metadata: dict[str, Any]) -> bool:
+        for condition in self.conditions:
+            if condition.key not in metadata:
+                return False
+            found = metadata[condition.key]
+            if isinstance(condition, Equals):
+                if not json_equal(found, condition.value):
+                    return False
+            elif not isinstance(found, list) or not all(
+                any(json_equal(item, wanted) for item in found) for wanted in condition.values
+            ):
+                return False
+        if self.any_of and not any(group.allows(metadata) for group in self.any_of):
+            return False
+        return all(group.allows(metadata) for group in self.all_of)
+
+
 @dataclass(frozen=True)
 class ThreadFilter:
     """A thread search as storage applies it, inside its query."""
@@ -190,6 +249,8 @@ class ThreadFilter:
     status: ThreadStatus | None = None
     values: dict[str, Any] | None = None
     ids: list[str] | None = None
+    # The caller's auth filter on the threads' metadata.
+    access: AccessFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -197,3 +258,5 @@ class AssistantFilter:
     graph_id: str | None = None
     name: str | None = None
     metadata: dict[str, Any] | None = None
+    # The caller's auth filter on the assistants' metadata.
+    access: AccessFilter | None = None

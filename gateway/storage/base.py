@@ -5,7 +5,14 @@ the default; a Postgres one implements the same protocols and passes the same su
 
 Every method that decides something for a thread (admit, claim, finish, delete) does it in one
 transaction: the decision and the write that follows from it cannot be split by another
-request's."""
+request's.
+
+Reads and writes made for a caller take the caller's auth filter (`access`, an AccessFilter
+from the `@auth.on` handlers of langgraph.json's `auth`) and apply it inside the same query:
+a record the filter does not allow is as if it did not exist (None, False, not listed, not
+counted, not deleted). For a run, the filter applies to its thread's metadata. `access=None`
+means no filter. `AccessFilter.allows` is the semantics every backend must match (the suite
+checks each backend's query against it)."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from typing import Any, Protocol
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from gateway.records import (
+    AccessFilter,
     AssistantFilter,
     AssistantRecord,
     Event,
@@ -36,7 +44,9 @@ class RecordStore(Protocol):
         """Inserts the assistant unless one with its id exists; returns the stored one."""
         ...
 
-    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None: ...
+    async def get_assistant(
+        self, assistant_id: str, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None: ...
 
     async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]: ...
 
@@ -48,11 +58,13 @@ class RecordStore(Protocol):
         """False when a thread with its id exists already."""
         ...
 
-    async def get_thread(self, thread_id: str) -> ThreadRecord | None: ...
+    async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None: ...
 
-    async def update_thread(self, thread_id: str, change: ThreadChange) -> bool: ...
+    async def update_thread(
+        self, thread_id: str, change: ThreadChange, *, access: AccessFilter | None = None
+    ) -> bool: ...
 
-    async def delete_thread(self, thread_id: str) -> list[str] | None:
+    async def delete_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> list[str] | None:
         """Deletes the thread, its runs and their events; returns the ids of its runs that had
         not finished (their owner must stop them), or None when there was no such thread."""
         ...
@@ -65,6 +77,9 @@ class RecordStore(Protocol):
 
     # Runs
 
+    # `new_thread_metadata`: what a thread created for the run (`if_not_exists` create) gets,
+    # under `thread_metadata`; an existing thread only takes `thread_metadata`. `access`: the
+    # caller's `create_run` filter, which an existing thread must pass, else NotFound.
     async def admit_run(
         self,
         run: RunRecord,
@@ -73,6 +88,8 @@ class RecordStore(Protocol):
         if_not_exists: IfNotExists,
         thread_metadata: dict[str, Any],
         max_unfinished: int,
+        new_thread_metadata: dict[str, Any] | None = None,
+        access: AccessFilter | None = None,
     ) -> list[str]:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
@@ -99,15 +116,23 @@ class RecordStore(Protocol):
         status is in `expect` is ended; False when it was not."""
         ...
 
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None: ...
 
     async def get_run_request(self, run_id: str) -> bytes | None: ...
 
     async def list_runs(
-        self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int
+        self,
+        thread_id: str,
+        *,
+        status: RunStatus | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
     ) -> list[RunRecord]: ...
 
-    async def runs_with_status(self, statuses: Sequence[RunStatus]) -> list[RunRecord]: ...
+    async def runs_with_status(
+        self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
+    ) -> list[RunRecord]: ...
 
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]: ...
 

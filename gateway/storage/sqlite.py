@@ -26,9 +26,12 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
+    AccessFilter,
     UNFINISHED,
     AssistantFilter,
     AssistantRecord,
+    Contains,
+    Equals,
     Event,
     IfNotExists,
     RunRecord,
@@ -183,6 +186,54 @@ def _contains(column: str, wanted: dict[str, Any] | None, where: list[str], args
         args.extend((key, *values))
 
 
+def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
+    """A condition on the JSON object in `column` that holds where `access.allows` it."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for condition in access.conditions:
+        if isinstance(condition, Equals):
+            test, values = _json_value(condition.value)
+            parts.append(f"EXISTS (SELECT 1 FROM json_each(CAST({column} AS TEXT)) WHERE key = ? AND {test})")
+            args.extend((condition.key, *values))
+            continue
+        # Contains: an array at the key, and each wanted value among its elements.
+        elements, element_args = "", []
+        for wanted in condition.values:
+            test, values = _json_value(wanted)
+            elements += f" AND EXISTS (SELECT 1 FROM json_each(m.value) WHERE {test})"
+            element_args.extend(values)
+        parts.append(
+            f"EXISTS (SELECT 1 FROM json_each(CAST({column} AS TEXT)) AS m WHERE m.key = ? AND m.type = 'array'"
+            f"{elements})"
+        )
+        args.extend((condition.key, *element_args))
+    if access.any_of:
+        groups = [_access(column, group) for group in access.any_of]
+        parts.append("(" + " OR ".join(sql for sql, _ in groups) + ")")
+        for _, group_args in groups:
+            args.extend(group_args)
+    for group in access.all_of:
+        sql, group_args = _access(column, group)
+        parts.append(sql)
+        args.extend(group_args)
+    return ("(" + " AND ".join(parts) + ")") if parts else "1", args
+
+
+def _access_clause(column: str, access: AccessFilter | None, where: list[str], args: list[Any]) -> None:
+    if access is not None:
+        sql, values = _access(column, access)
+        where.append(sql)
+        args.extend(values)
+
+
+def _run_access(access: AccessFilter | None) -> tuple[str, list[Any]]:
+    """` AND ...` for a query on gw_runs: the run's thread passes `access`."""
+    if access is None:
+        return "", []
+    sql, args = _access("t.metadata", access)
+    return f" AND EXISTS (SELECT 1 FROM gw_threads AS t WHERE t.thread_id = gw_runs.thread_id AND {sql})", args
+
+
 def _thread_where(where: ThreadFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
@@ -194,6 +245,7 @@ def _thread_where(where: ThreadFilter) -> tuple[str, list[Any]]:
         args.extend(where.ids)
     _contains("metadata", where.metadata, clauses, args)
     _contains('"values"', where.values, clauses, args)
+    _access_clause("metadata", where.access, clauses, args)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -207,6 +259,7 @@ def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
         clauses.append("name = ?")
         args.append(where.name)
     _contains("metadata", where.metadata, clauses, args)
+    _access_clause("metadata", where.access, clauses, args)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -338,8 +391,12 @@ class SqliteStorage:
             ).fetchone()
         return _assistant(row)
 
-    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None:
-        row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = ?", (assistant_id,))
+    async def get_assistant(
+        self, assistant_id: str, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        where, args = ["assistant_id = ?"], [assistant_id]
+        _access_clause("metadata", access, where, args)
+        row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
         return None if row is None else _assistant(row)
 
     async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
@@ -380,8 +437,10 @@ class SqliteStorage:
         with self._write() as conn:
             return self._insert_thread(conn, thread)
 
-    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        row = self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE thread_id = ?", (thread_id,))
+    async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None:
+        where, args = ["thread_id = ?"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        row = self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
         return None if row is None else _thread(row)
 
     @staticmethod
@@ -399,13 +458,23 @@ class SqliteStorage:
         cur = conn.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = ?", (*values, thread_id))
         return cur.rowcount == 1
 
-    async def update_thread(self, thread_id: str, change: ThreadChange) -> bool:
+    @staticmethod
+    def _visible(conn: sqlite3.Connection, thread_id: str, access: AccessFilter | None) -> bool:
+        where, args = ["thread_id = ?"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        return conn.execute(f"SELECT 1 FROM gw_threads WHERE {' AND '.join(where)}", args).fetchone() is not None
+
+    async def update_thread(self, thread_id: str, change: ThreadChange, *, access: AccessFilter | None = None) -> bool:
         with self._write() as conn:
+            if access is not None and not self._visible(conn, thread_id, access):
+                return False
             return self._change_thread(conn, thread_id, change)
 
-    async def delete_thread(self, thread_id: str) -> list[str] | None:
+    async def delete_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> list[str] | None:
+        where, args = ["thread_id = ?"], [thread_id]
+        _access_clause("metadata", access, where, args)
         with self._write() as conn:
-            if conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,)).rowcount != 1:
+            if conn.execute(f"DELETE FROM gw_threads WHERE {' AND '.join(where)}", args).rowcount != 1:
                 return None
             unfinished = [
                 row[0]
@@ -446,16 +515,22 @@ class SqliteStorage:
         if_not_exists: IfNotExists,
         thread_metadata: dict[str, Any],
         max_unfinished: int,
+        new_thread_metadata: dict[str, Any] | None = None,
+        access: AccessFilter | None = None,
     ) -> list[str]:
         thread_id = run.thread_id
         with self._write() as conn:
             row = conn.execute("SELECT metadata FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+            if row is not None and access is not None and not self._visible(conn, thread_id, access):
+                # Another caller's thread: as if there were none, whether or not one may be created.
+                raise NotFound(f"Thread {thread_id} not found.")
             change = ThreadChange(status="busy")
             if row is None:
                 if if_not_exists != "create":
                     raise NotFound(f"Thread {thread_id} not found.")
                 now = now_iso()
-                self._insert_thread(conn, ThreadRecord(thread_id, now, now, now, thread_metadata))
+                metadata = {**(new_thread_metadata or {}), **thread_metadata}
+                self._insert_thread(conn, ThreadRecord(thread_id, now, now, now, metadata))
             else:
                 metadata = orjson.loads(row[0])
                 if any(metadata.get(k) != v for k, v in thread_metadata.items()):
@@ -541,27 +616,41 @@ class SqliteStorage:
             self._change_thread(conn, thread_id, change)
         return True
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ?", (run_id,))
+    async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
+        visible, args = _run_access(access)
+        row = self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ?{visible}", (run_id, *args))
         return None if row is None else _run(row)
 
     async def get_run_request(self, run_id: str) -> bytes | None:
         row = self._one("SELECT request FROM gw_runs WHERE run_id = ?", (run_id,))
         return None if row is None or row[0] is None else bytes(row[0])
 
-    async def list_runs(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
-        sql = f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ?"
-        args: list[Any] = [thread_id]
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        status: RunStatus | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
+    ) -> list[RunRecord]:
+        visible, args = _run_access(access)
+        sql = f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ?{visible}"
+        args = [thread_id, *args]
         if status:
             sql += " AND status = ?"
             args.append(status)
         rows = self._all(sql + " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
         return [_run(row) for row in rows]
 
-    async def runs_with_status(self, statuses: Sequence[RunStatus]) -> list[RunRecord]:
+    async def runs_with_status(
+        self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
+    ) -> list[RunRecord]:
         marks = ", ".join("?" for _ in statuses)
+        visible, args = _run_access(access)
         rows = self._all(
-            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}) ORDER BY created_at, run_id", statuses
+            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}){visible} ORDER BY created_at, run_id",
+            (*statuses, *args),
         )
         return [_run(row) for row in rows]
 

@@ -20,7 +20,18 @@ IfNotExists = Literal["create", "reject"]
 OnCompletion = Literal["delete", "keep"]
 
 # The API's stream modes, in the order the HTTP API lists them.
-STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints")
+STREAM_MODES = (
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "events",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "tools",
+)
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 THREAD_STATUSES: tuple[ThreadStatus, ...] = get_args(ThreadStatus)
 MULTITASK_STRATEGIES: tuple[MultitaskStrategy, ...] = get_args(MultitaskStrategy)

@@ -65,7 +65,7 @@ _MESSAGES_KINDS = {
     runs_pb2.MESSAGES_EVENT_KIND_PARTIAL: "messages/partial",
     runs_pb2.MESSAGES_EVENT_KIND_COMPLETE: "messages/complete",
 }
-_PAYLOAD_CASES = ("values", "updates", "debug", "custom", "events", "tasks", "checkpoints")
+_PAYLOAD_CASES = ("values", "updates", "debug", "custom", "events", "tasks", "checkpoints", "tools")
 # Stateless runs this bridge started, so that their Location (/runs/{run_id}/stream) can be
 # joined: the gRPC API needs the temporary thread's id.
 _REMEMBERED_RUNS = 1024

@@ -41,6 +41,7 @@ STREAM_MODE_NAMES = {
     runs_pb2.STREAM_MODE_EVENTS: "events",
     runs_pb2.STREAM_MODE_TASKS: "tasks",
     runs_pb2.STREAM_MODE_CHECKPOINTS: "checkpoints",
+    runs_pb2.STREAM_MODE_TOOLS: "tools",
 }
 RUN_STATUSES: dict[str, runs_pb2.RunStatus] = {
     "pending": runs_pb2.RUN_STATUS_PENDING,
@@ -92,6 +93,7 @@ _CASES: dict[str, tuple[str, int]] = {
     "events": ("events", 0),
     "tasks": ("tasks", 0),
     "checkpoints": ("checkpoints", 0),
+    "tools": ("tools", 0),
 }
 
 

@@ -23,6 +23,7 @@ class StreamMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_MODE_EVENTS: _ClassVar[StreamMode]
     STREAM_MODE_TASKS: _ClassVar[StreamMode]
     STREAM_MODE_CHECKPOINTS: _ClassVar[StreamMode]
+    STREAM_MODE_TOOLS: _ClassVar[StreamMode]
 
 class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -84,6 +85,7 @@ STREAM_MODE_CUSTOM: StreamMode
 STREAM_MODE_EVENTS: StreamMode
 STREAM_MODE_TASKS: StreamMode
 STREAM_MODE_CHECKPOINTS: StreamMode
+STREAM_MODE_TOOLS: StreamMode
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_PENDING: RunStatus
 RUN_STATUS_RUNNING: RunStatus
@@ -305,6 +307,12 @@ class CheckpointsEvent(_message.Message):
     json: str
     def __init__(self, json: _Optional[str] = ...) -> None: ...
 
+class ToolsEvent(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...
+
 class ErrorEvent(_message.Message):
     __slots__ = ("error", "message")
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -320,7 +328,7 @@ class EndEvent(_message.Message):
     def __init__(self, status: _Optional[_Union[RunStatus, str]] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("event_id", "namespace", "metadata", "values", "updates", "messages", "debug", "custom", "events", "tasks", "checkpoints", "error", "end")
+    __slots__ = ("event_id", "namespace", "metadata", "values", "updates", "messages", "debug", "custom", "events", "tasks", "checkpoints", "tools", "error", "end")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +340,7 @@ class RunEvent(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     event_id: str
@@ -345,9 +354,10 @@ class RunEvent(_message.Message):
     events: EventsEvent
     tasks: TasksEvent
     checkpoints: CheckpointsEvent
+    tools: ToolsEvent
     error: ErrorEvent
     end: EndEvent
-    def __init__(self, event_id: _Optional[str] = ..., namespace: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[MetadataEvent, _Mapping]] = ..., values: _Optional[_Union[ValuesEvent, _Mapping]] = ..., updates: _Optional[_Union[UpdatesEvent, _Mapping]] = ..., messages: _Optional[_Union[MessagesEvent, _Mapping]] = ..., debug: _Optional[_Union[DebugEvent, _Mapping]] = ..., custom: _Optional[_Union[CustomEvent, _Mapping]] = ..., events: _Optional[_Union[EventsEvent, _Mapping]] = ..., tasks: _Optional[_Union[TasksEvent, _Mapping]] = ..., checkpoints: _Optional[_Union[CheckpointsEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., end: _Optional[_Union[EndEvent, _Mapping]] = ...) -> None: ...
+    def __init__(self, event_id: _Optional[str] = ..., namespace: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[MetadataEvent, _Mapping]] = ..., values: _Optional[_Union[ValuesEvent, _Mapping]] = ..., updates: _Optional[_Union[UpdatesEvent, _Mapping]] = ..., messages: _Optional[_Union[MessagesEvent, _Mapping]] = ..., debug: _Optional[_Union[DebugEvent, _Mapping]] = ..., custom: _Optional[_Union[CustomEvent, _Mapping]] = ..., events: _Optional[_Union[EventsEvent, _Mapping]] = ..., tasks: _Optional[_Union[TasksEvent, _Mapping]] = ..., checkpoints: _Optional[_Union[CheckpointsEvent, _Mapping]] = ..., tools: _Optional[_Union[ToolsEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., end: _Optional[_Union[EndEvent, _Mapping]] = ...) -> None: ...
 
 class RunEventBatch(_message.Message):
     __slots__ = ("events",)

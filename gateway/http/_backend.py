@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.protocol import Command, Filter, Frame, SessionFailed
 from gateway.records import RunCreate
 
 Json = dict[str, Any]
@@ -33,6 +34,21 @@ class RunOutcome:
     # The run's final values, its interrupt or {"__error__": ...}, once it has ended.
     result: Callable[[], Awaitable[bytes]]
     cancel: Callable[[], None] | None = None
+
+
+class ProtocolSession(Protocol):
+    """One connection's session of the thread protocol (gateway.protocol): its subscriptions'
+    events and the replies put in line with them, in order."""
+
+    async def execute(self, command: Command) -> Json: ...
+
+    async def subscribe(self, wanted: Filter, since: int | None = None) -> object: ...
+
+    async def send_reply(self, reply: Json) -> None: ...
+
+    def items(self) -> AsyncIterator[list[Frame] | Json | SessionFailed]: ...
+
+    async def close(self) -> None: ...
 
 
 class Backend(Protocol):
@@ -93,6 +109,12 @@ class Backend(Protocol):
     async def thread_stream(
         self, thread_id: str, *, last_event_id: str | None, modes: list[str]
     ) -> AsyncIterator[bytes]: ...
+
+    # The thread protocol
+
+    async def protocol_command(self, thread_id: str, command: Command) -> Json: ...
+
+    async def protocol_session(self, thread_id: str) -> ProtocolSession: ...
 
     # Assistants
 

@@ -12,12 +12,14 @@ from starlette.applications import Starlette
 from gateway import __version__
 from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
+from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._objects import info, run_json
 from gateway.http._sse import event_name, frame
 from gateway.http._utils import iterating
 from gateway.http.app import build_app
+from gateway.protocol import Command
 from gateway.records import Event, RunCreate, RunStatus
 
 # Runs that `POST /runs/cancel {"status": ...}` cancels.
@@ -159,6 +161,14 @@ class LocalBackend:
                     yield b"".join(frame(event_name(e.name, e.ns), e.data, e.event_id) for e in batch)
 
         return body()
+
+    # The thread protocol
+
+    async def protocol_command(self, thread_id: str, command: Command) -> Json:
+        return await ThreadProtocol.of(self.gw).execute(thread_id, command)
+
+    async def protocol_session(self, thread_id: str) -> Session:
+        return ThreadProtocol.of(self.gw).session(thread_id, dedupe=True)
 
     # Assistants
 

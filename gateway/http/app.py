@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.http import _assistants, _runs, _threads
+from gateway.http import _assistants, _protocol, _runs, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
@@ -49,6 +49,7 @@ def build_app(
             Route("/info", get_info, methods=["GET"]),
             *_runs.routes,
             *_threads.routes,
+            *_protocol.routes,
             *_assistants.routes,
         ],
         middleware=middleware,

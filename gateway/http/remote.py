@@ -5,7 +5,8 @@ The routes and the SSE framing are the same as in-process; this module is the ba
 turns each call into RPCs. Streams use the batched RPCs, so the events that were ready together
 travel in one message and go out in one write; their payloads arrive as JSON text and go into
 the SSE frames as they are. What the gRPC API has no method for (the thread stream, state updates,
-thread patch, graphs and schemas, cancel by status) answers 501.
+thread patch, graphs and schemas, cancel by status) answers 501. The thread protocol (commands,
+event streams, WebSockets) goes through SessionsService (gateway.http._remote_session).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from langgraph.gateway.v1 import (
     assistants_pb2_grpc,
     runs_pb2,
     runs_pb2_grpc,
+    sessions_pb2_grpc,
     threads_pb2,
     threads_pb2_grpc,
 )
@@ -45,9 +47,11 @@ from gateway.errors import (
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._errors import NotSupported, PayloadTooLarge
 from gateway.http._objects import info
+from gateway.http._remote_session import RemoteSession
 from gateway.http._sse import event_name, frame
 from gateway.http.app import build_app
 from gateway.outcome import Outcome
+from gateway.protocol import Command, failure, session_only
 from gateway.records import RunCreate
 from gateway.rpc import _convert as convert
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
@@ -260,6 +264,7 @@ class RemoteBackend:
         self._assistants = assistants_pb2_grpc.AssistantsServiceStub(self._channel)
         self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
         self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
+        self._sessions = sessions_pb2_grpc.SessionsServiceStub(self._channel)
         self._md = (("x-api-key", api_key),) if api_key else ()
         self._stateless: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -485,6 +490,22 @@ class RemoteBackend:
         self, thread_id: str, *, last_event_id: str | None, modes: list[str]
     ) -> AsyncIterator[bytes]:
         raise NotSupported("the thread stream is not available through the bridge")
+
+    # The thread protocol, from the gateway's SessionsService
+
+    async def protocol_command(self, thread_id: str, command: Command) -> Json:
+        if (refused := session_only(thread_id, command.body)) is not None:
+            return failure(command.id, refused.code, refused.message)
+        session = await self.protocol_session(thread_id)
+        try:
+            return await session.execute(command)
+        finally:
+            await session.close()
+
+    async def protocol_session(self, thread_id: str) -> RemoteSession:
+        session = RemoteSession(self._sessions, thread_id, self._md)
+        await session.open()
+        return session
 
     # Assistants
 

@@ -10,6 +10,8 @@ from langgraph.gateway.v1 import (
     assistants_pb2_grpc,
     runs_pb2,
     runs_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
     threads_pb2,
     threads_pb2_grpc,
 )
@@ -18,11 +20,13 @@ from gateway.core.gateway import Gateway
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
+from gateway.rpc.sessions import SessionsService
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
     threads_pb2.DESCRIPTOR.services_by_name["ThreadsService"].full_name,
     runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name,
+    sessions_pb2.DESCRIPTOR.services_by_name["SessionsService"].full_name,
 )
 
 SERVER_OPTIONS = (
@@ -50,6 +54,7 @@ class GrpcServer:
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)
+        sessions_pb2_grpc.add_SessionsServiceServicer_to_server(SessionsService(gateway), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

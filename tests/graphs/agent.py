@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import tool
 from langgraph.config import get_stream_writer
@@ -60,25 +60,27 @@ class AgentState(TypedDict):
 @tool
 def get_weather(city: str) -> str:
     """The weather in a city."""
-    get_stream_writer()({"looking_up": city})
+    # The protocol's shape for named custom data: it reaches `custom:weather` subscribers.
+    get_stream_writer()({"name": "weather", "payload": {"looking_up": city}})
     return f"It is sunny in {city}."
 
 
 def _script(city: str) -> list[AIMessage]:
     return [
         AIMessage(
-            id="ai-1",
             content="Let me check the weather.",
             tool_calls=[{"name": "get_weather", "args": {"city": city}, "id": "call-1", "type": "tool_call"}],
         ),
-        AIMessage(id="ai-2", content=f"The weather in {city} is sunny."),
+        AIMessage(content=f"The weather in {city} is sunny."),
     ]
 
 
 def agent_node(state: AgentState) -> dict[str, Any]:
-    question = str(state["messages"][0].content)
-    city = question.rsplit(" ", 1)[-1].strip("?") or "Paris"
-    turn = sum(isinstance(m, ToolMessage) for m in state["messages"])
+    # The latest question, and how far the script has gone answering it.
+    messages = state["messages"]
+    asked = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    city = str(messages[asked].content).rsplit(" ", 1)[-1].strip("?") or "Paris"
+    turn = sum(isinstance(m, ToolMessage) for m in messages[asked:])
     model = ToolCallingModel(messages=iter(_script(city)[turn:])).bind_tools([get_weather])
     return {"messages": [model.invoke(state["messages"])]}
 

@@ -1,0 +1,144 @@
+"""The bridge's thread protocol: each HTTP command, SSE subscription or WebSocket is one
+SessionsService.ThreadSession call to the gateway, whose results and events it turns back
+into the JSON protocol (gateway.protocol), byte for byte as the gateway's own HTTP edge sends
+them. Imports grpc, the stubs and the wire modules only, as the rest of the bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
+
+from gateway.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from gateway.protocol import Command, Filter, Frame, ProtocolError, RecentIds, SessionFailed, Subscribe, failure
+from gateway.rpc._protocol import command_to_proto, frame_from_proto, reply_from_proto
+
+# The protocol's error code for a session that ended with this status.
+_FAILED = {
+    grpc.StatusCode.OUT_OF_RANGE: "expired",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "resource_exhausted",
+    grpc.StatusCode.UNAVAILABLE: "unavailable",
+    grpc.StatusCode.NOT_FOUND: "not_found",
+    grpc.StatusCode.UNAUTHENTICATED: "unauthenticated",
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid_argument",
+}
+_OUTBOUND = 64
+
+Item = list[Frame] | SessionFailed | Any
+
+
+class _Closed:
+    pass
+
+
+_CLOSED = _Closed()
+
+
+class RemoteSession:
+    def __init__(self, stub: sessions_pb2_grpc.SessionsServiceStub, thread_id: str, metadata: Sequence[Any]) -> None:
+        self.thread_id = thread_id
+        self._requests: asyncio.Queue[sessions_pb2.SessionRequest | _Closed] = asyncio.Queue()
+        self._call = stub.ThreadSession(self._outgoing(), metadata=metadata)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._items: asyncio.Queue[Item] = asyncio.Queue(_OUTBOUND)
+        # The gateway numbers this session's commands; clients' ids come back in the replies.
+        self._next_id = 1
+        self._reader: asyncio.Task[None] | None = None
+
+    async def _outgoing(self) -> AsyncIterator[sessions_pb2.SessionRequest]:
+        while not isinstance(request := await self._requests.get(), _Closed):
+            yield request
+
+    async def open(self) -> None:
+        first = sessions_pb2.SessionRequest(id=0)
+        first.open.thread_id = self.thread_id
+        self._requests.put_nowait(first)
+        try:
+            opened = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            self._call.cancel()
+            raise _opening_error(exc) from None
+        if opened is grpc.aio.EOF or not opened.HasField("result"):
+            self._call.cancel()
+            raise Unavailable("the gateway closed the thread session as it opened")
+        self._reader = asyncio.create_task(self._read(), name=f"bridge-session-{self.thread_id}")
+
+    async def _read(self) -> None:
+        try:
+            while (msg := await self._call.read()) is not grpc.aio.EOF:
+                case = msg.WhichOneof("response")
+                if case == "events":
+                    await self._items.put([frame_from_proto(e) for e in msg.events.events])
+                else:
+                    reply = reply_from_proto(msg)
+                    future = self._pending.pop(int(reply["id"]), None)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+            failed = SessionFailed("unavailable", "the gateway ended the thread session")
+        except grpc.aio.AioRpcError as exc:
+            failed = SessionFailed(_FAILED.get(exc.code(), "internal"), exc.details() or exc.code().name)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ProtocolError(failed.code, failed.message))
+        self._pending.clear()
+        await self._items.put(failed)
+
+    async def execute(self, command: Command) -> dict[str, Any]:
+        try:
+            request = command_to_proto(Command(self._next_id, command.body))
+        except ProtocolError as exc:
+            return failure(command.id, exc.code, exc.message)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[self._next_id] = future
+        self._next_id += 1
+        self._requests.put_nowait(request)
+        try:
+            reply = await future
+        except ProtocolError as exc:
+            return failure(command.id, exc.code, exc.message)
+        return {**reply, "id": command.id}
+
+    async def subscribe(self, wanted: Filter, since: int | None = None) -> object:
+        reply = await self.execute(Command(0, Subscribe(wanted, since)))
+        if reply["type"] == "error":
+            raise InvalidArgument(str(reply.get("message")))
+        return reply["result"]
+
+    async def send_reply(self, reply: Any) -> None:
+        await self._items.put(reply)
+
+    async def items(self) -> AsyncIterator[Item]:
+        # The gateway sends each subscription's events; the JSON transports send an event once.
+        recent = RecentIds()
+        while True:
+            item = await self._items.get()
+            if isinstance(item, list):
+                item = [f for f in item if recent.first(f.seq)]
+                if not item:
+                    continue
+            yield item
+            if isinstance(item, SessionFailed):
+                return
+
+    async def close(self) -> None:
+        self._requests.put_nowait(_CLOSED)
+        self._call.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+def _opening_error(exc: grpc.aio.AioRpcError) -> GatewayError:
+    details = exc.details() or exc.code().name
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(details)
+    if exc.code() == grpc.StatusCode.NOT_FOUND:
+        return NotFound(details)
+    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(details)
+    return Unavailable(f"the gateway refused the thread session: {details}")

@@ -1,0 +1,117 @@
+"""SessionsService: the thread protocol as one bidirectional call per thread session. The
+session itself (subscriptions, commands, the thread's events) is the core's
+(gateway.core.protocol_stream); this servicer reads commands, writes results and events in
+order, and ends the call with a status when the session's stream fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
+
+from gateway._utils import is_uuid
+from gateway.core.gateway import Gateway
+from gateway.core.protocol_stream import Session, ThreadProtocol
+from gateway.protocol import Frame, ProtocolError, SessionFailed
+from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
+from gateway.rpc.malformed import MalformedRequest
+
+logger = logging.getLogger("gateway.rpc")
+
+# The gRPC status a failed session ends with, by the protocol's error code.
+_FAILED = {
+    "expired": grpc.StatusCode.OUT_OF_RANGE,
+    "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+}
+# A batch of events stops growing past this much payload.
+_BATCH_BYTES = 1024 * 1024
+
+
+def _events(frames: list[Frame]) -> list[sessions_pb2.SessionResponse]:
+    out: list[sessions_pb2.SessionResponse] = []
+    size = _BATCH_BYTES
+    for frame in frames:
+        if size >= _BATCH_BYTES:
+            out.append(sessions_pb2.SessionResponse())
+            size = 0
+        frame_to_proto(frame, out[-1].events.events.add())
+        size += len(frame.data)
+    return out
+
+
+class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._protocol = ThreadProtocol.of(gateway)
+
+    async def ThreadSession(
+        self, request_iterator: AsyncIterator[sessions_pb2.SessionRequest], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[sessions_pb2.SessionResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            return
+        if isinstance(first, MalformedRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.message)
+        if first.WhichOneof("command") != "open":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request of a session must be open")
+        thread_id = first.open.thread_id
+        if not is_uuid(thread_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"open.thread_id {thread_id!r} is not a UUID")
+        session = self._protocol.session(thread_id, dedupe=False)
+        reader = asyncio.create_task(self._read(requests, session), name=f"session-{thread_id}")
+        try:
+            opened = sessions_pb2.SessionResponse()
+            opened.result.id = first.id
+            opened.result.opened.thread_id = thread_id
+            yield opened
+            async for item in session.items():
+                if isinstance(item, list):
+                    for response in _events(item):
+                        yield response
+                elif isinstance(item, SessionFailed):
+                    await context.abort(_FAILED.get(item.code, grpc.StatusCode.INTERNAL), item.message)
+                else:
+                    yield item
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await session.close()
+
+    async def _read(self, requests: AsyncIterator[Any], session: Session) -> None:
+        """Commands, one after the other: a subscription's result waits for its replay, and
+        everything after it waits too, as on the protocol's WebSocket."""
+        try:
+            async for request in requests:
+                await session.send_reply(await self._execute(request, session))
+            # The client is done sending: the call ends once the thread's runs have.
+            await session.drain()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            logger.exception("internal error %s in a thread session", incident)
+            await session.send_reply(SessionFailed("internal", f"internal error (incident {incident})"))
+
+    async def _execute(self, request: Any, session: Session) -> sessions_pb2.SessionResponse:
+        if isinstance(request, MalformedRequest):
+            return _error(0, "invalid_argument", request.message)
+        try:
+            command = command_from_proto(request)
+        except ProtocolError as exc:
+            return _error(request.id, exc.code, exc.message)
+        return reply_to_proto(command, await session.execute(command))
+
+
+def _error(cmd_id: int, code: str, message: str) -> sessions_pb2.SessionResponse:
+    response = sessions_pb2.SessionResponse()
+    response.error.id, response.error.code, response.error.message = cmd_id, code, message
+    return response

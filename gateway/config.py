@@ -1,4 +1,7 @@
-"""Loads a langgraph.json config: the graphs to serve, their dependencies and environment."""
+"""Loads a langgraph.json config: the graphs to serve, their dependencies and environment, the
+custom auth of `auth.path`, and the `http` section. No key is ignored silently: what the gateway
+does not implement is listed in `Config.ignored` (named at start), and what would weaken security
+if it were ignored stops the start with a ConfigError."""
 
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ from typing import Any
 
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from starlette.applications import Starlette
+
+from gateway.auth import AuthHandlers, load_auth
+from gateway.http.config import HttpConfig, HttpConfigError, load_app, parse_http
 
 # The namespace the LangGraph Agent Server derives system assistant ids from.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -34,10 +41,35 @@ class GraphSpec:
         return str(uuid.uuid5(ASSISTANT_NAMESPACE, self.graph_id))
 
 
+# Keys `langgraph build` reads to build an image; serving does not use them.
+BUILD_KEYS = (
+    "python_version",
+    "node_version",
+    "api_version",
+    "base_image",
+    "image_distro",
+    "pip_config_file",
+    "pip_installer",
+    "source",
+    "dockerfile_lines",
+    "keep_pkg_tools",
+)
+# Keys the gateway does not implement; ignoring them weakens nothing.
+NOT_IMPLEMENTED = ("store", "checkpointer", "webhooks", "ui", "ui_config", "priority")
+_SERVED = ("$schema", "graphs", "dependencies", "env", "auth", "http")
+
+
 @dataclass
 class Config:
     path: Path
     graphs: dict[str, GraphSpec] = field(default_factory=dict)
+    # The Auth object of `auth.path`; None without one.
+    auth: AuthHandlers | None = None
+    http: HttpConfig = field(default_factory=HttpConfig)
+    # The user's app of `http.app`.
+    http_app: Starlette | None = None
+    # Keys given that the gateway does not use, each with why.
+    ignored: list[str] = field(default_factory=list)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -61,7 +93,46 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if not isinstance(ref, str) or ":" not in ref:
             raise ConfigError(f"{path}: graphs.{graph_id} must be 'file.py:attribute' or 'module:attribute'")
         config.graphs[graph_id] = GraphSpec(graph_id, _load_graph(graph_id, ref, base))
+    for key in raw:
+        if key in BUILD_KEYS:
+            config.ignored.append(f"{key} (build-time)")
+        elif key in NOT_IMPLEMENTED:
+            config.ignored.append(f"{key} (not implemented)")
+        elif key == "encryption":
+            raise ConfigError(
+                f"{path}: 'encryption' is not implemented by the gateway: it would store data unencrypted; remove it "
+                "to serve without encryption"
+            )
+        elif key not in _SERVED:
+            config.ignored.append(f"{key} (unknown)")
+    _load_auth(config, raw.get("auth"), base)
+    try:
+        config.http = parse_http(raw.get("http"))
+        if config.http.app:
+            config.http_app = load_app(config.http.app, base)
+    except HttpConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config.ignored.extend(f"{key} (not implemented)" for key in config.http.ignored)
     return config
+
+
+def _load_auth(config: Config, section: Any, base: Path) -> None:
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config.path}: 'auth' must be an object with a 'path'")
+    if not section.get("path"):
+        # The Agent Server refuses to start so too: auth asked for, but no handler to run.
+        raise ConfigError(f'{config.path}: auth.path is required (e.g. "./auth.py:auth")')
+    for key in section:
+        if key in ("openapi", "cache") or (key == "allow_langsmith_api_keys" and section[key]):
+            config.ignored.append(f"auth.{key} (not implemented)")
+        elif key not in ("path", "disable_studio_auth", "allow_langsmith_api_keys"):
+            config.ignored.append(f"auth.{key} (unknown)")
+    try:
+        config.auth = AuthHandlers(load_auth(section["path"], base))
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: auth.path: {exc}") from None
 
 
 def _apply_env(env: Any, base: Path) -> None:

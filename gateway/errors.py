@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class GatewayError(Exception):
     """An expected failure with a message safe to show to the client."""
 
     http_status = 500
+    # Response headers that go with the error (an auth handler's WWW-Authenticate).
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -54,9 +59,25 @@ class TooManyRuns(GatewayError):
 
 
 class Unauthenticated(GatewayError):
-    """The API key is missing or wrong (HTTP 401)."""
+    """The API key or the credentials are missing or wrong (HTTP 401)."""
 
     http_status = 401
+
+
+class PermissionDenied(GatewayError):
+    """An auth handler refused the caller this action (HTTP 403)."""
+
+    http_status = 403
+
+
+class Refused(GatewayError):
+    """An auth handler refused the request with a status of its own choosing, which passes
+    through to the client with the handler's headers."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.headers = dict(headers or {})
 
 
 class Unavailable(GatewayError):

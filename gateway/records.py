@@ -87,6 +87,10 @@ class RunCreate:
     durability: Durability = "async"
     on_completion: OnCompletion = "delete"
     after_seconds: float = 0.0
+    # Who created the run (langgraph.json `auth`): the user as JSON and the permissions it was
+    # granted, which the graph finds in its config. Set by the core, never from a request.
+    auth_user: dict[str, Any] | None = None
+    auth_permissions: list[str] = field(default_factory=list)
 
     @property
     def temporary(self) -> bool:

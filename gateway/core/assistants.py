@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import warnings
 from typing import Any
+from uuid import UUID
 
 from langchain_core.runnables.utils import create_model
 from pydantic import TypeAdapter
 
 from gateway._utils import is_uuid
 from gateway.config import GraphSpec
+from gateway.core.access import Access, metadata_of
 from gateway.errors import InvalidArgument, NotFound
-from gateway.records import AssistantFilter, AssistantRecord, now_iso
+from gateway.records import AccessFilter, AssistantFilter, AssistantRecord, now_iso
 from gateway.storage import RecordStore
 
 logger = logging.getLogger("gateway.assistants")
@@ -22,9 +24,10 @@ _RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_
 
 
 class Assistants:
-    def __init__(self, storage: RecordStore, graphs: dict[str, GraphSpec]) -> None:
+    def __init__(self, storage: RecordStore, graphs: dict[str, GraphSpec], *, access: Access | None = None) -> None:
         self.storage = storage
         self.graphs = graphs
+        self._access = access or Access(None, storage)
         self._by_id: dict[str, AssistantRecord] = {}
 
     async def setup(self) -> None:
@@ -44,7 +47,17 @@ class Assistants:
         return self.graphs[record.graph_id]
 
     async def get(self, assistant_id: str) -> AssistantRecord:
-        """By UUID or by graph name."""
+        """By UUID or by graph name, if the caller may read it."""
+        known = self.graphs[assistant_id].assistant_id if assistant_id in self.graphs else assistant_id
+        access = None
+        if is_uuid(known):
+            access = await self._access.check("assistants", "read", {"assistant_id": UUID(known)})
+        record = await self._lookup(assistant_id)
+        if access is not None and await self.storage.get_assistant(record.assistant_id, access=access) is None:
+            raise NotFound(f"Assistant {assistant_id} not found.")
+        return record
+
+    async def _lookup(self, assistant_id: str) -> AssistantRecord:
         if assistant_id in self.graphs:
             return self._by_id[self.graphs[assistant_id].assistant_id]
         if not is_uuid(assistant_id):
@@ -58,7 +71,8 @@ class Assistants:
         return record
 
     async def resolve(self, assistant_id: str) -> tuple[AssistantRecord, GraphSpec]:
-        record = await self.get(assistant_id)
+        """The assistant a run is created with: run creation decides who may use it."""
+        record = await self._lookup(assistant_id)
         return record, self._spec(record)
 
     def get_config(self, assistant_id: str) -> dict[str, Any]:
@@ -74,22 +88,28 @@ class Assistants:
         limit: int = 10,
         offset: int = 0,
     ) -> list[AssistantRecord]:
-        where = self._filter(graph_id, name, metadata)
+        value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": limit, "offset": offset}
+        access = await self._access.check("assistants", "search", value)
+        where = self._filter(graph_id, name, metadata_of(value), access)
         return await self.storage.search_assistants(where, limit=limit, offset=offset)
 
     async def count(
         self, *, graph_id: str | None = None, name: str | None = None, metadata: dict[str, Any] | None = None
     ) -> int:
-        return await self.storage.count_assistants(self._filter(graph_id, name, metadata))
+        value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": 0, "offset": 0}
+        access = await self._access.check("assistants", "search", value)
+        return await self.storage.count_assistants(self._filter(graph_id, name, metadata_of(value), access))
 
-    def _filter(self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None) -> AssistantFilter:
+    def _filter(
+        self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None, access: AccessFilter | None
+    ) -> AssistantFilter:
         if graph_id is not None and graph_id not in self.graphs:
             raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}")
-        return AssistantFilter(graph_id=graph_id, name=name, metadata=metadata or None)
+        return AssistantFilter(graph_id=graph_id, name=name, metadata=metadata or None, access=access)
 
     async def graph_json(self, assistant_id: str, *, xray: bool | int = False) -> dict[str, Any]:
         """The graph's nodes and edges, as LangGraph draws it; `xray` expands subgraphs."""
-        _, spec = await self.resolve(assistant_id)
+        spec = self._spec(await self.get(assistant_id))
         try:
             drawable = await spec.graph.aget_graph(xray=xray)
         except NotImplementedError:
@@ -104,7 +124,7 @@ class Assistants:
     async def schemas(self, assistant_id: str) -> dict[str, Any]:
         """JSON schemas of the graph's input, output, state, config and context; null where
         LangGraph cannot derive one."""
-        _, spec = await self.resolve(assistant_id)
+        spec = self._spec(await self.get(assistant_id))
         graph = spec.graph
         return {
             "graph_id": spec.graph_id,

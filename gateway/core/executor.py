@@ -11,6 +11,7 @@ from typing import Any
 import langgraph.version
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from gateway.auth import put_caller
 from gateway.core.assistants import Assistants
 from gateway.core.errors import error_payload
 from gateway.core.live import LiveRun
@@ -53,6 +54,7 @@ class Executor:
         if req.checkpoint:
             # A checkpoint of this run's thread: its thread_id cannot point elsewhere.
             configurable.update({k: v for k, v in req.checkpoint.items() if k != "thread_id"})
+        put_caller(configurable, req.auth_user, req.auth_permissions)
         metadata = {
             **(req.config.get("metadata") or {}),
             **live.record.metadata,

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from gateway.config import Config
+from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import LocalBus
 from gateway.core.executor import Executor
@@ -30,11 +31,12 @@ class Gateway:
         self.settings = settings
         self.storage: Storage = SqliteStorage(settings.db)
         self.bus = LocalBus(self.storage, settings)
-        self.assistants = Assistants(self.storage, config.graphs)
+        access = Access(config.auth, self.storage)
+        self.assistants = Assistants(self.storage, config.graphs, access=access)
         executor = Executor(self.storage, self.assistants, run_timeout=settings.run_timeout)
         self.scheduler = Scheduler(self.storage, self.bus, executor, settings)
-        self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants)
-        self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus)
+        self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
+        self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, access=access)
         self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage)
         self._pruner: asyncio.Task[None] | None = None
 

@@ -21,7 +21,7 @@ from gateway.core.bus import EventBus
 from gateway.core.executor import Executor
 from gateway.core.live import Finished, LiveRun
 from gateway.errors import Unavailable
-from gateway.records import CancelAction, RunCreate, RunRecord
+from gateway.records import AccessFilter, CancelAction, RunCreate, RunRecord
 from gateway.settings import Settings
 from gateway.storage import Storage
 
@@ -62,7 +62,9 @@ class Scheduler:
 
     # Admission
 
-    async def admit(self, record: RunRecord, request: RunCreate, spec: GraphSpec) -> LiveRun:
+    async def admit(
+        self, record: RunRecord, request: RunCreate, spec: GraphSpec, *, access: AccessFilter | None = None
+    ) -> LiveRun:
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
         if request.temporary:
@@ -76,6 +78,8 @@ class Scheduler:
             record,
             orjson.dumps(request),
             if_not_exists=request.if_not_exists,
+            new_thread_metadata={**(request.config.get("metadata") or {}), **record.metadata},
+            access=access,
             thread_metadata=metadata,
             max_unfinished=self._settings.max_queued_runs,
         )

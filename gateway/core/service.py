@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from uuid import UUID
 
 from gateway._utils import is_uuid, run_base_ms, uuid7
+from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.live import LiveRun
@@ -131,8 +133,17 @@ def _kwargs(req: RunCreate) -> dict[str, object]:
 
 
 class RunService:
-    def __init__(self, storage: Storage, bus: EventBus, scheduler: Scheduler, assistants: Assistants) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        bus: EventBus,
+        scheduler: Scheduler,
+        assistants: Assistants,
+        *,
+        access: Access | None = None,
+    ) -> None:
         self._storage = storage
+        self._access = access or Access(None, storage)
         self._bus = bus
         self._scheduler = scheduler
         self._assistants = assistants
@@ -162,7 +173,8 @@ class RunService:
             multitask_strategy=req.multitask_strategy,
             kwargs=_kwargs(req),
         )
-        return await self._scheduler.admit(record, req, spec)
+        access = await self._access.create_run(req, record, assistant)
+        return await self._scheduler.admit(record, req, spec, access=access)
 
     async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
         """Creates the run and streams it from its first event."""
@@ -177,7 +189,15 @@ class RunService:
 
     # Finding runs
 
-    async def find(self, thread_id: str | None, run_id: str) -> RunRecord:
+    async def find(self, thread_id: str | None, run_id: str, *, cancel: CancelAction | None = None) -> RunRecord:
+        """The run, if the caller may read it (or, with `cancel`, cancel it)."""
+        check_ids(thread_id, run_id)
+        access = await self._access.run(thread_id, run_id, cancel=cancel)
+        record = await self._find(thread_id, run_id)
+        await self._access.check_run(record, access, thread_id)
+        return record
+
+    async def _find(self, thread_id: str | None, run_id: str) -> RunRecord:
         """The run, whether queued, running or ended. A stateless run (thread_id None) is found
         while this process remembers it: its temporary thread is gone when it ends."""
         check_ids(thread_id, run_id)
@@ -200,9 +220,12 @@ class RunService:
     async def list(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
         if not is_uuid(thread_id):
             raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
-        if await self._storage.get_thread(thread_id) is None:
+        access = await self._access.check("threads", "read", {"thread_id": UUID(thread_id)})
+        if await self._storage.get_thread(thread_id, access=access) is None:
             raise NotFound(f"Thread {thread_id} not found.")
-        return await self._storage.list_runs(thread_id, status=status, limit=limit, offset=offset)
+        value = {"thread_id": UUID(thread_id), "metadata": {}}
+        access = await self._access.check("threads", "search", value)
+        return await self._storage.list_runs(thread_id, status=status, limit=limit, offset=offset, access=access)
 
     # Reading runs
 
@@ -302,7 +325,7 @@ class RunService:
     ) -> RunRecord:
         if action not in CANCEL_ACTIONS:
             raise InvalidArgument(f"action {action!r} is not one of: {', '.join(CANCEL_ACTIONS)}")
-        record = await self.find(thread_id, run_id)
+        record = await self.find(thread_id, run_id, cancel=action)
         live = self._scheduler.live(run_id)
         if live is None or live.done.is_set():
             raise Conflict(f"Run {run_id} is {record.status}, not pending or running: nothing to cancel.")
@@ -322,7 +345,12 @@ class RunService:
         """Cancels the runs with one of `statuses`, or the given runs of a thread; returns how
         many were found (a run that ended meanwhile counts). NotFound when ids found none."""
         if statuses:
-            targets = [(r.thread_id, r.run_id) for r in await self._storage.runs_with_status(statuses)]
+            label = "all" if len(statuses) > 1 else statuses[0]
+            metadata = {"run_ids": None, "status": label}
+            value = {"thread_id": None, "action": action, "metadata": metadata}
+            access = await self._access.check("threads", "update", value)
+            found_runs = await self._storage.runs_with_status(statuses, access=access)
+            targets = [(r.thread_id, r.run_id) for r in found_runs]
         else:
             assert thread_id is not None and run_ids is not None
             for run_id in run_ids:

@@ -6,15 +6,17 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 from langgraph.errors import InvalidUpdateError
 
 from gateway._utils import is_uuid, uuid7
+from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.scheduler import Scheduler
 from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
-from gateway.errors import AlreadyExists, BadRequest, Conflict, InvalidArgument, NotFound
+from gateway.errors import AlreadyExists, BadRequest, Conflict, InvalidArgument, NotFound, PermissionDenied
 from gateway.records import THREAD_STATUSES, ThreadChange, ThreadFilter, ThreadRecord, ThreadStatus, now_iso
 from gateway.storage import THREAD_SORT_KEYS, Storage
 
@@ -47,8 +49,17 @@ def _status(status: str | None) -> ThreadStatus | None:
 
 
 class Threads:
-    def __init__(self, storage: Storage, assistants: Assistants, scheduler: Scheduler, bus: EventBus) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        assistants: Assistants,
+        scheduler: Scheduler,
+        bus: EventBus,
+        *,
+        access: Access | None = None,
+    ) -> None:
         self.storage = storage
+        self._access = access or Access(None, storage)
         self.assistants = assistants
         self._scheduler = scheduler
         self._bus = bus
@@ -59,16 +70,21 @@ class Threads:
         if if_exists not in ("raise", "do_nothing"):
             raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
         thread_id = check_thread_id(thread_id) if thread_id else uuid7()
+        value = {"thread_id": UUID(thread_id), "metadata": dict(metadata or {}), "if_exists": if_exists}
+        access = await self._access.check("threads", "create", value)
         now = now_iso()
-        record = ThreadRecord(thread_id, now, now, now, dict(metadata or {}))
+        record = ThreadRecord(thread_id, now, now, now, metadata_of(value))
         if not await self.storage.create_thread(record):
-            if if_exists == "do_nothing":
-                return await self.get(thread_id)
+            # Another caller's thread exists too, as far as this one can tell: not revealed as such.
+            existing = await self.storage.get_thread(thread_id, access=access)
+            if existing is not None and if_exists == "do_nothing":
+                return existing
             raise AlreadyExists(f"Thread {thread_id} already exists.")
         return record
 
     async def get(self, thread_id: str) -> ThreadRecord:
-        record = await self.storage.get_thread(check_thread_id(thread_id))
+        access = await self._access.check("threads", "read", {"thread_id": UUID(check_thread_id(thread_id))})
+        record = await self.storage.get_thread(thread_id, access=access)
         if record is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return record
@@ -77,7 +93,9 @@ class Threads:
         """Deletes the thread with its runs, as the Agent Server does: runs still queued or
         running are cancelled first. No run can be admitted to the thread once its record is
         gone, which happens in the same step that lists the runs to cancel."""
-        unfinished = await self.storage.delete_thread(check_thread_id(thread_id))
+        value = {"thread_id": UUID(check_thread_id(thread_id)), "run_id": None}
+        access = await self._access.check("threads", "delete", value)
+        unfinished = await self.storage.delete_thread(thread_id, access=access)
         if unfinished is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         runs = [live for run_id in unfinished if (live := self._scheduler.live(run_id)) is not None]
@@ -91,9 +109,17 @@ class Threads:
 
     async def patch(self, thread_id: str, *, metadata: dict[str, Any]) -> ThreadRecord:
         """Merges `metadata` into the thread's metadata."""
-        thread = await self.get(thread_id)
-        await self.storage.update_thread(thread_id, ThreadChange(metadata={**thread.metadata, **metadata}))
-        return await self.get(thread_id)
+        value = {"thread_id": UUID(check_thread_id(thread_id)), "metadata": metadata}
+        access = await self._access.check("threads", "update", value)
+        metadata = metadata_of(value)
+        thread = await self.storage.get_thread(thread_id, access=access)
+        change = ThreadChange(metadata={**thread.metadata, **metadata}) if thread is not None else None
+        if change is None or not await self.storage.update_thread(thread_id, change, access=access):
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        updated = await self.storage.get_thread(thread_id)
+        if updated is None:
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        return updated
 
     async def search(
         self,
@@ -111,7 +137,15 @@ class Threads:
             raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(THREAD_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
             raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
-        where = ThreadFilter(metadata=metadata or None, status=_status(status), values=values or None, ids=ids)
+        value: dict[str, Any] = {"metadata": dict(metadata or {}), "values": dict(values or {}), "status": status}
+        access = await self._access.check("threads", "search", {**value, "limit": limit, "offset": offset})
+        where = ThreadFilter(
+            metadata=metadata_of(value) or None,
+            status=_status(status),
+            values=value["values"] or None,
+            ids=ids,
+            access=access,
+        )
         return await self.storage.search_threads(
             where, limit=limit, offset=offset, sort_by=sort_by or "created_at", descending=sort_order != "asc"
         )
@@ -123,9 +157,12 @@ class Threads:
         status: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> int:
-        return await self.storage.count_threads(
-            ThreadFilter(metadata=metadata or None, status=_status(status), values=values or None)
+        value: dict[str, Any] = {"metadata": dict(metadata or {}), "values": dict(values or {}), "status": status}
+        access = await self._access.check("threads", "search", {**value, "limit": 0, "offset": 0})
+        where = ThreadFilter(
+            metadata=metadata_of(value) or None, status=_status(status), values=value["values"] or None, access=access
         )
+        return await self.storage.count_threads(where)
 
     def _graph(self, thread: ThreadRecord) -> Any:
         graph_id = thread.metadata.get("graph_id")
@@ -162,7 +199,10 @@ class Threads:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Writes `values` as if `as_node` had returned them; returns the new checkpoint's
         config and the thread's new state."""
+        access = await self._access.check("threads", "update", {"thread_id": UUID(check_thread_id(thread_id))})
         thread = await self.get(thread_id)
+        if access is not None and await self.storage.get_thread(thread_id, access=access) is None:
+            raise PermissionDenied("Forbidden")
         if await self.storage.unfinished_runs(thread_id):
             raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
         graph = self._graph(thread)

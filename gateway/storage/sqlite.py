@@ -26,11 +26,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
-    AccessFilter,
     UNFINISHED,
+    AccessFilter,
     AssistantFilter,
     AssistantRecord,
-    Contains,
     Equals,
     Event,
     IfNotExists,
@@ -197,7 +196,8 @@ def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
             args.extend((condition.key, *values))
             continue
         # Contains: an array at the key, and each wanted value among its elements.
-        elements, element_args = "", []
+        elements = ""
+        element_args: list[Any] = []
         for wanted in condition.values:
             test, values = _json_value(wanted)
             elements += f" AND EXISTS (SELECT 1 FROM json_each(m.value) WHERE {test})"
@@ -391,9 +391,7 @@ class SqliteStorage:
             ).fetchone()
         return _assistant(row)
 
-    async def get_assistant(
-        self, assistant_id: str, *, access: AccessFilter | None = None
-    ) -> AssistantRecord | None:
+    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
         where, args = ["assistant_id = ?"], [assistant_id]
         _access_clause("metadata", access, where, args)
         row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)

@@ -1,10 +1,12 @@
-"""x-api-key for HTTP: every route but /ok needs the header when the server has a key."""
+"""x-api-key for HTTP: every route but /ok needs the header when the server has a key, WebSocket
+upgrades included."""
 
 from __future__ import annotations
 
 import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from gateway.http._errors import error_response
 
@@ -18,7 +20,11 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # CORS preflights carry no credentials by design; the CORS layer above answers them.
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        if (
+            scope["type"] not in ("http", "websocket")
+            or scope["path"] in OPEN_PATHS
+            or scope.get("method") == "OPTIONS"
+        ):
             await self.app(scope, receive, send)
             return
         sent = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
@@ -28,5 +34,13 @@ class ApiKeyMiddleware:
             response = error_response(401, "Invalid x-api-key")
         else:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            # The upgrade is refused with the 401; a server that cannot send one closes with 4401.
+            socket = WebSocket(scope, receive, send)
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await socket.send_denial_response(response)
+            else:
+                await socket.close(code=4401)
             return
         await response(scope, receive, send)

@@ -129,8 +129,12 @@ async def _receive_commands(websocket: WebSocket, session: ProtocolSession) -> N
 async def socket(websocket: WebSocket) -> None:
     thread_id = websocket.path_params["thread_id"]
     if not is_uuid(thread_id):
-        # 4000 + the HTTP status: the SDKs do not retry a 4xx.
-        await websocket.close(code=4422, reason=f"thread_id {thread_id!r} is not a UUID")
+        message = f"thread_id {thread_id!r} is not a UUID"
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(error_response(422, message))
+        else:
+            # 4000 + the HTTP status: the SDKs do not retry a 4xx.
+            await websocket.close(code=4422, reason=message)
         return
     await websocket.accept()
     try:

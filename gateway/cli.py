@@ -13,9 +13,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.settings import BridgeSettings, Settings
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 logger = logging.getLogger("gateway")
 T = TypeVar("T")
@@ -72,6 +75,49 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
     serve.add_argument("--log-level", default=d.log_level)
+    serve.add_argument(
+        "--reflection",
+        choices=("open", "auth", "off"),
+        default=d.reflection,
+        help="gRPC reflection: without credentials, with the same as any RPC, or not served (default: %(default)s)",
+    )
+    scale = serve.add_argument_group("scale-out (Postgres + Redis; several processes)")
+    scale.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URI"),
+        help="postgresql://... for threads, runs, the queue and checkpoints instead of sqlite (env DATABASE_URI)",
+    )
+    scale.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URI"),
+        help="redis://... for run events and signals, so that processes share runs (env REDIS_URI)",
+    )
+    scale.add_argument(
+        "--redis-prefix",
+        default=os.environ.get("REDIS_KEY_PREFIX") or d.redis_prefix,
+        help="prefix of every Redis key (env REDIS_KEY_PREFIX; default: %(default)s)",
+    )
+    scale.add_argument(
+        "--workers", type=_positive, default=d.workers, help="processes serving the same ports (default: %(default)s)"
+    )
+    scale.add_argument(
+        "--max-concurrent-runs",
+        type=_positive,
+        default=d.max_concurrent_runs,
+        help="runs one process executes at once (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=d.lease_seconds,
+        help="a dead process's runs are taken over after this (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--max-attempts",
+        type=_positive,
+        default=d.max_attempts,
+        help="times a run is started before a lost process makes it fail (default: %(default)s)",
+    )
 
     bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
     bridge.add_argument("--target", default=b.target, help="the gateway's gRPC address (default: %(default)s)")
@@ -120,7 +166,15 @@ def _stop_event() -> asyncio.Event:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # SIGUSR1 logs where every task of the process waits: what a stuck process is doing.
+    loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     return stop
+
+
+def _log_tasks() -> None:
+    for task in asyncio.all_tasks():
+        frames = [f"  {f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack(limit=8)]
+        logger.warning("task %s waits in:\n%s", task.get_name(), "\n".join(frames) or "  (not started)")
 
 
 def _from_args(cls: type[T], args: argparse.Namespace) -> T:
@@ -129,17 +183,40 @@ def _from_args(cls: type[T], args: argparse.Namespace) -> T:
     return cls(**{k: v for k, v in vars(args).items() if k in names and v is not None})
 
 
-async def serve(settings: Settings) -> None:
+def check_settings(settings: Settings) -> None:
+    from gateway.config import ConfigError
+
+    if settings.redis_url and not settings.database_url:
+        raise ConfigError("--redis-url needs --database-url: processes share runs through Postgres")
+    if settings.workers > 1 and not settings.redis_url:
+        raise ConfigError("--workers above 1 needs --database-url and --redis-url: the processes share their runs")
+    if settings.lease_seconds <= 0:
+        raise ConfigError("--lease-seconds must be positive")
+
+
+def _announce(config: Config) -> None:
+    """What of langgraph.json the gateway does not apply, and what its auth leaves open."""
+    if config.ignored:
+        logger.warning("langgraph.json: not used by the gateway: %s", ", ".join(config.ignored))
+    if config.auth is not None:
+        if uncovered := config.auth.uncovered():
+            logger.warning("auth: no @auth.on handler covers %s: every caller may do these", ", ".join(uncovered))
+        if waiting := config.auth.waiting():
+            logger.info("auth: handlers for %s apply once the gateway serves crons and the store", ", ".join(waiting))
+
+
+async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable[..., None] | None = None) -> None:
     from gateway.config import load_config
     from gateway.core.gateway import Gateway
-    from gateway.rpc.auth import ApiKeyInterceptor
+    from gateway.rpc.auth import grpc_interceptors
     from gateway.rpc.server import GrpcServer
 
     config = load_config(settings.config)
+    _announce(config)
     gateway = Gateway(config, settings)
     await gateway.start()
-    interceptors = (ApiKeyInterceptor(settings.api_key),) if settings.api_key else ()
-    grpc_server = GrpcServer(gateway, interceptors=interceptors)
+    interceptors = grpc_interceptors(config, settings)
+    grpc_server = GrpcServer(gateway, interceptors=interceptors, reuse_port=reuse_port)
     http = None
     try:
         grpc_port = await grpc_server.start(f"{settings.host}:{settings.grpc_port}")
@@ -149,14 +226,14 @@ async def serve(settings: Settings) -> None:
             from gateway.http.server import HttpServer
 
             app = create_app(gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
-            http = HttpServer(app, settings.host, settings.http_port)
+            http = HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port)
             http_port = await http.start()
         graphs = ", ".join(config.graphs)
         logger.info(
             "serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, settings.host, grpc_port, settings.host, http_port
         )
         _tune_gc()
-        _ready(grpc_port=grpc_port, http_port=http_port)
+        (ready or _ready)(grpc_port=grpc_port, http_port=http_port)
         await _stop_event().wait()
         logger.info("draining: no new runs; live runs get %.0f s to finish", settings.grace)
         await grpc_server.enter_graceful_shutdown()
@@ -184,18 +261,40 @@ async def run_bridge(settings: BridgeSettings) -> None:
     await close()
 
 
+def _worker(settings: Settings, ready_fd: int) -> int:
+    """One of --workers' processes: a whole gateway on ports the others serve too."""
+
+    def ready(**ports: int) -> None:
+        os.write(ready_fd, json.dumps(ports).encode() + b"\n")
+
+    with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:
+        runner.run(serve(settings, reuse_port=True, ready=ready))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "bridge":
+        with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+            runner.run(run_bridge(_from_args(BridgeSettings, args)))
+        return
     from gateway.config import ConfigError
+    from gateway.errors import Unavailable
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            if args.command == "serve":
-                runner.run(serve(_from_args(Settings, args)))
-            else:
-                runner.run(run_bridge(_from_args(BridgeSettings, args)))
+        settings = _from_args(Settings, args)
+        check_settings(settings)
+        if settings.workers > 1:
+            from gateway.workers import Supervisor
+
+            sys.exit(Supervisor(settings, _worker).run())
+        with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:
+            runner.run(serve(settings))
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
+    except Unavailable as exc:
+        # A backend that cannot be reached at start: one line, no traceback.
+        sys.exit(f"error: {exc.message}")

@@ -178,6 +178,8 @@ class RunRecord:
     metadata: dict[str, Any]
     multitask_strategy: MultitaskStrategy
     kwargs: dict[str, Any]
+    # How many times a process took the run to execute it (not part of the API's run object).
+    attempt: int = 0
 
     @property
     def resumable(self) -> bool:
@@ -195,6 +197,24 @@ class RunRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admitting a run decided: the unfinished runs its strategy cancels, and whether the
+    run was claimed at once by the admitting process (its thread had nothing unfinished)."""
+
+    cancel: list[str]
+    claimed: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run taken by a process to execute: the record (running, with its attempt) and the
+    serialised RunCreate it was created with."""
+
+    run: RunRecord
+    request: bytes
 
 
 # A JSON scalar, the values an access filter compares.

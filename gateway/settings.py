@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Loop = Literal["auto", "uvloop", "asyncio"]
+# gRPC reflection: served to anyone, to callers with credentials, or not at all.
+Reflection = Literal["open", "auth", "off"]
 
 # As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES.
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -43,6 +45,27 @@ class Settings:
     # this many bytes in all, each for at most `retained_seconds`.
     retained_bytes: int = 32 * 1024 * 1024
     retained_seconds: float = 60.0
+    reflection: Reflection = "open"
+    # The scale-out deployment: records, queue and checkpoints in Postgres (else sqlite), and
+    # with Redis, events and signals shared by any number of processes.
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "langgraph-gateway:"
+    # Runs one process executes at once; more wait in the queue for a free slot.
+    max_concurrent_runs: int = 256
+    # Seconds a process's claim on a run lasts unless renewed; a dead process's runs are taken
+    # over after it runs out, each run at most `max_attempts` times in all.
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    # Seconds between looks at the queue when no signal came (signals may be lost).
+    poll_seconds: float = 1.0
+    # Processes serving the same ports (each one all of the gateway).
+    workers: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """Runs may be created, executed and read by different processes."""
+        return self.redis_url is not None
 
 
 @dataclass(frozen=True)

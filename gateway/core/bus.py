@@ -9,14 +9,19 @@ the bus holds nothing more of the run.
 `LocalBus` keeps each run's events in a ring in memory (gateway.core.channel) and, for
 resumable runs, in the event log of the storage; a reader the ring has left behind reads on
 from the log and hands back to the ring at the next seq.
+
+With a shared log (Redis streams, gateway.redis_backend), every run's events go to the log,
+written in the background as they come (one pipelined write per batch), and a run executing in
+another process is read from the log: replayed, then tailed until its `end`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gateway.core.channel import FellBehind, RunChannel
@@ -29,6 +34,20 @@ from gateway.storage import EventLog
 _LOG_BATCH = 256
 _LOG_INTERVAL = 0.05
 _LOG_READ = 1000
+# With a shared log, written in the background: the writer waits only past this many unwritten.
+_LOG_BACKLOG = 4096
+# A tail that has waited this long without news checks whether its run is over.
+_TAIL_CHECK = 2.0
+
+logger = logging.getLogger("gateway.bus")
+
+
+class SharedLog(EventLog, Protocol):
+    """An event log every process reads, holding every run's events while it runs."""
+
+    async def wait_events(self, run_id: str, after: int, seconds: float) -> bool: ...
+
+    async def retain(self, run_id: str, seconds: float) -> None: ...
 
 
 class RunWriter(Protocol):
@@ -55,7 +74,9 @@ class RunWriter(Protocol):
 
 
 class EventBus(Protocol):
-    def open(self, run_id: str, *, resumable: bool) -> RunWriter: ...
+    def open(self, run_id: str, *, resumable: bool, after: int = 0) -> RunWriter:
+        """The writer of a run whose events so far end at seq `after` (a run taken over)."""
+        ...
 
     def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
         """`logged`: the run keeps its events for replay (a resumable run), so a replay that
@@ -81,14 +102,17 @@ class EventBus(Protocol):
 
 
 class _Run:
-    __slots__ = ("channel", "closed_at", "flushed_at", "resumable", "unlogged")
+    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "logged", "resumable", "unlogged")
 
-    def __init__(self, channel: RunChannel, resumable: bool) -> None:
+    def __init__(self, channel: RunChannel, *, resumable: bool, logged: bool) -> None:
         self.channel = channel
         self.resumable = resumable
-        # Resumable runs: events not yet in the log.
-        self.unlogged: list[Event] | None = [] if resumable else None
+        # Its events go to the log (resumable runs; every run with a shared log).
+        self.logged = logged
+        # Events not yet in the log.
+        self.unlogged: list[Event] | None = [] if logged else None
         self.flushed_at = time.monotonic()
+        self.flushing: asyncio.Task[None] | None = None
         self.closed_at = 0.0
 
 
@@ -101,26 +125,45 @@ class _LocalWriter:
         self._run = run
 
     def publish(self, name: str, ns: tuple[str, ...], data: bytes) -> Event:
-        event = self._run.channel.publish(name, ns, data)
-        if self._run.unlogged is not None:
-            self._run.unlogged.append(event)
+        run = self._run
+        event = run.channel.publish(name, ns, data)
+        if run.unlogged is not None:
+            run.unlogged.append(event)
+            if self._bus.shared is not None and run.flushing is None:
+                # Written as the loop gets to it: events published meanwhile share the write.
+                run.flushing = asyncio.create_task(self._flush_in_background())
         return event
 
     @property
     def pressing(self) -> bool:
         run = self._run
         unlogged = run.unlogged
-        if unlogged and (len(unlogged) >= _LOG_BATCH or time.monotonic() - run.flushed_at > _LOG_INTERVAL):
-            return True
+        if unlogged:
+            if self._bus.shared is not None:
+                if len(unlogged) >= _LOG_BACKLOG:
+                    return True
+            elif len(unlogged) >= _LOG_BATCH or time.monotonic() - run.flushed_at > _LOG_INTERVAL:
+                return True
         return run.channel.full
 
     async def _flush(self) -> None:
         run = self._run
-        if run.unlogged:
+        if run.flushing is not None and run.flushing is not asyncio.current_task():
+            await asyncio.shield(run.flushing)
+        while run.unlogged:
             events, run.unlogged = run.unlogged, []
             await self._bus.log.append_events(self._run_id, events)
             run.channel.logged_seq = events[-1].seq
         run.flushed_at = time.monotonic()
+
+    async def _flush_in_background(self) -> None:
+        try:
+            await self._flush()
+        except Exception:
+            # The next drain or close writes them, or fails the run there.
+            logger.warning("writing the events of run %s failed; retrying with the next batch", self._run_id)
+        finally:
+            self._run.flushing = None
 
     async def drain(self) -> None:
         # Always before the ring could drop them: the ring keeps what the log lacks.
@@ -131,6 +174,10 @@ class _LocalWriter:
     async def close(self) -> None:
         try:
             await self._flush()
+            shared = self._bus.shared
+            if shared is not None:
+                s = self._bus.settings
+                await shared.retain(self._run_id, s.event_retention if self._run.resumable else s.retained_seconds)
         finally:
             self._run.channel.close()
             self._bus._closed(self._run_id, self._run)
@@ -141,29 +188,34 @@ class _LocalWriter:
 
 
 class LocalBus:
-    def __init__(self, log: EventLog, settings: Settings) -> None:
-        self.log = log
+    def __init__(self, log: EventLog, settings: Settings, *, shared: SharedLog | None = None) -> None:
+        self.log: EventLog = shared if shared is not None else log
+        self.shared = shared
+        self.settings = settings
         self._settings = settings
+        # With a shared log: whether a run that this process does not execute has ended (its
+        # record says so), asked when a tail has waited long without news.
+        self.ended: Callable[[str], Awaitable[bool]] | None = None
         self._runs: dict[str, _Run] = {}
         # Finished runs without a log, with their rings, for a late reader from the start
         # (a background run joined after it ended): bounded in bytes and in age.
         self._retained: OrderedDict[str, _Run] = OrderedDict()
         self._retained_bytes = 0
 
-    def open(self, run_id: str, *, resumable: bool) -> RunWriter:
+    def open(self, run_id: str, *, resumable: bool, after: int = 0) -> RunWriter:
         s = self._settings
         channel = RunChannel(
-            run_id, capacity=s.channel_capacity, max_bytes=s.channel_bytes, stall_timeout=s.stall_timeout
+            run_id, capacity=s.channel_capacity, max_bytes=s.channel_bytes, stall_timeout=s.stall_timeout, start=after
         )
-        run = _Run(channel, resumable)
-        if resumable:
-            channel.logged_seq = 0
+        run = _Run(channel, resumable=resumable, logged=resumable or self.shared is not None)
+        if run.logged:
+            channel.logged_seq = after
         self._runs[run_id] = run
         return _LocalWriter(self, run_id, run)
 
     def _closed(self, run_id: str, run: _Run) -> None:
         self._runs.pop(run_id, None)
-        if run.resumable:
+        if run.logged:
             return  # its log has every event
         run.closed_at = time.monotonic()
         self._retained[run_id] = run
@@ -189,6 +241,10 @@ class LocalBus:
 
     async def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
         run = self._find(run_id)
+        if run is None and self.shared is not None:
+            async for batch in self._tail(self.shared, run_id, after):
+                yield batch
+            return
         if run is None:
             if after is not None:
                 found = False
@@ -200,7 +256,7 @@ class LocalBus:
                     raise self._expired(run_id)
             return
         channel = run.channel
-        if not run.resumable:
+        if not run.logged:
             async for batch in channel.subscribe(after):
                 yield batch
             return
@@ -228,7 +284,32 @@ class LocalBus:
 
     async def last_seq(self, run_id: str) -> int:
         run = self._find(run_id)
-        return 0 if run is None else run.channel.last_seq
+        if run is not None:
+            return run.channel.last_seq
+        return await self.log.last_seq(run_id)
+
+    async def _tail(self, log: SharedLog, run_id: str, after: int | None) -> AsyncIterator[Sequence[Event]]:
+        """A run executing elsewhere (or queued, or over): its events from the shared log,
+        replayed and then followed, until its `end`."""
+        if after is None:
+            after = await log.last_seq(run_id)
+        # Whether the run is over is asked at once when the log has nothing new (a run that
+        # ended long ago), then again only after a wait without news.
+        check = True
+        while True:
+            events = await self._read(run_id, after)
+            if events:
+                after = events[-1].seq
+                yield events
+                if events[-1].name == "end":
+                    return
+                continue
+            if check and self.ended is not None and await self.ended(run_id):
+                # It ended, and its `end` is not in the log: expired, or never written.
+                if final := await self._read(run_id, after):
+                    yield final
+                return
+            check = not await log.wait_events(run_id, after, _TAIL_CHECK)
 
     async def check_replay(self, run_id: str, after: int) -> None:
         if self._find(run_id) is not None:

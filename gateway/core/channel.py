@@ -48,6 +48,7 @@ class RunChannel:
         capacity: int = 4096,
         max_bytes: int = 4 * 1024 * 1024,
         stall_timeout: float = 30.0,
+        start: int = 0,
     ) -> None:
         self.run_id = run_id
         self.capacity = capacity
@@ -55,7 +56,9 @@ class RunChannel:
         self.stall_timeout = stall_timeout
         self._buffer: deque[Event] = deque()
         self._bytes = 0
-        self._seq = 0
+        # The seq of the last event published: a run taken over by another process goes on
+        # after what the previous attempt published.
+        self._seq = start
         self._closed = False
         self._subscribers: set[_Subscriber] = set()
         self._writable: asyncio.Event | None = None
@@ -125,7 +128,8 @@ class RunChannel:
         while not self._closed and self._lagging():
             self._writable = asyncio.Event()
             try:
-                await asyncio.wait_for(self._writable.wait(), self.stall_timeout)
+                async with asyncio.timeout(self.stall_timeout):
+                    await self._writable.wait()
             except TimeoutError:
                 oldest = self._buffer[0].seq
                 for sub in [s for s in self._subscribers if s.cursor < oldest and not s.can_lag]:

@@ -9,15 +9,17 @@ from contextlib import aclosing
 from typing import Any
 
 import langgraph.version
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from gateway.auth import put_caller
 from gateway.core.assistants import Assistants
+from gateway.core.bus import RunWriter
 from gateway.core.errors import error_payload
 from gateway.core.live import LiveRun
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
-from gateway.records import RunStatus, ThreadChange
+from gateway.records import RunRecord, RunStatus, ThreadChange
 from gateway.serde import dumps
 from gateway.storage import Storage
 
@@ -65,6 +67,15 @@ class Executor:
         # default (LANGGRAPH_DEFAULT_RECURSION_LIMIT) applies, as on the Agent Server.
         return {**assistant_config, **req.config, "configurable": configurable, "metadata": metadata}
 
+    async def _input(self, live: LiveRun) -> Any:
+        req = live.request
+        if live.attempt > 1 and not live.temporary:
+            # A run taken over from a process that died goes on from its last checkpoint.
+            config: RunnableConfig = {"configurable": {"thread_id": live.thread_id}}
+            async for _ in self.checkpointer.alist(config, filter={"run_id": live.run_id}, limit=1):
+                return None
+        return to_command(req.command) if req.command else req.input
+
     async def execute(self, live: LiveRun) -> None:
         live.started = True
         if live.cancel_action is not None:
@@ -77,7 +88,7 @@ class Executor:
         try:
             graph = live.spec.graph.copy(update={"checkpointer": None if live.temporary else self.checkpointer})
             config = self._config(live)
-            graph_input: Any = to_command(req.command) if req.command else req.input
+            graph_input = await self._input(live)
             writer.publish("metadata", (), dumps({"run_id": live.run_id, "attempt": live.attempt}))
             parts = stream_graph(
                 graph,
@@ -111,30 +122,67 @@ class Executor:
         finally:
             await asyncio.shield(self.finish(live, status))
 
-    async def finish(self, live: LiveRun, status: RunStatus) -> None:
-        """Records the end of the run (executed, or cancelled before it started), then
-        publishes `end`: a client that reads `end` and asks for the run sees how it ended."""
+    async def finish(self, live: LiveRun, status: RunStatus, *, queued: bool = False) -> bool:
+        """Records the end of the run (executed, or cancelled while `queued`), then publishes
+        `end`: a client that reads `end` and asks for the run sees how it ended. False when
+        the run was not this process's to end (another process holds it now)."""
+        ended = True
+        if live.cancel_action == "release":
+            # It goes on in another process, which writes its end.
+            await self._close(live)
+            return False
         try:
             if live.cancel_action is not None:
                 status = "interrupted"
-            if live.cancel_action == "rollback":
-                await live.writer.discard()
-                if not live.temporary:
-                    await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
-                    change = await self._thread_change(live, "success")
-                    await self._storage.finish_run(live.run_id, live.thread_id, None, change)
-            elif not live.temporary:
-                change = await self._thread_change(live, status)
-                await self._storage.finish_run(live.run_id, live.thread_id, status, change)
+            ended = await self._record_end(live, status, queued)
             live.record.status = status
         except Exception:
             logger.exception("could not record the end of run %s", live.run_id)
-        finally:
-            live.writer.publish("end", (), b'{"status":"' + status.encode() + b'"}')
-            try:
-                await live.writer.close()
-            except Exception:
-                logger.exception("could not write the event log of run %s", live.run_id)
+        if not ended:
+            await self._close(live)
+            return False
+        live.writer.publish("end", (), b'{"status":"' + status.encode() + b'"}')
+        await self._close(live)
+        return True
+
+    async def _record_end(self, live: LiveRun, status: RunStatus, queued: bool) -> bool:
+        # A temporary run kept in memory (no owner) has nothing stored to end.
+        stored = queued or live.owner is not None
+        conditions: dict[str, Any] = (
+            {"expect": ("pending",)} if queued else {"owner": live.owner, "attempt": live.attempt}
+        )
+        if live.cancel_action == "rollback":
+            await live.writer.discard()
+            if not stored:
+                return True
+            if not live.temporary:
+                await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
+            change = await self._thread_change(live, "success")
+            return await self._storage.finish_run(
+                live.run_id, live.thread_id, None, change, delete_thread=live.temporary, **conditions
+            )
+        if not stored:
+            return True
+        change = ThreadChange() if live.temporary else await self._thread_change(live, status)
+        return await self._storage.finish_run(
+            live.run_id, live.thread_id, status, change, delete_thread=live.temporary, **conditions
+        )
+
+    @staticmethod
+    async def _close(live: LiveRun) -> None:
+        try:
+            await live.writer.close()
+        except Exception:
+            logger.exception("could not write the event log of run %s", live.run_id)
+
+    async def fail_lost(self, record: RunRecord, writer: RunWriter) -> None:
+        """A run whose processes died with it too often: its stream says so and ends."""
+        error = dumps({"error": "RunLost", "message": f"the run's process stopped {record.attempt} times"})
+        writer.publish("error", (), error)
+        writer.publish("end", (), b'{"status":"error"}')
+        await writer.close()
+        change = ThreadChange(status="error", error=error)
+        await self._storage.finish_run(record.run_id, record.thread_id, "error", change, expect=("error",))
 
     async def _thread_change(self, live: LiveRun, status: RunStatus) -> ThreadChange:
         change = ThreadChange()

@@ -1,5 +1,11 @@
 """The core assembled from the settings: storage (with its checkpointer), the event bus, the
-scheduler and executor behind the run service, threads, assistants and thread streams."""
+signals between processes, the scheduler and executor behind the run service, threads,
+assistants and thread streams.
+
+- default: sqlite, events in memory (and the sqlite log for resumable runs), one process;
+- `--database-url`: Postgres instead of sqlite, still one process;
+- `--database-url` and `--redis-url`: any number of processes sharing Postgres and Redis.
+"""
 
 from __future__ import annotations
 
@@ -15,47 +21,70 @@ from gateway.core.bus import LocalBus
 from gateway.core.executor import Executor
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
+from gateway.core.signals import LocalSignals, Signals
 from gateway.core.thread_stream import ThreadStreams
 from gateway.core.threads import Threads
-from gateway.records import UNFINISHED, ThreadChange
-from gateway.serde import dumps
 from gateway.settings import Settings
 from gateway.storage import SqliteStorage, Storage
 
 logger = logging.getLogger("gateway")
 
 
+def _storage(settings: Settings) -> Storage:
+    if settings.database_url:
+        from gateway.storage.postgres import PostgresStorage
+
+        return PostgresStorage(settings.database_url)
+    return SqliteStorage(settings.db)
+
+
 class Gateway:
     def __init__(self, config: Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.storage: Storage = SqliteStorage(settings.db)
-        self.bus = LocalBus(self.storage, settings)
+        self.storage = _storage(settings)
+        signals: Signals
+        if settings.redis_url:
+            from gateway.redis_backend import RedisEventLog, RedisSignals, connect
+
+            self._redis = connect(settings.redis_url)
+            log = RedisEventLog(
+                self._redis, settings.redis_url, settings.redis_prefix, retention=settings.event_retention
+            )
+            self.bus = LocalBus(self.storage, settings, shared=log)
+            signals = RedisSignals(self._redis, settings.redis_prefix)
+            self._redis_log: RedisEventLog | None = log
+        else:
+            self.bus = LocalBus(self.storage, settings)
+            signals = LocalSignals()
+            self._redis_log = None
+        self.signals = signals
         access = Access(config.auth, self.storage)
         self.assistants = Assistants(self.storage, config.graphs, access=access)
         executor = Executor(self.storage, self.assistants, run_timeout=settings.run_timeout)
-        self.scheduler = Scheduler(self.storage, self.bus, executor, settings)
+        self.scheduler = Scheduler(self.storage, self.bus, executor, self.assistants, signals, settings)
         self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
+        self.bus.ended = self.runs.ended
         self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, access=access)
-        self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage)
+        self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage, signals)
         self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self._redis_log is not None:
+            from gateway.redis_backend import ping
+
+            assert self.settings.redis_url is not None
+            await ping(self._redis, self.settings.redis_url)
         await self.storage.setup()
+        if self._redis_log is not None:
+            await self._redis_log.start()
+        await self.signals.start()
         await self.assistants.setup()
-        await self._recover()
+        await self.scheduler.start()
         pruned = await self.bus.prune()
         if pruned:
             logger.info("pruned %d events of resumable runs older than %.0f s", pruned, self.settings.event_retention)
         self._pruner = asyncio.create_task(self._prune(), name="prune-events")
-
-    async def _recover(self) -> None:
-        """Runs the previous process left unfinished cannot go on: mark them and free their threads."""
-        error = dumps({"error": "ServerRestarted", "message": "the gateway stopped while the run was active"})
-        for run in await self.storage.runs_with_status(UNFINISHED):
-            change = ThreadChange(status="error", error=error)
-            await self.storage.finish_run(run.run_id, run.thread_id, "error", change)
-            logger.warning("run %s on thread %s was %s when the gateway stopped", run.run_id, run.thread_id, run.status)
 
     async def _prune(self) -> None:
         while True:
@@ -66,7 +95,8 @@ class Gateway:
                 await asyncio.sleep(1)
 
     async def drain(self, grace: float) -> None:
-        """Takes no new runs; live ones get `grace` seconds to finish, then are interrupted."""
+        """Takes no new runs; live ones get `grace` seconds to finish, then are interrupted
+        (or, in a shared deployment, handed back to the queue)."""
         await self.scheduler.shutdown(grace)
 
     async def close(self) -> None:
@@ -74,6 +104,10 @@ class Gateway:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
+        await self.signals.close()
+        if self._redis_log is not None:
+            await self._redis_log.close()
+            await self._redis.aclose()
         await self.storage.close()
 
     async def __aenter__(self) -> Gateway:

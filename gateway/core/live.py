@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gateway.config import GraphSpec
 from gateway.core.bus import RunWriter
@@ -23,10 +24,13 @@ class LiveRun:
     # Set by the executor's first step: a task cancelled before it starts never runs its
     # cleanup, so until then a cancel is a flag the executor reads when it starts.
     started: bool = False
-    # "interrupt" or "rollback" once cancelled.
-    cancel_action: CancelAction | None = None
+    # "interrupt" or "rollback" once cancelled; "release" when it stops here to go on in
+    # another process (this one drains, or lost its lease).
+    cancel_action: CancelAction | Literal["release"] | None = None
     outcome: Outcome = field(default_factory=Outcome)
     attempt: int = 1
+    # The process holding the run's claim (None: a temporary run kept in memory only).
+    owner: str | None = None
 
     @property
     def run_id(self) -> str:

@@ -12,7 +12,6 @@ from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
-from gateway.core.live import LiveRun
 from gateway.core.scheduler import Scheduler
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
 from gateway.outcome import Outcome
@@ -21,6 +20,7 @@ from gateway.records import (
     DURABILITIES,
     MULTITASK_STRATEGIES,
     STREAM_MODES,
+    UNFINISHED,
     CancelAction,
     Event,
     RunCreate,
@@ -151,9 +151,9 @@ class RunService:
     # Creating runs
 
     async def create(self, req: RunCreate) -> RunRecord:
-        return (await self._admit(req)).record
+        return await self._admit(req)
 
-    async def _admit(self, req: RunCreate) -> LiveRun:
+    async def _admit(self, req: RunCreate) -> RunRecord:
         validate(req)
         assistant, spec = await self._assistants.resolve(req.assistant_id)
         now = now_iso()
@@ -178,14 +178,14 @@ class RunService:
 
     async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
         """Creates the run and streams it from its first event."""
-        live = await self._admit(req)
-        return live.record, self._events(live.record, 0, None, cancel=req.on_disconnect == "cancel")
+        record = await self._admit(req)
+        return record, self._events(record, 0, None, cancel=req.on_disconnect == "cancel")
 
     async def wait(self, req: RunCreate) -> tuple[RunRecord, asyncio.Future[bytes]]:
         """Creates the run; the future is its outcome (cancelling it cancels the run when the
         request says on_disconnect=cancel)."""
-        live = await self._admit(req)
-        return live.record, asyncio.ensure_future(self._outcome(live.record, cancel=req.on_disconnect == "cancel"))
+        record = await self._admit(req)
+        return record, asyncio.ensure_future(self._outcome(record, cancel=req.on_disconnect == "cancel"))
 
     # Finding runs
 
@@ -207,12 +207,22 @@ class RunService:
         finished = self._scheduler.finished(run_id)
         if finished is not None and thread_id in (None, finished.record.thread_id):
             return finished.record
-        if thread_id is not None:
-            record = await self._storage.get_run(run_id)
-            if record is not None and record.thread_id == thread_id:
+        record = await self._storage.get_run(run_id)
+        if record is not None and thread_id in (None, record.thread_id):
+            # Without a thread id, only a stateless run is found: in a shared deployment its
+            # temporary thread and record are stored while it runs.
+            if thread_id is not None or record.kwargs.get("temporary"):
                 return record
+        if thread_id is not None:
             raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
         raise NotFound(f"Run {run_id} not found.")
+
+    async def ended(self, run_id: str) -> bool:
+        """Whether a run this process does not hold has ended (or is gone)."""
+        if self._scheduler.live(run_id) is not None:
+            return False
+        record = await self._storage.get_run(run_id)
+        return record is None or record.status not in UNFINISHED
 
     async def get(self, thread_id: str, run_id: str) -> RunRecord:
         return await self.find(thread_id, run_id)
@@ -290,25 +300,28 @@ class RunService:
         return await self._outcome(await self.find(thread_id, run_id), cancel=cancel_on_disconnect)
 
     async def _outcome(self, record: RunRecord, *, cancel: bool) -> bytes:
-        live = self._scheduler.live(record.run_id)
-        result: bytes | None = None
-        if live is not None:
-            try:
-                await live.done.wait()
-            except asyncio.CancelledError:
-                if cancel:
-                    self.cancel_soon(record.run_id)
-                raise
-            result = live.outcome.result()
-        elif (finished := self._scheduler.finished(record.run_id)) is not None:
-            result = finished.result
-        else:
-            outcome = Outcome()
-            async for batch in self._bus.events(record.run_id, after=0):
-                for event in batch:
-                    outcome.add(event.name, event.ns, event.data)
-            result = outcome.result()
+        try:
+            result = await self._result(record)
+        except asyncio.CancelledError:
+            if cancel:
+                self.cancel_soon(record.run_id)
+            raise
         return result if result is not None else await self._stored_result(record.thread_id)
+
+    async def _result(self, record: RunRecord) -> bytes | None:
+        live = self._scheduler.live(record.run_id)
+        if live is not None:
+            await live.done.wait()
+            return live.outcome.result()
+        finished = self._scheduler.finished(record.run_id)
+        if finished is not None:
+            return finished.result
+        # Executed elsewhere, or before this process started: told by its events.
+        outcome = Outcome()
+        async for batch in self._bus.events(record.run_id, after=0):
+            for event in batch:
+                outcome.add(event.name, event.ns, event.data)
+        return outcome.result()
 
     async def _stored_result(self, thread_id: str) -> bytes:
         thread = await self._storage.get_thread(thread_id)
@@ -327,12 +340,14 @@ class RunService:
             raise InvalidArgument(f"action {action!r} is not one of: {', '.join(CANCEL_ACTIONS)}")
         record = await self.find(thread_id, run_id, cancel=action)
         live = self._scheduler.live(run_id)
-        if live is None or live.done.is_set():
+        if live is not None and live.done.is_set() or record.status not in UNFINISHED:
             raise Conflict(f"Run {run_id} is {record.status}, not pending or running: nothing to cancel.")
-        await self._scheduler.cancel(live, action)
+        await self._scheduler.cancel(run_id, action)
         if wait:
-            await live.done.wait()
-        return live.record
+            await self._result(record)
+            if live is None:
+                return await self._storage.get_run(run_id) or record
+        return record
 
     async def cancel_many(
         self,
@@ -370,6 +385,4 @@ class RunService:
         return found
 
     def cancel_soon(self, run_id: str) -> None:
-        live = self._scheduler.live(run_id)
-        if live is not None:
-            self._scheduler.cancel_soon(live)
+        self._scheduler.cancel_soon(run_id)

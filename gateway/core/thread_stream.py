@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
 from gateway._utils import run_base_ms
-from gateway.core.live import LiveRun
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
+from gateway.core.signals import SignalKind, Signals
 from gateway.errors import InvalidArgument, SubscriberTooSlow
 from gateway.records import Event
 from gateway.serde import dumps
@@ -179,26 +179,39 @@ class _Follower:
 
 
 class ThreadStreams:
-    def __init__(self, runs: RunService, scheduler: Scheduler, store: RecordStore, *, capacity: int = 64) -> None:
+    """Runs and state updates reach the streams of every process through the signals: a run
+    admitted, or a state updated, in one process is followed by subscribers in all of them."""
+
+    def __init__(
+        self, runs: RunService, scheduler: Scheduler, store: RecordStore, signals: Signals, *, capacity: int = 64
+    ) -> None:
         self._runs = runs
         self._scheduler = scheduler
         self._store = store
+        self._signals = signals
         self._capacity = capacity
         self._followers: dict[str, set[_Follower]] = {}
-        scheduler.on_admitted.append(self._admitted)
+        scheduler.on_admitted(self._admitted)
+        signals.subscribe(self._signal)
 
-    def _admitted(self, run: LiveRun) -> None:
-        for follower in self._followers.get(run.thread_id, ()):
-            follower.follow(run.run_id, 0)
+    def _admitted(self, thread_id: str, run_id: str) -> None:
+        for follower in self._followers.get(thread_id, ()):
+            follower.follow(run_id, 0)
 
-    def state_updated(self, thread_id: str, state: dict[str, Any]) -> None:
+    async def state_updated(self, thread_id: str, state: dict[str, Any]) -> None:
+        ms = time.time_ns() // 1_000_000
+        await self._signals.publish("state", {"thread_id": thread_id, "ms": ms, "state": state})
+
+    def _signal(self, kind: SignalKind, payload: dict[str, Any]) -> None:
+        if kind != "state":
+            return
+        thread_id = str(payload.get("thread_id"))
         followers = self._followers.get(thread_id)
         if not followers:
             return
-        ms = time.time_ns() // 1_000_000
-        data = dumps({"state": state, "thread_id": thread_id})
+        data = dumps({"state": payload.get("state"), "thread_id": thread_id})
         for follower in followers:
-            follower.push(ThreadEvent(None, f"{ms}-0", "state_update", (), data))
+            follower.push(ThreadEvent(None, f"{payload.get('ms', 0)}-0", "state_update", (), data))
 
     async def subscribe(
         self, thread_id: str, *, after: tuple[int, int] | None = None, modes: frozenset[str] = frozenset({"run_modes"})
@@ -209,12 +222,11 @@ class ThreadStreams:
         # Registered before the runs are listed, so a run created meanwhile is not missed.
         self._followers.setdefault(thread_id, set()).add(follower)
         try:
-            live = {run.run_id for run in self._scheduler.live_on_thread(thread_id)}
             records = await self._store.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
             for record in reversed(records):
                 run_id = record.run_id
                 start = _start_after(run_id, after)
-                if run_id in live and self._scheduler.live(run_id) is not None:
+                if record.status in ("pending", "running") or self._scheduler.live(run_id) is not None:
                     follower.follow(run_id, start if start is not None else await self._runs.last_seq(run_id))
                 elif start is not None and run_id not in follower.following:
                     # Finished: replayed in order now, before the live runs' events are read.

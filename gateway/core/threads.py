@@ -100,7 +100,7 @@ class Threads:
             raise NotFound(f"Thread with ID {thread_id} not found")
         runs = [live for run_id in unfinished if (live := self._scheduler.live(run_id)) is not None]
         for live in runs:
-            await self._scheduler.cancel(live, "interrupt")
+            await self._scheduler.cancel(live.run_id, "interrupt")
         if runs:
             await asyncio.wait([asyncio.ensure_future(live.done.wait()) for live in runs])
         self._scheduler.forget_thread(thread_id)

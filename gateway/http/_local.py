@@ -136,7 +136,7 @@ class LocalBackend:
         self, thread_id: str, values: Any, *, as_node: str | None, checkpoint: Json | None
     ) -> Json:
         config, state = await self.gw.threads.update_state(thread_id, values, as_node=as_node, checkpoint=checkpoint)
-        self.gw.thread_streams.state_updated(thread_id, state)
+        await self.gw.thread_streams.state_updated(thread_id, state)
         # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
         return {"checkpoint": config, "configurable": config, "checkpoint_id": config.get("checkpoint_id")}
 

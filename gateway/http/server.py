@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,14 +21,26 @@ class _Server(uvicorn.Server):
         yield
 
 
+def reusable_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind too (SO_REUSEPORT): the kernel spreads
+    the connections over them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class HttpServer:
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, reuse_port: bool = False) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="warning",
-            lifespan="off",
+            # Runs the lifespan of a user's app (langgraph.json's http.app); the API has none.
+            lifespan="auto",
             # The event streams carry their own heartbeats; keep idle keep-alive connections short.
             timeout_keep_alive=5,
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
@@ -37,9 +50,14 @@ class HttpServer:
         self._app = app
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
+        self._sockets: list[socket.socket] | None = None
+        if reuse_port:
+            sock = reusable_socket(host, port)
+            sock.listen(2048)
+            self._sockets = [sock]
 
     async def start(self) -> int:
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        self._task = asyncio.create_task(self._server.serve(sockets=self._sockets), name="http-server")
         while not self._server.started:
             if self._task.done():
                 self._task.result()

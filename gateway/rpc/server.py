@@ -36,6 +36,8 @@ SERVER_OPTIONS = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    # Off unless several processes serve the port (--workers): grpc turns it on by default,
+    # and then a second server could bind a port that one is already serving.
     ("grpc.so_reuseport", 0),
 )
 
@@ -46,11 +48,11 @@ class GrpcServer:
         gateway: Gateway,
         *,
         interceptors: tuple[grpc.aio.ServerInterceptor, ...] = (),
+        reuse_port: bool = False,
     ) -> None:
         self.gateway = gateway
-        self.server = grpc.aio.server(
-            interceptors=(*interceptors, MalformedRequestInterceptor()), options=SERVER_OPTIONS
-        )
+        options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1)] if reuse_port else SERVER_OPTIONS
+        self.server = grpc.aio.server(interceptors=(*interceptors, MalformedRequestInterceptor()), options=options)
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)

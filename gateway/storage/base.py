@@ -21,10 +21,13 @@ from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from gateway.errors import Conflict, TooManyRuns
 from gateway.records import (
     AccessFilter,
+    Admission,
     AssistantFilter,
     AssistantRecord,
+    Claim,
     Event,
     IfNotExists,
     RunRecord,
@@ -35,6 +38,21 @@ from gateway.records import (
 )
 
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
+
+
+def check_admission(run: RunRecord, unfinished: Sequence[str], max_unfinished: int) -> None:
+    """The multitask decision every backend takes, inside its admission transaction."""
+    if not unfinished:
+        return
+    if len(unfinished) >= max_unfinished:
+        raise TooManyRuns(
+            f"Thread {run.thread_id} already has {len(unfinished)} queued runs (the limit is {max_unfinished})."
+        )
+    if run.multitask_strategy == "reject":
+        raise Conflict(
+            f"Thread {run.thread_id} is already running a task. Wait for it to finish or choose a "
+            "different multitask strategy."
+        )
 
 
 class RecordStore(Protocol):
@@ -90,16 +108,36 @@ class RecordStore(Protocol):
         max_unfinished: int,
         new_thread_metadata: dict[str, Any] | None = None,
         access: AccessFilter | None = None,
-    ) -> list[str]:
+        claim_as: str | None = None,
+        lease_seconds: float = 0,
+    ) -> Admission:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
-        TooManyRuns (`max_unfinished` reached) or Conflict (reject on a busy thread); returns
-        the unfinished runs that an interrupt or rollback strategy must cancel. `request` is
-        the serialised RunCreate, so that any process can execute the run."""
+        TooManyRuns (`max_unfinished` reached) or Conflict (reject on a busy thread). With
+        `claim_as`, a run whose thread has nothing unfinished is claimed by that owner in the
+        same step (running, attempt 1, leased). `request` is the serialised RunCreate, so that
+        any process can execute the run."""
         ...
 
-    async def claim_run(self, thread_id: str) -> RunRecord | None:
-        """The thread's oldest pending run, now running, unless a run of the thread runs."""
+    async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
+        """Up to `limit` runs for `owner` to execute: of each thread that has no running run,
+        its oldest pending one, now running with its attempt counted and a lease."""
+        ...
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease_seconds: float) -> list[str]:
+        """Extends `owner`'s leases; returns the runs it no longer holds (taken over or ended)."""
+        ...
+
+    async def expire_leases(
+        self, max_attempts: int, *, all_running: bool = False
+    ) -> tuple[list[RunRecord], list[RunRecord]]:
+        """Runs whose lease ran out (their process died), or every running run with
+        `all_running` (the one process that could hold them is starting): those with attempts
+        left go back to pending; the others end with `error`. Returns (requeued, failed)."""
+        ...
+
+    async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
+        """Hands running runs back to the queue without using up an attempt (a draining process)."""
         ...
 
     async def finish_run(
@@ -110,10 +148,14 @@ class RecordStore(Protocol):
         change: ThreadChange,
         *,
         expect: Sequence[RunStatus] = ("pending", "running"),
+        owner: str | None = None,
+        attempt: int | None = None,
+        delete_thread: bool = False,
     ) -> bool:
         """Ends the run with `status` (None deletes it: a rollback) and applies `change` to its
-        thread, whose status stays busy while other runs of it are unfinished. Only a run whose
-        status is in `expect` is ended; False when it was not."""
+        thread, whose status stays busy while other runs of it are unfinished (or deletes the
+        thread: a temporary one). Only a run whose status is in `expect` (and, when given, held
+        by `owner` at `attempt`) is ended; False when it was not."""
         ...
 
     async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None: ...
@@ -143,6 +185,10 @@ class EventLog(Protocol):
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None: ...
 
     async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]: ...
+
+    async def last_seq(self, run_id: str) -> int:
+        """The seq of the run's last logged event (0 for none)."""
+        ...
 
     async def delete_events(self, run_id: str) -> None: ...
 

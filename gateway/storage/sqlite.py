@@ -24,12 +24,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from gateway.errors import Conflict, NotFound, TooManyRuns
+from gateway.errors import NotFound
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
+    Admission,
     AssistantFilter,
     AssistantRecord,
+    Claim,
     Equals,
     Event,
     IfNotExists,
@@ -40,6 +42,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.storage.base import check_admission
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gw_assistants (
@@ -92,14 +95,18 @@ CREATE INDEX IF NOT EXISTS gw_run_events_created ON gw_run_events (created_at);
 """
 # Columns added since the first schema: (table, column, definition).
 _MIGRATIONS = (
-    ("gw_runs", "attempt", "INTEGER NOT NULL DEFAULT 1"),
+    ("gw_runs", "attempt", "INTEGER NOT NULL DEFAULT 0"),
     ("gw_runs", "request", "BLOB"),
+    ("gw_runs", "owner", "TEXT"),
+    ("gw_runs", "lease_until", "REAL"),
 )
 
 _THREAD_COLUMNS = (
     'thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "values", interrupts, error'
 )
-_RUN_COLUMNS = "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs"
+_RUN_COLUMNS = (
+    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt"
+)
 _ASSISTANT_COLUMNS = (
     "assistant_id, graph_id, name, created_at, updated_at, config, context, metadata, version, description"
 )
@@ -143,6 +150,7 @@ def _run(row: Sequence[Any]) -> RunRecord:
         metadata=orjson.loads(row[6]),
         multitask_strategy=row[7],
         kwargs=orjson.loads(row[8]),
+        attempt=row[9],
     )
 
 
@@ -515,7 +523,9 @@ class SqliteStorage:
         max_unfinished: int,
         new_thread_metadata: dict[str, Any] | None = None,
         access: AccessFilter | None = None,
-    ) -> list[str]:
+        claim_as: str | None = None,
+        lease_seconds: float = 0,
+    ) -> Admission:
         thread_id = run.thread_id
         with self._write() as conn:
             row = conn.execute("SELECT metadata FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
@@ -541,18 +551,13 @@ class SqliteStorage:
                     (thread_id,),
                 )
             ]
-            if unfinished:
-                if len(unfinished) >= max_unfinished:
-                    raise TooManyRuns(
-                        f"Thread {thread_id} already has {len(unfinished)} queued runs (the limit is {max_unfinished})."
-                    )
-                if run.multitask_strategy == "reject":
-                    raise Conflict(
-                        f"Thread {thread_id} is already running a task. Wait for it to finish or choose a "
-                        "different multitask strategy."
-                    )
+            check_admission(run, unfinished, max_unfinished)
+            claimed = claim_as is not None and not unfinished
+            if claimed:
+                run.status, run.attempt = "running", 1
             conn.execute(
-                f"INSERT INTO gw_runs ({_RUN_COLUMNS}, attempt, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                f"INSERT INTO gw_runs ({_RUN_COLUMNS}, request, owner, lease_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     thread_id,
@@ -563,31 +568,92 @@ class SqliteStorage:
                     _dumps(run.metadata),
                     run.multitask_strategy,
                     orjson.dumps(run.kwargs),
+                    run.attempt,
                     request,
+                    claim_as if claimed else None,
+                    time.time() + lease_seconds if claimed else None,
                 ),
             )
             self._change_thread(conn, thread_id, change)
-        return unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
+        cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
+        return Admission(cancel, claimed)
 
-    async def claim_run(self, thread_id: str) -> RunRecord | None:
+    async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
+        claims: list[Claim] = []
+        if limit <= 0:
+            return claims
         with self._write() as conn:
-            if conn.execute(
-                "SELECT 1 FROM gw_runs WHERE thread_id = ? AND status = 'running' LIMIT 1", (thread_id,)
-            ).fetchone():
-                return None
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ? AND status = 'pending' "
-                "ORDER BY created_at, run_id LIMIT 1",
-                (thread_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            run = _run(row)
-            run.status, run.updated_at = "running", now_iso()
-            conn.execute(
-                "UPDATE gw_runs SET status = 'running', updated_at = ? WHERE run_id = ?", (run.updated_at, run.run_id)
-            )
-        return run
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS}, request FROM gw_runs AS r WHERE status = 'pending' "
+                "AND NOT EXISTS (SELECT 1 FROM gw_runs AS o WHERE o.thread_id = r.thread_id AND "
+                "(o.status = 'running' OR (o.status = 'pending' AND (o.created_at, o.run_id) < (r.created_at, r.run_id)))) "
+                "ORDER BY created_at, run_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            now = now_iso()
+            for row in rows:
+                run = _run(row)
+                run.status, run.updated_at, run.attempt = "running", now, run.attempt + 1
+                conn.execute(
+                    "UPDATE gw_runs SET status = 'running', updated_at = ?, attempt = ?, owner = ?, lease_until = ? "
+                    "WHERE run_id = ?",
+                    (now, run.attempt, owner, time.time() + lease_seconds, run.run_id),
+                )
+                claims.append(Claim(run, bytes(row[10] or b"{}")))
+        return claims
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease_seconds: float) -> list[str]:
+        held: set[str] = set()
+        with self._write() as conn:
+            for run_id in run_ids:
+                cur = conn.execute(
+                    "UPDATE gw_runs SET lease_until = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
+                    (time.time() + lease_seconds, run_id, owner),
+                )
+                if cur.rowcount == 1:
+                    held.add(run_id)
+        return [run_id for run_id in run_ids if run_id not in held]
+
+    async def expire_leases(
+        self, max_attempts: int, *, all_running: bool = False
+    ) -> tuple[list[RunRecord], list[RunRecord]]:
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status = 'running' "
+                "AND (? OR lease_until IS NULL OR lease_until < ?) ORDER BY created_at, run_id",
+                (all_running, time.time()),
+            ).fetchall()
+            requeued: list[RunRecord] = []
+            failed: list[RunRecord] = []
+            for row in rows:
+                run = _run(row)
+                run.status = "pending" if run.attempt < max_attempts else "error"
+                (requeued if run.status == "pending" else failed).append(run)
+                conn.execute(
+                    "UPDATE gw_runs SET status = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE run_id = ?",
+                    (run.status, now_iso(), run.run_id),
+                )
+        return requeued, failed
+
+    async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
+        released = []
+        with self._write() as conn:
+            for run_id in run_ids:
+                row = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ? AND owner = ? AND status = 'running'",
+                    (run_id, owner),
+                ).fetchone()
+                if row is None:
+                    continue
+                run = _run(row)
+                run.status, run.attempt = "pending", run.attempt - 1
+                conn.execute(
+                    "UPDATE gw_runs SET status = 'pending', attempt = ?, owner = NULL, lease_until = NULL "
+                    "WHERE run_id = ?",
+                    (run.attempt, run_id),
+                )
+                released.append(run)
+        return released
 
     async def finish_run(
         self,
@@ -597,16 +663,29 @@ class SqliteStorage:
         change: ThreadChange,
         *,
         expect: Sequence[RunStatus] = UNFINISHED,
+        owner: str | None = None,
+        attempt: int | None = None,
+        delete_thread: bool = False,
     ) -> bool:
-        marks = ", ".join("?" for _ in expect)
+        condition = f"run_id = ? AND status IN ({', '.join('?' for _ in expect)})"
+        args: list[Any] = [run_id, *expect]
+        if owner is not None:
+            condition += " AND owner = ? AND attempt = ?"
+            args += [owner, attempt]
         with self._write() as conn:
             if status is None:
-                sql, args = f"DELETE FROM gw_runs WHERE run_id = ? AND status IN ({marks})", (run_id, *expect)
+                cur = conn.execute(f"DELETE FROM gw_runs WHERE {condition}", args)
             else:
-                sql = f"UPDATE gw_runs SET status = ?, updated_at = ? WHERE run_id = ? AND status IN ({marks})"
-                args = (status, now_iso(), run_id, *expect)
-            if conn.execute(sql, args).rowcount != 1:
+                cur = conn.execute(
+                    f"UPDATE gw_runs SET status = ?, updated_at = ?, owner = NULL, lease_until = NULL WHERE {condition}",
+                    (status, now_iso(), *args),
+                )
+            if cur.rowcount != 1:
                 return False
+            if delete_thread:
+                conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
+                conn.execute("DELETE FROM gw_threads WHERE thread_id = ?", (thread_id,))
+                return True
             if conn.execute(
                 f"SELECT 1 FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} LIMIT 1", (thread_id,)
             ).fetchone():
@@ -673,6 +752,10 @@ class SqliteStorage:
             (run_id, after, limit),
         )
         return [Event(seq, name, tuple(ns.split("|")) if ns else (), bytes(data)) for seq, name, ns, data in rows]
+
+    async def last_seq(self, run_id: str) -> int:
+        row = self._one("SELECT max(seq) FROM gw_run_events WHERE run_id = ?", (run_id,))
+        return int(row[0] or 0)
 
     async def delete_events(self, run_id: str) -> None:
         with self._write() as conn:

@@ -51,10 +51,11 @@ async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(make_core
         # Subscribed, then never read again while the thread's state changes many times.
         first = asyncio.ensure_future(stream.__anext__())
         await asyncio.sleep(0.05)
-        core.thread_streams.state_updated(thread_id, {"values": {"i": 0}})
+        await core.thread_streams.state_updated(thread_id, {"values": {"i": 0}})
         assert len(await first) == 1
         for i in range(1, 1000):
-            core.thread_streams.state_updated(thread_id, {"values": {"i": i}})
+            await core.thread_streams.state_updated(thread_id, {"values": {"i": i}})
+        await asyncio.sleep(0.05)  # the signals are delivered
         (follower,) = _followers(core, thread_id)
         assert follower.queue.qsize() <= 64 and not follower.tasks
         with pytest.raises(SubscriberTooSlow):

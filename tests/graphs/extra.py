@@ -122,6 +122,26 @@ def _chain(length: int) -> StateGraph[Count]:
 chain = _chain(50).compile()
 
 
+async def _slow_increment(state: Count) -> Count:
+    await asyncio.sleep(0.1)
+    return {"n": state.get("n", 0) + 1}
+
+
+def _slow_chain(length: int) -> StateGraph[Count]:
+    builder = StateGraph(Count)
+    names = [f"step_{i:02d}" for i in range(length)]
+    for name in names:
+        builder.add_node(name, _slow_increment)
+    builder.add_edge(START, names[0])
+    for a, b in zip(names, names[1:], strict=False):
+        builder.add_edge(a, b)
+    return builder
+
+
+# 20 steps of 0.1 s: a run long enough to lose its process halfway, checkpointed at each step.
+chain_slow = _slow_chain(20).compile()
+
+
 @dataclass
 class Settings:
     greeting: str = "hello"

@@ -40,7 +40,7 @@ def test_search_and_count_assistants(http: httpx.Client) -> None:
     assert len(found.json()) == 3
     assert found.headers["x-pagination-next"] == "3"
     everything = http.post("/assistants/search", json={"limit": 100}).json()
-    assert len(everything) == http.post("/assistants/count", json={}).json() == 15
+    assert len(everything) == http.post("/assistants/count", json={}).json() == 16
     assert [a["graph_id"] for a in http.post("/assistants/search", json={"graph_id": "chat"}).json()] == ["chat"]
     assert http.post("/assistants/count", json={"metadata": {"created_by": "nobody"}}).json() == 0
     assert http.post("/assistants/search", json={"graph_id": "nope"}).status_code == 404

@@ -24,7 +24,7 @@ async def test_assistants_have_the_agent_servers_ids(stubs: Stubs) -> None:
     assert [a.graph_id for a in found.assistants] == ["chat"]
     assert dict(found.assistants[0].metadata) == {"created_by": "system"}
     everything = await stubs.assistants.SearchAssistants(assistants_pb2.SearchAssistantsRequest(limit=100))
-    assert len(everything.assistants) == 11
+    assert len(everything.assistants) == 16
 
 
 async def test_thread_create_get_search_delete(stubs: Stubs) -> None:

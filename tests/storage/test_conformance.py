@@ -11,6 +11,7 @@ import pytest
 from gateway._utils import uuid7
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
+    Admission,
     AssistantFilter,
     AssistantRecord,
     Event,
@@ -34,14 +35,26 @@ def run(thread_id: str, strategy: MultitaskStrategy = "enqueue") -> RunRecord:
     return RunRecord(uuid7(), thread_id, "a", now, now, "pending", {}, strategy, {"resumable": False})
 
 
-async def admit(storage: Storage, record: RunRecord, *, create: bool = False, limit: int = 100) -> list[str]:
-    return await storage.admit_run(
+OWNER = "process-a"
+
+
+async def admit(
+    storage: Storage, record: RunRecord, *, create: bool = False, limit: int = 100, claim: bool = False
+) -> list[str]:
+    admission = await storage.admit_run(
         record,
         b"{}",
         if_not_exists="create" if create else "reject",
         thread_metadata={"graph_id": "g"},
         max_unfinished=limit,
+        claim_as=OWNER if claim else None,
+        lease_seconds=30,
     )
+    return admission.cancel
+
+
+async def claim(storage: Storage, owner: str = OWNER, limit: int = 10, lease: float = 30) -> list[RunRecord]:
+    return [c.run for c in await storage.claim_runs(owner, limit, lease)]
 
 
 # Threads
@@ -144,16 +157,22 @@ async def test_concurrent_admissions_on_one_thread_hold_its_strategy(storage: St
 
 
 async def test_a_thread_runs_one_claimed_run_at_a_time_oldest_first(storage: Storage) -> None:
-    t = thread()
+    t, other = thread(), thread()
     await storage.create_thread(t)
+    await storage.create_thread(other)
     runs = [run(t.thread_id) for _ in range(3)]
     for r in runs:
         await admit(storage, r)
-    claimed = await storage.claim_run(t.thread_id)
-    assert claimed is not None and claimed.run_id == runs[0].run_id and claimed.status == "running"
-    assert await storage.claim_run(t.thread_id) is None
+    elsewhere = run(other.thread_id)
+    await admit(storage, elsewhere)
+    claimed = await claim(storage)
+    assert [r.run_id for r in claimed] == [runs[0].run_id, elsewhere.run_id]
+    assert claimed[0].status == "running" and claimed[0].attempt == 1
+    assert await storage.claim_runs(OWNER, 10, 30) == []
     # Ending it leaves the thread busy while others wait, then frees the next.
-    assert await storage.finish_run(runs[0].run_id, t.thread_id, "success", ThreadChange(status="idle"))
+    assert await storage.finish_run(
+        runs[0].run_id, t.thread_id, "success", ThreadChange(status="idle"), owner=OWNER, attempt=1
+    )
     stored = await storage.get_thread(t.thread_id)
     assert stored is not None and stored.status == "busy"
     assert not await storage.finish_run(runs[0].run_id, t.thread_id, "error", ThreadChange(status="error"))
@@ -163,23 +182,75 @@ async def test_a_thread_runs_one_claimed_run_at_a_time_oldest_first(storage: Sto
     assert await storage.finish_run(
         runs[2].run_id, t.thread_id, "interrupted", ThreadChange(status="idle"), expect=("pending",)
     )
-    claimed = await storage.claim_run(t.thread_id)
-    assert claimed is not None and claimed.run_id == runs[1].run_id
+    (claimed_next,) = await claim(storage, limit=1)
+    assert claimed_next.run_id == runs[1].run_id
     assert not await storage.finish_run(runs[1].run_id, t.thread_id, None, ThreadChange(), expect=("pending",))
+    # Only its holder, at its attempt, ends a claimed run.
+    assert not await storage.finish_run(runs[1].run_id, t.thread_id, None, ThreadChange(), owner="x", attempt=1)
     # A rollback deletes the run; the thread takes the change once nothing else is unfinished.
     assert await storage.finish_run(runs[1].run_id, t.thread_id, None, ThreadChange(status="idle"))
     assert await storage.get_run(runs[1].run_id) is None
     stored = await storage.get_thread(t.thread_id)
     assert stored is not None and stored.status == "idle"
-    assert await storage.claim_run(t.thread_id) is None
+    assert await storage.claim_runs(OWNER, 10, 30) == []
+
+
+async def test_an_idle_thread_claims_at_admission(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    first, second = run(t.thread_id), run(t.thread_id)
+    assert await storage.admit_run(
+        first, b"{}", if_not_exists="reject", thread_metadata={}, max_unfinished=9, claim_as=OWNER, lease_seconds=30
+    ) == Admission([], claimed=True)
+    assert first.status == "running" and first.attempt == 1
+    admitted = await storage.admit_run(
+        second, b"{}", if_not_exists="reject", thread_metadata={}, max_unfinished=9, claim_as=OWNER, lease_seconds=30
+    )
+    assert not admitted.claimed and second.status == "pending"
+    assert await storage.claim_runs("process-b", 10, 30) == []
+
+
+async def test_expired_leases_go_back_to_the_queue_until_attempts_run_out(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    record = run(t.thread_id)
+    await admit(storage, record, claim=True)
+    assert await storage.renew_leases(OWNER, [record.run_id], 0.05) == []
+    assert await storage.renew_leases("process-b", [record.run_id], 30) == [record.run_id]
+    await asyncio.sleep(0.2)
+    requeued, failed = await storage.expire_leases(2)
+    assert [r.run_id for r in requeued] == [record.run_id] and failed == []
+    # Another process takes it over as attempt 2; its old holder can no longer end it.
+    (again,) = await claim(storage, "process-b", lease=0.05)
+    assert again.attempt == 2
+    assert not await storage.finish_run(record.run_id, t.thread_id, "success", ThreadChange(), owner=OWNER, attempt=1)
+    assert await storage.renew_leases(OWNER, [record.run_id], 30) == [record.run_id]
+    await asyncio.sleep(0.2)
+    requeued, failed = await storage.expire_leases(2)
+    assert requeued == [] and [r.run_id for r in failed] == [record.run_id]
+    got = await storage.get_run(record.run_id)
+    assert got is not None and got.status == "error"
+
+
+async def test_a_draining_process_hands_runs_back_without_using_an_attempt(storage: Storage) -> None:
+    t = thread()
+    await storage.create_thread(t)
+    record = run(t.thread_id)
+    await admit(storage, record, claim=True)
+    assert await storage.release_runs("process-b", [record.run_id]) == []
+    (released,) = await storage.release_runs(OWNER, [record.run_id])
+    assert released.status == "pending" and released.attempt == 0
+    (again,) = await claim(storage, "process-b")
+    assert again.attempt == 1
+    requeued, _ = await storage.expire_leases(3, all_running=True)
+    assert [r.run_id for r in requeued] == [record.run_id]
 
 
 async def test_deleting_a_thread_reports_its_unfinished_runs_and_takes_its_runs(storage: Storage) -> None:
     t = thread()
     await storage.create_thread(t)
     done, waiting = run(t.thread_id), run(t.thread_id)
-    await admit(storage, done)
-    await storage.claim_run(t.thread_id)
+    await admit(storage, done, claim=True)
     await storage.finish_run(done.run_id, t.thread_id, "success", ThreadChange(status="idle"))
     await admit(storage, waiting)
     await storage.append_events(waiting.run_id, [Event(1, "metadata", (), b"{}")])
@@ -196,7 +267,7 @@ async def test_runs_list_newest_first_and_by_status(storage: Storage) -> None:
     runs = [run(t.thread_id) for _ in range(3)]
     for r in runs:
         await admit(storage, r)
-    await storage.claim_run(t.thread_id)
+    await claim(storage)
     listed = await storage.list_runs(t.thread_id, status=None, limit=10, offset=0)
     assert [r.run_id for r in listed] == [r.run_id for r in reversed(runs)]
     assert [r.run_id for r in await storage.list_runs(t.thread_id, status="running", limit=10, offset=0)] == [

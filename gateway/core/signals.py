@@ -1,0 +1,63 @@
+"""Signals between the processes that share a deployment: runs are waiting to be claimed, a
+run is to be cancelled, a run was admitted to a thread, a thread's state was updated.
+
+Signals are hints with no delivery guarantee (Redis pub/sub drops them across a disconnect):
+everything they say can also be found in storage, and the scheduler polls it. A cancel also
+leaves a mark (`cancel_mark`) that the process which claims the run later reads.
+
+`LocalSignals` is the single-process case: a signal reaches this process's handlers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+SignalKind = Literal["wake", "cancel", "admitted", "state"]
+Handler = Callable[[SignalKind, dict[str, Any]], None]
+
+
+class Signals(Protocol):
+    def subscribe(self, handler: Handler) -> None:
+        """`handler` gets every signal published by any process, this one included."""
+        ...
+
+    async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None: ...
+
+    async def mark_cancel(self, run_id: str, action: str) -> None:
+        """Leaves the cancel of a run where the process that claims it will find it."""
+        ...
+
+    async def cancel_mark(self, run_id: str) -> str | None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalSignals:
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self._marks: dict[str, str] = {}
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for handler in self._handlers:
+            # As a remote signal would: after the publisher's own step, not inside it.
+            loop.call_soon(handler, kind, payload)
+
+    async def mark_cancel(self, run_id: str, action: str) -> None:
+        self._marks[run_id] = action
+
+    async def cancel_mark(self, run_id: str) -> str | None:
+        return self._marks.pop(run_id, None)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,286 @@
+"""Redis for the scale-out deployment: every run's events in a Redis stream of its own (the log
+any process replays and tails), and the signals between processes (pub/sub, plus cancel marks).
+
+A run's stream entries carry the ids clients already see: `<ms>-<seq>`, where `<ms>` is fixed
+per run, so a stream id is an event id and reading on from one is a resume. Writes of a batch of
+events are pipelined: one round trip per batch. Streams expire (`EXPIRE`) a retention after
+their last write.
+
+Waiting for new entries is multiplexed: one blocking XREAD per process over every stream a
+reader waits on (`_Tail`), instead of a connection per reader; a reader that registers a new
+stream pokes the blocked read awake through a small wake stream of the process's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway._utils import run_base_ms
+from gateway.core.signals import Handler, SignalKind
+from gateway.errors import Unavailable
+from gateway.records import Event
+
+logger = logging.getLogger("gateway.redis")
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_BLOCK_MS = 5_000
+
+
+def connect(url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+
+
+async def ping(client: aioredis.Redis, url: str) -> None:
+    try:
+        await client.ping()
+    except REDIS_ERRORS as exc:
+        raise Unavailable(f"cannot connect to Redis at {url}: {exc}") from None
+
+
+def _entry_id(run_id: str, seq: int) -> str:
+    return f"{run_base_ms(run_id)}-{seq}"
+
+
+def _seq(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.rpartition("-")[2])
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
+    ns = fields.get(b"s", b"")
+    return Event(_seq(entry_id), fields[b"n"].decode(), tuple(ns.decode().split("|")) if ns else (), fields[b"d"])
+
+
+class RedisEventLog:
+    """The event log of every run (the bus's log in the scale-out deployment)."""
+
+    def __init__(self, client: aioredis.Redis, url: str, prefix: str, *, retention: float) -> None:
+        # redis-py's return types are unions of every reply type: replies are checked here.
+        self._client: Any = client
+        self._prefix = prefix
+        self._retention = max(int(retention), 1)
+        self._tail = _Tail(url, prefix)
+
+    def key(self, run_id: str) -> str:
+        return f"{self._prefix}run:{run_id}:events"
+
+    async def start(self) -> None:
+        await self._tail.start()
+
+    async def close(self) -> None:
+        await self._tail.close()
+
+    async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        key = self.key(run_id)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for e in events:
+                    pipe.xadd(key, {"n": e.name, "s": "|".join(e.ns), "d": e.data}, id=_entry_id(run_id, e.seq))
+                pipe.expire(key, self._retention)
+                results = await pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from None
+        for result in results:
+            # A batch written again after a failed attempt: its entries are there already.
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                raise result
+
+    async def retain(self, run_id: str, seconds: float) -> None:
+        """Keeps the run's events for `seconds` more, and no longer."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._client.expire(self.key(run_id), max(int(seconds), 1))
+
+    async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]:
+        try:
+            entries = await self._client.xrange(
+                self.key(run_id), min=f"({_entry_id(run_id, after)}", max="+", count=limit
+            )
+        except REDIS_ERRORS as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from None
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    async def last_seq(self, run_id: str) -> int:
+        try:
+            entries = await self._client.xrevrange(self.key(run_id), max="+", min="-", count=1)
+        except REDIS_ERRORS as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from None
+        return _seq(entries[0][0]) if entries else 0
+
+    async def wait_events(self, run_id: str, after: int, seconds: float) -> bool:
+        """Returns when the run's stream may hold entries after `after`, or False after `seconds`."""
+        return await self._tail.wait(self.key(run_id), _entry_id(run_id, after), seconds)
+
+    async def delete_events(self, run_id: str) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._client.delete(self.key(run_id))
+
+    async def prune_events(self, older_than: float) -> int:
+        return 0  # each stream expires on its own
+
+
+class _Tail:
+    """One blocking XREAD for every stream this process's readers wait on."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        # Its own connection: a blocking read holds it for up to _BLOCK_MS.
+        self._client: Any = aioredis.Redis.from_url(url, socket_timeout=None, socket_keepalive=True)
+        self._wake_key = f"{prefix}tail:{uuid.uuid4().hex}"
+        self._waiting: dict[str, dict[asyncio.Future[None], str]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake_id = "0-0"
+
+    async def start(self) -> None:
+        self._wake_id = (await self._client.xadd(self._wake_key, {"x": 1}, maxlen=16)).decode()
+        await self._client.expire(self._wake_key, 3600)
+        self._task = asyncio.create_task(self._run(), name="redis-tail")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._client.delete(self._wake_key)
+        await self._client.aclose()
+
+    async def wait(self, key: str, after_id: str, seconds: float) -> bool:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        known = key in self._waiting
+        self._waiting.setdefault(key, {})[future] = after_id
+        try:
+            if not known:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self._client.xadd(self._wake_key, {"x": 1}, maxlen=16)
+            try:
+                async with asyncio.timeout(seconds):
+                    await future
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            waiting = self._waiting.get(key)
+            if waiting is not None:
+                waiting.pop(future, None)
+                if not waiting:
+                    del self._waiting[key]
+
+    async def _run(self) -> None:
+        while True:
+            streams = {self._wake_key: self._wake_id}
+            for key, futures in self._waiting.items():
+                streams[key] = min(futures.values(), key=_entry_key)
+            try:
+                response = await self._client.xread(streams, count=1, block=_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("waiting for run events failed (retrying): %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for raw_key, entries in response or ():
+                key = raw_key.decode()
+                if not entries:
+                    continue
+                entry_id = entries[0][0].decode()
+                if key == self._wake_key:
+                    self._wake_id = entry_id
+                    continue
+                for future, after_id in list(self._waiting.get(key, {}).items()):
+                    if _entry_key(after_id) < _entry_key(entry_id) and not future.done():
+                        future.set_result(None)
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RedisSignals:
+    """Signals over one pub/sub channel; cancel marks as keys that expire."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._client: Any = client
+        self._channel = f"{prefix}signals"
+        self._prefix = prefix
+        self._handlers: list[Handler] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None:
+        message = orjson.dumps({"kind": kind, "payload": payload})
+        try:
+            await self._client.publish(self._channel, message)
+        except REDIS_ERRORS as exc:
+            # A hint lost: storage has the truth and the scheduler polls it.
+            logger.warning("could not publish a %s signal: %s", kind, exc)
+
+    async def mark_cancel(self, run_id: str, action: str) -> None:
+        try:
+            await self._client.set(f"{self._prefix}run:{run_id}:cancel", action, ex=3600)
+        except REDIS_ERRORS as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from None
+
+    async def cancel_mark(self, run_id: str) -> str | None:
+        try:
+            value = await self._client.getdel(f"{self._prefix}run:{run_id}:cancel")
+        except REDIS_ERRORS:
+            return None
+        return value.decode() if value is not None else None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="redis-signals")
+        async with asyncio.timeout(10):
+            await self._ready.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self._ready.set()
+                async for message in pubsub.listen():
+                    self._dispatch(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("signals from other processes are interrupted (retrying): %s", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _dispatch(self, data: Any) -> None:
+        if not isinstance(data, bytes):
+            return
+        try:
+            message = orjson.loads(data)
+            kind, payload = message["kind"], message["payload"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        for handler in self._handlers:
+            try:
+                handler(kind, payload)
+            except Exception:
+                logger.exception("a %s signal's handler failed", kind)

@@ -1,0 +1,753 @@
+"""The scale-out backend: threads, runs (the queue), assistants and the event log in Postgres,
+through psycopg 3's async pool, beside the checkpoints of LangGraph's Postgres saver on the
+same pool. Any number of processes share it.
+
+A thread's decisions are serialised by its row: admission locks it (`FOR UPDATE`), claims lock
+it too but skip threads another process holds (`SKIP LOCKED`), so one run of a thread runs at
+a time across all processes and a strategy sees every run admitted before it. Leases are read
+against the database's clock, never a process's. The schema is created and migrated at start
+under an advisory lock, so processes can start together.
+
+Graph data (`values`, `interrupts`, `error`) is kept as `json`, which keeps the text the run
+produced byte for byte; metadata is `jsonb`, searched by containment (`@>`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.errors import NotFound, Unavailable
+from gateway.records import (
+    UNFINISHED,
+    AccessFilter,
+    Admission,
+    AssistantFilter,
+    AssistantRecord,
+    Claim,
+    Equals,
+    Event,
+    IfNotExists,
+    RunRecord,
+    RunStatus,
+    ThreadChange,
+    ThreadFilter,
+    ThreadRecord,
+    now_iso,
+)
+from gateway.storage.base import check_admission
+
+logger = logging.getLogger("gateway.storage")
+
+# pg_advisory_lock key under which the schema is created and migrated ("lggw" in ASCII).
+_SCHEMA_LOCK = 0x6C676777
+
+_MIGRATIONS = (
+    """
+    CREATE TABLE gw_assistants (
+        assistant_id text PRIMARY KEY,
+        graph_id text NOT NULL,
+        name text NOT NULL,
+        created_at text NOT NULL,
+        updated_at text NOT NULL,
+        config jsonb NOT NULL,
+        context jsonb NOT NULL,
+        metadata jsonb NOT NULL,
+        version integer NOT NULL,
+        description text
+    );
+    CREATE TABLE gw_threads (
+        thread_id text PRIMARY KEY,
+        created_at text NOT NULL,
+        updated_at text NOT NULL,
+        state_updated_at text NOT NULL,
+        metadata jsonb NOT NULL,
+        status text NOT NULL,
+        config jsonb NOT NULL,
+        "values" json NOT NULL,
+        interrupts json NOT NULL,
+        error json NOT NULL
+    );
+    CREATE INDEX gw_threads_created ON gw_threads (created_at);
+    CREATE INDEX gw_threads_metadata ON gw_threads USING gin (metadata jsonb_path_ops);
+    CREATE TABLE gw_runs (
+        run_id text PRIMARY KEY,
+        thread_id text NOT NULL,
+        assistant_id text NOT NULL,
+        created_at text NOT NULL,
+        updated_at text NOT NULL,
+        status text NOT NULL,
+        metadata jsonb NOT NULL,
+        multitask_strategy text NOT NULL,
+        kwargs jsonb NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        request bytea,
+        owner text,
+        lease_until timestamptz
+    );
+    CREATE INDEX gw_runs_thread ON gw_runs (thread_id, created_at, run_id);
+    CREATE INDEX gw_runs_pending ON gw_runs (created_at, run_id) WHERE status = 'pending';
+    CREATE INDEX gw_runs_leases ON gw_runs (lease_until) WHERE status = 'running';
+    CREATE TABLE gw_run_events (
+        run_id text NOT NULL,
+        seq integer NOT NULL,
+        name text NOT NULL,
+        ns text NOT NULL,
+        data bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX gw_run_events_created ON gw_run_events (created_at);
+    """,
+)
+
+_THREAD_COLUMNS = (
+    "thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "
+    '"values"::text, interrupts::text, error::text'
+)
+_RUN_COLUMNS = (
+    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt"
+)
+_ASSISTANT_COLUMNS = (
+    "assistant_id, graph_id, name, created_at, updated_at, config, context, metadata, version, description"
+)
+_UNFINISHED = "status IN ('pending', 'running')"
+_SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _thread(row: Sequence[Any]) -> ThreadRecord:
+    return ThreadRecord(
+        thread_id=row[0],
+        created_at=row[1],
+        updated_at=row[2],
+        state_updated_at=row[3],
+        metadata=row[4],
+        status=row[5],
+        config=row[6],
+        values=row[7].encode(),
+        interrupts=row[8].encode(),
+        error=row[9].encode(),
+    )
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        thread_id=row[1],
+        assistant_id=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        status=row[5],
+        metadata=row[6],
+        multitask_strategy=row[7],
+        kwargs=row[8],
+        attempt=row[9],
+    )
+
+
+def _assistant(row: Sequence[Any]) -> AssistantRecord:
+    return AssistantRecord(
+        assistant_id=row[0],
+        graph_id=row[1],
+        name=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        config=row[5],
+        context=row[6],
+        metadata=row[7],
+        version=row[8],
+        description=row[9],
+    )
+
+
+def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
+    """A condition on the jsonb object in `column` that holds where `access.allows` it:
+    containment (`@>`), which compares JSON values as jsonb does (1 equals 1.0, true is not 1)."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for condition in access.conditions:
+        if isinstance(condition, Equals):
+            parts.append(f"{column} @> %s::jsonb")
+            args.append(_json({condition.key: condition.value}))
+        else:
+            parts.append(f"(jsonb_typeof({column} -> %s) = 'array' AND {column} -> %s @> %s::jsonb)")
+            args += [condition.key, condition.key, _json(list(condition.values))]
+    if access.any_of:
+        groups = [_access(column, group) for group in access.any_of]
+        parts.append("(" + " OR ".join(sql for sql, _ in groups) + ")")
+        for _, group_args in groups:
+            args += group_args
+    for group in access.all_of:
+        sql, group_args = _access(column, group)
+        parts.append(sql)
+        args += group_args
+    return ("(" + " AND ".join(parts) + ")") if parts else "TRUE", args
+
+
+def _access_clause(column: str, access: AccessFilter | None, where: list[str], args: list[Any]) -> None:
+    if access is not None:
+        sql, values = _access(column, access)
+        where.append(sql)
+        args.extend(values)
+
+
+def _run_access(access: AccessFilter | None) -> tuple[str, list[Any]]:
+    """` AND ...` for a query on gw_runs: the run's thread passes `access`."""
+    if access is None:
+        return "", []
+    sql, args = _access("t.metadata", access)
+    return f" AND EXISTS (SELECT 1 FROM gw_threads AS t WHERE t.thread_id = gw_runs.thread_id AND {sql})", args
+
+
+def _thread_where(where: ThreadFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if where.status:
+        clauses.append("status = %s")
+        args.append(where.status)
+    if where.ids is not None:
+        clauses.append("thread_id = ANY(%s)")
+        args.append(list(where.ids))
+    if where.metadata:
+        clauses.append("metadata @> %s::jsonb")
+        args.append(_json(where.metadata))
+    if where.values:
+        clauses.append('"values"::jsonb @> %s::jsonb')
+        args.append(_json(where.values))
+    _access_clause("metadata", where.access, clauses, args)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if where.graph_id is not None:
+        clauses.append("graph_id = %s")
+        args.append(where.graph_id)
+    if where.name is not None:
+        clauses.append("name = %s")
+        args.append(where.name)
+    if where.metadata:
+        clauses.append("metadata @> %s::jsonb")
+        args.append(_json(where.metadata))
+    _access_clause("metadata", where.access, clauses, args)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+class PooledPostgresSaver(AsyncPostgresSaver):
+    """LangGraph's Postgres saver over a pool: its lock exists to share one connection, and a
+    pool hands each operation its own, so concurrent runs do not queue behind one another."""
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
+        assert isinstance(self.conn, AsyncConnectionPool)
+        async with self.conn.connection() as conn:
+            if pipeline:
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            else:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+
+
+class PostgresStorage:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+        self.url = url
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            # As the checkpointer needs them: autocommit, no server-side prepared statements
+            # (poolers such as pgbouncer forbid them), dict rows for its own queries.
+            kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+        )
+        self._saver: PooledPostgresSaver | None = None
+
+    @property
+    def checkpointer(self) -> PooledPostgresSaver:
+        if self._saver is None:
+            raise RuntimeError("storage is not set up")
+        return self._saver
+
+    async def setup(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=10)
+        except psycopg.pool.PoolTimeout as exc:  # type: ignore[attr-defined]
+            await self._pool.close()
+            raise Unavailable(f"cannot connect to Postgres: {exc}") from None
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            try:
+                await conn.execute("CREATE TABLE IF NOT EXISTS gw_schema (version integer NOT NULL)")
+                cur = await conn.execute("SELECT max(version) AS v FROM gw_schema")
+                row: Any = await cur.fetchone()
+                version = -1 if row is None or row["v"] is None else int(row["v"])
+                for number, migration in enumerate(_MIGRATIONS):
+                    if number > version:
+                        async with conn.transaction():
+                            await conn.execute(migration)
+                            await conn.execute("INSERT INTO gw_schema (version) VALUES (%s)", (number,))
+                saver = PooledPostgresSaver(self._pool)  # type: ignore[arg-type]
+                await saver.setup()
+                self._saver = saver
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _cursor(self) -> AsyncIterator[AsyncCursor[Any]]:
+        try:
+            async with self._pool.connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+                yield cur
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"the database is unreachable: {exc}") from None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
+        try:
+            async with self._pool.connection() as conn:
+                conn: AsyncConnection[Any]  # type: ignore[no-redef]
+                async with conn.transaction(), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+                    yield cur
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"the database is unreachable: {exc}") from None
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        async with self._cursor() as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchall()
+
+    async def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        async with self._cursor() as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchone()
+
+    # Assistants
+
+    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"INSERT INTO gw_assistants ({_ASSISTANT_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    assistant.assistant_id,
+                    assistant.graph_id,
+                    assistant.name,
+                    assistant.created_at,
+                    assistant.updated_at,
+                    _json(assistant.config),
+                    _json(assistant.context),
+                    _json(assistant.metadata),
+                    assistant.version,
+                    assistant.description,
+                ),
+            )
+            await cur.execute(
+                f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = %s", (assistant.assistant_id,)
+            )
+            return _assistant(await cur.fetchone())  # type: ignore[arg-type]
+
+    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
+        where, args = ["assistant_id = %s"], [assistant_id]
+        _access_clause("metadata", access, where, args)
+        row = await self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
+        return None if row is None else _assistant(row)
+
+    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
+        clause, args = _assistant_where(where)
+        rows = await self._all(
+            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY created_at DESC, graph_id "
+            "LIMIT %s OFFSET %s",
+            (*args, limit, offset),
+        )
+        return [_assistant(row) for row in rows]
+
+    async def count_assistants(self, where: AssistantFilter) -> int:
+        clause, args = _assistant_where(where)
+        return int((await self._one(f"SELECT count(*) FROM gw_assistants{clause}", args))[0])
+
+    # Threads
+
+    @staticmethod
+    async def _insert_thread(cur: AsyncCursor[Any], thread: ThreadRecord) -> bool:
+        await cur.execute(
+            f"INSERT INTO gw_threads ({_THREAD_COLUMNS.replace('::text', '')}) VALUES "
+            "(%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::json, %s::json, %s::json) ON CONFLICT DO NOTHING",
+            (
+                thread.thread_id,
+                thread.created_at,
+                thread.updated_at,
+                thread.state_updated_at,
+                _json(thread.metadata),
+                thread.status,
+                _json(thread.config),
+                thread.values.decode(),
+                thread.interrupts.decode(),
+                thread.error.decode(),
+            ),
+        )
+        return cur.rowcount == 1
+
+    async def create_thread(self, thread: ThreadRecord) -> bool:
+        async with self._transaction() as cur:
+            return await self._insert_thread(cur, thread)
+
+    async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None:
+        where, args = ["thread_id = %s"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        row = await self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
+        return None if row is None else _thread(row)
+
+    @staticmethod
+    async def _visible(cur: AsyncCursor[Any], thread_id: str, access: AccessFilter) -> bool:
+        where, args = ["thread_id = %s"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        await cur.execute(f"SELECT 1 FROM gw_threads WHERE {' AND '.join(where)}", args)
+        return await cur.fetchone() is not None
+
+    @staticmethod
+    async def _change_thread(cur: AsyncCursor[Any], thread_id: str, change: ThreadChange) -> bool:
+        names = ["updated_at = %s"]
+        values: list[Any] = [now_iso()]
+        for name in ("status", "state_updated_at"):
+            value = getattr(change, name)
+            if value is not None:
+                names.append(f"{name} = %s")
+                values.append(value)
+        for name in ("values", "interrupts", "error"):
+            data = getattr(change, name)
+            if data is not None:
+                names.append(f'"{name}" = %s::json')
+                values.append(data.decode())
+        if change.metadata is not None:
+            names.append("metadata = %s::jsonb")
+            values.append(_json(change.metadata))
+        await cur.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = %s", (*values, thread_id))
+        return cur.rowcount == 1
+
+    async def update_thread(self, thread_id: str, change: ThreadChange, *, access: AccessFilter | None = None) -> bool:
+        async with self._transaction() as cur:
+            if access is not None and not await self._visible(cur, thread_id, access):
+                return False
+            return await self._change_thread(cur, thread_id, change)
+
+    async def delete_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> list[str] | None:
+        where, args = ["thread_id = %s"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        async with self._transaction() as cur:
+            await cur.execute(f"DELETE FROM gw_threads WHERE {' AND '.join(where)}", args)
+            if cur.rowcount != 1:
+                return None
+            await cur.execute(
+                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+                (thread_id,),
+            )
+            unfinished = [row[0] for row in await cur.fetchall()]
+            await cur.execute(
+                "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = %s)",
+                (thread_id,),
+            )
+            await cur.execute("DELETE FROM gw_runs WHERE thread_id = %s", (thread_id,))
+        return unfinished
+
+    async def search_threads(
+        self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
+    ) -> list[ThreadRecord]:
+        clause, args = _thread_where(where)
+        order = f"{_SORT_COLUMNS[sort_by]} {'DESC' if descending else 'ASC'}, thread_id"
+        rows = await self._all(
+            f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT %s OFFSET %s",
+            (*args, limit, offset),
+        )
+        return [_thread(row) for row in rows]
+
+    async def count_threads(self, where: ThreadFilter) -> int:
+        clause, args = _thread_where(where)
+        return int((await self._one(f"SELECT count(*) FROM gw_threads{clause}", args))[0])
+
+    # Runs
+
+    async def admit_run(
+        self,
+        run: RunRecord,
+        request: bytes,
+        *,
+        if_not_exists: IfNotExists,
+        thread_metadata: dict[str, Any],
+        max_unfinished: int,
+        new_thread_metadata: dict[str, Any] | None = None,
+        access: AccessFilter | None = None,
+        claim_as: str | None = None,
+        lease_seconds: float = 0,
+    ) -> Admission:
+        thread_id = run.thread_id
+        async with self._transaction() as cur:
+            await cur.execute("SELECT metadata FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            row = await cur.fetchone()
+            if row is not None and access is not None and not await self._visible(cur, thread_id, access):
+                # Another caller's thread: as if there were none, whether or not one may be created.
+                raise NotFound(f"Thread {thread_id} not found.")
+            change = ThreadChange(status="busy")
+            if row is None:
+                if if_not_exists != "create":
+                    raise NotFound(f"Thread {thread_id} not found.")
+                now = now_iso()
+                metadata = {**(new_thread_metadata or {}), **thread_metadata}
+                await self._insert_thread(cur, ThreadRecord(thread_id, now, now, now, metadata))
+                # Another process may have created it first: either way, lock it now.
+                await cur.execute("SELECT metadata FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+                row = await cur.fetchone()
+            metadata = row[0] if row is not None else {}
+            if any(metadata.get(k) != v for k, v in thread_metadata.items()):
+                # The thread's state is read with the graph that last ran on it.
+                change.metadata = {**metadata, **thread_metadata}
+            await cur.execute(
+                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+                (thread_id,),
+            )
+            unfinished = [r[0] for r in await cur.fetchall()]
+            check_admission(run, unfinished, max_unfinished)
+            claimed = claim_as is not None and not unfinished
+            if claimed:
+                run.status, run.attempt = "running", 1
+            await cur.execute(
+                f"INSERT INTO gw_runs ({_RUN_COLUMNS}, request, owner, lease_until) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
+                "CASE WHEN %s THEN now() + make_interval(secs => %s) END)",
+                (
+                    run.run_id,
+                    thread_id,
+                    run.assistant_id,
+                    run.created_at,
+                    run.updated_at,
+                    run.status,
+                    _json(run.metadata),
+                    run.multitask_strategy,
+                    _json(run.kwargs),
+                    run.attempt,
+                    request,
+                    claim_as if claimed else None,
+                    claimed,
+                    lease_seconds,
+                ),
+            )
+            await self._change_thread(cur, thread_id, change)
+        cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
+        return Admission(cancel, claimed)
+
+    async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        async with self._transaction() as cur:
+            # Threads with a pending run and none running, not held by another process's
+            # admission or claim at this moment; then the oldest pending run of each.
+            await cur.execute(
+                "SELECT t.thread_id FROM gw_threads AS t JOIN ("
+                "  SELECT thread_id, min(created_at) AS first FROM gw_runs WHERE status = 'pending' GROUP BY thread_id"
+                ") AS p USING (thread_id) "
+                "WHERE NOT EXISTS (SELECT 1 FROM gw_runs AS r WHERE r.thread_id = t.thread_id AND r.status = 'running') "
+                "ORDER BY p.first, t.thread_id LIMIT %s FOR UPDATE OF t SKIP LOCKED",
+                (limit,),
+            )
+            threads = [row[0] for row in await cur.fetchall()]
+            claims: list[Claim] = []
+            for thread_id in threads:
+                if len(claims) >= limit:
+                    break
+                await cur.execute(
+                    f"UPDATE gw_runs SET status = 'running', updated_at = %s, attempt = attempt + 1, owner = %s, "
+                    "lease_until = now() + make_interval(secs => %s) WHERE run_id = ("
+                    "  SELECT run_id FROM gw_runs WHERE thread_id = %s AND status = 'pending'"
+                    "  AND NOT EXISTS (SELECT 1 FROM gw_runs WHERE thread_id = %s AND status = 'running')"
+                    "  ORDER BY created_at, run_id LIMIT 1"
+                    f") RETURNING {_RUN_COLUMNS}, request",
+                    (now_iso(), owner, lease_seconds, thread_id, thread_id),
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    claims.append(Claim(_run(row), bytes(row[10] or b"{}")))
+        return claims
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease_seconds: float) -> list[str]:
+        if not run_ids:
+            return []
+        rows = await self._all(
+            "UPDATE gw_runs SET lease_until = now() + make_interval(secs => %s) "
+            "WHERE run_id = ANY(%s) AND owner = %s AND status = 'running' RETURNING run_id",
+            (lease_seconds, list(run_ids), owner),
+        )
+        held = {row[0] for row in rows}
+        return [run_id for run_id in run_ids if run_id not in held]
+
+    async def expire_leases(
+        self, max_attempts: int, *, all_running: bool = False
+    ) -> tuple[list[RunRecord], list[RunRecord]]:
+        rows = await self._all(
+            "UPDATE gw_runs SET status = CASE WHEN attempt < %s THEN 'pending' ELSE 'error' END, "
+            "owner = NULL, lease_until = NULL, updated_at = %s "
+            "WHERE status = 'running' AND (%s OR lease_until IS NULL OR lease_until < now()) "
+            f"RETURNING {_RUN_COLUMNS}",
+            (max_attempts, now_iso(), all_running),
+        )
+        runs = [_run(row) for row in rows]
+        return [r for r in runs if r.status == "pending"], [r for r in runs if r.status == "error"]
+
+    async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
+        if not run_ids:
+            return []
+        rows = await self._all(
+            "UPDATE gw_runs SET status = 'pending', attempt = attempt - 1, owner = NULL, lease_until = NULL "
+            f"WHERE run_id = ANY(%s) AND owner = %s AND status = 'running' RETURNING {_RUN_COLUMNS}",
+            (list(run_ids), owner),
+        )
+        return [_run(row) for row in rows]
+
+    async def finish_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus | None,
+        change: ThreadChange,
+        *,
+        expect: Sequence[RunStatus] = UNFINISHED,
+        owner: str | None = None,
+        attempt: int | None = None,
+        delete_thread: bool = False,
+    ) -> bool:
+        condition = "run_id = %s AND status = ANY(%s)"
+        args: list[Any] = [run_id, list(expect)]
+        if owner is not None:
+            condition += " AND owner = %s AND attempt = %s"
+            args += [owner, attempt]
+        async with self._transaction() as cur:
+            # The thread first, as admission locks it: the same order, no deadlock.
+            await cur.execute("SELECT 1 FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            if status is None:
+                await cur.execute(f"DELETE FROM gw_runs WHERE {condition}", args)
+            else:
+                await cur.execute(
+                    "UPDATE gw_runs SET status = %s, updated_at = %s, owner = NULL, lease_until = NULL "
+                    f"WHERE {condition}",
+                    (status, now_iso(), *args),
+                )
+            if cur.rowcount != 1:
+                return False
+            if delete_thread:
+                # A temporary thread goes with its run, as on the Agent Server.
+                await cur.execute("DELETE FROM gw_runs WHERE thread_id = %s", (thread_id,))
+                await cur.execute("DELETE FROM gw_threads WHERE thread_id = %s", (thread_id,))
+                return True
+            await cur.execute(f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} LIMIT 1", (thread_id,))
+            if await cur.fetchone() is not None:
+                change.status = "busy"
+            await self._change_thread(cur, thread_id, change)
+        return True
+
+    async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
+        visible, args = _run_access(access)
+        row = await self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = %s{visible}", (run_id, *args))
+        return None if row is None else _run(row)
+
+    async def get_run_request(self, run_id: str) -> bytes | None:
+        row = await self._one("SELECT request FROM gw_runs WHERE run_id = %s", (run_id,))
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        status: RunStatus | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
+    ) -> list[RunRecord]:
+        visible, access_args = _run_access(access)
+        sql = f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = %s{visible}"
+        args: list[Any] = [thread_id, *access_args]
+        if status:
+            sql += " AND status = %s"
+            args.append(status)
+        rows = await self._all(
+            sql + " ORDER BY created_at DESC, run_id DESC LIMIT %s OFFSET %s", (*args, limit, offset)
+        )
+        return [_run(row) for row in rows]
+
+    async def runs_with_status(
+        self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
+    ) -> list[RunRecord]:
+        visible, args = _run_access(access)
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status = ANY(%s){visible} ORDER BY created_at, run_id",
+            (list(statuses), *args),
+        )
+        return [_run(row) for row in rows]
+
+    async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+            (thread_id,),
+        )
+        return [_run(row) for row in rows]
+
+    # Event log of resumable runs
+
+    async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        async with self._cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO gw_run_events (run_id, seq, name, ns, data) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [(run_id, e.seq, e.name, "|".join(e.ns), e.data) for e in events],
+            )
+
+    async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]:
+        rows = await self._all(
+            "SELECT seq, name, ns, data FROM gw_run_events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (run_id, after, limit),
+        )
+        return [Event(seq, name, tuple(ns.split("|")) if ns else (), bytes(data)) for seq, name, ns, data in rows]
+
+    async def last_seq(self, run_id: str) -> int:
+        row = await self._one("SELECT max(seq) FROM gw_run_events WHERE run_id = %s", (run_id,))
+        return int(row[0] or 0)
+
+    async def delete_events(self, run_id: str) -> None:
+        async with self._cursor() as cur:
+            await cur.execute("DELETE FROM gw_run_events WHERE run_id = %s", (run_id,))
+
+    async def prune_events(self, older_than: float) -> int:
+        async with self._cursor() as cur:
+            await cur.execute(
+                "DELETE FROM gw_run_events WHERE created_at < now() - make_interval(secs => %s)", (older_than,)
+            )
+            return cur.rowcount
+
+    # Checkpoints
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        async with self._transaction() as cur:
+            found = "thread_id = %s AND metadata ->> 'run_id' = %s"
+            await cur.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id IN "
+                f"(SELECT checkpoint_id FROM checkpoints WHERE {found})",
+                (thread_id, thread_id, run_id),
+            )
+            await cur.execute(f"DELETE FROM checkpoints WHERE {found}", (thread_id, run_id))
+
+    async def delete_thread_checkpoints(self, thread_id: str) -> None:
+        await self.checkpointer.adelete_thread(thread_id)

@@ -1,0 +1,211 @@
+"""Several gateway processes on one Postgres database and one Redis: any replica serves any
+request about any run; a replica that dies (SIGKILL) has its runs taken over once their lease
+runs out, from their last checkpoint; one that drains (SIGTERM) hands its runs back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.http._sse import Event, assert_ids_increase, parse
+from tests.scale.conftest import Replica
+
+SLOW = {"assistant_id": "slow", "stream_mode": ["custom", "values"]}
+
+
+def _thread(http: httpx.Client) -> str:
+    return str(http.post("/threads", json={}).raise_for_status().json()["thread_id"])
+
+
+def _status(http: httpx.Client, thread_id: str, run_id: str) -> str:
+    return str(http.get(f"/threads/{thread_id}/runs/{run_id}").raise_for_status().json()["status"])
+
+
+def _wait_status(http: httpx.Client, thread_id: str, run_id: str, *statuses: str, within: float = 30) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        status = _status(http, thread_id, run_id)
+        if status in statuses:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} is still {status}, not {statuses}")
+
+
+def _join(http: httpx.Client, thread_id: str, run_id: str, last_event_id: str = "0") -> list[Event]:
+    response = http.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers={"Last-Event-ID": last_event_id})
+    assert response.status_code == 200, response.text
+    return parse(response.content)
+
+
+def test_a_run_created_on_one_replica_is_streamed_joined_and_waited_for_on_another(replica: Replica) -> None:
+    a, b = replica(), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        assert hb.get(f"/threads/{thread_id}").status_code == 200
+        run = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 20, "delay": 0.02}}).json()
+        # Joined through the other replica from the start, live, to the end.
+        events = _join(hb, thread_id, run["run_id"])
+        assert_ids_increase(events)
+        assert [e.data["tick"] for e in events if e.event == "custom"] == list(range(20))
+        assert events[-1].event == "values" and events[-1].data["ticks"] == 20
+        # Resumed through either, after any event: exactly what came after it.
+        for http in (ha, hb):
+            assert _join(http, thread_id, run["run_id"], events[5].id or "") == events[6:]
+        # The outcome, and a stateless run waited for, through the other replica.
+        assert hb.get(f"/threads/{thread_id}/runs/{run['run_id']}/join").json()["ticks"] == 20
+        waited = hb.post("/runs/wait", json={"assistant_id": "agent", "input": {"topic": "y"}})
+        assert waited.json()["joke"] == "This is a joke about y and cats"
+        # Runs queue on their thread whichever replica takes them: one at a time, in order.
+        runs = [
+            (ha if i % 2 else hb)
+            .post(f"/threads/{thread_id}/runs", json={"assistant_id": "slow", "input": {"n": 2, "delay": 0.01}})
+            .json()["run_id"]
+            for i in range(6)
+        ]
+        for run_id in runs:
+            assert hb.get(f"/threads/{thread_id}/runs/{run_id}/join").json()["ticks"] == 2
+        listed = {r["run_id"]: r["status"] for r in ha.get(f"/threads/{thread_id}/runs?limit=50").json()}
+        assert all(listed[run_id] == "success" for run_id in runs)
+
+
+def test_concurrent_rejects_through_both_replicas_accept_exactly_one(replica: Replica) -> None:
+    a, b = replica(), replica()
+
+    async def trial(ha: httpx.AsyncClient, hb: httpx.AsyncClient) -> list[int]:
+        thread_id = (await ha.post("/threads", json={})).json()["thread_id"]
+        body = {"assistant_id": "slow", "input": {"n": 5, "delay": 0.01}, "multitask_strategy": "reject"}
+        answers = await asyncio.gather(
+            *(client.post(f"/threads/{thread_id}/runs", json=body) for client in (ha, hb, ha, hb))
+        )
+        return sorted(answer.status_code for answer in answers)
+
+    async def main() -> None:
+        async with (
+            httpx.AsyncClient(base_url=a.http_url, timeout=60) as ha,
+            httpx.AsyncClient(base_url=b.http_url, timeout=60) as hb,
+        ):
+            for _ in range(20):
+                assert await trial(ha, hb) == [200, 409, 409, 409]
+
+    asyncio.run(main())
+
+
+def test_cancel_from_another_replica_stops_a_running_and_a_queued_run(replica: Replica) -> None:
+    a, b = replica(), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        running = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 1000, "delay": 0.01}}).json()
+        queued = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 5, "delay": 0.01}}).json()
+        _wait_status(ha, thread_id, running["run_id"], "running")
+        started = time.monotonic()
+        assert hb.post(f"/threads/{thread_id}/runs/{queued['run_id']}/cancel").status_code == 202
+        assert _status(ha, thread_id, queued["run_id"]) == "interrupted"
+        cancelled = hb.post(f"/threads/{thread_id}/runs/{running['run_id']}/cancel?wait=true")
+        assert cancelled.status_code == 200
+        assert _status(ha, thread_id, running["run_id"]) == "interrupted"
+        assert time.monotonic() - started < 5  # the target is 1 s; the check only bounds a hang
+        # Both streams end, each with its own end, joined from either replica.
+        assert _join(hb, thread_id, queued["run_id"]) == []
+        assert _join(ha, thread_id, running["run_id"])[-1].event == "custom"
+
+
+def test_a_killed_replicas_run_is_taken_over_from_its_last_checkpoint(replica: Replica) -> None:
+    lease = ("--lease-seconds", "1")
+    a, b = replica(*lease), replica(*lease)
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        # Claimed by `a` as it admits it: its thread is idle.
+        body = {
+            "assistant_id": "chain_slow",
+            "input": {"n": 0},
+            "stream_mode": ["updates"],
+            "stream_resumable": True,
+            "durability": "sync",
+        }
+        run = ha.post(f"/threads/{thread_id}/runs", json=body).json()
+        _wait_status(hb, thread_id, run["run_id"], "running")
+        time.sleep(0.5)
+        a.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        killed_at = time.monotonic()
+        events = _join(hb, thread_id, run["run_id"])
+        taken_over = time.monotonic() - killed_at
+        assert_ids_increase(events)
+        assert [e.data["attempt"] for e in events if e.event == "metadata"] == [1, 2]
+        # The second attempt goes on from the last step the first one checkpointed.
+        steps = [next(iter(e.data)) for e in events if e.event == "updates"]
+        second = [e.event for e in events].index("metadata", 1)
+        assert steps[-1] == "step_19" and len(set(steps)) == 20
+        resumed_at = next(iter(events[second + 1].data))
+        assert resumed_at != "step_00"
+        assert _status(hb, thread_id, run["run_id"]) == "success"
+        assert hb.get(f"/threads/{thread_id}/state").json()["values"] == {"n": 20}
+        assert taken_over < 2 * 1 + 20  # 2 lease periods, plus the rest of the run
+
+
+def test_a_draining_replica_hands_its_runs_to_another(replica: Replica) -> None:
+    a, b = replica("--grace", "0.2"), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        body = {**SLOW, "input": {"n": 60, "delay": 0.02}, "stream_resumable": True}
+        run = ha.post(f"/threads/{thread_id}/runs", json=body).json()
+        _wait_status(hb, thread_id, run["run_id"], "running")
+        time.sleep(0.3)
+        assert a.terminate() == 0
+        events = _join(hb, thread_id, run["run_id"])
+        assert_ids_increase(events)
+        # Handed back without using up an attempt: the same attempt starts again elsewhere.
+        assert [e.data["attempt"] for e in events if e.event == "metadata"] == [1, 1]
+        assert events[-1].data["ticks"] == 60
+        assert _status(hb, thread_id, run["run_id"]) == "success"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--database-url", "postgresql://postgres@127.0.0.1:1/test"), "cannot connect to Postgres"),
+        (("--redis-url", "redis://127.0.0.1:6379/0"), "--redis-url needs --database-url"),
+        (("--workers", "2"), "--workers above 1 needs"),
+    ],
+)
+def test_a_backend_or_option_problem_at_start_is_one_line(args: tuple[str, ...], message: str) -> None:
+    import subprocess
+    import sys
+
+    from tests._server import ROOT, TEST_CONFIG
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(TEST_CONFIG), "--grpc-port", "0", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_redis_unreachable_at_start_is_one_line(shared_backends: tuple[str, ...]) -> None:
+    import subprocess
+    import sys
+
+    from tests._server import ROOT, TEST_CONFIG
+
+    args = list(shared_backends)
+    args[args.index("--redis-url") + 1] = "redis://127.0.0.1:1/0"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(TEST_CONFIG), "--grpc-port", "0", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "error: cannot connect to Redis" in done.stderr and "Traceback" not in done.stderr
+    assert json.dumps(args)  # the database was left as it was made

@@ -173,6 +173,11 @@ class AuthHandlers:
         headers = dict(scope.get("headers") or ())
         args: dict[str, Any] = {}
         if "request" in wanted:
+            if scope.get("type") != "http":
+                raise PermissionDenied(
+                    "the authenticate handler takes `request`, which WebSocket connections do not have: take "
+                    "`headers`, `authorization` or `scope` instead"
+                )
             args["request"] = Request(dict(scope))
         if "body" in wanted:
             args["body"] = await body() if body is not None else None
@@ -183,7 +188,8 @@ class AuthHandlers:
         if "path" in wanted:
             args["path"] = scope.get("path", "")
         if "method" in wanted:
-            args["method"] = scope.get("method", "")
+            # A WebSocket connection is its upgrade, a GET.
+            args["method"] = scope.get("method", "GET")
         if "path_params" in wanted:
             args["path_params"] = dict(scope.get("path_params") or {})
         if "query_params" in wanted:

@@ -59,7 +59,7 @@ def endpoint(func: Endpoint) -> Endpoint:
         try:
             return await func(request)
         except GatewayError as exc:
-            return error_response(exc.http_status, exc.message)
+            return error_response(exc.http_status, exc.message, dict(exc.headers) or None)
         except HTTPException as exc:
             return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
         except Exception as exc:

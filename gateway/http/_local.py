@@ -8,6 +8,7 @@ from typing import Any
 
 import langgraph.version
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from gateway import __version__
 from gateway._utils import run_base_ms
@@ -15,12 +16,14 @@ from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
 from gateway.http._backend import Json, RunOutcome, RunStream
+from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
 from gateway.http._sse import event_name, frame
 from gateway.http._utils import iterating
 from gateway.http.app import build_app
 from gateway.protocol import Command
 from gateway.records import Event, RunCreate, RunStatus
+from gateway.settings import MAX_BODY_BYTES
 
 # Runs that `POST /runs/cancel {"status": ...}` cancels.
 _CANCELLABLE: dict[str, tuple[RunStatus, ...]] = {
@@ -194,5 +197,18 @@ class LocalBackend:
 
 
 def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
+    """The API over the run core, with the custom auth and the `http` section of the gateway's
+    langgraph.json."""
     about = info(__version__, langgraph.version.__version__)
-    return build_app(LocalBackend(gateway), info=about, api_key=api_key, max_body_bytes=max_body_bytes)
+    config = gateway.config
+    limit = max_body_bytes or MAX_BODY_BYTES
+    auth = [Middleware(AuthMiddleware, handlers=config.auth, max_body_bytes=limit)] if config.auth else []
+    return build_app(
+        LocalBackend(gateway),
+        info=about,
+        api_key=api_key,
+        max_body_bytes=limit,
+        http=config.http,
+        auth=auth,
+        custom_app=config.http_app,
+    )

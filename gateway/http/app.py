@@ -1,9 +1,23 @@
 """The HTTP/SSE app: the LangGraph Agent Server's API over a backend (the run core in this
-process, gateway.http._local, or a gateway reached over gRPC, gateway.http.remote)."""
+process, gateway.http._local, or a gateway reached over gRPC, gateway.http.remote), shaped by
+langgraph.json's `http` section as the Agent Server shapes its own:
+
+- `cors`: Starlette's CORSMiddleware with the given options, outside everything else (so that
+  preflights are answered before auth, and refusals carry CORS headers); without it, any origin.
+  `Location` and `Content-Location` (and the pagination headers) stay exposed either way: the
+  SDKs read them.
+- `disable_assistants`, `disable_threads` (the thread protocol's routes too), `disable_runs`:
+  those routes are not served (404);
+  `disable_meta`: no /info (/ok stays, so an operator can see the server is up).
+- `app`: a user's Starlette or FastAPI app; its routes win over the API's (not over /ok), its
+  middleware runs first (`middleware_order: auth_first`: after auth, on every route), and
+  auth applies to its routes only with `enable_custom_route_auth`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,17 +26,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.http import _assistants, _protocol, _runs, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
 from gateway.http._utils import json_response
+from gateway.http.config import HttpConfig
 from gateway.settings import MAX_BODY_BYTES
 
 # The headers the SDKs read, readable by browser clients too.
-_EXPOSED = ["Location", "Content-Location", "X-Pagination-Total", "X-Pagination-Next"]
+_EXPOSED = ("Location", "Content-Location", "X-Pagination-Total", "X-Pagination-Next")
 
 
 async def ok(request: Request) -> Response:
@@ -33,31 +48,89 @@ async def get_info(request: Request) -> Response:
     return json_response(request.app.state.info)
 
 
-def build_app(
-    backend: Backend, *, info: dict[str, Any], api_key: str | None = None, max_body_bytes: int | None = None
-) -> Starlette:
-    middleware = [
-        Middleware(
+def cors_middleware(http: HttpConfig) -> Middleware:
+    if http.cors is None:
+        return Middleware(
             CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=_EXPOSED
         )
-    ]
-    if api_key:
-        middleware.append(Middleware(ApiKeyMiddleware, api_key=api_key))
-    app = Starlette(
-        routes=[
-            Route("/ok", ok, methods=["GET"]),
-            Route("/info", get_info, methods=["GET"]),
-            *_runs.routes,
-            *_threads.routes,
-            *_protocol.routes,
-            *_assistants.routes,
-        ],
-        middleware=middleware,
+    cors = http.cors
+    exposed = list(cors.expose_headers) + [h for h in _EXPOSED if h.lower() not in map(str.lower, cors.expose_headers)]
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=cors.allow_origins,
+        allow_methods=cors.allow_methods,
+        allow_headers=cors.allow_headers,
+        allow_credentials=cors.allow_credentials,
+        allow_origin_regex=cors.allow_origin_regex,
+        expose_headers=exposed,
+        max_age=cors.max_age,
+    )
+
+
+def _with_middleware(routes: Sequence[BaseRoute], middleware: Sequence[Middleware]) -> list[BaseRoute]:
+    """The routes, each wrapped in `middleware` (outermost first), as Starlette wraps a Mount's."""
+    for route in routes:
+        for cls, args, kwargs in reversed(middleware):
+            route.app = cls(route.app, *args, **kwargs)  # type: ignore[attr-defined]
+    return list(routes)
+
+
+def build_app(
+    backend: Backend,
+    *,
+    info: dict[str, Any],
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    http: HttpConfig | None = None,
+    auth: Sequence[Middleware] = (),
+    custom_app: Starlette | None = None,
+) -> Starlette:
+    """`auth` is the middleware that authenticates requests to the API (the custom auth of
+    langgraph.json in the gateway, the forwarding of credentials in the bridge); `custom_app`
+    is `http.app`, loaded."""
+    http = http or HttpConfig()
+    protected = [Middleware(ApiKeyMiddleware, api_key=api_key)] if api_key else []
+    protected += auth
+    routes: list[BaseRoute] = []
+    if not http.disable_runs:
+        routes += _runs.routes
+    if not http.disable_threads:
+        routes += _threads.routes
+        routes += _protocol.routes
+    if not http.disable_assistants:
+        routes += _assistants.routes
+    meta: list[BaseRoute] = [] if http.disable_meta else [Route("/info", get_info, methods=["GET"])]
+    api = Starlette(
+        routes=[Route("/ok", ok, methods=["GET"]), *meta, *routes],
+        middleware=[cors_middleware(http), *protected] if custom_app is None else protected,
         exception_handlers={HTTPException: http_exception},
     )
-    app.state.backend = backend
-    app.state.info = info
-    app.state.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
+    api.state.backend = backend
+    api.state.info = info
+    api.state.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
     # HttpServer.stop() sets it; open event streams then end.
-    app.state.closing = asyncio.Event()
-    return app
+    api.state.closing = asyncio.Event()
+    if custom_app is None:
+        return api
+    return _beside(custom_app, api, http, protected)
+
+
+def _beside(custom: Starlette, api: Starlette, http: HttpConfig, protected: list[Middleware]) -> Starlette:
+    """The user's app serving its routes first, then the API's, as the Agent Server merges them."""
+    own_middleware = list(custom.user_middleware)
+    user_routes = list(custom.router.routes)
+    if http.enable_custom_route_auth:
+        user_routes = _with_middleware(user_routes, protected)
+    if http.middleware_order == "auth_first":
+        # The user's middleware runs after auth, route by route, rather than around everything.
+        user_routes = _with_middleware(user_routes, own_middleware)
+        inner: list[BaseRoute] = [Mount("", app=api, middleware=own_middleware)]
+        ok_route: BaseRoute = Route("/ok", ok, methods=["GET"], middleware=own_middleware)
+        custom.user_middleware = [cors_middleware(http)]
+    else:
+        inner = [Mount("", app=api)]
+        ok_route = Route("/ok", ok, methods=["GET"])
+        custom.user_middleware = [*own_middleware, cors_middleware(http)]
+    custom.router.routes = [ok_route, *user_routes, *inner]
+    custom.state.closing = api.state.closing
+    return custom

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     SubscriberTooSlow,
     TooManyRuns,
     Unauthenticated,
@@ -55,6 +57,22 @@ _CODES: dict[type[GatewayError], grpc.StatusCode] = {
     TooManyRuns: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EventsExpired: grpc.StatusCode.OUT_OF_RANGE,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+}
+_METADATA_KEY = re.compile(r"[0-9a-z_.-]+")
+# The code of an HTTP status an auth handler chose (a Refused error).
+_HTTP_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 T = TypeVar("T")
@@ -64,13 +82,36 @@ def status_code(exc: GatewayError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in _CODES:
             return _CODES[cls]
-    return grpc.StatusCode.INTERNAL
+    if exc.http_status in _HTTP_CODES:
+        return _HTTP_CODES[exc.http_status]
+    return grpc.StatusCode.INTERNAL if exc.http_status >= 500 else grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _trailers(exc: GatewayError) -> tuple[tuple[str, str], ...]:
+    """The error's HTTP status and headers, for the bridge to answer as the gateway would."""
+    headers = tuple(
+        (name.lower(), value)
+        for name, value in exc.headers.items()
+        if _METADATA_KEY.fullmatch(name.lower())
+        and not name.lower().endswith("-bin")
+        and value.isprintable()
+        and value.isascii()
+    )
+    return (("x-http-status", str(exc.http_status)), *headers)
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, *, where: str = "") -> None:
+    """Ends the call with the error's code; anything unexpected is INTERNAL with an incident
+    id that is also logged."""
+    if isinstance(exc, GatewayError):
+        await context.abort(status_code(exc), exc.message, trailing_metadata=_trailers(exc))
+    incident = uuid.uuid4().hex[:12]
+    logger.error("internal error %s%s", incident, f" {where}" if where else "", exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
 
 
 async def _abort_unexpected(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
-    incident = uuid.uuid4().hex[:12]
-    logger.exception("internal error %s", incident, exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
+    await abort_with(context, exc)
 
 
 def unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -83,7 +124,7 @@ def unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                 raise InvalidArgument(request.message)
             return await method(self, request, context)
         except GatewayError as exc:
-            await context.abort(status_code(exc), exc.message)
+            await abort_with(context, exc)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -102,7 +143,7 @@ def streaming(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
             async for item in method(self, request, context):
                 yield item
         except GatewayError as exc:
-            await context.abort(status_code(exc), exc.message)
+            await abort_with(context, exc)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--host", default=b.host)
     bridge.add_argument("--http-port", type=int, default=b.http_port)
     bridge.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY"))
+    bridge.add_argument(
+        "--config", default=None, help="a langgraph.json whose http section (cors, disable_*, app) applies"
+    )
     bridge.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
     bridge.add_argument("--log-level", default=b.log_level)
@@ -248,10 +251,25 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
 
 
 async def run_bridge(settings: BridgeSettings) -> None:
+    from gateway.http.config import HttpConfig, HttpConfigError, read_http
     from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer
 
-    app, close = create_remote_app(settings.target, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    section, custom_app = HttpConfig(), None
+    if settings.config:
+        try:
+            section, custom_app = read_http(settings.config)
+        except HttpConfigError as exc:
+            sys.exit(f"error: {exc}")
+        if section.ignored:
+            logger.warning("langgraph.json: not used by the bridge: %s", ", ".join(section.ignored))
+    app, close = create_remote_app(
+        settings.target,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        http=section,
+        custom_app=custom_app,
+    )
     http = HttpServer(app, settings.host, settings.http_port)
     port = await http.start()
     _tune_gc()

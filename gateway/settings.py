@@ -74,6 +74,8 @@ class BridgeSettings:
     host: str = "127.0.0.1"
     http_port: int = 2024
     api_key: str | None = None
+    # A langgraph.json whose `http` section (CORS, disabled routes, the custom app) applies.
+    config: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     loop: Loop = "auto"
     log_level: str = "info"

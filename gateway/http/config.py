@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,3 +162,27 @@ def load_app(ref: str, base: Path) -> Starlette:
         what = "nothing" if app is None else f"a {type(app).__name__}"
         raise HttpConfigError(f"http.app: {target!r} has {what} at {attr!r}, not a Starlette or FastAPI app")
     return app
+
+
+def read_http(path: str) -> tuple[HttpConfig, Starlette | None]:
+    """The `http` section of the langgraph.json at `path`, and its app, for the bridge, which
+    serves the HTTP API of a gateway that serves the same file."""
+    file = Path(path).resolve()
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise HttpConfigError(f"{file}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise HttpConfigError(f"{file}: not a langgraph.json object")
+    http = parse_http(raw.get("http"))
+    if http.app and http.enable_custom_route_auth:
+        # The gateway authenticates; the bridge has no auth handler to run on the app's routes.
+        raise HttpConfigError(f"{file}: http.enable_custom_route_auth is not available through the bridge")
+    app = None
+    if http.app:
+        for dep in raw.get("dependencies") or ["."]:
+            folder = (file.parent / dep).resolve()
+            if folder.is_dir() and str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+        app = load_app(http.app, file.parent)
+    return http, app

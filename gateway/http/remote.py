@@ -31,6 +31,7 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from gateway import __version__
 from gateway.errors import (
@@ -40,16 +41,19 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     TooManyRuns,
     Unauthenticated,
     Unavailable,
 )
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._errors import NotSupported, PayloadTooLarge
+from gateway.http._forward import ForwardCredentials, Metadata, forwarded
 from gateway.http._objects import info
 from gateway.http._remote_session import RemoteSession
 from gateway.http._sse import event_name, frame
 from gateway.http.app import build_app
+from gateway.http.config import HttpConfig
 from gateway.outcome import Outcome
 from gateway.protocol import Command, failure, session_only
 from gateway.records import RunCreate
@@ -92,6 +96,7 @@ _STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.FAILED_PRECONDITION: Conflict,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.UNIMPLEMENTED: NotSupported,
     # The gateway's only RESOURCE_EXHAUSTED before a stream starts is a full thread queue.
@@ -105,7 +110,15 @@ def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
     details = exc.details() or exc.code().name
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         raise PayloadTooLarge(f"the request is over the gRPC message limit of {MAX_MESSAGE_BYTES} bytes") from None
-    raise _STATUS.get(exc.code(), UpstreamError)(details) from None
+    error = _STATUS.get(exc.code(), UpstreamError)(details)
+    # The gateway's errors carry their HTTP status (and an auth handler's headers) in the
+    # trailers: the bridge answers as the gateway's own HTTP edge would.
+    trailers = dict(exc.trailing_metadata() or ())
+    status = trailers.pop("x-http-status", None)
+    if isinstance(status, str) and status.isdigit() and 400 <= int(status) <= 599:
+        error.http_status = int(status)
+        error.headers = {k: v for k, v in trailers.items() if isinstance(v, str)}
+    raise error from None
 
 
 def _iso(ts: timestamp_pb2.Timestamp) -> str | None:
@@ -265,9 +278,17 @@ class RemoteBackend:
         self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
         self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionsServiceStub(self._channel)
-        self._md = (("x-api-key", api_key),) if api_key else ()
+        self._key: Metadata = (("x-api-key", api_key),) if api_key else ()
         self._stateless: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def _md(self) -> Metadata:
+        """The bridge's key, and the credentials of the request being served (gateway.http._forward)."""
+        caller = forwarded()
+        if self._key:
+            caller = tuple(item for item in caller if item[0] != "x-api-key")
+        return (*self._key, *caller)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -563,11 +584,28 @@ async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
 
 
 def create_remote_app(
-    target: str, *, api_key: str | None = None, max_body_bytes: int | None = None
+    target: str,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    http: HttpConfig | None = None,
+    custom_app: Starlette | None = None,
 ) -> tuple[Starlette, Callable[[], Awaitable[None]]]:
     """The HTTP/SSE app in front of the gateway at `target`; `api_key` is required from HTTP
-    clients and sent to the gateway. Returns the app and the coroutine function that closes it."""
+    clients and sent to the gateway, as are every request's credentials (the gateway's
+    langgraph.json auth decides). `http` and `custom_app`: langgraph.json's http section.
+    Returns the app and the coroutine function that closes it."""
     backend = RemoteBackend(target, api_key=api_key)
     # The bridge runs no LangGraph of its own: it does not know the gateway's version of it.
     about = info(__version__, None)
-    return build_app(backend, info=about, api_key=api_key, max_body_bytes=max_body_bytes), backend.close
+    forward = [Middleware(ForwardCredentials)]
+    app = build_app(
+        backend,
+        info=about,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        http=http,
+        auth=forward,
+        custom_app=custom_app,
+    )
+    return app, backend.close

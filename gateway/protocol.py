@@ -22,6 +22,7 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     SubscriberTooSlow,
     TooManyRuns,
     Unauthenticated,
@@ -63,7 +64,7 @@ class ProtocolError(Exception):
     `code` is one of the protocol's error codes (invalid_argument, unknown_command,
     no_such_run, no_such_subscription, no_such_interrupt, unknown_error, ...) or, for what the
     protocol has no code for, the gateway's own: not_found, conflict, resource_exhausted,
-    unavailable, unauthenticated, expired, internal."""
+    unavailable, unauthenticated, permission_denied, expired, internal."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -80,6 +81,7 @@ _ERROR_CODES: tuple[tuple[type[GatewayError], str], ...] = (
     (Conflict, "conflict"),
     (EventsExpired, "expired"),
     (Unauthenticated, "unauthenticated"),
+    (PermissionDenied, "permission_denied"),
     (Unavailable, "unavailable"),
 )
 

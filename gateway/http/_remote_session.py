@@ -24,6 +24,7 @@ _FAILED = {
     grpc.StatusCode.UNAVAILABLE: "unavailable",
     grpc.StatusCode.NOT_FOUND: "not_found",
     grpc.StatusCode.UNAUTHENTICATED: "unauthenticated",
+    grpc.StatusCode.PERMISSION_DENIED: "permission_denied",
     grpc.StatusCode.INVALID_ARGUMENT: "invalid_argument",
 }
 _OUTBOUND = 64

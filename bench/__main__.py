@@ -2,7 +2,8 @@
 asserted, only that each run completed without errors and with the events it should have);
 `--scenarios`: a subset of them (`--scenarios stateful_load`: only stateful runs under load);
 `--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios;
-`python -m bench load`: hundreds of streams at once on one gateway (see `load --help`)."""
+`python -m bench load`: hundreds of streams at once on one gateway (see `load --help`);
+`python -m bench tokens`: a token stream over the thread protocol beside runs.stream."""
 
 from __future__ import annotations
 
@@ -311,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["load"]:
         raise_fd_limit()
         return _load.main(argv[1:])
+    if argv[:1] == ["tokens"]:
+        from bench import _tokens
+
+        return _tokens.main(argv[1:])
     args = _parser().parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     if args.open_streams:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TypedDict
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
 
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.config import get_stream_writer
 from langgraph.graph import StateGraph
 
@@ -103,3 +107,41 @@ async def _tick(state: Ticker) -> Ticker:
 # `count` custom events {"seq", "t"}, one every `interval` seconds, `t` the wall-clock time it
 # was written: the load test checks every stream's seqs and times each event's delivery.
 ticker = StateGraph(Ticker).add_node("tick", _tick).add_edge("__start__", "tick").compile(name="ticker")
+
+
+class Tokens(TypedDict, total=False):
+    count: int
+    answer: str
+
+
+class _TokenModel(BaseChatModel):
+    """A chat model that streams `count` one-word tokens, as fast as it can."""
+
+    count: int = 1
+
+    @property
+    def _llm_type(self) -> str:
+        return "bench-tokens"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="tok " * self.count))])
+
+    async def _astream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for i in range(self.count):
+            last = i == self.count - 1
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content="tok ", chunk_position="last" if last else None))
+            if run_manager:
+                await run_manager.on_llm_new_token("tok ", chunk=chunk)
+            yield chunk
+
+
+async def _answer(state: Tokens) -> Tokens:
+    reply = await _TokenModel(count=state.get("count", 1000)).ainvoke("stream")
+    return {"answer": str(reply.content)}
+
+
+# One model call streaming `count` tokens (default 1,000): what an LLM answer looks like on
+# every stream (runs.stream's messages-tuple, the thread protocol's messages channel).
+tokens = StateGraph(Tokens).add_node("answer", _answer).add_edge("__start__", "answer").compile(name="tokens")

@@ -1,0 +1,79 @@
+"""langgraph.json as the gateway reads it: no key ignored silently, and a key that would weaken
+security if it were ignored stops the start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+from gateway.http.config import Cors
+
+ROOT = Path(__file__).resolve().parent.parent
+AUTH = ROOT / "tests" / "graphs" / "auth"
+
+
+def write(folder: Path, **sections: Any) -> Path:
+    config = {"graphs": {"agent": str(ROOT / "examples" / "joke.py") + ":graph"}, **sections}
+    path = folder / "langgraph.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_keys_the_gateway_does_not_use_are_named(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            python_version="3.12",
+            store={"index": {"dims": 4}},
+            webhooks={},
+            surprise=1,
+            http={"mount_prefix": "/api", "configurable_headers": {"includes": ["x-*"]}, "cors": None},
+        )
+    )
+    assert config.ignored == [
+        "python_version (build-time)",
+        "store (not implemented)",
+        "webhooks (not implemented)",
+        "surprise (unknown)",
+        "http.mount_prefix (not implemented)",
+        "http.configurable_headers (not implemented)",
+    ]
+
+
+def test_auth_and_http_are_loaded(tmp_path: Path) -> None:
+    config = load_config(AUTH / "langgraph.json")
+    assert config.auth is not None and config.http_app is not None
+    assert config.http.cors == Cors(
+        allow_origins=("https://app.example",),
+        allow_methods=("GET", "POST", "PATCH", "DELETE"),
+        allow_headers=("authorization", "content-type"),
+        allow_credentials=True,
+        expose_headers=("x-custom",),
+        max_age=60,
+    )
+    assert config.ignored == []
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"encryption": {"path": "./enc.py:enc"}}, "unencrypted"),
+        ({"auth": {"path": "./auth.ts:auth"}}, "JavaScript"),
+        ({"auth": {"disable_studio_auth": True}}, "auth.path is required"),
+        ({"auth": {"path": f"{AUTH}/auth.py:nothing"}}, "not a langgraph_sdk Auth"),
+        ({"http": {"cors": {"allow_origins": ["*"], "allow_origin": "x"}}}, "http.cors has keys"),
+        ({"http": {"cors": {"allow_origins": "*"}}}, "list of strings"),
+        ({"http": {"disable_runs": "yes"}}, "true or false"),
+        ({"http": {"app": f"{AUTH}/auth.py:auth"}}, "not a Starlette or FastAPI app"),
+        ({"http": {"middleware_order": "sometimes"}}, "middleware_order"),
+    ],
+)
+def test_what_would_weaken_security_if_ignored_stops_the_start(
+    tmp_path: Path, sections: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, **sections))

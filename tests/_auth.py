@@ -4,6 +4,7 @@ create; Carol may not delete; `Bearer banned` is refused with 403, anything else
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests._server import ROOT, GatewayProcess
@@ -32,3 +33,21 @@ def auth_gateway(folder: Path, *extra_args: str, config: Path = AUTH_CONFIG) -> 
         folder / "gateway.sqlite", config=config, extra_args=extra_args, env={"CANARY_FILE": str(canary)}
     ).start()
     return proc, canary
+
+
+def auth_config(folder: Path, **http: object) -> Path:
+    """The auth config with absolute paths, its `http` section updated, written into `folder`."""
+    config = json.loads(AUTH_CONFIG.read_text())
+    base = AUTH_CONFIG.parent
+    config["dependencies"] = [str((base / dep).resolve()) for dep in config["dependencies"]]
+    config["graphs"] = {name: _absolute(base, ref) for name, ref in config["graphs"].items()}
+    config["auth"]["path"] = _absolute(base, config["auth"]["path"])
+    config["http"] = {**config["http"], "app": _absolute(base, config["http"]["app"]), **http}
+    out = folder / "langgraph.json"
+    out.write_text(json.dumps(config, indent=2))
+    return out
+
+
+def _absolute(base: Path, ref: str) -> str:
+    path, _, attribute = ref.rpartition(":")
+    return f"{(base / path).resolve()}:{attribute}"

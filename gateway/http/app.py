@@ -100,9 +100,16 @@ def build_app(
     if not http.disable_assistants:
         routes += _assistants.routes
     meta: list[BaseRoute] = [] if http.disable_meta else [Route("/info", get_info, methods=["GET"])]
+    if custom_app is None:
+        middleware = [cors_middleware(http), *protected]
+    elif http.middleware_order == "auth_first":
+        # The user's middleware runs after auth, on the API's routes as on the app's.
+        middleware = [*protected, *custom_app.user_middleware]
+    else:
+        middleware = protected
     api = Starlette(
         routes=[Route("/ok", ok, methods=["GET"]), *meta, *routes],
-        middleware=[cors_middleware(http), *protected] if custom_app is None else protected,
+        middleware=middleware,
         exception_handlers={HTTPException: http_exception},
     )
     api.state.backend = backend
@@ -118,19 +125,16 @@ def build_app(
 def _beside(custom: Starlette, api: Starlette, http: HttpConfig, protected: list[Middleware]) -> Starlette:
     """The user's app serving its routes first, then the API's, as the Agent Server merges them."""
     own_middleware = list(custom.user_middleware)
-    user_routes = list(custom.router.routes)
-    if http.enable_custom_route_auth:
-        user_routes = _with_middleware(user_routes, protected)
+    route_auth = protected if http.enable_custom_route_auth else []
     if http.middleware_order == "auth_first":
         # The user's middleware runs after auth, route by route, rather than around everything.
-        user_routes = _with_middleware(user_routes, own_middleware)
-        inner: list[BaseRoute] = [Mount("", app=api, middleware=own_middleware)]
-        ok_route: BaseRoute = Route("/ok", ok, methods=["GET"], middleware=own_middleware)
+        user_routes = _with_middleware(custom.router.routes, [*route_auth, *own_middleware])
+        ok_route = Route("/ok", ok, methods=["GET"], middleware=own_middleware)
         custom.user_middleware = [cors_middleware(http)]
     else:
-        inner = [Mount("", app=api)]
+        user_routes = _with_middleware(custom.router.routes, route_auth)
         ok_route = Route("/ok", ok, methods=["GET"])
         custom.user_middleware = [*own_middleware, cors_middleware(http)]
-    custom.router.routes = [ok_route, *user_routes, *inner]
+    custom.router.routes = [ok_route, *user_routes, Mount("", app=api)]
     custom.state.closing = api.state.closing
     return custom

@@ -11,9 +11,10 @@ from tests._server import ROOT
 
 
 class BridgeProcess:
-    def __init__(self, target: str, *, api_key: str | None = None) -> None:
+    def __init__(self, target: str, *, api_key: str | None = None, config: str | None = None) -> None:
         self.target = target
         self.api_key = api_key
+        self.config = config
         self.proc: subprocess.Popen[str] | None = None
         self.http_port = 0
         self.stderr_lines: list[str] = []
@@ -26,6 +27,8 @@ class BridgeProcess:
         cmd = [sys.executable, "-m", "gateway", "bridge", "--target", self.target, "--http-port", "0"]
         if self.api_key:
             cmd += ["--api-key", self.api_key]
+        if self.config:
+            cmd += ["--config", self.config]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         stderr = self.proc.stderr

@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "graphs" / "langgraph.json"
+# One system assistant per graph of the test config.
+GRAPH_COUNT = len(json.loads(TEST_CONFIG.read_text())["graphs"])
 
 
 class GatewayProcess:

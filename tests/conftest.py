@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +10,31 @@ import pytest
 import pytest_asyncio
 from langgraph.gateway.v1 import assistants_pb2_grpc, runs_pb2_grpc, threads_pb2_grpc
 
+from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import GatewayProcess
 
+BACKENDS = ["sqlite", "postgres"]
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """One gateway process shared by the tests that only talk to it."""
-    proc = GatewayProcess(tmp_path_factory.mktemp("gateway") / "gateway.sqlite").start()
-    yield proc
-    proc.kill()
+
+@contextmanager
+def backend_args(backend: str) -> Iterator[tuple[str, ...]]:
+    """The command-line arguments of a gateway on `backend`: sqlite (the default), or Postgres and
+    Redis, on a database and key prefix of its own."""
+    if backend == "sqlite":
+        yield ()
+        return
+    with postgres_database() as url, redis_prefix() as prefix:
+        yield ("--database-url", url, "--redis-url", REDIS, "--redis-prefix", prefix)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway process shared by the tests that only talk to it, on each backend: every
+    test that uses it runs against both."""
+    with backend_args(request.param) as args:
+        proc = GatewayProcess(tmp_path_factory.mktemp("gateway") / "gateway.sqlite", extra_args=args).start()
+        yield proc
+        proc.kill()
 
 
 @dataclass

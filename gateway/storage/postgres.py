@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import psycopg.conninfo
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
@@ -284,11 +285,17 @@ class PostgresStorage:
         return self._saver
 
     async def setup(self) -> None:
+        # One connection first: a server that cannot be reached is one clear error, not the
+        # pool's retries.
         try:
-            await self._pool.open(wait=True, timeout=10)
-        except psycopg.pool.PoolTimeout as exc:  # type: ignore[attr-defined]
-            await self._pool.close()
-            raise Unavailable(f"cannot connect to Postgres: {exc}") from None
+            probe = await AsyncConnection.connect(self.url, connect_timeout=10)
+        except psycopg.Error as exc:
+            where = psycopg.conninfo.conninfo_to_dict(self.url)
+            target = f"{where.get('host', 'localhost')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(f"cannot connect to Postgres at {target}: {reason}") from None
+        await probe.close()
+        await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             try:

@@ -10,7 +10,7 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import AuthenticationError
 
-from tests._server import GatewayProcess
+from tests._server import GRAPH_COUNT, GatewayProcess
 
 AGENT_ID = "fe096781-5601-53d2-b2f6-0d3403f7e9ca"  # uuid5 of the graph name, as the Agent Server
 
@@ -40,7 +40,7 @@ def test_search_and_count_assistants(http: httpx.Client) -> None:
     assert len(found.json()) == 3
     assert found.headers["x-pagination-next"] == "3"
     everything = http.post("/assistants/search", json={"limit": 100}).json()
-    assert len(everything) == http.post("/assistants/count", json={}).json() == 16
+    assert len(everything) == http.post("/assistants/count", json={}).json() == GRAPH_COUNT
     assert [a["graph_id"] for a in http.post("/assistants/search", json={"graph_id": "chat"}).json()] == ["chat"]
     assert http.post("/assistants/count", json={"metadata": {"created_by": "nobody"}}).json() == 0
     assert http.post("/assistants/search", json={"graph_id": "nope"}).status_code == 404

@@ -20,6 +20,7 @@ import pytest
 
 from tests._server import ROOT, TEST_CONFIG, GatewayProcess
 from tests.conformance import JOBS, Outcome, compare, lines, load_cases
+from tests.conftest import BACKENDS, backend_args
 
 REF_VENV = ROOT / ".venv-ref"
 CASES = load_cases()
@@ -111,11 +112,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def candidate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc = GatewayProcess(tmp_path_factory.mktemp("candidate") / "gateway.sqlite").start()
-    yield proc.http_url
-    proc.kill()
+@pytest.fixture(scope="module", params=BACKENDS)
+def candidate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Ours, on each backend."""
+    with backend_args(request.param) as args:
+        proc = GatewayProcess(tmp_path_factory.mktemp("candidate") / "gateway.sqlite", extra_args=args).start()
+        yield proc.http_url
+        proc.kill()
 
 
 @pytest.fixture(scope="module")

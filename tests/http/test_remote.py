@@ -16,7 +16,7 @@ from langgraph_sdk import get_sync_client
 from gateway.errors import GatewayError
 from gateway.http.remote import _raise as raise_for_status
 from tests._normalise import Normaliser
-from tests._server import ROOT, GatewayProcess
+from tests._server import GRAPH_COUNT, ROOT, GatewayProcess
 from tests.http._bridge import BridgeProcess
 from tests.http._sse import Event, assert_ids_increase, iter_events, parse
 from tests.http.test_stream import wait_for_status
@@ -148,7 +148,7 @@ def test_threads_state_history_and_assistants(remote: httpx.Client) -> None:
     agent = remote.get("/assistants/fe096781-5601-53d2-b2f6-0d3403f7e9ca").json()
     assert agent["graph_id"] == "agent" and agent["metadata"] == {"created_by": "system"}
     assert [a["graph_id"] for a in remote.post("/assistants/search", json={"graph_id": "chat"}).json()] == ["chat"]
-    assert remote.post("/assistants/count", json={}).json() == 11
+    assert remote.post("/assistants/count", json={}).json() == GRAPH_COUNT
 
 
 def test_what_grpc_cannot_do_answers_501(remote: httpx.Client) -> None:

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from langgraph.gateway.v1 import assistants_pb2, runs_pb2, threads_pb2
 
-from tests._server import GatewayProcess
+from tests._server import GRAPH_COUNT, GatewayProcess
 from tests.conftest import Stubs, make_stubs
 from tests.rpc.test_run_stream import stream, value
 
@@ -24,7 +24,7 @@ async def test_assistants_have_the_agent_servers_ids(stubs: Stubs) -> None:
     assert [a.graph_id for a in found.assistants] == ["chat"]
     assert dict(found.assistants[0].metadata) == {"created_by": "system"}
     everything = await stubs.assistants.SearchAssistants(assistants_pb2.SearchAssistantsRequest(limit=100))
-    assert len(everything.assistants) == 16
+    assert len(everything.assistants) == GRAPH_COUNT
 
 
 async def test_thread_create_get_search_delete(stubs: Stubs) -> None:

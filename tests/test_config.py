@@ -4,6 +4,9 @@ security if it were ignored stops the start."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 
 from gateway.config import ConfigError, load_config
 from gateway.http.config import Cors
+from tests._server import GatewayProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH = ROOT / "tests" / "graphs" / "auth"
@@ -77,3 +81,36 @@ def test_what_would_weaken_security_if_ignored_stops_the_start(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, **sections))
+
+
+def test_the_start_names_what_is_not_used(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        store={"ttl": {}},
+        auth={"path": f"{AUTH}/auth.py:auth", "cache": {"ttl_seconds": 5}},
+        http={"mount_prefix": "/api"},
+    )
+    proc = GatewayProcess(tmp_path / "db.sqlite", config=config).start()
+    proc.kill()
+    deadline = time.monotonic() + 10
+    while "serving agent" not in (log := "".join(proc.stderr_lines)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the lines before "ready" may still be on their way from the pipe
+    assert (
+        "langgraph.json: not used by the gateway: store (not implemented), auth.cache (not implemented), "
+        "http.mount_prefix (not implemented)"
+    ) in log
+    # The owner-only example covers every action; crons and store wait for the gateway to serve them.
+    assert "no @auth.on handler covers" not in log
+
+
+def test_a_key_that_would_weaken_security_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    config = write(tmp_path, encryption={"path": "./encryption.py:encryption"})
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--db", str(tmp_path / "db.sqlite")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "unencrypted" in done.stderr

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests._auth import auth_gateway
 from tests._server import ROOT, GatewayProcess
 
 SCRIPT = Path(__file__).parent / "js" / "sdk_check.mjs"
@@ -64,3 +65,31 @@ def test_wait_state_history_and_errors(seen: dict[str, Any]) -> None:
     assert seen["runs"][0]["status"] == "success"
     assert [a["graph_id"] for a in seen["assistants"]] == ["agent"]
     assert seen["badAssistant"]["status"] == 422
+
+
+def test_each_users_client_with_custom_auth(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None or not SDK.is_dir():
+        pytest.skip("needs node and the JS SDK in node_modules (npm install)")
+    proc, canary = auth_gateway(tmp_path)
+    try:
+        result = subprocess.run(
+            [node, str(SCRIPT.with_name("auth_check.mjs")), proc.http_url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        proc.kill()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout) == {
+        "owner": "alice",
+        "userId": "alice",
+        "bobGets": 404,
+        "bobRuns": 404,
+        "bobSees": False,
+        "aliceSees": True,
+        "anonymous": 401,
+    }
+    assert "intruder" not in canary.read_text()

@@ -59,6 +59,7 @@ class Supervisor:
         if pid == 0:
             code = 1
             try:
+                _die_with_parent()
                 for sock in self._held:
                     sock.close()
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -137,5 +138,18 @@ class Supervisor:
         for pid in list(self.children):
             _, status = os.waitpid(pid, 0)
             self.children.pop(pid, None)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM:
+                continue  # stopped before it could drain: it had nothing to drain
             code = max(code, os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
         return code
+
+
+def _die_with_parent() -> None:
+    """A worker gets SIGTERM (and drains) when its supervisor dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers outlive a killed supervisor

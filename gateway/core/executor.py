@@ -19,12 +19,15 @@ from gateway.core.errors import error_payload
 from gateway.core.live import LiveRun
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
+from gateway.errors import Unavailable
 from gateway.records import RunRecord, RunStatus, ThreadChange
 from gateway.serde import dumps
 from gateway.storage import Storage
 
 logger = logging.getLogger("gateway.runs")
 
+# Seconds between attempts to record a run's end while storage is unreachable (about 5 min).
+_RECORD_RETRIES = (0.5, 1, 2, 4, 8, *([15] * 19))
 _CANCELLED = dumps({"error": "UserInterrupt", "message": "the run was cancelled"})
 _TIMED_OUT = dumps({"error": "TimeoutError", "message": ""})
 
@@ -131,13 +134,21 @@ class Executor:
             # It goes on in another process, which writes its end.
             await self._close(live)
             return False
-        try:
-            if live.cancel_action is not None:
-                status = "interrupted"
-            ended = await self._record_end(live, status, queued)
-            live.record.status = status
-        except Exception:
-            logger.exception("could not record the end of run %s", live.run_id)
+        if live.cancel_action is not None:
+            status = "interrupted"
+        for wait in _RECORD_RETRIES:
+            try:
+                ended = await self._record_end(live, status, queued)
+                live.record.status = status
+                break
+            except Unavailable as exc:
+                # Storage is down: the run's end is recorded when it is back (its lease lets
+                # another process take the run over should this one die meanwhile).
+                logger.warning("recording the end of run %s waits for storage: %s", live.run_id, exc.message)
+                await asyncio.sleep(wait)
+            except Exception:
+                logger.exception("could not record the end of run %s", live.run_id)
+                break
         if not ended:
             await self._close(live)
             return False

@@ -51,7 +51,9 @@ class GrpcServer:
         reuse_port: bool = False,
     ) -> None:
         self.gateway = gateway
-        options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1)] if reuse_port else SERVER_OPTIONS
+        options = (
+            [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if reuse_port else SERVER_OPTIONS
+        )
         self.server = grpc.aio.server(interceptors=(*interceptors, MalformedRequestInterceptor()), options=options)
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)

@@ -25,7 +25,7 @@ import psycopg.conninfo
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gateway.errors import NotFound, Unavailable
 from gateway.records import (
@@ -123,6 +123,11 @@ _ASSISTANT_COLUMNS = (
 )
 _UNFINISHED = "status IN ('pending', 'running')"
 _SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 def _json(value: Any) -> str:
@@ -272,6 +277,9 @@ class PostgresStorage:
             min_size=min_size,
             max_size=max_size,
             open=False,
+            # A call waits this long for a connection, then fails (UNAVAILABLE / 503) rather
+            # than hang while the server is unreachable.
+            timeout=5.0,
             # As the checkpointer needs them: autocommit, no server-side prepared statements
             # (poolers such as pgbouncer forbid them), dict rows for its own queries.
             kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
@@ -292,8 +300,7 @@ class PostgresStorage:
         except psycopg.Error as exc:
             where = psycopg.conninfo.conninfo_to_dict(self.url)
             target = f"{where.get('host', 'localhost')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise Unavailable(f"cannot connect to Postgres at {target}: {reason}") from None
+            raise Unavailable(f"cannot connect to Postgres at {target}: {_reason(exc)}") from None
         await probe.close()
         await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
@@ -322,8 +329,8 @@ class PostgresStorage:
         try:
             async with self._pool.connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                 yield cur
-        except psycopg.OperationalError as exc:
-            raise Unavailable(f"the database is unreachable: {exc}") from None
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
@@ -332,8 +339,8 @@ class PostgresStorage:
                 conn: AsyncConnection[Any]  # type: ignore[no-redef]
                 async with conn.transaction(), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                     yield cur
-        except psycopg.OperationalError as exc:
-            raise Unavailable(f"the database is unreachable: {exc}") from None
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         async with self._cursor() as cur:

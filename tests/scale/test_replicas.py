@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -209,3 +211,37 @@ def test_redis_unreachable_at_start_is_one_line(shared_backends: tuple[str, ...]
     assert done.returncode != 0
     assert "error: cannot connect to Redis" in done.stderr and "Traceback" not in done.stderr
     assert json.dumps(args)  # the database was left as it was made
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_workers_serve_one_port_and_a_dead_one_is_replaced(replica: Replica) -> None:
+    supervisor = replica("--workers", "2")
+    pid = supervisor.proc.pid  # type: ignore[union-attr]
+    workers = _children(pid)
+    assert len(workers) == 2
+    with httpx.Client(base_url=supervisor.http_url, timeout=60) as http:
+        # New connections are spread over the workers; every one answers for every run.
+        for _ in range(10):
+            with httpx.Client(base_url=supervisor.http_url, timeout=60) as fresh:
+                assert fresh.post("/runs/wait", json={"assistant_id": "agent", "input": {"topic": "w"}}).json()
+        time.sleep(5)  # past the supervisor's crash-loop guard
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (len(_children(pid)) < 2 or workers[0] in _children(pid)):
+            time.sleep(0.2)
+        assert len(_children(pid)) == 2 and workers[0] not in _children(pid)
+        assert http.get("/ok").status_code == 200
+    assert supervisor.terminate() == 0
+    assert _children(pid) == []

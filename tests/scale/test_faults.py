@@ -1,0 +1,82 @@
+"""A gateway whose Postgres or Redis goes away while it serves: calls fail with UNAVAILABLE /
+503 rather than hang or report an internal error, no run is dropped silently, and service
+resumes when the backend is back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._backends import Switch, postgres_database, redis_prefix
+from tests._server import GatewayProcess
+
+
+@pytest.fixture
+def switched(tmp_path: Path) -> Iterator[tuple[GatewayProcess, Switch, Switch]]:
+    """A gateway that reaches Postgres and Redis through switches the test can cut."""
+    with postgres_database() as url, redis_prefix() as prefix:
+        pg, rd = Switch(5432).start(), Switch(6379).start()
+        database = url.replace("127.0.0.1:5432", f"127.0.0.1:{pg.port}")
+        args = ("--database-url", database, "--redis-url", f"redis://127.0.0.1:{rd.port}/0", "--redis-prefix", prefix)
+        proc = GatewayProcess(tmp_path / "unused.sqlite", extra_args=args).start()
+        try:
+            yield proc, pg, rd
+        finally:
+            proc.kill()
+            pg.stop()
+            rd.stop()
+
+
+def _until(check: object, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError("the gateway did not recover")
+
+
+def test_postgres_lost_and_back(switched: tuple[GatewayProcess, Switch, Switch]) -> None:
+    proc, pg, _ = switched
+    with httpx.Client(base_url=proc.http_url, timeout=60) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        body = {"assistant_id": "slow", "input": {"n": 150, "delay": 0.02}, "stream_mode": ["custom"]}
+        run = http.post(f"/threads/{thread_id}/runs", json=body).json()
+        time.sleep(0.5)
+        pg.cut()
+        answer = http.get(f"/threads/{thread_id}")
+        assert answer.status_code == 503, answer.text
+        assert "database" in answer.json()["detail"]
+        assert http.post("/threads", json={}).status_code == 503
+        pg.restore()
+        _until(lambda: http.get(f"/threads/{thread_id}").status_code == 200)
+        # The run that was running ended, and says how; nothing was left running.
+        _until(lambda: http.get(f"/threads/{thread_id}/runs/{run['run_id']}").json()["status"] != "running")
+        assert http.post("/runs/wait", json={"assistant_id": "agent", "input": {"topic": "z"}}).json()["joke"]
+    assert not [line for line in proc.stderr_lines if "internal error" in line]
+
+
+def test_redis_lost_and_back(switched: tuple[GatewayProcess, Switch, Switch]) -> None:
+    proc, _, rd = switched
+    with httpx.Client(base_url=proc.http_url, timeout=60) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        done = http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "agent", "input": {"topic": "x"}})
+        assert done.status_code == 200
+        run_id = http.get(f"/threads/{thread_id}/runs").json()[0]["run_id"]
+        rd.cut()
+        # Reading a run's events needs Redis: refused, not hung.
+        joined = http.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers={"Last-Event-ID": "0"})
+        assert joined.status_code == 503 or b"Unavailable" in joined.content, joined.text
+        # Records need only Postgres.
+        assert http.get(f"/threads/{thread_id}").status_code == 200
+        rd.restore()
+        _until(
+            lambda: http.post("/runs/wait", json={"assistant_id": "agent", "input": {"topic": "y"}}).status_code == 200
+        )
+        replay = http.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers={"Last-Event-ID": "0"})
+        assert replay.status_code == 200 and b"event: values" in replay.content
+    assert not [line for line in proc.stderr_lines if "internal error" in line]

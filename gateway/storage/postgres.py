@@ -45,6 +45,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.storage._rows import assistant_row, run_row, thread_row
 from gateway.storage.base import check_admission
 
 logger = logging.getLogger("gateway.storage")
@@ -111,18 +112,25 @@ _MIGRATIONS = (
     """,
 )
 
+# JSON comes back as text, as from sqlite: one decoding (orjson), and graph data untouched.
 _THREAD_COLUMNS = (
-    "thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "
+    "thread_id, created_at, updated_at, state_updated_at, metadata::text, status, config::text, "
     '"values"::text, interrupts::text, error::text'
 )
 _RUN_COLUMNS = (
-    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt"
+    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata::text, multitask_strategy, "
+    "kwargs::text, attempt"
 )
 _ASSISTANT_COLUMNS = (
-    "assistant_id, graph_id, name, created_at, updated_at, config, context, metadata, version, description"
+    "assistant_id, graph_id, name, created_at, updated_at, config::text, context::text, metadata::text, version, "
+    "description"
 )
 _UNFINISHED = "status IN ('pending', 'running')"
 _SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
+
+
+def _names(columns: str) -> str:
+    return columns.replace("::text", "")
 
 
 def _reason(exc: Exception) -> str:
@@ -132,51 +140,6 @@ def _reason(exc: Exception) -> str:
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _thread(row: Sequence[Any]) -> ThreadRecord:
-    return ThreadRecord(
-        thread_id=row[0],
-        created_at=row[1],
-        updated_at=row[2],
-        state_updated_at=row[3],
-        metadata=row[4],
-        status=row[5],
-        config=row[6],
-        values=row[7].encode(),
-        interrupts=row[8].encode(),
-        error=row[9].encode(),
-    )
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        thread_id=row[1],
-        assistant_id=row[2],
-        created_at=row[3],
-        updated_at=row[4],
-        status=row[5],
-        metadata=row[6],
-        multitask_strategy=row[7],
-        kwargs=row[8],
-        attempt=row[9],
-    )
-
-
-def _assistant(row: Sequence[Any]) -> AssistantRecord:
-    return AssistantRecord(
-        assistant_id=row[0],
-        graph_id=row[1],
-        name=row[2],
-        created_at=row[3],
-        updated_at=row[4],
-        config=row[5],
-        context=row[6],
-        metadata=row[7],
-        version=row[8],
-        description=row[9],
-    )
 
 
 def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
@@ -357,7 +320,7 @@ class PostgresStorage:
     async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
         async with self._transaction() as cur:
             await cur.execute(
-                f"INSERT INTO gw_assistants ({_ASSISTANT_COLUMNS}) VALUES "
+                f"INSERT INTO gw_assistants ({_names(_ASSISTANT_COLUMNS)}) VALUES "
                 "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
                 (
                     assistant.assistant_id,
@@ -375,13 +338,13 @@ class PostgresStorage:
             await cur.execute(
                 f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = %s", (assistant.assistant_id,)
             )
-            return _assistant(await cur.fetchone())  # type: ignore[arg-type]
+            return assistant_row(await cur.fetchone())  # type: ignore[arg-type]
 
     async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
         where, args = ["assistant_id = %s"], [assistant_id]
         _access_clause("metadata", access, where, args)
         row = await self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
-        return None if row is None else _assistant(row)
+        return None if row is None else assistant_row(row)
 
     async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
         clause, args = _assistant_where(where)
@@ -390,7 +353,7 @@ class PostgresStorage:
             "LIMIT %s OFFSET %s",
             (*args, limit, offset),
         )
-        return [_assistant(row) for row in rows]
+        return [assistant_row(row) for row in rows]
 
     async def count_assistants(self, where: AssistantFilter) -> int:
         clause, args = _assistant_where(where)
@@ -401,7 +364,7 @@ class PostgresStorage:
     @staticmethod
     async def _insert_thread(cur: AsyncCursor[Any], thread: ThreadRecord) -> bool:
         await cur.execute(
-            f"INSERT INTO gw_threads ({_THREAD_COLUMNS.replace('::text', '')}) VALUES "
+            f"INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
             "(%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::json, %s::json, %s::json) ON CONFLICT DO NOTHING",
             (
                 thread.thread_id,
@@ -426,7 +389,7 @@ class PostgresStorage:
         where, args = ["thread_id = %s"], [thread_id]
         _access_clause("metadata", access, where, args)
         row = await self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
-        return None if row is None else _thread(row)
+        return None if row is None else thread_row(row)
 
     @staticmethod
     async def _visible(cur: AsyncCursor[Any], thread_id: str, access: AccessFilter) -> bool:
@@ -489,7 +452,7 @@ class PostgresStorage:
             f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT %s OFFSET %s",
             (*args, limit, offset),
         )
-        return [_thread(row) for row in rows]
+        return [thread_row(row) for row in rows]
 
     async def count_threads(self, where: ThreadFilter) -> int:
         clause, args = _thread_where(where)
@@ -541,7 +504,7 @@ class PostgresStorage:
             if claimed:
                 run.status, run.attempt = "running", 1
             await cur.execute(
-                f"INSERT INTO gw_runs ({_RUN_COLUMNS}, request, owner, lease_until) VALUES "
+                f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
                 "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
                 "CASE WHEN %s THEN now() + make_interval(secs => %s) END)",
                 (
@@ -595,7 +558,7 @@ class PostgresStorage:
                 )
                 row = await cur.fetchone()
                 if row is not None:
-                    claims.append(Claim(_run(row), bytes(row[10] or b"{}")))
+                    claims.append(Claim(run_row(row), bytes(row[10] or b"{}")))
         return claims
 
     async def renew_leases(self, owner: str, run_ids: Sequence[str], lease_seconds: float) -> list[str]:
@@ -619,7 +582,7 @@ class PostgresStorage:
             f"RETURNING {_RUN_COLUMNS}",
             (max_attempts, now_iso(), all_running),
         )
-        runs = [_run(row) for row in rows]
+        runs = [run_row(row) for row in rows]
         return [r for r in runs if r.status == "pending"], [r for r in runs if r.status == "error"]
 
     async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
@@ -630,7 +593,7 @@ class PostgresStorage:
             f"WHERE run_id = ANY(%s) AND owner = %s AND status = 'running' RETURNING {_RUN_COLUMNS}",
             (list(run_ids), owner),
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     async def finish_run(
         self,
@@ -676,7 +639,7 @@ class PostgresStorage:
     async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
         visible, args = _run_access(access)
         row = await self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = %s{visible}", (run_id, *args))
-        return None if row is None else _run(row)
+        return None if row is None else run_row(row)
 
     async def get_run_request(self, run_id: str) -> bytes | None:
         row = await self._one("SELECT request FROM gw_runs WHERE run_id = %s", (run_id,))
@@ -700,7 +663,7 @@ class PostgresStorage:
         rows = await self._all(
             sql + " ORDER BY created_at DESC, run_id DESC LIMIT %s OFFSET %s", (*args, limit, offset)
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     async def runs_with_status(
         self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
@@ -710,14 +673,14 @@ class PostgresStorage:
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status = ANY(%s){visible} ORDER BY created_at, run_id",
             (list(statuses), *args),
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
         rows = await self._all(
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
             (thread_id,),
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     # Event log of resumable runs
 

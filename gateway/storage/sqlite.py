@@ -42,6 +42,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.storage._rows import assistant_row, run_row, thread_row
 from gateway.storage.base import check_admission
 
 _SCHEMA = """
@@ -122,51 +123,6 @@ _SORT_COLUMNS = {
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _thread(row: Sequence[Any]) -> ThreadRecord:
-    return ThreadRecord(
-        thread_id=row[0],
-        created_at=row[1],
-        updated_at=row[2],
-        state_updated_at=row[3],
-        metadata=orjson.loads(row[4]),
-        status=row[5],
-        config=orjson.loads(row[6]),
-        values=bytes(row[7]),
-        interrupts=bytes(row[8]),
-        error=bytes(row[9]),
-    )
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        thread_id=row[1],
-        assistant_id=row[2],
-        created_at=row[3],
-        updated_at=row[4],
-        status=row[5],
-        metadata=orjson.loads(row[6]),
-        multitask_strategy=row[7],
-        kwargs=orjson.loads(row[8]),
-        attempt=row[9],
-    )
-
-
-def _assistant(row: Sequence[Any]) -> AssistantRecord:
-    return AssistantRecord(
-        assistant_id=row[0],
-        graph_id=row[1],
-        name=row[2],
-        created_at=row[3],
-        updated_at=row[4],
-        config=orjson.loads(row[5]),
-        context=orjson.loads(row[6]),
-        metadata=orjson.loads(row[7]),
-        version=row[8],
-        description=row[9],
-    )
 
 
 def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:
@@ -397,13 +353,13 @@ class SqliteStorage:
             row = conn.execute(
                 f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = ?", (assistant.assistant_id,)
             ).fetchone()
-        return _assistant(row)
+        return assistant_row(row)
 
     async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
         where, args = ["assistant_id = ?"], [assistant_id]
         _access_clause("metadata", access, where, args)
         row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
-        return None if row is None else _assistant(row)
+        return None if row is None else assistant_row(row)
 
     async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
         clause, args = _assistant_where(where)
@@ -412,7 +368,7 @@ class SqliteStorage:
             "LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        return [_assistant(row) for row in rows]
+        return [assistant_row(row) for row in rows]
 
     async def count_assistants(self, where: AssistantFilter) -> int:
         clause, args = _assistant_where(where)
@@ -447,7 +403,7 @@ class SqliteStorage:
         where, args = ["thread_id = ?"], [thread_id]
         _access_clause("metadata", access, where, args)
         row = self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
-        return None if row is None else _thread(row)
+        return None if row is None else thread_row(row)
 
     @staticmethod
     def _change_thread(conn: sqlite3.Connection, thread_id: str, change: ThreadChange) -> bool:
@@ -505,7 +461,7 @@ class SqliteStorage:
             f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        return [_thread(row) for row in rows]
+        return [thread_row(row) for row in rows]
 
     async def count_threads(self, where: ThreadFilter) -> int:
         clause, args = _thread_where(where)
@@ -592,7 +548,7 @@ class SqliteStorage:
             ).fetchall()
             now = now_iso()
             for row in rows:
-                run = _run(row)
+                run = run_row(row)
                 run.status, run.updated_at, run.attempt = "running", now, run.attempt + 1
                 conn.execute(
                     "UPDATE gw_runs SET status = 'running', updated_at = ?, attempt = ?, owner = ?, lease_until = ? "
@@ -626,7 +582,7 @@ class SqliteStorage:
             requeued: list[RunRecord] = []
             failed: list[RunRecord] = []
             for row in rows:
-                run = _run(row)
+                run = run_row(row)
                 run.status = "pending" if run.attempt < max_attempts else "error"
                 (requeued if run.status == "pending" else failed).append(run)
                 conn.execute(
@@ -645,7 +601,7 @@ class SqliteStorage:
                 ).fetchone()
                 if row is None:
                     continue
-                run = _run(row)
+                run = run_row(row)
                 run.status, run.attempt = "pending", run.attempt - 1
                 conn.execute(
                     "UPDATE gw_runs SET status = 'pending', attempt = ?, owner = NULL, lease_until = NULL "
@@ -696,7 +652,7 @@ class SqliteStorage:
     async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
         visible, args = _run_access(access)
         row = self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ?{visible}", (run_id, *args))
-        return None if row is None else _run(row)
+        return None if row is None else run_row(row)
 
     async def get_run_request(self, run_id: str) -> bytes | None:
         row = self._one("SELECT request FROM gw_runs WHERE run_id = ?", (run_id,))
@@ -718,7 +674,7 @@ class SqliteStorage:
             sql += " AND status = ?"
             args.append(status)
         rows = self._all(sql + " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     async def runs_with_status(
         self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
@@ -729,14 +685,14 @@ class SqliteStorage:
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status IN ({marks}){visible} ORDER BY created_at, run_id",
             (*statuses, *args),
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
         rows = self._all(
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} ORDER BY created_at, run_id",
             (thread_id,),
         )
-        return [_run(row) for row in rows]
+        return [run_row(row) for row in rows]
 
     # Event log of resumable runs
 

@@ -151,6 +151,21 @@ def test_a_killed_replicas_run_is_taken_over_from_its_last_checkpoint(replica: R
         assert taken_over < 2 * 1 + 20  # 2 lease periods, plus the rest of the run
 
 
+def test_a_run_whose_process_dies_too_often_ends_with_an_error(replica: Replica) -> None:
+    once = ("--lease-seconds", "1", "--max-attempts", "1")
+    a, b = replica(*once), replica(*once)
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        run = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 500, "delay": 0.02}}).json()
+        _wait_status(hb, thread_id, run["run_id"], "running")
+        a.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        assert _wait_status(hb, thread_id, run["run_id"], "error") == "error"
+        events = _join(hb, thread_id, run["run_id"])
+        assert events[-1].event == "error" and events[-1].data["error"] == "RunLost"
+        thread = hb.get(f"/threads/{thread_id}").json()
+        assert thread["status"] == "error" and thread["error"]["error"] == "RunLost"
+
+
 def test_a_draining_replica_hands_its_runs_to_another(replica: Replica) -> None:
     a, b = replica("--grace", "0.2"), replica()
     with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:

@@ -53,9 +53,12 @@ async def commands(request: Request) -> Response:
     try:
         command = parse_command(payload)
     except ProtocolError as exc:
-        # A body that is not a command at all is refused; a command that fails is answered.
-        well_formed = command_id(payload) is not None and isinstance(payload, dict) and "method" in payload
-        return json_response(failure(command_id(payload), exc.code, exc.message), 200 if well_formed else 400)
+        # A command that fails is answered; a body that is not a command at all is refused,
+        # with the protocol's error and the API's `detail` both.
+        reply = failure(command_id(payload), exc.code, exc.message)
+        if command_id(payload) is not None and isinstance(payload, dict) and "method" in payload:
+            return json_response(reply)
+        return json_response({**reply, "detail": exc.message}, 400)
     return json_response(await backend(request).protocol_command(thread_id, command))
 
 

@@ -76,6 +76,10 @@ def _strings(value: Any, name: str) -> list[str]:
     return value
 
 
+_PROTOCOL_ONLY = ("tools",)
+_RUN_MODES = tuple(m for m in STREAM_MODES if m not in _PROTOCOL_ONLY)
+
+
 def stream_modes(value: Any, name: str = "stream_mode") -> list[str]:
     """A stream mode or a list of them, deduplicated in order; none means values."""
     items = [value] if isinstance(value, str) else value
@@ -83,8 +87,13 @@ def stream_modes(value: Any, name: str = "stream_mode") -> list[str]:
         raise InvalidArgument(f"{name} must be a stream mode or an array of them, not {type_name(value)}")
     modes: list[str] = []
     for mode in items:
-        if not isinstance(mode, str) or mode not in STREAM_MODES:
-            raise InvalidArgument(f"{name}: {mode!r} is not one of {_choices(STREAM_MODES)}")
+        if mode in _PROTOCOL_ONLY:
+            # As the Agent Server: tool events are the thread protocol's (its tools channel).
+            raise InvalidArgument(
+                f"{name}: {mode!r} is only streamed by the thread protocol (POST /threads/{{thread_id}}/stream/events)"
+            )
+        if not isinstance(mode, str) or mode not in _RUN_MODES:
+            raise InvalidArgument(f"{name}: {mode!r} is not one of {_choices(_RUN_MODES)}")
         if mode not in modes:
             modes.append(mode)
     return modes or ["values"]

@@ -172,11 +172,7 @@ class ThreadProtocol:
         self._runs = runs
         self._threads = threads
         self._feeds: dict[str, set[_Feed]] = {}
-        hook: Any = scheduler.on_admitted
-        if callable(hook):
-            hook(self._admitted)
-        else:  # a scheduler from before admissions were signalled between processes
-            hook.append(lambda live: self._admitted(live.thread_id, live.run_id))
+        scheduler.on_admitted(self._admitted)
 
     @classmethod
     def of(cls, gateway: Gateway) -> ThreadProtocol:

@@ -10,11 +10,12 @@ a millisecond). A resume therefore skips whole runs without reading them, and th
 command that starts a run says the seq just before that run's first event.
 
 Following a thread. Runs of a thread execute one at a time, in the order they were created;
-the stream reads them in that order, each from its first event. Resumable runs (the protocol's
-own) keep their events in the log, so they are read when their turn comes; others keep theirs
-in a ring that drops what no reader holds, so a reader is attached to them when they are
-admitted, with a bounded queue: a client that stops reading holds such a run back, as every
-reader of it does (the bus's stall timeout then detaches it).
+the stream reads them in that order, each from its first event. A reader is attached to every
+run as it is admitted (through Scheduler.on_admitted), with a bounded queue: a run without a
+log keeps its events in a ring that drops what no reader holds, so its reader holds it back
+while the client lags, as every reader of it does (the bus's stall timeout then detaches it);
+a run with a log (the protocol's own) is never held back, and what its reader could not keep
+comes from the log.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ _PAGE = 1000
 # Batches a reader attached to a run without a log holds before it holds the run back.
 _PRIMED_BATCHES = 16
 _OUTBOUND = 64
-# Seconds between looks at the thread's newest runs, should a signal of an admission be lost.
+# Seconds between looks at the thread's newest runs, should a signal of an admission from
+# another process be lost.
 _POLL = 5.0
 _DRAIN_POLL = 0.05
 
@@ -168,10 +170,12 @@ class _Position:
 
 
 class ThreadProtocol:
-    def __init__(self, runs: RunService, threads: Threads, scheduler: Scheduler) -> None:
+    def __init__(self, runs: RunService, threads: Threads, scheduler: Scheduler, *, distributed: bool = False) -> None:
         self._runs = runs
         self._threads = threads
         self._feeds: dict[str, set[_Feed]] = {}
+        # One process sees every admission; several signal them to each other, not reliably.
+        self._poll = _POLL if distributed else None
         scheduler.on_admitted(self._admitted)
 
     @classmethod
@@ -179,7 +183,9 @@ class ThreadProtocol:
         """The gateway's one instance, shared by its edges."""
         protocol = _INSTANCES.get(gateway)
         if protocol is None:
-            protocol = _INSTANCES[gateway] = cls(gateway.runs, gateway.threads, gateway.scheduler)
+            protocol = _INSTANCES[gateway] = cls(
+                gateway.runs, gateway.threads, gateway.scheduler, distributed=gateway.settings.distributed
+            )
         return protocol
 
     def _admitted(self, thread_id: str, run_id: str) -> None:
@@ -416,7 +422,7 @@ class ThreadProtocol:
                         yield frames
                 position.resting(True)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(feed.wake.wait(), _POLL)
+                    await asyncio.wait_for(feed.wake.wait(), self._poll)
                 if not feed.wake.is_set():
                     # Admissions in other processes come as signals, which may be lost: the
                     # thread's newest runs say what was missed.

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -162,16 +163,24 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL, as a lost machine or the OOM killer would: nothing is handed back."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
 
 class GatewayServer(ServerProcess):
-    """`python -m gateway serve` on free gRPC and HTTP ports, with its sqlite file in scratch."""
+    """`python -m gateway serve` on free gRPC and HTTP ports, with its sqlite file in scratch
+    unless `args` name other backends (bench._backends.shared_backends)."""
 
     name = "gateway"
 
-    def __init__(self, config: Path, *, http: bool = True) -> None:
+    def __init__(self, config: Path, *, http: bool = True, args: Sequence[str] = ()) -> None:
         super().__init__()
         self.config = config
         self.http = http
+        self.args = tuple(args)
         self.grpc_port = 0
         self.http_port = -1
 
@@ -180,13 +189,39 @@ class GatewayServer(ServerProcess):
             sys.executable, "-m", "gateway", "serve",
             "--config", str(self.config), "--db", str(self.config.parent / "gateway.sqlite"),
             "--grpc-port", "0", "--http-port", "0" if self.http else "-1",
-            "--grace", "3", "--log-level", "warning",
+            "--grace", "3", "--log-level", "warning", *self.args,
         ]  # fmt: skip
         self._spawn(cmd, ROOT, {})
         ready = json.loads(self._wait_for(re.compile(r'^\{"event": "ready".*\}$'), timeout).group(0))
         self.grpc_port = ready["grpc_port"]
         self.http_port = ready.get("http_port", -1)
         return self
+
+
+class Replicas(ServerProcess):
+    """Gateway processes of one deployment (one database, one key prefix), each on its own ports:
+    the stats are their sums, and they stop together."""
+
+    name = "replicas"
+
+    def __init__(self, servers: Sequence[GatewayServer]) -> None:
+        super().__init__()
+        self.servers = list(servers)
+
+    @property
+    def pid(self) -> int:
+        return self.servers[0].pid
+
+    def stats(self) -> dict[str, float]:
+        stats = [server.stats() for server in self.servers]
+        return {key: sum(s[key] for s in stats) for key in ("rss", "threads", "cpu")}
+
+    def stop(self) -> None:
+        for server in self.servers:
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGTERM)
+        for server in self.servers:
+            server.stop()
 
 
 class ReferenceServer(ServerProcess):

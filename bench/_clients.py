@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -142,10 +142,15 @@ class Grpc:
     """RunsService.RunStream (one message per event) or RunStreamBatch (the events ready at the
     same moment in one message) through the generated stubs, one grpc.aio channel for all."""
 
-    def __init__(self, target: str, *, batched: bool = False) -> None:
-        self.name = "ours, gRPC batch" if batched else "ours, gRPC"
+    def __init__(
+        self, target: str, *, batched: bool = False, own_connection: bool = False, name: str | None = None
+    ) -> None:
+        self.name = name or ("ours, gRPC batch" if batched else "ours, gRPC")
         self.batched = batched
-        self.channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
+        # Channels with the same target and options otherwise share one connection: on a port
+        # that several worker processes serve, all their streams would go to one of them.
+        options = (*GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)) if own_connection else GRPC_OPTIONS
+        self.channel = grpc.aio.insecure_channel(target, options=options)
         self.stub = runs_pb2_grpc.RunsServiceStub(self.channel)
         self.threads = threads_pb2_grpc.ThreadsServiceStub(self.channel)
 
@@ -314,3 +319,35 @@ class Sse:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class Spread:
+    """Round-robin over several clients of one kind, run by run: over the replicas of a
+    deployment (a client for each), or over connections to one port that `--workers`
+    processes share, where the kernel gives each new connection to one of them and a
+    connection stays with it (a client for each connection, so that they spread)."""
+
+    def __init__(self, name: str, makers: Sequence[Callable[[], Client]]) -> None:
+        self.name = name
+        self.clients = [make() for make in makers]
+        self._next = 0
+
+    def _pick(self) -> Client:
+        client = self.clients[self._next % len(self.clients)]
+        self._next += 1
+        return client
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
+        return await self._pick().run(graph, graph_input, mode, thread_id=thread_id)
+
+    async def create_thread(self) -> str:
+        return await self._pick().create_thread()
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        await self._pick().hold(graph, graph_input, opened, stop)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()

@@ -1,7 +1,9 @@
 """`python -m bench`: the full benchmark; `--smoke`: every scenario once, for CI (no timing
 asserted, only that each run completed without errors and with the events it should have);
 `--scenarios`: a subset of them (`--scenarios stateful_load`: only stateful runs under load);
-`--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios;
+`--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios.
+The scale-out targets (pg_*, pg2_*, w2_*) and the takeover and cancel timings run on Postgres +
+Redis (bench/_backends.py: a database and key prefix of their own, removed afterwards);
 `python -m bench load`: hundreds of streams at once on one gateway (see `load --help`);
 `python -m bench tokens`: a token stream over the thread protocol beside runs.stream."""
 
@@ -29,9 +31,9 @@ import httpx
 import langgraph.version
 from langgraph.gateway.v1 import runs_pb2
 
-from bench import _load, _profile
-from bench._clients import Client, Grpc, InProcess, Sse
-from bench._report import COLUMNS, markdown, table, targets
+from bench import _backends, _failover, _load, _profile
+from bench._clients import Client, Grpc, InProcess, Spread, Sse
+from bench._report import COLUMNS, SPREAD_CONNECTIONS, failover_verdicts, markdown, table, targets
 from bench._scenarios import FULL, SCENARIOS, SMOKE, Errors, Plan, measure, measure_open_streams
 from bench._servers import (
     BENCH,
@@ -39,6 +41,7 @@ from bench._servers import (
     ROOT,
     GatewayServer,
     ReferenceServer,
+    Replicas,
     ServerProcess,
     busy_cpu_seconds,
     ensure_reference_venv,
@@ -48,6 +51,16 @@ from bench._servers import (
 from bench.graphs import CHAIN_LENGTH
 
 RESULTS = BENCH / "results"
+# The scale-out targets: (deployment, transport). Deployments: "pg", one process on Postgres +
+# Redis; "pg2", two replicas of one deployment on ports of their own; "w2", `--workers 2`.
+SCALE_TARGETS = {
+    "pg_sse": ("pg", "sse"),
+    "pg_batch": ("pg", "batch"),
+    "pg2_sse": ("pg2", "sse"),
+    "pg2_batch": ("pg2", "batch"),
+    "w2_sse": ("w2", "sse"),
+    "w2_batch": ("w2", "batch"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +117,8 @@ class _Servers:
         self.notes: list[str] = []
         self._gateway: GatewayServer | None = None
         self._reference: ReferenceServer | None = None
+        self._deployments: dict[str, ServerProcess] = {}
+        self._unreachable: str | None = None
 
     def gateway(self) -> GatewayServer:
         if self._gateway is None:
@@ -124,7 +139,67 @@ class _Servers:
             self.stack.callback(self._reference.stop)
         return self._reference
 
+    def scale_out_backends(self) -> tuple[str, ...] | None:
+        """The arguments of a new deployment on Postgres + Redis (a database and key prefix of
+        its own, removed with `stack`), or None when they cannot be reached."""
+        if self._unreachable is None:
+            self._unreachable = _backends.unreachable() or ""
+            if self._unreachable:
+                self.notes.append(f"scale-out targets and timings: skipped, {self._unreachable}")
+        if self._unreachable:
+            return None
+        return self.stack.enter_context(_backends.shared_backends())
+
+    def deployment(self, kind: str) -> ServerProcess | None:
+        if kind in self._deployments:
+            return self._deployments[kind]
+        args = self.scale_out_backends()
+        if args is None:
+            return None
+        _log({"pg": "starting a gateway on Postgres + Redis", "pg2": "starting two replicas on Postgres + Redis",
+              "w2": "starting a gateway with --workers 2 on Postgres + Redis"}[kind])  # fmt: skip
+        if kind == "w2":
+            # Its schema made first by one process: two that start together on a new database
+            # can deadlock (one holds the schema lock while LangGraph's checkpointer setup runs
+            # CREATE INDEX CONCURRENTLY, which waits for the other's transaction, itself waiting
+            # for that lock).
+            GatewayServer(self.config, http=False, args=args).start().stop()
+        servers: list[GatewayServer] = []
+        for _ in range(2 if kind == "pg2" else 1):
+            workers = ("--workers", "2") if kind == "w2" else ()
+            servers.append(GatewayServer(self.config, args=(*args, *workers)).start())
+            self.stack.callback(servers[-1].stop)
+        deployment: ServerProcess = Replicas(servers) if kind == "pg2" else servers[0]
+        self._deployments[kind] = deployment
+        return deployment
+
+    def _scale_target(self, key: str) -> tuple[Callable[[], Client], ServerProcess | None] | None:
+        kind, transport = SCALE_TARGETS[key]
+        deployment = self.deployment(kind)
+        if deployment is None:
+            return None
+        label = COLUMNS[key]
+        servers = deployment.servers if isinstance(deployment, Replicas) else [deployment]
+        # Two replicas: a client for each, runs alternating between them. Two workers on one
+        # port: a client (a connection) for each of SPREAD_CONNECTIONS, so that they spread.
+        if kind == "w2":
+            servers = servers * SPREAD_CONNECTIONS
+        makers: list[Callable[[], Client]] = []
+        for server in servers:
+            assert isinstance(server, GatewayServer)
+            if transport == "sse":
+                makers.append(functools.partial(Sse, label, f"http://127.0.0.1:{server.http_port}"))
+            else:
+                grpc_target = f"127.0.0.1:{server.grpc_port}"
+                own = kind == "w2"
+                makers.append(functools.partial(Grpc, grpc_target, batched=True, own_connection=own, name=label))
+        if len(makers) == 1:
+            return makers[0], deployment
+        return functools.partial(Spread, label, tuple(makers)), deployment
+
     def target(self, key: str) -> tuple[Callable[[], Client], ServerProcess | None] | None:
+        if key in SCALE_TARGETS:
+            return self._scale_target(key)
         if key == "inprocess":
             return InProcess, None
         if key == "reference":
@@ -151,11 +226,35 @@ class _Servers:
         return None
 
 
+def _failover_timings(
+    plan: Plan, scenarios: Sequence[str], config: Path, args: argparse.Namespace, notes: list[str]
+) -> dict[str, Any]:
+    """The takeover and cancel timings, on two replicas of a deployment of their own."""
+    wanted = [s for s in ("cancel", "takeover") if s in scenarios]
+    if not wanted:
+        return {}
+    reason = _backends.unreachable()
+    if reason is not None:
+        notes.append(f"{' and '.join(wanted)}: skipped, {reason}")
+        return {}
+    with _backends.shared_backends() as backends:
+        return _failover.measure(
+            config,
+            backends,
+            lease_seconds=plan.lease_seconds,
+            takeover_trials=plan.takeover_trials,
+            cancel_trials=plan.cancel_trials,
+            scenarios=wanted,
+            log=_log,
+        )
+
+
 def run(
     plan: Plan, keys: Sequence[str], scenarios: Sequence[str], config: Path, args: argparse.Namespace
-) -> tuple[dict[str, Any], list[str]]:
-    """Measures every target interleaved (see bench._scenarios), then the open streams of each
-    server on a fresh process of its own (smoke runs reuse the servers: quick, not precise)."""
+) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """Measures every target interleaved (see bench._scenarios), then the scale-out timings on
+    replicas of their own, then the open streams of each server on a fresh process of its own
+    (smoke runs reuse the servers: quick, not precise)."""
     with contextlib.ExitStack() as stack:
         servers = _Servers(config, args, plan, stack)
         targets = {key: t for key in keys if (t := servers.target(key)) is not None}
@@ -181,6 +280,7 @@ def run(
         other = max(busy_cpu_seconds() - busy - (own_cpu() - own), 0.0)
         if not plan.smoke:
             stack.close()
+        failover = _failover_timings(plan, scenarios, config, args, notes)
         for key in targets:
             if key == "inprocess" or "open_streams" not in scenarios:
                 continue
@@ -196,7 +296,7 @@ def run(
     share = 100 * other / (elapsed * (os.cpu_count() or 1))
     if share > 10:
         notes.append(f"other processes used {share:.0f}% of the machine's CPU during the interleaved scenarios")
-    return {"measured": {"elapsed_s": elapsed, "other_cpu_percent": share}, **results}, notes
+    return {"measured": {"elapsed_s": elapsed, "other_cpu_percent": share}, **results}, notes, failover
 
 
 def _dist_version(venv: Path, dist: str) -> str | None:
@@ -223,6 +323,7 @@ def _meta(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "langgraph_api": _dist_version(REF_VENV, "langgraph_api"),
         "reference_jobs_per_worker": args.ref_jobs,
+        **_backends.versions(),
         "plan": dataclasses.asdict(plan),
     }
 
@@ -246,6 +347,14 @@ def _preamble(report: dict[str, Any]) -> str:
         "per level; from the request to the last event. "
         "Ratios: ours ÷ reference and ours ÷ in-process floor.",
     ]
+    if any(key in report["results"] for key in SCALE_TARGETS) or report.get("failover"):
+        lines.append(
+            f"Scale-out: the same scenarios on Postgres {meta.get('postgres')} + Redis {meta.get('redis')} "
+            "(on this machine, sharing its cores), each deployment on a database and key prefix of its own; "
+            "ratios against one process on the same backends and against the sqlite default. Takeover and "
+            f"cancel: two replicas of their own with --lease-seconds {plan['lease_seconds']:g}, "
+            f"{plan['takeover_trials']} and {plan['cancel_trials']} trials."
+        )
     if meta.get("scenarios") and list(meta["scenarios"]) != list(SCENARIOS):
         lines.append(f"Only these scenarios: {', '.join(meta['scenarios'])}.")
     if meta["mode"] == "smoke":
@@ -333,14 +442,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = scratch_copy(Path(scratch))
         if args.profile:
             return profile(config, keys, native=args.native)
-        results, notes = run(plan, keys, scenarios, config, args)
+        started = time.perf_counter()
+        results, notes, failover = run(plan, keys, scenarios, config, args)
     measured = results.pop("measured")
+    failover_verdicts(failover, smoke=plan.smoke)
     report = {
-        "meta": {**_meta(plan, args), "scenarios": scenarios, **measured},
+        "meta": {**_meta(plan, args), "scenarios": scenarios, **measured, "wall_s": time.perf_counter() - started},
         "notes": notes,
         "results": results,
         "table": table(results),
         "targets": targets(results, smoke=plan.smoke),
+        "failover": failover,
     }
     if scenarios != list(SCENARIOS):
         # Those of the scenarios left out would only say n/a.
@@ -356,9 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     output.with_suffix(".md").write_text(text + "\n")
     _log(f"wrote {output} and {output.with_suffix('.md').name}")
-    failed = {k: r["errors"] for k, r in results.items() if r["errors"]["count"]}
-    for key, errs in failed.items():
-        _log(f"{COLUMNS[key]}: {errs['count']} errors, e.g. " + "; ".join(errs["samples"][:3]))
+    failed: dict[str, dict[str, Any]] = {COLUMNS[k]: r["errors"] for k, r in results.items() if r["errors"]["count"]}
+    failed |= {timing: t["errors"] for timing, t in failover.items() if t["errors"]["count"]}
+    for what, errs in failed.items():
+        _log(f"{what}: {errs['count']} errors, e.g. " + "; ".join(errs["samples"][:3]))
+    _log(f"took {report['meta']['wall_s'] / 60:.1f} minutes")
     return 1 if failed else 0
 
 

@@ -1,6 +1,7 @@
 """The results as one table of medians with the ratios between the servers and against the
 in-process floor, the targets of issue 5 (and the stateful-under-load goal) marked PASS or FAIL,
-as markdown and as JSON."""
+as markdown and as JSON; beside it, per transport, the scale-out deployments against the sqlite
+default with issue 10's targets, and the takeover and cancel timings with their goals."""
 
 from __future__ import annotations
 
@@ -14,10 +15,32 @@ COLUMNS = {
     "sse": "ours SSE",
     "grpc": "ours gRPC",
     "grpc_batch": "ours gRPC batch",
+    # Scale-out deployments on Postgres + Redis: one process, two replicas (each on its own
+    # ports, runs spread round-robin over them), `--workers 2` (two processes on one port).
+    "pg_sse": "ours SSE, pg+redis",
+    "pg_batch": "ours gRPC batch, pg+redis",
+    "pg2_sse": "ours SSE, 2 replicas",
+    "pg2_batch": "ours gRPC batch, 2 replicas",
+    "w2_sse": "ours SSE, 2 workers",
+    "w2_batch": "ours gRPC batch, 2 workers",
 }
+# The columns of the main table; the scale-out ones have tables of their own (SCALE).
+MAIN = ("inprocess", "reference", "sse", "grpc", "grpc_batch")
 OURS = ("sse", "grpc", "grpc_batch")
 RATIOS = tuple((ours, other) for other in ("reference", "inprocess") for ours in OURS)
+# Per transport: the sqlite default (one process), then one, two replicas and two workers on
+# Postgres + Redis.
+SCALE = {
+    "SSE": ("sse", "pg_sse", "pg2_sse", "w2_sse"),
+    "gRPC batch": ("grpc_batch", "pg_batch", "pg2_batch", "w2_batch"),
+}
+_DEPLOYMENT = {0: "sqlite", 1: "pg+redis", 2: "2 replicas", 3: "2 workers"}
+# (numerator, denominator) as indexes into a SCALE row.
+_SCALE_PAIRS = ((1, 0), (2, 1), (3, 1), (2, 0), (3, 0))
+SCALE_RATIOS = tuple((row[a], row[b]) for row in SCALE.values() for a, b in _SCALE_PAIRS)
 _NAMES = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "gRPC batch"}
+# Connections the client of a `--workers` deployment spreads its runs over (bench._clients.Spread).
+SPREAD_CONNECTIONS = 32
 _SHORT = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "batch", "reference": "ref", "inprocess": "floor"}
 
 
@@ -101,7 +124,7 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
         if all(v is None for v in values.values()):
             continue  # a scenario that was not run (see --scenarios)
         ratios = {}
-        for ours, other in RATIOS:
+        for ours, other in (*RATIOS, *SCALE_RATIOS):
             a, b = values[ours], values[other]
             ratios[f"{ours}/{other}"] = (
                 a / b if isinstance(a, int | float) and isinstance(b, int | float) and b else None
@@ -117,6 +140,8 @@ class Target:
     goal: str
     passes: Callable[[float], bool]
     timing: bool = True
+    # Left out of the report unless every one of these targets was run (the scale-out ones).
+    needs: tuple[str, ...] = ()
 
 
 def _ratio_of(ours: str, other: str, path: tuple[str, ...]) -> Callable[[dict[str, Any]], float | None]:
@@ -182,7 +207,46 @@ def _targets() -> tuple[Target, ...]:
     return tuple(out)
 
 
-TARGETS = _targets()
+def _scale_targets() -> tuple[Target, ...]:
+    """Issue 10: two processes carry ≥ 1.3× one's events/s on 32 concurrent chains (against one
+    replica on the same backends, and against the sqlite default); one replica on Postgres +
+    Redis keeps ≥ 0.7× the sqlite default's events/s, and small runs within 2× its latency."""
+    out = []
+    for transport, (sqlite, pg, pg2, w2) in SCALE.items():
+        for two, name in ((pg2, "2 replicas"), (w2, "2 workers")):
+            for one, base in ((pg, "1 replica (pg+redis)"), (sqlite, "sqlite")):
+                out.append(
+                    Target(
+                        f"{transport} {name} ÷ {base}, 32 chains",
+                        _ratio_of(two, one, _C32),
+                        "≥ 1.3×",
+                        lambda v: v >= 1.3,
+                        needs=(two, one),
+                    )
+                )
+        for path, what in ((_C32, "32 chains"), (_LONG, "long stream")):
+            out.append(
+                Target(
+                    f"{transport} pg+redis ÷ sqlite, {what}",
+                    _ratio_of(pg, sqlite, path),
+                    "≥ 0.7×",
+                    lambda v: v >= 0.7,
+                    needs=(pg, sqlite),
+                )
+            )
+        out.append(
+            Target(
+                f"{transport} pg+redis ÷ sqlite, small-run p50",
+                _ratio_of(pg, sqlite, _SMALL),
+                "≤ 2×",
+                lambda v: v <= 2,
+                needs=(pg, sqlite),
+            )
+        )
+    return tuple(out)
+
+
+TARGETS = (*_targets(), *_scale_targets())
 
 # A run on a thread, while other clients stream, within this many times a stateless one.
 STATEFUL_GOAL = 2.0
@@ -209,6 +273,8 @@ def _stateful_targets(results: dict[str, Any]) -> list[Target]:
 def targets(results: dict[str, Any], *, smoke: bool) -> list[dict[str, Any]]:
     out = []
     for t in (*TARGETS, *_stateful_targets(results)):
+        if not all(key in results for key in t.needs):
+            continue
         value = t.measure(results)
         if value is None:
             verdict = "n/a"
@@ -222,21 +288,31 @@ def targets(results: dict[str, Any], *, smoke: bool) -> list[dict[str, Any]]:
 
 def markdown(report: dict[str, Any]) -> str:
     results = report["results"]
-    present = [k for k in COLUMNS if k in results]
+    present = [k for k in MAIN if k in results]
     ratio_keys = [(a, b) for a, b in RATIOS if a in results and b in results]
     head = ["metric", *(COLUMNS[k] for k in present)]
     head += [f"{_SHORT[a]} ÷ {_SHORT[b]}" for a, b in ratio_keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
     for row in report["table"]:
+        if all(row["values"][k] is None for k in present):
+            continue
         cells = [row["metric"], *(_num(row["values"][k]) for k in present)]
         cells += [_ratio(row["ratios"][f"{a}/{b}"]) for a, b in ratio_keys]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| target (issue 5; stateful under load) | measured | goal | result |", "|---|---:|---|---|"]
+    if len(head) == 1:
+        lines = []  # only scale-out targets were run: their own tables follow
+    lines += _scale_tables(report)
+    lines += [
+        "",
+        "| target (issue 5; stateful under load; issue 10 scale-out) | measured | goal | result |",
+        "|---|---:|---|---|",
+    ]
     for t in report["targets"]:
         measured = _ratio(t["measured"]) if t["timing"] else _num(t["measured"])
         lines.append(f"| {t['target']} | {measured} | {t['goal']} | {t['result']} |")
-    lines += _stateful_table(results, present)
-    streams = [(k, results[k]["open_streams"]) for k in present if results[k].get("open_streams")]
+    lines += _failover_table(report)
+    lines += _stateful_table(results, [k for k in COLUMNS if k in results])
+    streams = [(k, results[k]["open_streams"]) for k in COLUMNS if k in results and results[k].get("open_streams")]
     if streams:
         lines += [
             "",
@@ -250,6 +326,75 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {COLUMNS[key]} | {s['opened']}/{s['streams']} | {rss} | {_num(s['kb_per_stream'])} | {threads} |"
             )
     return "\n".join(lines)
+
+
+def _scale_tables(report: dict[str, Any]) -> list[str]:
+    """Per transport: the sqlite default and the scale-out deployments, with their ratios."""
+    results, lines = report["results"], []
+    for transport, row in SCALE.items():
+        present = [i for i, key in enumerate(row) if key in results]
+        if not any(i > 0 for i in present):
+            continue
+        pairs = [(a, b) for a, b in _SCALE_PAIRS if a in present and b in present]
+        head = [f"scale-out, {transport}", *(_DEPLOYMENT[i] for i in present)]
+        head += [f"{_DEPLOYMENT[a]} ÷ {_DEPLOYMENT[b]}" for a, b in pairs]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+        for table_row in report["table"]:
+            values = [table_row["values"][row[i]] for i in present]
+            if all(v is None for v in values):
+                continue
+            cells = [table_row["metric"], *(_num(v) for v in values)]
+            cells += [_ratio(table_row["ratios"][f"{row[a]}/{row[b]}"]) for a, b in pairs]
+            lines.append("| " + " | ".join(cells) + " |")
+    if lines:
+        lines += [
+            "",
+            "pg+redis: one gateway process on Postgres + Redis; 2 replicas: two processes of one deployment "
+            "(one database, one key prefix) on ports of their own, runs spread round-robin over them; "
+            "2 workers: `--workers 2`, two processes on one port, the client's runs spread round-robin over "
+            f"{SPREAD_CONNECTIONS} connections that the kernel hands to one worker or the other. Server CPU "
+            "counts the gateway's processes, not Postgres' or Redis'.",
+        ]
+    return lines
+
+
+def _failover_table(report: dict[str, Any]) -> list[str]:
+    failover = report.get("failover") or {}
+    if not failover:
+        return []
+    lines = [
+        "",
+        "| scale-out timing (issue 10) | trials | median (ms) | max (ms) | goal | result |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    labels = {
+        "takeover": "takeover of a killed replica's run: kill → attempt 2's metadata through the other",
+        "cancel": "cancel across replicas: request through B → the end of A's run through B",
+    }
+    for name, label in labels.items():
+        t = failover.get(name)
+        if t is None:
+            continue
+        median_s, max_s = t["median_s"], t["max_s"]
+        goal = f"≤ {t['goal_s'] * 1000:,.0f} ms"
+        if name == "takeover":
+            goal += f" (2 × --lease-seconds {t['lease_s']:g})"
+        lines.append(
+            f"| {label} | {t['trials']} | {_num(None if median_s is None else median_s * 1000)} "
+            f"| {_num(None if max_s is None else max_s * 1000)} | {goal} | {t['result']} |"
+        )
+    return lines
+
+
+def failover_verdicts(failover: dict[str, Any], *, smoke: bool) -> None:
+    """Marks each timing PASS when its slowest trial met the goal (and no trial failed)."""
+    for t in failover.values():
+        if not t["trials"]:
+            t["result"] = "n/a"
+        elif smoke:
+            t["result"] = "(smoke)"
+        else:
+            t["result"] = "PASS" if t["max_s"] <= t["goal_s"] and not t["errors"]["count"] else "FAIL"
 
 
 def _stateful_table(results: dict[str, Any], present: list[str]) -> list[str]:

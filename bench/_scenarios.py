@@ -50,6 +50,10 @@ class Plan:
     stateful_rounds: int = 4
     stateful_pairs: int = 6
     stateful_warmup: int = 3
+    # Scale-out timings (bench._failover), on two replicas of their own with this lease.
+    takeover_trials: int = 5
+    cancel_trials: int = 10
+    lease_seconds: float = 2.0
 
     def rounds(self, level: int) -> int:
         return max(self.concurrency_min_rounds, math.ceil(self.concurrency_runs / level))
@@ -87,11 +91,23 @@ SMOKE = Plan(
     stateful_rounds=1,
     stateful_pairs=1,
     stateful_warmup=0,
+    takeover_trials=1,
+    cancel_trials=2,
 )
 
-# What `measure` runs, in order, and what `--scenarios` selects from; open streams run after
-# them, on fresh servers (see bench.__main__).
-SCENARIOS = ("small", "long_stream", "concurrency", "payloads", "stateful_load", "open_streams")
+# What `measure` runs, in order, and what `--scenarios` selects from; then the scale-out timings
+# on two replicas of their own (bench._failover), and open streams on fresh servers (see
+# bench.__main__).
+SCENARIOS = (
+    "small",
+    "long_stream",
+    "concurrency",
+    "payloads",
+    "stateful_load",
+    "cancel",
+    "takeover",
+    "open_streams",
+)
 
 
 @dataclass

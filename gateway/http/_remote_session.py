@@ -48,6 +48,8 @@ class RemoteSession:
         self._items: asyncio.Queue[Item] = asyncio.Queue(_OUTBOUND)
         # The gateway numbers this session's commands; clients' ids come back in the replies.
         self._next_id = 1
+        # Commands whose error ends the items (a stream's one subscription).
+        self._ending: set[int] = set()
         self._reader: asyncio.Task[None] | None = None
 
     async def _outgoing(self) -> AsyncIterator[sessions_pb2.SessionRequest]:
@@ -79,6 +81,8 @@ class RemoteSession:
                     future = self._pending.pop(int(reply["id"]), None)
                     if future is not None and not future.done():
                         future.set_result(reply)
+                    if reply["type"] == "error" and int(reply["id"]) in self._ending:
+                        await self._items.put(SessionFailed(str(reply["error"]), str(reply["message"])))
             failed = SessionFailed("unavailable", "the gateway ended the thread session")
         except grpc.aio.AioRpcError as exc:
             failed = SessionFailed(_FAILED.get(exc.code(), "internal"), exc.details() or exc.code().name)
@@ -88,26 +92,26 @@ class RemoteSession:
         self._pending.clear()
         await self._items.put(failed)
 
-    async def execute(self, command: Command) -> dict[str, Any]:
-        try:
-            request = command_to_proto(Command(self._next_id, command.body))
-        except ProtocolError as exc:
-            return failure(command.id, exc.code, exc.message)
-        future = asyncio.get_running_loop().create_future()
-        self._pending[self._next_id] = future
+    def _send(self, command: Command) -> int:
+        cmd_id = self._next_id
         self._next_id += 1
-        self._requests.put_nowait(request)
+        self._requests.put_nowait(command_to_proto(Command(cmd_id, command.body)))
+        return cmd_id
+
+    async def execute(self, command: Command) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:
+            self._pending[self._send(command)] = future
             reply = await future
         except ProtocolError as exc:
             return failure(command.id, exc.code, exc.message)
         return {**reply, "id": command.id}
 
     async def subscribe(self, wanted: Filter, since: int | None = None) -> object:
-        reply = await self.execute(Command(0, Subscribe(wanted, since)))
-        if reply["type"] == "error":
-            raise InvalidArgument(str(reply.get("message")))
-        return reply["result"]
+        """Subscribes without waiting for the result, which comes after the replay that the
+        items carry meanwhile (the stream's filter was checked before); an error ends them."""
+        self._ending.add(self._send(Command(0, Subscribe(wanted, since))))
+        return None
 
     async def send_reply(self, reply: Any) -> None:
         await self._items.put(reply)

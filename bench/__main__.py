@@ -446,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, notes, failover = run(plan, keys, scenarios, config, args)
     measured = results.pop("measured")
     failover_verdicts(failover, smoke=plan.smoke)
-    report = {
+    report: dict[str, Any] = {
         "meta": {**_meta(plan, args), "scenarios": scenarios, **measured, "wall_s": time.perf_counter() - started},
         "notes": notes,
         "results": results,

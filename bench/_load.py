@@ -13,7 +13,14 @@ if it was written over `idle_slack` seconds before the deadline and had not arri
 
 The client parses SSE from raw HTTP/1.1 bytes in an asyncio.Protocol (no HTTP library and no
 coroutine per event), reads gRPC through RunStreamBatch, and can be split over several
-processes (`--clients`). Not part of CI: it takes minutes and both cores."""
+processes (`--clients`). Not part of CI: it takes minutes and both cores.
+
+`--postgres` serves from one process on Postgres + Redis instead of sqlite; `--workers N`, from N
+processes on one port (the kernel spreads connections: gRPC streams then share a connection
+per `--streams-per-channel`, 10 by default there, so that they spread too); `--replicas N`, from
+N processes on ports of their own, the streams dealt round-robin over them. Each deployment on
+Postgres + Redis gets a database and key prefix of its own (bench/_backends.py), removed after.
+Those report the gRPC first-reply goal of issue 10 (p99 ≤ 1 s) beside the verdict."""
 
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import time
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,7 +49,8 @@ import httpx
 from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
 
-from bench._servers import BENCH, ROOT, GatewayServer, busy_cpu_seconds, scratch_copy
+from bench import _backends
+from bench._servers import BENCH, ROOT, GatewayServer, Replicas, ServerProcess, busy_cpu_seconds, scratch_copy
 from bench._stats import percentile
 
 GRAPH = "ticker"
@@ -59,6 +67,10 @@ FLOWING_SHARES = {"grpc": 2, "sse": 1, "sse_thread": 1}
 IDLE_SHARES = {"grpc_idle": 1, "sse_idle": 1, "thread_stream": 1}
 # One TCP connection per this many gRPC streams, as a fleet of clients would have.
 STREAMS_PER_CHANNEL = 100
+# Where several processes share one port: connections enough that the kernel spreads them.
+STREAMS_PER_CHANNEL_WORKERS = 10
+# Issue 10: across two workers, a run's request to its first gRPC reply, p99.
+FIRST_REPLY_GOAL_MS = 1000.0
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     # Channels with the same target and options otherwise share one connection.
@@ -89,6 +101,22 @@ class LoadPlan:
     grace: float = 30.0
     idle_slack: float = 10.0
     settle: float = 3.0
+    # The deployment: sqlite (one process) or Postgres + Redis, with `workers` processes on one
+    # port or `replicas` processes on ports of their own.
+    postgres: bool = False
+    workers: int = 1
+    replicas: int = 1
+    streams_per_channel: int = STREAMS_PER_CHANNEL
+
+    @property
+    def deployment(self) -> str:
+        if not self.postgres:
+            return "one gateway process on sqlite"
+        if self.workers > 1:
+            return f"`--workers {self.workers}` on Postgres + Redis (one port)"
+        if self.replicas > 1:
+            return f"{self.replicas} replicas on Postgres + Redis (ports of their own, streams dealt round-robin)"
+        return "one gateway process on Postgres + Redis"
 
     @property
     def offered_rate(self) -> float:
@@ -98,14 +126,16 @@ class LoadPlan:
 class Spec(NamedTuple):
     kind: str
     slot: int
+    # Which of the deployment's replicas (port pairs) the stream uses.
+    replica: int = 0
 
 
 @dataclasses.dataclass
 class Job:
     plan: LoadPlan
     specs: list[Spec]
-    grpc_port: int
-    http_port: int
+    # (gRPC port, HTTP port) of each replica.
+    ports: list[tuple[int, int]]
     batch: int
     start_at: float = 0.0
 
@@ -123,7 +153,8 @@ def specs(plan: LoadPlan) -> list[Spec]:
     the kinds interleaved in each, so that every batch opens a mix of them."""
     counts = _split(plan.flowing, FLOWING_SHARES) | _split(plan.idle, IDLE_SHARES)
     out = [Spec(kind, slot) for kind, n in counts.items() for slot in range(n)]
-    return sorted(out, key=lambda s: (s.kind in FLOWING_SHARES, (s.slot + 0.5) / counts[s.kind]))
+    ordered = sorted(out, key=lambda s: (s.kind in FLOWING_SHARES, (s.slot + 0.5) / counts[s.kind]))
+    return [spec._replace(replica=i % plan.replicas) for i, spec in enumerate(ordered)]
 
 
 @dataclasses.dataclass
@@ -369,7 +400,9 @@ class _Worker:
         self.job, self.plan = job, job.plan
         self.result = WorkerResult()
         self.open = {True: 0, False: 0}
-        self.stubs: list[runs_pb2_grpc.RunsServiceStub] = []
+        # Per replica: its channels' stubs, and an HTTP client.
+        self.stubs: list[list[runs_pb2_grpc.RunsServiceStub]] = []
+        self.http: list[httpx.AsyncClient] = []
         self.calls = 0
         # Known once every stream is open; set when it has passed.
         self.deadline: float | None = None
@@ -382,18 +415,22 @@ class _Worker:
         await asyncio.sleep(max(0.0, job.start_at - time.time()))
         loop = asyncio.get_running_loop()
         self.give_up = loop.time() + plan.ramp_limit + plan.duration + plan.grace
-        n_grpc = sum(1 for s in job.specs if s.kind.startswith("grpc"))
-        target = f"127.0.0.1:{job.grpc_port}"
-        channels = [
-            grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-            for _ in range(max(1, math.ceil(n_grpc / STREAMS_PER_CHANNEL)))
-        ]
-        self.stubs = [runs_pb2_grpc.RunsServiceStub(c) for c in channels]
-        self.http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{job.http_port}",
-            timeout=httpx.Timeout(OPEN_TIMEOUT),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0),
-        )
+        channels: list[grpc.aio.Channel] = []
+        for replica, (grpc_port, http_port) in enumerate(job.ports):
+            n_grpc = sum(1 for s in job.specs if s.kind.startswith("grpc") and s.replica == replica)
+            made = [
+                grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}", options=CHANNEL_OPTIONS)
+                for _ in range(max(1, math.ceil(n_grpc / plan.streams_per_channel)))
+            ]
+            channels += made
+            self.stubs.append([runs_pb2_grpc.RunsServiceStub(c) for c in made])
+            self.http.append(
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{http_port}",
+                    timeout=httpx.Timeout(OPEN_TIMEOUT),
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0),
+                )
+            )
         cpu = time.process_time()
         self.result.started = time.time()
         sampler = asyncio.create_task(self._sample())
@@ -430,7 +467,8 @@ class _Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
-            await self.http.aclose()
+            for http in self.http:
+                await http.aclose()
             for channel in channels:
                 await channel.close()
         self.result.ended = time.time()
@@ -492,9 +530,9 @@ class _Worker:
                 return
             tally = self._tally(spec.kind, count, plan.interval, opened)
             if spec.kind == "grpc":
-                await self._run(tally, self._grpc(tally, thread_id, count, plan.interval))
+                await self._run(tally, self._grpc(tally, spec.replica, thread_id, count, plan.interval))
             else:
-                await self._run(tally, self._sse_run(tally, thread_id, count, plan.interval))
+                await self._run(tally, self._sse_run(tally, spec.replica, thread_id, count, plan.interval))
             if tally.error is not None:
                 return  # a failing slot stops rather than hammering the server
 
@@ -503,12 +541,13 @@ class _Worker:
         # More events than the test can last: the client ends these runs at the deadline.
         count = math.ceil((plan.ramp_limit + plan.duration + plan.grace) / plan.idle_interval) + 1
         tally = self._tally(spec.kind, 0, plan.idle_interval, opened)
+        r = spec.replica
         if spec.kind == "thread_stream":
-            await self._run(tally, self._thread_stream(tally, count, plan.idle_interval))
+            await self._run(tally, self._thread_stream(tally, r, count, plan.idle_interval))
         elif spec.kind == "grpc_idle":
-            await self._run(tally, self._held(tally, self._grpc(tally, None, count, plan.idle_interval)))
+            await self._run(tally, self._held(tally, self._grpc(tally, r, None, count, plan.idle_interval)))
         else:
-            await self._run(tally, self._held(tally, self._sse_run(tally, None, count, plan.idle_interval)))
+            await self._run(tally, self._held(tally, self._sse_run(tally, r, None, count, plan.idle_interval)))
 
     async def _until_closing(self, stream: asyncio.Future[Any]) -> bool:
         """Waits for the deadline or for `stream` to end; True at the deadline."""
@@ -533,7 +572,7 @@ class _Worker:
         tally.due(self.deadline - self.plan.idle_slack)
         tally.ended = True
 
-    async def _grpc(self, tally: _Tally, thread_id: str | None, count: int, interval: float) -> None:
+    async def _grpc(self, tally: _Tally, replica: int, thread_id: str | None, count: int, interval: float) -> None:
         request = runs_pb2.CreateRunRequest(
             assistant_id=GRAPH,
             input=struct_pb2.Value(struct_value=_struct({"count": count, "interval": interval})),
@@ -545,9 +584,10 @@ class _Worker:
             request.if_not_exists = runs_pb2.IF_NOT_EXISTS_CREATE
             request.multitask_strategy = runs_pb2.MULTITASK_STRATEGY_ENQUEUE
         self.calls += 1
-        channel = self.calls % len(self.stubs)
+        stubs = self.stubs[replica]
+        channel = self.calls % len(stubs)
         started = time.time()
-        call = self.stubs[channel].RunStreamBatch(request)
+        call = stubs[channel].RunStreamBatch(request)
         try:
             async for message in call:
                 now = time.time()
@@ -583,11 +623,11 @@ class _Worker:
 
         return on_event
 
-    async def _connect(self, stream: _SseStream) -> _SseStream:
-        await asyncio.get_running_loop().create_connection(lambda: stream, "127.0.0.1", self.job.http_port)
+    async def _connect(self, stream: _SseStream, port: int) -> _SseStream:
+        await asyncio.get_running_loop().create_connection(lambda: stream, "127.0.0.1", port)
         return stream
 
-    async def _sse_run(self, tally: _Tally, thread_id: str | None, count: int, interval: float) -> None:
+    async def _sse_run(self, tally: _Tally, replica: int, thread_id: str | None, count: int, interval: float) -> None:
         body: dict[str, Any] = {
             "assistant_id": GRAPH,
             "input": {"count": count, "interval": interval},
@@ -598,19 +638,21 @@ class _Worker:
         if thread_id is not None:
             path = f"/threads/{thread_id}/runs/stream"
             body |= {"if_not_exists": "create", "multitask_strategy": "enqueue"}
-        request = _http_request("POST", path, self.job.http_port, body)
-        stream = await self._connect(_SseStream(request, self._on_run_event(tally), tally.open))
+        port = self.job.ports[replica][1]
+        request = _http_request("POST", path, port, body)
+        stream = await self._connect(_SseStream(request, self._on_run_event(tally), tally.open), port)
         try:
             await stream.done
             tally.ended = True
         finally:
             stream.close()
 
-    async def _thread_stream(self, tally: _Tally, count: int, interval: float) -> None:
+    async def _thread_stream(self, tally: _Tally, replica: int, count: int, interval: float) -> None:
         """Follows a thread from before its run exists: `Last-Event-ID: -1` also replays
         whatever the run sent before the subscription took hold."""
         thread_id = str(uuid.uuid4())
-        response = await self.http.post("/threads", json={"thread_id": thread_id})
+        http = self.http[replica]
+        response = await http.post("/threads", json={"thread_id": thread_id})
         if response.status_code != 200:
             raise RuntimeError(f"POST /threads: HTTP {response.status_code}: {response.text[:200]}")
         run_event = self._on_run_event(tally)
@@ -621,15 +663,15 @@ class _Worker:
                 return True
             return run_event(name, data, now)
 
-        port = self.job.http_port
+        port = self.job.ports[replica][1]
         request = _http_request("GET", f"/threads/{thread_id}/stream", port, None, "Last-Event-ID: -1\r\n")
-        stream = await self._connect(_SseStream(request, on_event, None))
+        stream = await self._connect(_SseStream(request, on_event, None), port)
         try:
             await stream.head
             if stream.status != 200:
                 await stream.done  # raises the HTTP error
             body = {"assistant_id": GRAPH, "input": {"count": count, "interval": interval}, "stream_mode": ["custom"]}
-            response = await self.http.post(f"/threads/{thread_id}/runs", json=body)
+            response = await http.post(f"/threads/{thread_id}/runs", json=body)
             if response.status_code != 200:
                 raise RuntimeError(f"POST /threads/{{id}}/runs: HTTP {response.status_code}: {response.text[:200]}")
             run_id = response.json()["run_id"]
@@ -638,7 +680,7 @@ class _Worker:
             assert self.deadline is not None
             tally.due(self.deadline - self.plan.idle_slack)
             # Cancelled, the run must still reach the subscriber's stream as ended.
-            response = await self.http.post(f"/threads/{thread_id}/runs/{run_id}/cancel")
+            response = await http.post(f"/threads/{thread_id}/runs/{run_id}/cancel")
             if response.status_code not in (200, 202, 204):
                 raise RuntimeError(f"POST .../cancel: HTTP {response.status_code}: {response.text[:200]}")
             await stream.done
@@ -661,7 +703,7 @@ def _log(message: str) -> None:
 
 
 def _run_clients(
-    plan: LoadPlan, gateway: GatewayServer
+    plan: LoadPlan, gateway: ServerProcess, ports: list[tuple[int, int]]
 ) -> tuple[list[WorkerResult], list[tuple[float, dict[str, float]]]]:
     """The streams split over `plan.clients` processes; the server's stats sampled meanwhile."""
     every = specs(plan)
@@ -669,7 +711,7 @@ def _run_clients(
     batch = max(1, math.ceil(plan.batch / plan.clients))
     conns, procs = [], []
     for i in range(plan.clients):
-        job = Job(plan, every[i :: plan.clients], gateway.grpc_port, gateway.http_port, batch)
+        job = Job(plan, every[i :: plan.clients], ports, batch)
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker_process, args=(job, child), daemon=True)
         proc.start()
@@ -704,10 +746,14 @@ def _run_clients(
                 proc.join(5)
 
 
-def _warm_up(plan: LoadPlan, gateway: GatewayServer) -> WorkerResult:
-    """One short run of every kind: imports and first-use caches are not per-stream memory."""
+def _warm_up(plan: LoadPlan, ports: list[tuple[int, int]]) -> WorkerResult:
+    """One short run of every kind on each replica: imports and first-use caches are not
+    per-stream memory."""
     small = dataclasses.replace(plan, duration=3.0, run_seconds=2.0, idle_interval=1.0, idle_slack=1.0)
-    job = Job(small, [Spec(kind, 0) for kind in LABELS], gateway.grpc_port, gateway.http_port, len(LABELS))
+    # Several of each on one port that workers share, so that each worker likely gets some.
+    copies = range(plan.workers)
+    warm = [Spec(kind, copy, replica) for replica in range(len(ports)) for copy in copies for kind in LABELS]
+    job = Job(small, warm, ports, len(warm))
     job.start_at = time.time()
     return asyncio.run(_Worker(job).main())
 
@@ -790,14 +836,27 @@ def summarise(
 
     server_cpu = cpu_between(started, ended)
     client_cpu = 100 * sum(r.cpu for r in results) / (ended - started)
+    goals = []
+    if plan.postgres:
+        p99 = _ms(first_reply.get("gRPC", []), 99)
+        goals.append(
+            {
+                "goal": "gRPC first reply p99",
+                "measured_ms": p99,
+                "goal_ms": FIRST_REPLY_GOAL_MS,
+                "result": "n/a" if p99 is None else "PASS" if p99 <= FIRST_REPLY_GOAL_MS else "FAIL",
+            }
+        )
 
     return {
         "meta": {
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "revision": _revision(),
             "plan": dataclasses.asdict(plan),
+            "deployment": plan.deployment,
             "cores": multiprocessing.cpu_count(),
         },
+        "goals": goals,
         "streams": {kind: dataclasses.asdict(categories.get(kind, Category())) for kind in LABELS},
         "warm_up": dataclasses.asdict(warm_total),
         "total": dataclasses.asdict(total),
@@ -860,8 +919,13 @@ def summarise(
 
 def render(report: dict[str, Any]) -> str:
     plan, d, s, c = report["meta"]["plan"], report["delivery"], report["server"], report["client"]
+    processes = plan.get("workers", 1) * plan.get("replicas", 1)
+    saturated = ""
+    if s["cpu_percent_of_a_core"]["full_load"] >= 90 * processes:
+        saturated = " (saturated: one event loop uses one core at most)" if processes == 1 else " (saturated)"
     lines = [
-        f"Load test of {report['meta']['revision']} on {report['meta']['cores']} cores: {plan['flowing']} flowing "
+        f"Load test of {report['meta']['revision']} on {report['meta']['cores']} cores, "
+        f"{report['meta'].get('deployment', 'one gateway process on sqlite')}: {plan['flowing']} flowing "
         f"streams (an event every {plan['interval'] * 1000:.0f} ms, runs of {plan['run_seconds']:.0f} s) and "
         f"{plan['idle']} idle ones (an event every ~{plan['idle_interval']:.0f} s) for {plan['duration']:.0f} s, "
         f"opened {plan['batch']} at a time by {plan['clients']} client process(es); "
@@ -895,7 +959,7 @@ def render(report: dict[str, Any]) -> str:
         f"- server threads: {s['threads']['before']} before, {s['threads']['peak']} peak, {s['threads']['after']} "
         f"after ({s['threads']['peak'] - s['threads']['before']} more with {s['peak_open_streams']} streams open)",
         f"- server CPU: {s['cpu_percent_of_a_core']['full_load']}% of a core at full load"
-        f"{' (saturated: one event loop uses one core at most)' if s['cpu_percent_of_a_core']['full_load'] >= 90 else ''}, "
+        f"{saturated}, "
         f"{s['cpu_percent_of_a_core']['overall']}% overall, {s['cpu_us_per_event']} µs per event",
         f"- client CPU: {c['cpu_percent_of_a_core']}% of a core "
         f"({' + '.join(f'{p}%' for p in c['per_process'])}), {c['cpu_us_per_event']} µs per event; machine "
@@ -905,6 +969,11 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"- warm-up: {report['warm_up']['errors']} errors, {report['warm_up']['lost']} events lost")
     verdict = "PASS" if report["errors"] == 0 and report["lost"] == 0 else "FAIL"
     lines.append(f"- **{verdict}**: {report['errors']} errors, {report['lost']} events lost or duplicated")
+    for goal in report.get("goals", ()):
+        lines.append(
+            f"- issue 10 goal, {goal['goal']}: {goal['measured_ms']} ms, goal ≤ {goal['goal_ms']:.0f} ms: "
+            f"**{goal['result']}**"
+        )
     for cause in report["error_causes"][:10]:
         lines.append(f"  - {cause['streams']} × {cause['first']}")
     if report["errors"] and report["server_log"]:
@@ -934,8 +1003,52 @@ def _parser() -> argparse.ArgumentParser:
         help="ms between a flowing stream's events (default: %(default)s)",
     )
     parser.add_argument("--clients", type=int, default=defaults.clients, help="client processes (default: %(default)s)")
-    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/load.json)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="serve from Postgres + Redis instead of sqlite (bench/_backends.py)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway processes on one port, on Postgres + Redis (default: 1)"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="gateway processes on ports of their own, on Postgres + Redis"
+    )
+    parser.add_argument(
+        "--streams-per-channel",
+        type=int,
+        help=f"gRPC streams per connection (default: {STREAMS_PER_CHANNEL}; "
+        f"{STREAMS_PER_CHANNEL_WORKERS} with --workers, so that connections spread)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results (default: bench/results/load.json; load-<deployment>.json on Postgres + Redis)",
+    )
     return parser
+
+
+@contextlib.contextmanager
+def _deployment(plan: LoadPlan, config: Path) -> Iterator[tuple[ServerProcess, list[tuple[int, int]]]]:
+    """The gateway processes the plan asks for, and each one's (gRPC, HTTP) ports; stopped,
+    and their database and key prefix removed, afterwards."""
+    if not plan.postgres:
+        gateway = GatewayServer(config).start()
+        try:
+            yield gateway, [(gateway.grpc_port, gateway.http_port)]
+        finally:
+            gateway.stop()
+        return
+    if (reason := _backends.unreachable()) is not None:
+        sys.exit(f"error: {reason}")
+    with _backends.shared_backends() as args, contextlib.ExitStack() as stack:
+        if plan.workers > 1:
+            # Set up by one process first: see bench.__main__ (a new database's schema setup).
+            GatewayServer(config, http=False, args=args).start().stop()
+        servers: list[GatewayServer] = []
+        for _ in range(plan.replicas):
+            workers = ("--workers", str(plan.workers)) if plan.workers > 1 else ()
+            servers.append(GatewayServer(config, args=(*args, *workers)).start())
+            stack.callback(servers[-1].stop)
+        yield Replicas(servers), [(s.grpc_port, s.http_port) for s in servers]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -947,10 +1060,17 @@ def main(argv: Sequence[str]) -> int:
         or args.batch < 1
         or args.clients < 1
         or args.interval <= 0
+        or args.workers < 1
+        or args.replicas < 1
+        or (args.streams_per_channel is not None and args.streams_per_channel < 1)
     ):
         sys.exit(
-            "error: --duration, --interval, --batch and --clients must be positive, --flowing and --idle not negative"
+            "error: --duration, --interval, --batch, --clients, --workers, --replicas and --streams-per-channel "
+            "must be positive, --flowing and --idle not negative"
         )
+    if args.workers > 1 and args.replicas > 1:
+        sys.exit("error: --workers or --replicas, not both")
+    per_channel = args.streams_per_channel or (STREAMS_PER_CHANNEL_WORKERS if args.workers > 1 else STREAMS_PER_CHANNEL)
     plan = LoadPlan(
         duration=args.duration,
         flowing=args.flowing,
@@ -958,27 +1078,34 @@ def main(argv: Sequence[str]) -> int:
         batch=args.batch,
         clients=args.clients,
         interval=args.interval / 1000,
+        postgres=args.postgres or args.workers > 1 or args.replicas > 1,
+        workers=args.workers,
+        replicas=args.replicas,
+        streams_per_channel=per_channel,
     )
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
-        gateway = GatewayServer(scratch_copy(Path(scratch))).start()
-        try:
-            _log(f"gateway on gRPC {gateway.grpc_port}, HTTP {gateway.http_port}; warming up")
-            warm = _warm_up(plan, gateway)
+        with _deployment(plan, scratch_copy(Path(scratch))) as (gateway, ports):
+            _log(f"{plan.deployment}: gRPC, HTTP ports {ports}; warming up")
+            warm = _warm_up(plan, ports)
             time.sleep(plan.settle)
             before = gateway.stats()
             busy, wall = busy_cpu_seconds(), time.monotonic()
             _log(f"{plan.flowing} flowing + {plan.idle} idle streams for {plan.duration:.0f} s")
-            results, samples = _run_clients(plan, gateway)
+            results, samples = _run_clients(plan, gateway, ports)
             machine_busy = 100 * (busy_cpu_seconds() - busy) / ((time.monotonic() - wall) * multiprocessing.cpu_count())
             time.sleep(plan.settle)
             after = gateway.stats()
-        finally:
-            gateway.stop()
-    server_log = [line.rstrip() for line in gateway.output if not line.startswith('{"event": "ready"')]
+    servers = gateway.servers if isinstance(gateway, Replicas) else [gateway]
+    output_lines = [line for server in servers for line in server.output]
+    server_log = [line.rstrip() for line in output_lines if not line.startswith('{"event": "ready"')]
     report = summarise(plan, warm, results, samples, before, after, machine_busy, server_log[-40:])
     text = render(report)
     print(text)
-    output = args.output or BENCH / "results" / "load.json"
+    name = "load"
+    if plan.postgres:
+        name += "-workers" if plan.workers > 1 else "-replicas" if plan.replicas > 1 else "-postgres"
+        name += str(max(plan.workers, plan.replicas)) if max(plan.workers, plan.replicas) > 1 else ""
+    output = args.output or BENCH / "results" / f"{name}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2))
     output.with_suffix(".md").write_text(text + "\n")

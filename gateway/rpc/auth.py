@@ -92,6 +92,22 @@ def _scope(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> dict[str
     }
 
 
+async def _first(requests: Any) -> tuple[Any, AsyncIterator[Any]]:
+    """The first message of a request stream, and the stream with it put back. A call that is
+    refused before its first message was read may end, for the client, as INTERNAL rather than
+    with the refusal (a race in grpc's bidirectional calls); one message is read first."""
+    stream = aiter(requests)
+    first = await anext(stream, None)
+
+    async def rest() -> AsyncIterator[Any]:
+        if first is not None:
+            yield first
+        async for request in stream:
+            yield request
+
+    return first, rest()
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Runs `@auth.authenticate` on each call (but health checks, and reflection unless it
     needs auth) before its handler, which then serves it as the caller: the core asks the
@@ -128,8 +144,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             inner_ss = handler.stream_stream
 
             async def stream_stream(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                with acting_as(await authenticate(None, context)):
-                    async for item in inner_ss(requests, context):
+                first, rest = await _first(requests)
+                with acting_as(await authenticate(first, context)):
+                    async for item in inner_ss(rest, context):
                         yield item
 
             return handler._replace(stream_stream=stream_stream)
@@ -137,8 +154,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             inner_su = handler.stream_unary
 
             async def stream_unary(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with acting_as(await authenticate(None, context)):
-                    return await inner_su(requests, context)
+                first, rest = await _first(requests)
+                with acting_as(await authenticate(first, context)):
+                    return await inner_su(rest, context)
 
             return handler._replace(stream_unary=stream_unary)
         if handler.response_streaming:

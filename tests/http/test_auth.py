@@ -22,6 +22,7 @@ from langgraph_sdk.errors import NotFoundError
 
 from tests._auth import ALICE, ANONYMOUS, BANNED, BOB, CAROL, accepted, auth_gateway
 from tests._server import GatewayProcess
+from tests.conftest import BACKENDS, backend_args
 from tests.http._sse import parse
 
 
@@ -34,11 +35,13 @@ class Served:
         return httpx.Client(base_url=self.proc.http_url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    proc, canary = auth_gateway(tmp_path_factory.mktemp("auth"))
-    yield Served(proc, canary)
-    proc.kill()
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The auth gateway on each backend: their storage applies the filters."""
+    with backend_args(request.param) as args:
+        proc, canary = auth_gateway(tmp_path_factory.mktemp("auth"), *args)
+        yield Served(proc, canary)
+        proc.kill()
 
 
 @pytest.fixture(scope="module")

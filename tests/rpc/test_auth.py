@@ -22,7 +22,7 @@ from langgraph.gateway.v1 import assistants_pb2, runs_pb2, sessions_pb2, session
 
 from tests._auth import ALICE, BANNED, BOB, CAROL, accepted, auth_gateway
 from tests._server import GatewayProcess
-from tests.conftest import Stubs, make_stubs
+from tests.conftest import BACKENDS, Stubs, backend_args, make_stubs
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -34,11 +34,15 @@ def md(headers: dict[str, str]) -> Metadata:
 A, B, C = md(ALICE), md(BOB), md(CAROL)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, Path]]:
-    proc, canary = auth_gateway(tmp_path_factory.mktemp("rpc-auth"))
-    yield proc, canary
-    proc.kill()
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, Path]]:
+    """The auth gateway on each backend: their storage applies the filters."""
+    with backend_args(request.param) as args:
+        proc, canary = auth_gateway(tmp_path_factory.mktemp("rpc-auth"), *args)
+        yield proc, canary
+        proc.kill()
 
 
 @pytest_asyncio.fixture

@@ -27,6 +27,7 @@ T = TypeVar("T")
 # uvloop: the load test (bench/_load.py) took ~140 µs of CPU per event on it, ~195 on asyncio's.
 _LOOPS = ("auto", "uvloop", "asyncio")
 _LOOP_HELP = "event loop: uvloop where installed, else asyncio's (default: %(default)s)"
+_LOG_FORMAT_HELP = "text lines, or one JSON object per line with run and thread ids (default: %(default)s)"
 _MAX_BODY_HELP = "largest HTTP request body; larger ones get 413 (default: 300 MiB, as the Agent Server)"
 
 
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
     serve.add_argument("--log-level", default=d.log_level)
+    serve.add_argument("--log-format", choices=("text", "json"), default=d.log_format, help=_LOG_FORMAT_HELP)
     serve.add_argument(
         "--reflection",
         choices=("open", "auth", "off"),
@@ -130,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
     bridge.add_argument("--log-level", default=b.log_level)
+    bridge.add_argument("--log-format", choices=("text", "json"), default=b.log_format, help=_LOG_FORMAT_HELP)
     return parser
 
 
@@ -292,9 +295,9 @@ def _worker(settings: Settings, ready_fd: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from gateway.logs import setup
+
+    setup(args.log_level, args.log_format)
     if args.command == "bridge":
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
             runner.run(run_bridge(_from_args(BridgeSettings, args)))

@@ -34,6 +34,7 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     loop: Loop = "auto"
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
     # A run's ring of events: at most this many, and this many bytes of payload.
     channel_capacity: int = 4096
     channel_bytes: int = 4 * 1024 * 1024
@@ -79,3 +80,4 @@ class BridgeSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     loop: Loop = "auto"
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"

@@ -37,6 +37,7 @@ from gateway.core.executor import Executor
 from gateway.core.live import Finished, LiveRun
 from gateway.core.signals import SignalKind, Signals
 from gateway.errors import GatewayError, Unavailable
+from gateway.logs import run_context
 from gateway.records import AccessFilter, CancelAction, Claim, RunCreate, RunRecord, ThreadChange
 from gateway.serde import dumps
 from gateway.settings import Settings
@@ -213,7 +214,9 @@ class Scheduler:
             request = RunCreate(**orjson.loads(claim.request))
             _, spec = await self._assistants.resolve(record.assistant_id)
         except (TypeError, ValueError, GatewayError) as exc:
-            logger.error("run %s cannot be executed here: %s: %s", record.run_id, type(exc).__name__, exc)
+            logger.error(
+                "run %s cannot be executed here: %s: %s", record.run_id, type(exc).__name__, exc, extra=_ids(record)
+            )
             live = None
         else:
             after = await self._bus.last_seq(record.run_id)
@@ -232,8 +235,10 @@ class Scheduler:
         live.task = asyncio.create_task(self._execute(live), name=f"run-{live.run_id}")
 
     async def _execute(self, live: LiveRun) -> None:
+        ids = {"run_id": live.run_id, "thread_id": live.thread_id, "assistant_id": live.record.assistant_id}
         try:
-            await self._executor.execute(live)
+            with run_context(**ids, attempt=live.attempt):
+                await self._executor.execute(live)
         finally:
             self._executing -= 1
             self._retire(live)
@@ -272,9 +277,16 @@ class Scheduler:
     async def _expire(self, *, all_running: bool = False) -> None:
         requeued, failed = await self._storage.expire_leases(self._settings.max_attempts, all_running=all_running)
         for record in requeued:
-            logger.warning("run %s lost its process; queued for attempt %d", record.run_id, record.attempt + 1)
+            logger.warning(
+                "run %s lost its process; queued for attempt %d", record.run_id, record.attempt + 1, extra=_ids(record)
+            )
         for record in failed:
-            logger.error("run %s lost its process %d times; it ends with an error", record.run_id, record.attempt)
+            logger.error(
+                "run %s lost its process %d times; it ends with an error",
+                record.run_id,
+                record.attempt,
+                extra=_ids(record),
+            )
             writer = self._bus.open(
                 record.run_id, resumable=record.resumable, after=await self._bus.last_seq(record.run_id)
             )
@@ -393,6 +405,10 @@ class Scheduler:
         _, pending = await asyncio.wait(waiters, timeout=seconds)
         for waiter in pending:
             waiter.cancel()
+
+
+def _ids(record: RunRecord) -> dict[str, str]:
+    return {"run_id": record.run_id, "thread_id": record.thread_id, "assistant_id": record.assistant_id}
 
 
 def _error_change() -> ThreadChange:

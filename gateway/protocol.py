@@ -42,16 +42,6 @@ METHODS = {
     "tasks": "tasks",
     "custom": "custom",
 }
-COMMANDS = (
-    "run.start",
-    "input.respond",
-    "subscription.subscribe",
-    "subscription.reconnect",
-    "subscription.unsubscribe",
-    "agent.getTree",
-    # Ours: the protocol has no way to stop a run.
-    "run.cancel",
-)
 # Lifecycle statuses (the protocol's AgentStatus); "running" is the root's, "started" a subgraph's.
 AGENT_STATUSES = ("started", "running", "completed", "failed", "interrupted")
 
@@ -133,14 +123,6 @@ class Filter:
                 if self.depth is None or len(ns) - len(prefix) <= self.depth:
                     return True
         return False
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"channels": sorted(self.channels)}
-        if self.namespaces is not None:
-            out["namespaces"] = [list(ns) for ns in self.namespaces]
-        if self.depth is not None:
-            out["depth"] = self.depth
-        return out
 
 
 def _count(value: object) -> bool:

@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         help="prefix of every Redis key (env REDIS_KEY_PREFIX; default: %(default)s)",
     )
     scale.add_argument(
+        "--database-pool-size",
+        type=_positive,
+        default=d.database_pool_size,
+        help="Postgres connections per process (default: %(default)s)",
+    )
+    scale.add_argument(
         "--workers", type=_positive, default=d.workers, help="processes serving the same ports (default: %(default)s)"
     )
     scale.add_argument(

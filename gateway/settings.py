@@ -52,6 +52,9 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "langgraph-gateway:"
+    # Connections each process may open to Postgres (Postgres's max_connections must cover
+    # processes × this, and the default there is 100).
+    database_pool_size: int = 10
     # Runs one process executes at once; more wait in the queue for a free slot.
     max_concurrent_runs: int = 256
     # Seconds a process's claim on a run lasts unless renewed; a dead process's runs are taken

@@ -34,7 +34,7 @@ def _storage(settings: Settings) -> Storage:
     if settings.database_url:
         from gateway.storage.postgres import PostgresStorage
 
-        return PostgresStorage(settings.database_url)
+        return PostgresStorage(settings.database_url, max_size=settings.database_pool_size)
     return SqliteStorage(settings.db)
 
 

@@ -233,7 +233,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
 
 class PostgresStorage:
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._pool = AsyncConnectionPool(
             url,

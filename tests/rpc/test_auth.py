@@ -277,3 +277,18 @@ async def test_fuzzed_metadata_never_reaches_a_graph(
     code, events = await streamed(stubs.runs.RunStream(request, metadata=metadata))
     assert code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) and events == []
     assert "fuzz" not in served[1].read_text()
+
+
+async def test_with_the_api_key_reflection_is_open_unless_it_needs_auth(tmp_path: Path) -> None:
+    for mode, anonymous in (("open", grpc.StatusCode.OK), ("auth", grpc.StatusCode.UNAUTHENTICATED)):
+        proc = GatewayProcess(
+            tmp_path / f"{mode}.sqlite", extra_args=("--api-key", "k3y", "--reflection", mode)
+        ).start()
+        try:
+            async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+                assert await _reflection_code(channel) == anonymous
+                assert await _reflection_code(channel, (("x-api-key", "k3y"),)) == grpc.StatusCode.OK
+                create = make_stubs(channel).threads.CreateThread(threads_pb2.CreateThreadRequest())
+                assert await code_of(create) == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            proc.kill()

@@ -27,7 +27,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from gateway.errors import NotFound, Unavailable
+from gateway.errors import InvalidArgument, NotFound, Unavailable
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
@@ -294,6 +294,9 @@ class PostgresStorage:
                 yield cur
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
+        except psycopg.DataError as exc:
+            # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
+            raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
@@ -304,6 +307,9 @@ class PostgresStorage:
                     yield cur
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
+        except psycopg.DataError as exc:
+            # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
+            raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         async with self._cursor() as cur:

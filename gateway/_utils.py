@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import time
 import uuid
+
+from gateway.errors import StartupError
 
 
 def uuid7() -> str:
@@ -31,3 +35,25 @@ def is_uuid(value: str) -> bool:
 def run_base_ms(run_id: str) -> int:
     """The millisecond part of a run's event ids: its UUIDv7's timestamp."""
     return int(uuid.UUID(run_id).int >> 80)
+
+
+def cannot_listen(what: str, host: str, port: int, option: str, error: OSError | None = None) -> StartupError:
+    """The one-line start-up error for a port that cannot be listened on. Without `error`
+    (gRPC does not say why), a socket of our own is bound to find out."""
+    if error is None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                error = exc
+    if error is not None and error.errno == errno.EADDRINUSE:
+        reason = (
+            f"port {port} is in use by another program (another gateway? `langgraph dev` also uses 2024); "
+            f"choose another with {option}, or 0 for a free one"
+        )
+    elif error is not None:
+        reason = error.strerror or str(error)
+    else:
+        reason = "the address cannot be used"
+    return StartupError(f"cannot listen for {what} on {host}:{port}: {reason}")

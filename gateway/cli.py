@@ -29,6 +29,7 @@ _LOOPS = ("auto", "uvloop", "asyncio")
 _LOOP_HELP = "event loop: uvloop where installed, else asyncio's (default: %(default)s)"
 _LOG_FORMAT_HELP = "text lines, or one JSON object per line with run and thread ids (default: %(default)s)"
 _MAX_BODY_HELP = "largest HTTP request body; larger ones get 413 (default: 300 MiB, as the Agent Server)"
+_OTEL_HELP = "send OpenTelemetry traces (needs the otel extra; OTEL_* variables configure the exporter)"
 
 
 def _positive(text: str) -> int:
@@ -77,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
     serve.add_argument("--log-level", default=d.log_level)
     serve.add_argument("--log-format", choices=("text", "json"), default=d.log_format, help=_LOG_FORMAT_HELP)
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=d.metrics_port,
+        help="also serve /metrics and /ok on this port (0 picks a free one; default: none, they are on --http-port)",
+    )
+    serve.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     serve.add_argument(
         "--reflection",
         choices=("open", "auth", "off"),
@@ -139,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
     bridge.add_argument("--log-level", default=b.log_level)
     bridge.add_argument("--log-format", choices=("text", "json"), default=b.log_format, help=_LOG_FORMAT_HELP)
+    bridge.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     return parser
 
 
@@ -214,38 +223,61 @@ def _announce(config: Config) -> None:
         if uncovered := config.auth.uncovered():
             logger.warning("auth: no @auth.on handler covers %s: every caller may do these", ", ".join(uncovered))
         if waiting := config.auth.waiting():
-            logger.info("auth: handlers for %s apply once the gateway serves crons and the store", ", ".join(waiting))
+            logger.info("auth: handlers for %s apply once the gateway serves crons", ", ".join(waiting))
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable[..., None] | None = None) -> None:
+    import sqlite3
+
+    from gateway import tracing
     from gateway.config import load_config
     from gateway.core.gateway import Gateway
+    from gateway.errors import StartupError
     from gateway.rpc.auth import grpc_interceptors
     from gateway.rpc.server import GrpcServer
 
     config = load_config(settings.config)
     _announce(config)
+    tracing.setup(settings.otel, "langgraph-gateway")
     gateway = Gateway(config, settings)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except sqlite3.Error as exc:
+        hint = " (its folder must exist and be writable)" if "unable to open" in str(exc) else ""
+        raise StartupError(f"cannot use the database {settings.db}: {exc}{hint}") from None
     interceptors = grpc_interceptors(config, settings)
     grpc_server = GrpcServer(gateway, interceptors=interceptors, reuse_port=reuse_port)
-    http = None
+    servers = []
     try:
         grpc_port = await grpc_server.start(f"{settings.host}:{settings.grpc_port}")
-        http_port = -1
-        if settings.http_port >= 0:
+        ports = {"grpc_port": grpc_port, "http_port": -1}
+        if settings.http_port >= 0 or settings.metrics_port >= 0:
+            from gateway.health import Health
             from gateway.http._local import create_app
+            from gateway.http.app import metrics_app
             from gateway.http.server import HttpServer
 
-            app = create_app(gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
-            http = HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port)
-            http_port = await http.start()
+            if settings.http_port >= 0:
+                app = create_app(gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+                servers.append(HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port))
+                ports["http_port"] = await servers[-1].start()
+            if settings.metrics_port >= 0:
+                health = Health(gateway.dependency_checks(), draining=lambda: gateway.draining)
+                app = metrics_app(health=health, refresh_metrics=gateway.refresh_metrics)
+                port, option = settings.metrics_port, "--metrics-port"
+                servers.append(HttpServer(app, settings.host, port, reuse_port=reuse_port, option=option))
+                ports["metrics_port"] = await servers[-1].start()
         graphs = ", ".join(config.graphs)
         logger.info(
-            "serving %s: gRPC on %s:%s, HTTP on %s:%s", graphs, settings.host, grpc_port, settings.host, http_port
+            "serving %s: gRPC on %s:%s, HTTP on %s:%s",
+            graphs,
+            settings.host,
+            grpc_port,
+            settings.host,
+            ports["http_port"],
         )
         _tune_gc()
-        (ready or _ready)(grpc_port=grpc_port, http_port=http_port)
+        (ready or _ready)(**ports)
         await _stop_event().wait()
         logger.info("draining: no new runs; live runs get %.0f s to finish", settings.grace)
         await grpc_server.enter_graceful_shutdown()
@@ -254,15 +286,19 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
         # with their runs), and only then close the storage they read.
         await gateway.drain(settings.grace)
         await grpc_server.stop(1.0)
-        if http is not None:
-            await http.stop()
+        for server in servers:
+            await server.stop()
         await gateway.close()
+        tracing.shutdown()
 
 
 async def run_bridge(settings: BridgeSettings) -> None:
+    from gateway import tracing
     from gateway.http.config import HttpConfig, HttpConfigError, read_http
     from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer
+
+    tracing.setup(settings.otel, "langgraph-gateway-bridge")
 
     section, custom_app = HttpConfig(), None
     if settings.config:
@@ -279,23 +315,34 @@ async def run_bridge(settings: BridgeSettings) -> None:
         http=section,
         custom_app=custom_app,
     )
-    http = HttpServer(app, settings.host, settings.http_port)
-    port = await http.start()
-    _tune_gc()
-    _ready(http_port=port)
-    await _stop_event().wait()
-    await http.stop()
-    await close()
+    try:
+        http = HttpServer(app, settings.host, settings.http_port)
+        port = await http.start()
+        _tune_gc()
+        _ready(http_port=port)
+        await _stop_event().wait()
+        await http.stop()
+    finally:
+        await close()
+        tracing.shutdown()
 
 
 def _worker(settings: Settings, ready_fd: int) -> int:
     """One of --workers' processes: a whole gateway on ports the others serve too."""
 
+    from gateway.config import ConfigError
+    from gateway.errors import StartupError, Unavailable
+
     def ready(**ports: int) -> None:
         os.write(ready_fd, json.dumps(ports).encode() + b"\n")
 
-    with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:
-        runner.run(serve(settings, reuse_port=True, ready=ready))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:
+            runner.run(serve(settings, reuse_port=True, ready=ready))
+    except (ConfigError, StartupError) as exc:
+        sys.exit(f"error: {exc}")
+    except Unavailable as exc:
+        sys.exit(f"error: {exc.message}")
     return 0
 
 
@@ -304,9 +351,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     from gateway.logs import setup
 
     setup(args.log_level, args.log_format)
+    from gateway.errors import StartupError
+
     if args.command == "bridge":
-        with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            runner.run(run_bridge(_from_args(BridgeSettings, args)))
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+                runner.run(run_bridge(_from_args(BridgeSettings, args)))
+        except StartupError as exc:
+            sys.exit(f"error: {exc}")
         return
     from gateway.config import ConfigError
     from gateway.errors import Unavailable
@@ -320,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(Supervisor(settings, _worker).run())
         with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:
             runner.run(serve(settings))
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         sys.exit(f"error: {exc}")
     except Unavailable as exc:
         # A backend that cannot be reached at start: one line, no traceback.

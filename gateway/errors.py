@@ -91,3 +91,8 @@ class SubscriberTooSlow(GatewayError):
     (gRPC RESOURCE_EXHAUSTED; over SSE, after the headers, an `error` event)."""
 
     http_status = 429
+
+
+class StartupError(Exception):
+    """The gateway cannot start (a port in use, a database it cannot open, tracing asked for
+    without its packages): told in one line, and the process exits non-zero."""

@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway._utils import run_base_ms
 from gateway.core.signals import Handler, SignalKind
 from gateway.errors import Unavailable
+from gateway.metrics import backend_error
 from gateway.records import Event
 
 logger = logging.getLogger("gateway.redis")
@@ -46,6 +47,7 @@ async def ping(client: aioredis.Redis, url: str) -> None:
     try:
         await client.ping()
     except REDIS_ERRORS as exc:
+        backend_error("redis")
         raise Unavailable(f"cannot connect to Redis at {url}: {exc}") from None
 
 
@@ -91,6 +93,7 @@ class RedisEventLog:
                 pipe.expire(key, self._retention)
                 results = await pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
+            backend_error("redis")
             raise Unavailable(f"Redis is unreachable: {exc}") from None
         for result in results:
             # A batch written again after a failed attempt: its entries are there already.
@@ -108,6 +111,7 @@ class RedisEventLog:
                 self.key(run_id), min=f"({_entry_id(run_id, after)}", max="+", count=limit
             )
         except REDIS_ERRORS as exc:
+            backend_error("redis")
             raise Unavailable(f"Redis is unreachable: {exc}") from None
         return [_event(entry_id, fields) for entry_id, fields in entries]
 
@@ -115,6 +119,7 @@ class RedisEventLog:
         try:
             entries = await self._client.xrevrange(self.key(run_id), max="+", min="-", count=1)
         except REDIS_ERRORS as exc:
+            backend_error("redis")
             raise Unavailable(f"Redis is unreachable: {exc}") from None
         return _seq(entries[0][0]) if entries else 0
 
@@ -186,6 +191,7 @@ class _Tail:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                backend_error("redis")
                 logger.warning("waiting for run events failed (retrying): %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(0.5)
                 continue
@@ -227,6 +233,7 @@ class RedisSignals:
         try:
             await self._client.publish(self._channel, message)
         except REDIS_ERRORS as exc:
+            backend_error("redis")
             # A hint lost: storage has the truth and the scheduler polls it.
             logger.warning("could not publish a %s signal: %s", kind, exc)
 
@@ -234,12 +241,14 @@ class RedisSignals:
         try:
             await self._client.set(f"{self._prefix}run:{run_id}:cancel", action, ex=3600)
         except REDIS_ERRORS as exc:
+            backend_error("redis")
             raise Unavailable(f"Redis is unreachable: {exc}") from None
 
     async def cancel_mark(self, run_id: str) -> str | None:
         try:
             value = await self._client.getdel(f"{self._prefix}run:{run_id}:cancel")
         except REDIS_ERRORS:
+            backend_error("redis")
             return None
         return value.decode() if value is not None else None
 
@@ -265,6 +274,7 @@ class RedisSignals:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                backend_error("redis")
                 logger.warning("signals from other processes are interrupted (retrying): %s", exc)
                 await asyncio.sleep(0.5)
             finally:

@@ -65,6 +65,10 @@ class Settings:
     poll_seconds: float = 1.0
     # Processes serving the same ports (each one all of the gateway).
     workers: int = 1
+    # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).
+    metrics_port: int = -1
+    # OpenTelemetry traces (gateway.tracing); the standard OTEL_* variables can turn them on too.
+    otel: bool = False
 
     @property
     def distributed(self) -> bool:
@@ -84,3 +88,4 @@ class BridgeSettings:
     loop: Loop = "auto"
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
+    otel: bool = False

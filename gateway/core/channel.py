@@ -14,9 +14,11 @@ when the ring has dropped what they need they get FellBehind and read on from th
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
+from gateway.core.metrics import SLOW_DROPPED, delayed
 from gateway.errors import SubscriberTooSlow
 from gateway.records import Event
 
@@ -31,13 +33,16 @@ class FellBehind(Exception):
 
 
 class _Subscriber:
-    __slots__ = ("can_lag", "cursor", "dropped", "waiter")
+    __slots__ = ("can_lag", "cursor", "dropped", "published_at", "waiter")
 
     def __init__(self, cursor: int, can_lag: bool) -> None:
         self.cursor = cursor  # seq of the last event it has read
         self.can_lag = can_lag  # it never holds the producer back
         self.waiter: asyncio.Future[None] | None = None
         self.dropped = False
+        # When the oldest event it has yet to take was published (0: none since it last took):
+        # one clock read per batch, not per event, tells the event delay.
+        self.published_at = 0.0
 
 
 class RunChannel:
@@ -91,7 +96,10 @@ class RunChannel:
         self._bytes += len(data)
         if self.full:
             self._evict()
+        now = 0.0
         for sub in self._subscribers:
+            if not sub.published_at:
+                sub.published_at = now = now or time.monotonic()
             waiter = sub.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -133,6 +141,7 @@ class RunChannel:
             except TimeoutError:
                 oldest = self._buffer[0].seq
                 for sub in [s for s in self._subscribers if s.cursor < oldest and not s.can_lag]:
+                    SLOW_DROPPED.inc()
                     sub.dropped = True
                     self._subscribers.discard(sub)
                     if sub.waiter is not None and not sub.waiter.done():
@@ -160,9 +169,13 @@ class RunChannel:
                 batch = self._since(sub.cursor)
                 if batch:
                     sub.cursor = batch[-1].seq
+                    published_at, sub.published_at = sub.published_at, 0.0
                     if self._writable is not None and not self._lagging():
                         self._writable.set()
                     yield batch
+                    # Back here once the reader is done with the batch: written, for a stream.
+                    if published_at:
+                        delayed(time.monotonic() - published_at)
                     continue
                 if self._closed:
                     return

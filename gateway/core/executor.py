@@ -17,6 +17,7 @@ from gateway.core.assistants import Assistants
 from gateway.core.bus import RunWriter
 from gateway.core.errors import error_payload
 from gateway.core.live import LiveRun
+from gateway.core.metrics import RUNS_FINISHED
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
 from gateway.errors import Unavailable
@@ -152,6 +153,7 @@ class Executor:
         if not ended:
             await self._close(live)
             return False
+        RUNS_FINISHED.labels(live.spec.graph_id, status, live.edge).inc()
         live.writer.publish("end", (), b'{"status":"' + status.encode() + b'"}')
         await self._close(live)
         return True
@@ -194,6 +196,7 @@ class Executor:
         await writer.close()
         change = ThreadChange(status="error", error=error)
         await self._storage.finish_run(record.run_id, record.thread_id, "error", change, expect=("error",))
+        RUNS_FINISHED.labels(str(record.metadata.get("graph_id", "unknown")), "error", "unknown").inc()
 
     async def _thread_change(self, live: LiveRun, status: RunStatus) -> ThreadChange:
         change = ThreadChange()

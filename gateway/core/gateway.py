@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.config import Config
@@ -19,6 +20,7 @@ from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import LocalBus
 from gateway.core.executor import Executor
+from gateway.core.metrics import RUNS_QUEUED
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
 from gateway.core.signals import LocalSignals, Signals
@@ -68,6 +70,7 @@ class Gateway:
         self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, access=access)
         self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage, signals)
         self._pruner: asyncio.Task[None] | None = None
+        self.draining = False
 
     async def start(self) -> None:
         if self._redis_log is not None:
@@ -97,7 +100,19 @@ class Gateway:
     async def drain(self, grace: float) -> None:
         """Takes no new runs; live ones get `grace` seconds to finish, then are interrupted
         (or, in a shared deployment, handed back to the queue)."""
+        self.draining = True
         await self.scheduler.shutdown(grace)
+
+    def dependency_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
+        """The backends a readiness probe asks to answer (gateway.health)."""
+        checks: dict[str, Callable[[], Awaitable[object]]] = {"database": self.storage.ping}
+        if self._redis_log is not None:
+            checks["redis"] = self._redis.ping
+        return checks
+
+    async def refresh_metrics(self) -> None:
+        """The gauges read rather than counted, before a scrape: the queue's depth."""
+        RUNS_QUEUED.set(await self.storage.count_runs(("pending",)))
 
     async def close(self) -> None:
         if self._pruner is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.config import GraphSpec
 from gateway.core.bus import RunWriter
@@ -31,6 +31,10 @@ class LiveRun:
     attempt: int = 1
     # The process holding the run's claim (None: a temporary run kept in memory only).
     owner: str | None = None
+    # The edge that created it ("unknown": another process did), and the trace context it was
+    # created in (None: tracing is off), which its span continues.
+    edge: str = "unknown"
+    trace: Any = None
 
     @property
     def run_id(self) -> str:

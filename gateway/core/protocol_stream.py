@@ -34,6 +34,7 @@ from weakref import WeakKeyDictionary
 import orjson
 
 from gateway._utils import run_base_ms
+from gateway.core.metrics import OpenStream
 from gateway.core.protocol_events import RunTranslator
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
@@ -531,6 +532,7 @@ class Session:
         # The last seq this session delivered: what its commands were applied through.
         self.delivered = 0
         self._closed = False
+        self._open = OpenStream("session")
 
     async def execute(self, command: Command) -> dict[str, Any]:
         body = command.body
@@ -626,6 +628,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._open.close()
         subs = list(self._subscriptions.values())
         self._subscriptions.clear()
         await asyncio.gather(*(_stop(s) for s in subs))

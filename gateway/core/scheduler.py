@@ -30,11 +30,13 @@ from typing import Any
 
 import orjson
 
+from gateway import metrics, tracing
 from gateway.config import GraphSpec
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.executor import Executor
 from gateway.core.live import Finished, LiveRun
+from gateway.core.metrics import RUNS_RUNNING
 from gateway.core.signals import SignalKind, Signals
 from gateway.errors import GatewayError, Unavailable
 from gateway.logs import run_context
@@ -145,6 +147,8 @@ class Scheduler:
     def _register(self, record: RunRecord, request: RunCreate, spec: GraphSpec, *, after: int = 0) -> LiveRun:
         writer = self._bus.open(record.run_id, resumable=request.stream_resumable, after=after)
         live = LiveRun(record, request, spec, writer, attempt=record.attempt, owner=self.owner)
+        # Those of the call that admitted it (a run revived from storage has neither).
+        live.edge, live.trace = metrics.edge.get(), tracing.current_context()
         self._live[record.run_id] = live
         return live
 
@@ -232,15 +236,21 @@ class Scheduler:
 
     def _start(self, live: LiveRun) -> None:
         self._executing += 1
+        RUNS_RUNNING.inc()
         live.task = asyncio.create_task(self._execute(live), name=f"run-{live.run_id}")
 
     async def _execute(self, live: LiveRun) -> None:
         ids = {"run_id": live.run_id, "thread_id": live.thread_id, "assistant_id": live.record.assistant_id}
         try:
-            with run_context(**ids, attempt=live.attempt):
+            with (
+                run_context(**ids, attempt=live.attempt),
+                tracing.run_span(f"run {live.spec.graph_id}", live.trace, _span_attributes(live)) as span,
+            ):
                 await self._executor.execute(live)
+                tracing.end_run_span(span, live.record.status)
         finally:
             self._executing -= 1
+            RUNS_RUNNING.dec()
             self._retire(live)
             # Its thread's next run, or another waiting for a free slot, may go now.
             self._wake.set()
@@ -405,6 +415,16 @@ class Scheduler:
         _, pending = await asyncio.wait(waiters, timeout=seconds)
         for waiter in pending:
             waiter.cancel()
+
+
+def _span_attributes(live: LiveRun) -> dict[str, str | int]:
+    return {
+        "langgraph.run.id": live.run_id,
+        "langgraph.thread.id": live.thread_id,
+        "langgraph.assistant.id": live.record.assistant_id,
+        "langgraph.graph.id": live.spec.graph_id,
+        "langgraph.run.attempt": live.attempt,
+    }
 
 
 def _ids(record: RunRecord) -> dict[str, str]:

@@ -8,12 +8,15 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from uuid import UUID
 
+from gateway import tracing
 from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
+from gateway.core.metrics import RUNS_CREATED, OpenStream, delivered
 from gateway.core.scheduler import Scheduler
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
+from gateway.metrics import edge
 from gateway.outcome import Outcome
 from gateway.records import (
     CANCEL_ACTIONS,
@@ -74,6 +77,14 @@ def _kept(events: Sequence[Event], wanted: frozenset[str] | None) -> Sequence[Ev
     if wanted is None:
         return events
     return [e for e in events if ("messages" if e.name.startswith("messages") else e.name) in wanted]
+
+
+def _span_ids(record: RunRecord) -> dict[str, str]:
+    return {
+        "langgraph.run.id": record.run_id,
+        "langgraph.thread.id": record.thread_id,
+        "langgraph.assistant.id": record.assistant_id,
+    }
 
 
 def validate(req: RunCreate) -> None:
@@ -174,12 +185,15 @@ class RunService:
             kwargs=_kwargs(req),
         )
         access = await self._access.create_run(req, record, assistant)
-        return await self._scheduler.admit(record, req, spec, access=access)
+        admitted = await self._scheduler.admit(record, req, spec, access=access)
+        RUNS_CREATED.labels(spec.graph_id, edge.get()).inc()
+        tracing.annotate(_span_ids(admitted))
+        return admitted
 
     async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
         """Creates the run and streams it from its first event."""
         record = await self._admit(req)
-        return record, self._events(record, 0, None, cancel=req.on_disconnect == "cancel")
+        return record, self._events(record, 0, None, cancel=req.on_disconnect == "cancel", kind="run")
 
     async def wait(self, req: RunCreate) -> tuple[RunRecord, asyncio.Future[bytes]]:
         """Creates the run; the future is its outcome (cancelling it cancels the run when the
@@ -195,6 +209,7 @@ class RunService:
         access = await self._access.run(thread_id, run_id, cancel=cancel)
         record = await self._find(thread_id, run_id)
         await self._access.check_run(record, access, thread_id)
+        tracing.annotate(_span_ids(record))
         return record
 
     async def _find(self, thread_id: str | None, run_id: str) -> RunRecord:
@@ -255,7 +270,7 @@ class RunService:
         after = parse_event_id(last_event_id, run_id)
         if after is not None and record.resumable:
             await self._bus.check_replay(run_id, after)
-        return record, self._events(record, after, modes, cancel=cancel_on_disconnect)
+        return record, self._events(record, after, modes, cancel=cancel_on_disconnect, kind="join")
 
     def events(self, run_id: str, after: int | None) -> Batches:
         """Every event of a run after `after`, as the bus has them (thread streams read this)."""
@@ -265,21 +280,26 @@ class RunService:
         return await self._bus.last_seq(run_id)
 
     async def _events(
-        self, record: RunRecord, after: int | None, modes: Sequence[str] | None, *, cancel: bool
+        self, record: RunRecord, after: int | None, modes: Sequence[str] | None, *, cancel: bool, kind: str
     ) -> Batches:
         wanted = mode_filter(modes)
         completed = False
+        stream = OpenStream(kind)
         try:
             ended = False
             async for batch in self._bus.events(record.run_id, after=after, logged=record.resumable):
                 ended = batch[-1].name == "end"
                 if kept := _kept(batch, wanted):
                     yield kept
+                    delivered(kept)
             if not ended:
                 # The bus holds nothing more of the run: it ended. Say how, without an id.
-                yield [end_event(await self._final_status(record))]
+                final = [end_event(await self._final_status(record))]
+                yield final
+                delivered(final)
             completed = True
         finally:
+            stream.close()
             # A reader that stops before the end is a client that left.
             if cancel and not completed:
                 self.cancel_soon(record.run_id)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
 from gateway._utils import run_base_ms
+from gateway.core.metrics import OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
 from gateway.core.signals import SignalKind, Signals
@@ -221,6 +222,7 @@ class ThreadStreams:
         follower = _Follower(self._runs, self._capacity)
         # Registered before the runs are listed, so a run created meanwhile is not missed.
         self._followers.setdefault(thread_id, set()).add(follower)
+        stream = OpenStream("thread")
         try:
             records = await self._store.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
             for record in reversed(records):
@@ -241,6 +243,7 @@ class ThreadStreams:
                 if kept:
                     yield kept
         finally:
+            stream.close()
             followers = self._followers.get(thread_id)
             if followers is not None:
                 followers.discard(follower)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import GatewayError
+from gateway.metrics import internal_error
 from gateway.serde import dumps
 
 logger = logging.getLogger("gateway.http")
@@ -36,6 +37,7 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
 def incident(exc: BaseException, where: str) -> str:
     """Logs an unexpected error and returns the message that is safe to show for it."""
     ref = uuid.uuid4().hex[:12]
+    internal_error("http")
     logger.error("internal error %s in %s", ref, where, exc_info=exc)
     return f"internal error (incident {ref})"
 

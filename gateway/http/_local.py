@@ -15,6 +15,7 @@ from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
+from gateway.health import Health
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
@@ -211,4 +212,6 @@ def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: 
         http=config.http,
         auth=auth,
         custom_app=config.http_app,
+        health=Health(gateway.dependency_checks(), draining=lambda: gateway.draining),
+        refresh_metrics=gateway.refresh_metrics,
     )

@@ -12,6 +12,9 @@ langgraph.json's `http` section as the Agent Server shapes its own:
 - `app`: a user's Starlette or FastAPI app; its routes win over the API's (not over /ok), its
   middleware runs first (`middleware_order: auth_first`: after auth, on every route), and
   auth applies to its routes only with `enable_custom_route_auth`.
+
+Outside all of it: the metrics middleware (gateway.http._metrics), which also answers
+`/metrics`, and with tracing on, OpenTelemetry's ASGI middleware.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway import tracing
+from gateway.health import Health
 from gateway.http import _assistants, _protocol, _runs, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
+from gateway.http._metrics import MetricsMiddleware, Refresh
 from gateway.http._utils import json_response
 from gateway.http.config import HttpConfig
 from gateway.settings import MAX_BODY_BYTES
@@ -41,7 +47,12 @@ _EXPOSED = ("Location", "Content-Location", "X-Pagination-Total", "X-Pagination-
 
 
 async def ok(request: Request) -> Response:
-    return json_response({"ok": True})
+    # ?check_db=1: a readiness probe, answered 503 naming the backends that did not answer.
+    health: Health | None = getattr(request.app.state, "health", None)
+    if health is None or request.query_params.get("check_db", "0").lower() not in ("1", "true"):
+        return json_response({"ok": True})
+    ready, body = await health.check()
+    return json_response(body, 200 if ready else 503)
 
 
 async def get_info(request: Request) -> Response:
@@ -84,10 +95,13 @@ def build_app(
     http: HttpConfig | None = None,
     auth: Sequence[Middleware] = (),
     custom_app: Starlette | None = None,
+    health: Health | None = None,
+    refresh_metrics: Refresh | None = None,
 ) -> Starlette:
     """`auth` is the middleware that authenticates requests to the API (the custom auth of
     langgraph.json in the gateway, the forwarding of credentials in the bridge); `custom_app`
-    is `http.app`, loaded."""
+    is `http.app`, loaded; `health` answers `/ok?check_db=1`; `refresh_metrics` updates the
+    gauges read at each scrape."""
     http = http or HttpConfig()
     protected = [Middleware(ApiKeyMiddleware, api_key=api_key)] if api_key else []
     protected += auth
@@ -117,9 +131,22 @@ def build_app(
     api.state.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
     # HttpServer.stop() sets it; open event streams then end.
     api.state.closing = asyncio.Event()
-    if custom_app is None:
-        return api
-    return _beside(custom_app, api, http, protected)
+    # With disable_meta, /ok answers but checks nothing, as the Agent Server's.
+    api.state.health = None if http.disable_meta else health
+    app = api if custom_app is None else _beside(custom_app, api, http, protected)
+    app.add_middleware(MetricsMiddleware, endpoint=not http.disable_meta, refresh=refresh_metrics)
+    tracing.instrument_app(app)
+    return app
+
+
+def metrics_app(*, health: Health | None, refresh_metrics: Refresh | None) -> Starlette:
+    """What `--metrics-port` serves: /metrics and /ok only (a gateway that serves gRPC alone,
+    or whose API port is not the one to scrape)."""
+    app = Starlette(routes=[Route("/ok", ok, methods=["GET"])])
+    app.state.health = health
+    app.state.closing = asyncio.Event()
+    app.add_middleware(MetricsMiddleware, refresh=refresh_metrics)
+    return app
 
 
 def _beside(custom: Starlette, api: Starlette, http: HttpConfig, protected: list[Middleware]) -> Starlette:
@@ -137,4 +164,5 @@ def _beside(custom: Starlette, api: Starlette, http: HttpConfig, protected: list
         custom.user_middleware = [*own_middleware, cors_middleware(http)]
     custom.router.routes = [ok_route, *user_routes, Mount("", app=api)]
     custom.state.closing = api.state.closing
+    custom.state.health = api.state.health
     return custom

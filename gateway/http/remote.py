@@ -21,6 +21,8 @@ from typing import Any, NoReturn
 import grpc
 import orjson
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from grpc_health.v1.health_pb2_grpc import HealthStub
 from langgraph.gateway.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -33,7 +35,7 @@ from langgraph.gateway.v1 import (
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from gateway import __version__
+from gateway import __version__, tracing
 from gateway.errors import (
     AlreadyExists,
     Conflict,
@@ -46,6 +48,7 @@ from gateway.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway.health import Health
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._errors import NotSupported, PayloadTooLarge
 from gateway.http._forward import ForwardCredentials, Metadata, forwarded
@@ -273,7 +276,10 @@ class RemoteBackend:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
-        self._channel = grpc.aio.insecure_channel(target, options=options)
+        # With tracing on, each call carries the trace of the request it serves to the gateway.
+        self._channel = grpc.aio.insecure_channel(
+            target, options=options, interceptors=tracing.grpc_client_interceptors()
+        )
         self._assistants = assistants_pb2_grpc.AssistantsServiceStub(self._channel)
         self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
         self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
@@ -289,6 +295,12 @@ class RemoteBackend:
         if self._key:
             caller = tuple(item for item in caller if item[0] != "x-api-key")
         return (*self._key, *caller)
+
+    async def ping(self) -> None:
+        """Raises unless the gateway answers that it serves (the bridge's readiness)."""
+        response = await HealthStub(self._channel).Check(HealthCheckRequest(), metadata=self._key, timeout=3)
+        if response.status != HealthCheckResponse.SERVING:
+            raise Unavailable(f"the gateway is {HealthCheckResponse.ServingStatus.Name(response.status)}")
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -607,5 +619,6 @@ def create_remote_app(
         http=http,
         auth=forward,
         custom_app=custom_app,
+        health=Health({"gateway": backend.ping}),
     )
     return app, backend.close

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway._utils import cannot_listen
+
 # Requests still running this many seconds after a stop are cancelled.
 SHUTDOWN_TIMEOUT = 3
 
@@ -21,19 +23,28 @@ class _Server(uvicorn.Server):
         yield
 
 
-def reusable_socket(host: str, port: int) -> socket.socket:
-    """A listening socket that other processes may bind too (SO_REUSEPORT): the kernel spreads
-    the connections over them."""
+def _socket(host: str, port: int, *, reuse_port: bool, option: str) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn, whose failure to bind is a log
+    line and a SystemExit inside its task: a port in use is one clear start-up error. With
+    `reuse_port`, other processes may bind it too (SO_REUSEPORT, --workers): the kernel
+    spreads the connections over them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen("HTTP", host, port, option, exc) from None
     return sock
 
 
 class HttpServer:
-    def __init__(self, app: Any, host: str, port: int, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, *, reuse_port: bool = False, option: str = "--http-port"
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -50,11 +61,9 @@ class HttpServer:
         self._app = app
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
-        self._sockets: list[socket.socket] | None = None
-        if reuse_port:
-            sock = reusable_socket(host, port)
-            sock.listen(2048)
-            self._sockets = [sock]
+        sock = _socket(host, port, reuse_port=reuse_port, option=option)
+        sock.listen(2048)
+        self._sockets = [sock]
 
     async def start(self) -> int:
         self._task = asyncio.create_task(self._server.serve(sockets=self._sockets), name="http-server")

@@ -16,9 +16,12 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 
+from gateway import tracing
+from gateway._utils import cannot_listen
 from gateway.core.gateway import Gateway
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.malformed import MalformedRequestInterceptor
+from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 from gateway.rpc.sessions import SessionsService
 
@@ -54,7 +57,11 @@ class GrpcServer:
         options = (
             [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if reuse_port else SERVER_OPTIONS
         )
-        self.server = grpc.aio.server(interceptors=(*interceptors, MalformedRequestInterceptor()), options=options)
+        # Outermost first: tracing's span and the metrics see every call, refused ones too.
+        outer = (*tracing.grpc_server_interceptors(), MetricsInterceptor())
+        self.server = grpc.aio.server(
+            interceptors=(*outer, *interceptors, MalformedRequestInterceptor()), options=options
+        )
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), self.server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)
@@ -65,9 +72,13 @@ class GrpcServer:
         self.port = 0
 
     async def start(self, address: str) -> int:
-        self.port = self.server.add_insecure_port(address)
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {address}")
+            host, _, port = address.rpartition(":")
+            raise cannot_listen("gRPC", host.strip("[]"), int(port), "--grpc-port")
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -36,6 +36,7 @@ from gateway.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway.metrics import internal_error
 from gateway.records import CancelAction, Event
 from gateway.rpc import _convert as convert
 from gateway.rpc.malformed import MalformedRequest
@@ -106,6 +107,7 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: Exception
     if isinstance(exc, GatewayError):
         await context.abort(status_code(exc), exc.message, trailing_metadata=_trailers(exc))
     incident = uuid.uuid4().hex[:12]
+    internal_error("grpc")
     logger.error("internal error %s%s", incident, f" {where}" if where else "", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
 

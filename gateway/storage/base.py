@@ -176,6 +176,14 @@ class RecordStore(Protocol):
         self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
     ) -> list[RunRecord]: ...
 
+    async def count_runs(self, statuses: Sequence[RunStatus]) -> int:
+        """How many runs have one of `statuses` (the queue's depth, for the metrics)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises unless the database answers (a readiness probe)."""
+        ...
+
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]: ...
 
 

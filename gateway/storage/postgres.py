@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gateway.errors import InvalidArgument, NotFound, Unavailable
+from gateway.metrics import backend_error
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
@@ -293,6 +294,7 @@ class PostgresStorage:
             async with self._pool.connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                 yield cur
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            backend_error("postgres")
             raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
         except psycopg.DataError as exc:
             # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
@@ -306,6 +308,7 @@ class PostgresStorage:
                 async with conn.transaction(), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                     yield cur
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            backend_error("postgres")
             raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
         except psycopg.DataError as exc:
             # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
@@ -680,6 +683,13 @@ class PostgresStorage:
             (list(statuses), *args),
         )
         return [run_row(row) for row in rows]
+
+    async def count_runs(self, statuses: Sequence[RunStatus]) -> int:
+        row = await self._one("SELECT count(*) FROM gw_runs WHERE status = ANY(%s)", (list(statuses),))
+        return int(row[0])
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
 
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
         rows = await self._all(

@@ -687,6 +687,13 @@ class SqliteStorage:
         )
         return [run_row(row) for row in rows]
 
+    async def count_runs(self, statuses: Sequence[RunStatus]) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        return int(self._one(f"SELECT count(*) FROM gw_runs WHERE status IN ({marks})", tuple(statuses))[0])
+
+    async def ping(self) -> None:
+        self._one("SELECT 1 FROM gw_runs LIMIT 1")
+
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
         rows = self._all(
             f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} ORDER BY created_at, run_id",

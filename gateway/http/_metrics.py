@@ -1,0 +1,90 @@
+"""HTTP requests counted and timed by route template and status, and `GET /metrics` answered
+before any other middleware: like `/ok`, it needs no credentials and no app route shadows it,
+as on the LangGraph Agent Server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import tracing
+from gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS, edge, render
+
+logger = logging.getLogger("gateway.http")
+
+METRICS_PATH = "/metrics"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Seconds a scrape waits for what it reads from storage (the queue) before it answers without.
+_REFRESH_TIMEOUT = 1.0
+
+Refresh = Callable[[], Awaitable[None]]
+
+
+class MetricsMiddleware:
+    """`refresh` updates the gauges that are read rather than counted (the run queue) before a
+    scrape; `endpoint=False` serves no /metrics (langgraph.json's `http.disable_meta`)."""
+
+    def __init__(self, app: ASGIApp, *, endpoint: bool = True, refresh: Refresh | None = None) -> None:
+        self.app = app
+        self._endpoint = endpoint
+        self._refresh = refresh
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._seconds: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                edge.set("http")
+            await self.app(scope, receive, send)
+            return
+        edge.set("http")
+        method = scope["method"]
+        if self._endpoint and scope["path"] == METRICS_PATH and method in ("GET", "HEAD"):
+            await self._scrape(method, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # 499: the client left before an answer started (nginx's name for it).
+            self._count(method if method in _METHODS else "other", route, status or 499, started)
+            tracing.name_request(method, route)
+
+    def _count(self, method: str, route: str, status: int, started: float) -> None:
+        seconds = self._seconds.get((method, route))
+        if seconds is None:
+            seconds = self._seconds[(method, route)] = HTTP_SECONDS.labels(method, route)
+        seconds.observe(time.perf_counter() - started)
+        requests = self._requests.get((method, route, status))
+        if requests is None:
+            requests = self._requests[(method, route, status)] = HTTP_REQUESTS.labels(method, route, str(status))
+        requests.inc()
+
+    async def _scrape(self, method: str, send: Send) -> None:
+        if self._refresh is not None:
+            try:
+                await asyncio.wait_for(self._refresh(), _REFRESH_TIMEOUT)
+            except Exception as exc:
+                # The gauges keep their last values; the counters are what matters most.
+                logger.debug("metrics: could not refresh the run queue: %s: %s", type(exc).__name__, exc)
+        body, content_type = render()
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

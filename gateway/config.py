@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import sys
@@ -21,7 +20,9 @@ from langgraph.pregel import Pregel
 from starlette.applications import Starlette
 
 from gateway.auth import AuthHandlers, load_auth
+from gateway.factories import GraphFactory
 from gateway.http.config import HttpConfig, HttpConfigError, load_app, parse_http
+from gateway.storage.store import StoreConfig, StoreConfigError, parse_store
 
 # The namespace the LangGraph Agent Server derives system assistant ids from.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -34,7 +35,9 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class GraphSpec:
     graph_id: str
-    graph: Pregel
+    # The compiled graph; None for a factory, which builds one per use (gateway.core.graphs).
+    graph: Pregel | None
+    factory: GraphFactory | None = None
 
     @property
     def assistant_id(self) -> str:
@@ -55,8 +58,8 @@ BUILD_KEYS = (
     "keep_pkg_tools",
 )
 # Keys the gateway does not implement; ignoring them weakens nothing.
-NOT_IMPLEMENTED = ("store", "checkpointer", "webhooks", "ui", "ui_config", "priority")
-_SERVED = ("$schema", "graphs", "dependencies", "env", "auth", "http")
+NOT_IMPLEMENTED = ("checkpointer", "webhooks", "ui", "ui_config", "priority")
+_SERVED = ("$schema", "graphs", "dependencies", "env", "auth", "http", "store")
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Config:
     # The Auth object of `auth.path`; None without one.
     auth: AuthHandlers | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     # The user's app of `http.app`.
     http_app: Starlette | None = None
     # Keys given that the gateway does not use, each with why.
@@ -92,7 +96,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     for graph_id, ref in raw["graphs"].items():
         if not isinstance(ref, str) or ":" not in ref:
             raise ConfigError(f"{path}: graphs.{graph_id} must be 'file.py:attribute' or 'module:attribute'")
-        config.graphs[graph_id] = GraphSpec(graph_id, _load_graph(graph_id, ref, base))
+        loaded = _load_graph(graph_id, ref, base)
+        if isinstance(loaded, GraphFactory):
+            config.graphs[graph_id] = GraphSpec(graph_id, None, loaded)
+        else:
+            config.graphs[graph_id] = GraphSpec(graph_id, loaded)
     for key in raw:
         if key in BUILD_KEYS:
             config.ignored.append(f"{key} (build-time)")
@@ -106,6 +114,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         elif key not in _SERVED:
             config.ignored.append(f"{key} (unknown)")
     _load_auth(config, raw.get("auth"), base)
+    try:
+        config.store = parse_store(raw.get("store"), base)
+    except StoreConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config.ignored.extend(config.store.ignored)
     try:
         config.http = parse_http(raw.get("http"))
         if config.http.app:
@@ -150,7 +163,7 @@ def _apply_env(env: Any, base: Path) -> None:
                 os.environ.setdefault(key.strip().removeprefix("export ").strip(), value.strip().strip("'\""))
 
 
-def _load_graph(graph_id: str, ref: str, base: Path) -> Pregel:
+def _load_graph(graph_id: str, ref: str, base: Path) -> Pregel | GraphFactory:
     target, _, attr = ref.rpartition(":")
     try:
         if target.endswith(".py") or "/" in target:
@@ -175,11 +188,11 @@ def _load_graph(graph_id: str, ref: str, base: Path) -> Pregel:
     if isinstance(obj, StateGraph):
         obj = obj.compile()
     elif callable(obj) and not isinstance(obj, Pregel):
-        # A factory: called with no arguments, or with an empty config.
-        params = inspect.signature(obj).parameters
-        obj = obj({}) if params else obj()
-        if isinstance(obj, StateGraph):
-            obj = obj.compile()
+        # A factory: called per run (and per read of the graph), not now.
+        try:
+            return GraphFactory.of(obj)
+        except ValueError as exc:
+            raise ConfigError(f"graphs.{graph_id}: {ref}: {exc}") from None
     if not isinstance(obj, Pregel):
         raise ConfigError(f"graphs.{graph_id}: {ref} is a {type(obj).__name__}, not a LangGraph graph")
     if obj.name == "LangGraph":

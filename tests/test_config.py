@@ -32,7 +32,7 @@ def test_keys_the_gateway_does_not_use_are_named(tmp_path: Path) -> None:
         write(
             tmp_path,
             python_version="3.12",
-            store={"index": {"dims": 4}},
+            store={"ttl": {"default_ttl": 5, "sweep": 1}},
             webhooks={},
             surprise=1,
             http={"mount_prefix": "/api", "configurable_headers": {"includes": ["x-*"]}, "cors": None},
@@ -40,9 +40,9 @@ def test_keys_the_gateway_does_not_use_are_named(tmp_path: Path) -> None:
     )
     assert config.ignored == [
         "python_version (build-time)",
-        "store (not implemented)",
         "webhooks (not implemented)",
         "surprise (unknown)",
+        "store.ttl.sweep (unknown)",
         "http.mount_prefix (not implemented)",
         "http.configurable_headers (not implemented)",
     ]
@@ -86,7 +86,7 @@ def test_what_would_weaken_security_if_ignored_stops_the_start(
 def test_the_start_names_what_is_not_used(tmp_path: Path) -> None:
     config = write(
         tmp_path,
-        store={"ttl": {}},
+        store={"ttl": {"refresh": True}},
         auth={"path": f"{AUTH}/auth.py:auth", "cache": {"ttl_seconds": 5}},
         http={"mount_prefix": "/api"},
     )
@@ -96,10 +96,10 @@ def test_the_start_names_what_is_not_used(tmp_path: Path) -> None:
     while "serving agent" not in (log := "".join(proc.stderr_lines)) and time.monotonic() < deadline:
         time.sleep(0.05)  # the lines before "ready" may still be on their way from the pipe
     assert (
-        "langgraph.json: not used by the gateway: store (not implemented), auth.cache (not implemented), "
+        "langgraph.json: not used by the gateway: auth.cache (not implemented), store.ttl.refresh (unknown), "
         "http.mount_prefix (not implemented)"
     ) in log
-    # The owner-only example covers every action; crons and store wait for the gateway to serve them.
+    # The owner-only example covers every action; crons wait for the gateway to serve them.
     assert "no @auth.on handler covers" not in log
 
 

@@ -1,7 +1,7 @@
 """langgraph.json's `auth`: the langgraph_sdk `Auth` object of `auth.path`, its
 `@auth.authenticate` handler run for every request of both edges, and its `@auth.on` handlers
-run for every action on a thread, run, assistant (and, once the gateway serves them, cron and
-store item), with the LangGraph Agent Server's parameters, precedence and results."""
+run for every action on a thread, run, assistant and store item (and, once the gateway serves
+them, cron), with the LangGraph Agent Server's parameters, precedence and results."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ logger = logging.getLogger("gateway.auth")
 
 Resource = Literal["threads", "assistants", "crons", "store"]
 Action = Literal["create", "read", "update", "delete", "search", "create_run", "put", "get", "list_namespaces"]
-# The (resource, action) pairs the Agent Server dispatches; crons and store are wired for when
-# the gateway serves them.
+# The (resource, action) pairs the Agent Server dispatches; crons are wired for when the
+# gateway serves them.
 ACTIONS: dict[str, tuple[str, ...]] = {
     "threads": ("create", "read", "update", "delete", "search", "create_run"),
     "assistants": ("create", "read", "update", "delete", "search"),
@@ -164,7 +164,7 @@ class AuthHandlers:
 
     def waiting(self) -> list[str]:
         """Registered handlers for resources the gateway does not serve yet."""
-        return sorted(f"{r}.{a}" for r, a in self._auth._handlers if r in ("crons", "store"))
+        return sorted(f"{r}.{a}" for r, a in self._auth._handlers if r == "crons")
 
     async def authenticate(self, scope: Mapping[str, Any], body: Body | None = None) -> Caller:
         """Runs `@auth.authenticate` on a request given as an ASGI HTTP scope (over gRPC, one

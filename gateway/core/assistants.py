@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.core.access import Access, metadata_of
+from gateway.core.graphs import Graphs
 from gateway.errors import InvalidArgument, NotFound
 from gateway.records import AccessFilter, AssistantFilter, AssistantRecord, now_iso
 from gateway.storage import RecordStore
@@ -24,9 +25,17 @@ _RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_
 
 
 class Assistants:
-    def __init__(self, storage: RecordStore, graphs: dict[str, GraphSpec], *, access: Access | None = None) -> None:
+    def __init__(
+        self,
+        storage: RecordStore,
+        graphs: dict[str, GraphSpec],
+        builder: Graphs,
+        *,
+        access: Access | None = None,
+    ) -> None:
         self.storage = storage
         self.graphs = graphs
+        self._builder = builder
         self._access = access or Access(None, storage)
         self._by_id: dict[str, AssistantRecord] = {}
 
@@ -109,11 +118,14 @@ class Assistants:
 
     async def graph_json(self, assistant_id: str, *, xray: bool | int = False) -> dict[str, Any]:
         """The graph's nodes and edges, as LangGraph draws it; `xray` expands subgraphs."""
-        spec = self._spec(await self.get(assistant_id))
-        try:
-            drawable = await spec.graph.aget_graph(xray=xray)
-        except NotImplementedError:
-            raise InvalidArgument("The graph does not support visualization") from None
+        record = await self.get(assistant_id)
+        async with self._builder.build(
+            self._spec(record), record.config, "assistants.read", checkpointer=None
+        ) as built:
+            try:
+                drawable = await built.aget_graph(xray=xray)
+            except NotImplementedError:
+                raise InvalidArgument("The graph does not support visualization") from None
         graph = drawable.to_json()
         for node in graph.get("nodes", ()):
             data = node.get("data")
@@ -124,16 +136,17 @@ class Assistants:
     async def schemas(self, assistant_id: str) -> dict[str, Any]:
         """JSON schemas of the graph's input, output, state, config and context; null where
         LangGraph cannot derive one."""
-        spec = self._spec(await self.get(assistant_id))
-        graph = spec.graph
-        return {
-            "graph_id": spec.graph_id,
-            "input_schema": _schema(graph.get_input_jsonschema, "input", spec.graph_id),
-            "output_schema": _schema(graph.get_output_jsonschema, "output", spec.graph_id),
-            "state_schema": _schema(lambda: _state_schema(graph, spec.graph_id), "state", spec.graph_id),
-            "config_schema": _schema(lambda: _config_schema(graph), "config", spec.graph_id),
-            "context_schema": _schema(graph.get_context_jsonschema, "context", spec.graph_id),
-        }
+        record = await self.get(assistant_id)
+        spec = self._spec(record)
+        async with self._builder.build(spec, record.config, "assistants.read", checkpointer=None) as graph:
+            return {
+                "graph_id": spec.graph_id,
+                "input_schema": _schema(graph.get_input_jsonschema, "input", spec.graph_id),
+                "output_schema": _schema(graph.get_output_jsonschema, "output", spec.graph_id),
+                "state_schema": _schema(lambda: _state_schema(graph, spec.graph_id), "state", spec.graph_id),
+                "config_schema": _schema(lambda: _config_schema(graph), "config", spec.graph_id),
+                "context_schema": _schema(graph.get_context_jsonschema, "context", spec.graph_id),
+            }
 
 
 def _schema(make: Any, what: str, graph_id: str) -> Any:

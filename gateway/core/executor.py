@@ -11,11 +11,13 @@ from typing import Any
 import langgraph.version
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 
 from gateway.auth import put_caller
 from gateway.core.assistants import Assistants
 from gateway.core.bus import RunWriter
 from gateway.core.errors import error_payload
+from gateway.core.graphs import Graphs
 from gateway.core.live import LiveRun
 from gateway.core.metrics import RUNS_FINISHED
 from gateway.core.state import thread_change_from_state
@@ -34,9 +36,10 @@ _TIMED_OUT = dumps({"error": "TimeoutError", "message": ""})
 
 
 class Executor:
-    def __init__(self, storage: Storage, assistants: Assistants, *, run_timeout: float | None) -> None:
+    def __init__(self, storage: Storage, assistants: Assistants, graphs: Graphs, *, run_timeout: float | None) -> None:
         self._storage = storage
         self._assistants = assistants
+        self._graphs = graphs
         self._run_timeout = run_timeout
 
     @property
@@ -89,29 +92,40 @@ class Executor:
         writer = live.writer
         outcome = live.outcome
         status: RunStatus = "error"
+        # The graph the run ran, for reading the thread's state once it ended.
+        ran: Pregel | None = None
         try:
-            graph = live.spec.graph.copy(update={"checkpointer": None if live.temporary else self.checkpointer})
             config = self._config(live)
             graph_input = await self._input(live)
             writer.publish("metadata", (), dumps({"run_id": live.run_id, "attempt": live.attempt}))
-            parts = stream_graph(
-                graph,
-                graph_input,
-                config,
-                stream_mode=req.stream_mode,
-                subgraphs=req.stream_subgraphs,
-                run_id=live.run_id,
-                context=req.context,
-                interrupt_before=req.interrupt_before,
-                interrupt_after=req.interrupt_after,
-                durability=None if live.temporary else req.durability,
-            )
-            async with asyncio.timeout(self._run_timeout), aclosing(parts):
-                async for name, ns, data in parts:
-                    writer.publish(name, ns, data)
-                    outcome.add(name, ns, data)
-                    if writer.pressing:
-                        await writer.drain()
+            checkpointer = None if live.temporary else self.checkpointer
+            # A factory's graph is built within the run's time, and its context exited when
+            # the run's stream ends, before the run's end is recorded and published.
+            async with (
+                asyncio.timeout(self._run_timeout),
+                self._graphs.build(
+                    live.spec, config, "threads.create_run", checkpointer=checkpointer, context=req.context
+                ) as graph,
+            ):
+                ran = graph
+                parts = stream_graph(
+                    graph,
+                    graph_input,
+                    config,
+                    stream_mode=req.stream_mode,
+                    subgraphs=req.stream_subgraphs,
+                    run_id=live.run_id,
+                    context=req.context,
+                    interrupt_before=req.interrupt_before,
+                    interrupt_after=req.interrupt_after,
+                    durability=None if live.temporary else req.durability,
+                )
+                async with aclosing(parts):
+                    async for name, ns, data in parts:
+                        writer.publish(name, ns, data)
+                        outcome.add(name, ns, data)
+                        if writer.pressing:
+                            await writer.drain()
             status = "success"
         except asyncio.CancelledError:
             status = "interrupted"
@@ -124,9 +138,11 @@ class Executor:
             outcome.add("error", (), error)
             logger.info("run %s failed: %s: %s", live.run_id, type(exc).__name__, exc, exc_info=exc)
         finally:
-            await asyncio.shield(self.finish(live, status))
+            await asyncio.shield(self.finish(live, status, graph=ran))
 
-    async def finish(self, live: LiveRun, status: RunStatus, *, queued: bool = False) -> bool:
+    async def finish(
+        self, live: LiveRun, status: RunStatus, *, queued: bool = False, graph: Pregel | None = None
+    ) -> bool:
         """Records the end of the run (executed, or cancelled while `queued`), then publishes
         `end`: a client that reads `end` and asks for the run sees how it ended. False when
         the run was not this process's to end (another process holds it now)."""
@@ -139,7 +155,7 @@ class Executor:
             status = "interrupted"
         for wait in _RECORD_RETRIES:
             try:
-                ended = await self._record_end(live, status, queued)
+                ended = await self._record_end(live, status, queued, graph)
                 live.record.status = status
                 break
             except Unavailable as exc:
@@ -158,7 +174,7 @@ class Executor:
         await self._close(live)
         return True
 
-    async def _record_end(self, live: LiveRun, status: RunStatus, queued: bool) -> bool:
+    async def _record_end(self, live: LiveRun, status: RunStatus, queued: bool, graph: Pregel | None) -> bool:
         # A temporary run kept in memory (no owner) has nothing stored to end.
         stored = queued or live.owner is not None
         conditions: dict[str, Any] = (
@@ -170,13 +186,13 @@ class Executor:
                 return True
             if not live.temporary:
                 await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
-            change = await self._thread_change(live, "success")
+            change = await self._thread_change(live, "success", graph)
             return await self._storage.finish_run(
                 live.run_id, live.thread_id, None, change, delete_thread=live.temporary, **conditions
             )
         if not stored:
             return True
-        change = ThreadChange() if live.temporary else await self._thread_change(live, status)
+        change = ThreadChange() if live.temporary else await self._thread_change(live, status, graph)
         return await self._storage.finish_run(
             live.run_id, live.thread_id, status, change, delete_thread=live.temporary, **conditions
         )
@@ -198,11 +214,20 @@ class Executor:
         await self._storage.finish_run(record.run_id, record.thread_id, "error", change, expect=("error",))
         RUNS_FINISHED.labels(str(record.metadata.get("graph_id", "unknown")), "error", "unknown").inc()
 
-    async def _thread_change(self, live: LiveRun, status: RunStatus) -> ThreadChange:
+    async def _state(self, live: LiveRun, graph: Pregel | None) -> Any:
+        config: RunnableConfig = {"configurable": {"thread_id": live.thread_id}}
+        if graph is not None:
+            return await graph.copy(update={"checkpointer": self.checkpointer}).aget_state(config)
+        # A run that did not get as far as building its graph (cancelled while queued).
+        async with self._graphs.build(
+            live.spec, self._config(live), "threads.read", checkpointer=self.checkpointer
+        ) as read:
+            return await read.aget_state(config)
+
+    async def _thread_change(self, live: LiveRun, status: RunStatus, graph: Pregel | None) -> ThreadChange:
         change = ThreadChange()
-        graph = live.spec.graph.copy(update={"checkpointer": self.checkpointer})
         try:
-            state = await graph.aget_state({"configurable": {"thread_id": live.thread_id}})
+            state = await self._state(live, graph)
         except Exception as exc:
             # LangGraph reads the state by preparing the next tasks, which fails when the
             # input does not fit the graph's state schema; the thread must not stay busy.

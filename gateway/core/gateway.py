@@ -20,14 +20,17 @@ from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import LocalBus
 from gateway.core.executor import Executor
+from gateway.core.graphs import Graphs
 from gateway.core.metrics import RUNS_QUEUED
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
 from gateway.core.signals import LocalSignals, Signals
+from gateway.core.store import StoreService
 from gateway.core.thread_stream import ThreadStreams
 from gateway.core.threads import Threads
 from gateway.settings import Settings
 from gateway.storage import SqliteStorage, Storage
+from gateway.storage.store import Store
 
 logger = logging.getLogger("gateway")
 
@@ -62,12 +65,16 @@ class Gateway:
             self._redis_log = None
         self.signals = signals
         access = Access(config.auth, self.storage)
-        self.assistants = Assistants(self.storage, config.graphs, access=access)
-        executor = Executor(self.storage, self.assistants, run_timeout=settings.run_timeout)
+        # LangGraph's BaseStore, on the storage's database: every run's, and the store API's.
+        self._store = Store(config.store)
+        self.store = StoreService(self._store, access)
+        graphs = Graphs(self._store)
+        self.assistants = Assistants(self.storage, config.graphs, graphs, access=access)
+        executor = Executor(self.storage, self.assistants, graphs, run_timeout=settings.run_timeout)
         self.scheduler = Scheduler(self.storage, self.bus, executor, self.assistants, signals, settings)
         self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
         self.bus.ended = self.runs.ended
-        self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, access=access)
+        self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, graphs, access=access)
         self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage, signals)
         self._pruner: asyncio.Task[None] | None = None
         self.draining = False
@@ -79,6 +86,7 @@ class Gateway:
             assert self.settings.redis_url is not None
             await ping(self._redis, self.settings.redis_url)
         await self.storage.setup()
+        await self._store.open(self.storage)
         if self._redis_log is not None:
             await self._redis_log.start()
         await self.signals.start()
@@ -123,6 +131,7 @@ class Gateway:
         if self._redis_log is not None:
             await self._redis_log.close()
             await self._redis.aclose()
+        await self._store.close()
         await self.storage.close()
 
     async def __aenter__(self) -> Gateway:

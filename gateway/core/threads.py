@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from uuid import UUID
 
 from langgraph.errors import InvalidUpdateError
+from langgraph.pregel import Pregel
+from langgraph_sdk.runtime import AccessContext
 
 from gateway._utils import is_uuid, uuid7
 from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
+from gateway.core.graphs import Graphs
 from gateway.core.scheduler import Scheduler
 from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
 from gateway.errors import AlreadyExists, BadRequest, Conflict, InvalidArgument, NotFound, PermissionDenied
@@ -55,6 +58,7 @@ class Threads:
         assistants: Assistants,
         scheduler: Scheduler,
         bus: EventBus,
+        graphs: Graphs,
         *,
         access: Access | None = None,
     ) -> None:
@@ -63,6 +67,7 @@ class Threads:
         self.assistants = assistants
         self._scheduler = scheduler
         self._bus = bus
+        self._graphs = graphs
 
     async def create(
         self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
@@ -164,12 +169,23 @@ class Threads:
         )
         return await self.storage.count_threads(where)
 
-    def _graph(self, thread: ThreadRecord) -> Any:
+    @asynccontextmanager
+    async def _graph(self, thread: ThreadRecord, access: AccessContext) -> AsyncIterator[Pregel | None]:
+        """The graph of the thread's runs (None before any), built for reading or updating its
+        state with the thread's config."""
         graph_id = thread.metadata.get("graph_id")
         spec = self.assistants.graphs.get(graph_id) if isinstance(graph_id, str) else None
         if spec is None:
-            return None
-        return spec.graph.copy(update={"checkpointer": self.storage.checkpointer})
+            yield None
+            return
+        configurable = {
+            **(thread.config.get("configurable") or {}),
+            "thread_id": thread.thread_id,
+            "graph_id": graph_id,
+        }
+        config: Any = {**thread.config, "configurable": configurable}
+        async with self._graphs.build(spec, config, access, checkpointer=self.storage.checkpointer) as graph:
+            yield graph
 
     async def state(
         self, thread_id: str, *, checkpoint_id: str | None = None, subgraphs: bool = False
@@ -177,14 +193,14 @@ class Threads:
         thread = await self.get(thread_id)
         if checkpoint_id is not None and not is_uuid(checkpoint_id):
             raise InvalidArgument(f"checkpoint_id {checkpoint_id!r} is not a UUID")
-        graph = self._graph(thread)
-        if graph is None:
-            return dict(EMPTY_STATE)
         configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
         if checkpoint_id:
             configurable["checkpoint_id"] = checkpoint_id
-        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
-            snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
+        async with self._graph(thread, "threads.read") as graph:
+            if graph is None:
+                return dict(EMPTY_STATE)
+            with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+                snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
         if checkpoint_id and not snapshot.config:
             raise NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}.")
         return thread_state(snapshot)
@@ -205,22 +221,24 @@ class Threads:
             raise PermissionDenied("Forbidden")
         if await self.storage.unfinished_runs(thread_id):
             raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
-        graph = self._graph(thread)
-        if graph is None:
-            raise BadRequest(
-                f"Thread {thread_id} has no graph yet: run an assistant on it, or set metadata.graph_id, "
-                "before updating its state."
-            )
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
-        try:
-            next_config = await graph.aupdate_state({"configurable": configurable}, values, as_node=as_node)
-        except InvalidUpdateError as exc:
-            raise BadRequest(str(exc)) from None
-        except (TypeError, ValueError) as exc:
-            # The values, or the state they update, do not fit the graph's state schema.
-            raise BadRequest(f"Cannot update the state of thread {thread_id}: {type(exc).__name__}: {exc}") from None
-        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
-            snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        async with self._graph(thread, "threads.update") as graph:
+            if graph is None:
+                raise BadRequest(
+                    f"Thread {thread_id} has no graph yet: run an assistant on it, or set metadata.graph_id, "
+                    "before updating its state."
+                )
+            try:
+                next_config = await graph.aupdate_state({"configurable": configurable}, values, as_node=as_node)
+            except InvalidUpdateError as exc:
+                raise BadRequest(str(exc)) from None
+            except (TypeError, ValueError) as exc:
+                # The values, or the state they update, do not fit the graph's state schema.
+                raise BadRequest(
+                    f"Cannot update the state of thread {thread_id}: {type(exc).__name__}: {exc}"
+                ) from None
+            with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+                snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         change = thread_change_from_state(snapshot)
         change.status, change.error = change.status or "idle", b"null"
         await self.storage.update_thread(thread_id, change)
@@ -240,15 +258,15 @@ class Threads:
             raise InvalidArgument(f"before {before!r} is not a checkpoint id")
         if limit < 0:
             raise InvalidArgument("limit must not be negative")
-        graph = self._graph(thread)
-        if graph is None:
-            return []
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
-        before_config = {"configurable": {"checkpoint_id": before}} if before else None
+        before_config: Any = {"configurable": {"checkpoint_id": before}} if before else None
         states = []
-        with _unfit_state(thread_id, thread.metadata.get("graph_id")):
-            async for snapshot in graph.aget_state_history(
-                {"configurable": configurable}, limit=limit, before=before_config, filter=metadata or None
-            ):
-                states.append(thread_state(snapshot))
+        async with self._graph(thread, "threads.read") as graph:
+            if graph is None:
+                return []
+            with _unfit_state(thread_id, thread.metadata.get("graph_id")):
+                async for snapshot in graph.aget_state_history(
+                    {"configurable": configurable}, limit=limit, before=before_config, filter=metadata or None
+                ):
+                    states.append(thread_state(snapshot))
         return states

@@ -256,6 +256,11 @@ class PostgresStorage:
             raise RuntimeError("storage is not set up")
         return self._saver
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The pool, which the store shares."""
+        return self._pool
+
     async def setup(self) -> None:
         # One connection first: a server that cannot be reached is one clear error, not the
         # pool's retries.

@@ -286,6 +286,11 @@ class SqliteStorage:
             raise RuntimeError("storage is not set up")
         return self._saver
 
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock every statement on the connection runs under (the store's too)."""
+        return self._lock
+
     async def setup(self) -> None:
         # check_same_thread=False: a graph may read its checkpoints from a worker thread (a sync
         # node calling get_state); the lock keeps it out of our transactions.

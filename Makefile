@@ -20,8 +20,12 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# `make run HTTP_PORT=8123` when 2024 is taken (`langgraph dev` uses it too); 0 picks a free port.
+GRPC_PORT ?= 50051
+HTTP_PORT ?= 2024
+
 run: install
-	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite
+	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
 test: install
 	$(PY) -m pytest

@@ -37,16 +37,22 @@ def run_base_ms(run_id: str) -> int:
     return int(uuid.UUID(run_id).int >> 80)
 
 
+def check_port(what: str, host: str, port: int, option: str, *, reuse_port: bool = False) -> None:
+    """Raises the one-line start-up error if `port` cannot be bound as a server would bind it
+    (gRPC's own failure is a line of C-core log and an error that does not say why)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise cannot_listen(what, host, port, option, exc) from None
+
+
 def cannot_listen(what: str, host: str, port: int, option: str, error: OSError | None = None) -> StartupError:
-    """The one-line start-up error for a port that cannot be listened on. Without `error`
-    (gRPC does not say why), a socket of our own is bound to find out."""
-    if error is None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                error = exc
+    """The one-line start-up error for a port that cannot be listened on."""
     if error is not None and error.errno == errno.EADDRINUSE:
         reason = (
             f"port {port} is in use by another program (another gateway? `langgraph dev` also uses 2024); "

@@ -17,7 +17,7 @@ from langgraph.gateway.v1 import (
 )
 
 from gateway import tracing
-from gateway._utils import cannot_listen
+from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.malformed import MalformedRequestInterceptor
@@ -54,6 +54,7 @@ class GrpcServer:
         reuse_port: bool = False,
     ) -> None:
         self.gateway = gateway
+        self._reuse_port = reuse_port
         options = (
             [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if reuse_port else SERVER_OPTIONS
         )
@@ -72,13 +73,16 @@ class GrpcServer:
         self.port = 0
 
     async def start(self, address: str) -> int:
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        if int(port):
+            check_port("gRPC", host, int(port), "--grpc-port", reuse_port=self._reuse_port)
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            host, _, port = address.rpartition(":")
-            raise cannot_listen("gRPC", host.strip("[]"), int(port), "--grpc-port")
+            raise cannot_listen("gRPC", host, int(port), "--grpc-port")
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

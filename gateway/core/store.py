@@ -2,10 +2,11 @@
 search and list namespaces, each first put to langgraph.json's `@auth.on.store` handlers with
 the values the LangGraph Agent Server gives them. A handler may refuse, or change the value it
 is given (prefix the namespace with the caller's identity, say); the operation then applies to
-what the handler left, checked again. A handler's filter applies to what is read: on a search it
-joins the search's own filter, and on a get an item it does not allow is as missing. Items have
-no metadata beside their value, so the filter is on the value, and a put, delete or namespace
-listing has nothing it could filter (as on the Agent Server, such a filter is not applied).
+what the handler left, checked again. A handler's filter applies to searches, where it joins
+the search's own filter on the items' values (items have no metadata); as on the Agent Server,
+a filter returned for a put, get, delete or namespace listing is not applied (the docs' global
+`@auth.on` handler returns an owner filter for every action, and items put through the API
+carry no owner), so scope the store by namespace, as the Agent Server's docs advise.
 
 Graphs use the store directly (gateway.storage.store), with no handler in between."""
 
@@ -126,7 +127,13 @@ class StoreService:
             raise InvalidArgument("index must be false, a list of field paths, or null")
         if ttl is not None and ttl <= 0:
             raise InvalidArgument("ttl must be a positive number of minutes")
-        request: Json = {"namespace": check_namespace(namespace), "key": key, "value": value, "index": index, "ttl": ttl}
+        request: Json = {
+            "namespace": check_namespace(namespace),
+            "key": key,
+            "value": value,
+            "index": index,
+            "ttl": ttl,
+        }
         await self._access.check("store", "put", request)
         await self._call(
             self._base.aput(
@@ -140,13 +147,11 @@ class StoreService:
 
     async def get(self, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None = None) -> Json | None:
         request: Json = {"namespace": check_namespace(namespace), "key": key, "refresh_ttl": refresh_ttl}
-        access = await self._access.check("store", "get", request)
+        await self._access.check("store", "get", request)
         item = await self._call(
             self._base.aget(check_namespace(request["namespace"]), request["key"], refresh_ttl=request["refresh_ttl"])
         )
-        if item is None or (access is not None and not access.allows(item.value)):
-            return None
-        return item_json(item)
+        return item_json(item) if item is not None else None
 
     async def delete(self, namespace: Sequence[str], key: str) -> None:
         request: Json = {"namespace": check_namespace(namespace), "key": key}

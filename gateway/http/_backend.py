@@ -8,7 +8,7 @@ Every method raises the core's errors (gateway.errors) before any byte is stream
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,7 +51,43 @@ class ProtocolSession(Protocol):
     async def close(self) -> None: ...
 
 
+class StoreBackend(Protocol):
+    """The store (gateway.core.store): namespaces are lists of labels, items JSON objects."""
+
+    async def put(
+        self, namespace: Sequence[str], key: str, value: Json, *, index: bool | list[str] | None, ttl: float | None
+    ) -> None: ...
+
+    async def get(self, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None) -> Json | None: ...
+
+    async def delete(self, namespace: Sequence[str], key: str) -> None: ...
+
+    async def search(
+        self,
+        namespace_prefix: Sequence[str],
+        *,
+        filter: Json | None,
+        limit: int,
+        offset: int,
+        query: str | None,
+        refresh_ttl: bool | None,
+    ) -> list[Json]: ...
+
+    async def list_namespaces(
+        self,
+        *,
+        prefix: Sequence[str] | None,
+        suffix: Sequence[str] | None,
+        max_depth: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[list[str]]: ...
+
+
 class Backend(Protocol):
+    @property
+    def store(self) -> StoreBackend: ...
+
     # Runs
 
     async def create_run(self, req: RunCreate) -> Json: ...

@@ -52,6 +52,7 @@ class LocalBackend:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.runs = gateway.runs
+        self.store = gateway.store
 
     # Runs
 

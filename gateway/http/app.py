@@ -6,8 +6,8 @@ langgraph.json's `http` section as the Agent Server shapes its own:
   preflights are answered before auth, and refusals carry CORS headers); without it, any origin.
   `Location` and `Content-Location` (and the pagination headers) stay exposed either way: the
   SDKs read them.
-- `disable_assistants`, `disable_threads` (the thread protocol's routes too), `disable_runs`:
-  those routes are not served (404);
+- `disable_assistants`, `disable_threads` (the thread protocol's routes too), `disable_runs`,
+  `disable_store`: those routes are not served (404);
   `disable_meta`: no /info (/ok stays, so an operator can see the server is up).
 - `app`: a user's Starlette or FastAPI app; its routes win over the API's (not over /ok), its
   middleware runs first (`middleware_order: auth_first`: after auth, on every route), and
@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from gateway import tracing
 from gateway.health import Health
-from gateway.http import _assistants, _protocol, _runs, _threads
+from gateway.http import _assistants, _protocol, _runs, _store, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
@@ -113,6 +113,8 @@ def build_app(
         routes += _protocol.routes
     if not http.disable_assistants:
         routes += _assistants.routes
+    if not http.disable_store:
+        routes += _store.routes
     meta: list[BaseRoute] = [] if http.disable_meta else [Route("/info", get_info, methods=["GET"])]
     if custom_app is None:
         middleware = [cors_middleware(http), *protected]

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 MiddlewareOrder = Literal["middleware_first", "auth_first"]
 
-# Keys of `http` the gateway applies. `disable_store`, `disable_ui`, `disable_mcp`,
-# `disable_a2a` and `disable_webhooks` turn off what the gateway does not serve anyway.
+# Keys of `http` the gateway applies. `disable_ui`, `disable_mcp`, `disable_a2a` and
+# `disable_webhooks` turn off what the gateway does not serve anyway.
 _SWITCHES = (
     "disable_assistants",
     "disable_threads",

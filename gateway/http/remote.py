@@ -54,6 +54,7 @@ from gateway.http._errors import NotSupported, PayloadTooLarge
 from gateway.http._forward import ForwardCredentials, Metadata, forwarded
 from gateway.http._objects import info
 from gateway.http._remote_session import RemoteSession
+from gateway.http._remote_store import RemoteStore
 from gateway.http._sse import event_name, frame
 from gateway.http.app import build_app
 from gateway.http.config import HttpConfig
@@ -284,6 +285,7 @@ class RemoteBackend:
         self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
         self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionsServiceStub(self._channel)
+        self.store = RemoteStore(self._channel, self._call)
         self._key: Metadata = (("x-api-key", api_key),) if api_key else ()
         self._stateless: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -183,6 +183,7 @@ _GROUPS = {
     "disable_assistants": ("/langgraph.gateway.v1.AssistantsService/",),
     "disable_threads": ("/langgraph.gateway.v1.ThreadsService/", "/langgraph.gateway.v1.SessionsService/"),
     "disable_runs": ("/langgraph.gateway.v1.RunsService/",),
+    "disable_store": ("/langgraph.gateway.v1.StoreService/",),
 }
 
 

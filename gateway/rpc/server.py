@@ -1,4 +1,4 @@
-"""The grpc.aio server: the three services, health checking and reflection."""
+"""The grpc.aio server: the gateway's services, health checking and reflection."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from langgraph.gateway.v1 import (
     runs_pb2_grpc,
     sessions_pb2,
     sessions_pb2_grpc,
+    store_pb2,
+    store_pb2_grpc,
     threads_pb2,
     threads_pb2_grpc,
 )
@@ -24,12 +26,14 @@ from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 from gateway.rpc.sessions import SessionsService
+from gateway.rpc.store import StoreService
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
     threads_pb2.DESCRIPTOR.services_by_name["ThreadsService"].full_name,
     runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name,
     sessions_pb2.DESCRIPTOR.services_by_name["SessionsService"].full_name,
+    store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
 )
 
 SERVER_OPTIONS = (
@@ -67,6 +71,7 @@ class GrpcServer:
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), self.server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)
         sessions_pb2_grpc.add_SessionsServiceServicer_to_server(SessionsService(gateway), self.server)
+        store_pb2_grpc.add_StoreServiceServicer_to_server(StoreService(gateway), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

@@ -125,6 +125,71 @@ class AssistantRecord:
             "description": self.description,
         }
 
+    def version_json(self) -> dict[str, Any]:
+        """As one of its versions is listed: `created_at` is when the version was made."""
+        return {
+            "assistant_id": self.assistant_id,
+            "version": self.version,
+            "graph_id": self.graph_id,
+            "config": self.config,
+            "context": self.context,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "name": self.name,
+            "description": self.description,
+        }
+
+
+def synced_config(config: dict[str, Any], context: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An assistant's config and context kept in step, as the Agent Server keeps them: the
+    context is `config.configurable` when that is set, else `configurable` becomes the context."""
+    config = dict(config)
+    if config.get("configurable"):
+        return config, dict(config["configurable"])
+    if context:
+        config["configurable"] = dict(context)
+    return config, dict(context or {})
+
+
+@dataclass(frozen=True)
+class AssistantChange:
+    """A PATCH of an assistant, which makes its next version; None keeps a field as it is."""
+
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    # Merged into the current metadata.
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+    def apply(self, current: AssistantRecord, version: int, now: str) -> AssistantRecord:
+        config, context = dict(self.config or {}), self.context
+        if config.get("configurable"):
+            context = dict(config["configurable"])
+        elif context:
+            config["configurable"] = dict(context)
+        return AssistantRecord(
+            assistant_id=current.assistant_id,
+            graph_id=self.graph_id if self.graph_id is not None else current.graph_id,
+            name=self.name if self.name is not None else current.name,
+            created_at=current.created_at,
+            updated_at=now,
+            config=config or current.config,
+            context=context if context is not None else current.context,
+            metadata={**current.metadata, **(self.metadata or {})},
+            version=version,
+            description=self.description if self.description is not None else current.description,
+        )
+
+
+def thread_config(assistant: dict[str, Any], thread: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """What a thread's config becomes when a run starts on it, as the Agent Server merges it:
+    the assistant's config under the thread's and the run's, with the assistant's and the
+    thread's `configurable` (a run's own `configurable` stays the run's)."""
+    configurable = {**(assistant.get("configurable") or {}), **(thread.get("configurable") or {})}
+    return {**assistant, **thread, **run, "configurable": configurable}
+
 
 @dataclass
 class ThreadRecord:
@@ -161,6 +226,7 @@ class ThreadChange:
 
     status: ThreadStatus | None = None
     metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
     values: bytes | None = None
     interrupts: bytes | None = None
     error: bytes | None = None
@@ -291,7 +357,84 @@ class ThreadFilter:
 @dataclass(frozen=True)
 class AssistantFilter:
     graph_id: str | None = None
+    # A case-insensitive part of the name.
     name: str | None = None
     metadata: dict[str, Any] | None = None
     # The caller's auth filter on the assistants' metadata.
     access: AccessFilter | None = None
+
+
+ASSISTANT_SORT_KEYS = ("assistant_id", "created_at", "updated_at", "name", "graph_id")
+CRON_SORT_KEYS = ("cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+@dataclass
+class CronRecord:
+    """A schedule of runs: the run-create body (`payload`) made into a run at each tick of
+    `schedule` (in `timezone`, UTC when None), on `thread_id` or, when None, on a new thread each
+    time, until `end_time`."""
+
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    schedule: str
+    payload: dict[str, Any]
+    next_run_date: datetime
+    created_at: str
+    updated_at: str
+    end_time: datetime | None = None
+    timezone: str | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    on_run_completed: OnCompletion | None = None
+    enabled: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cron_id": self.cron_id,
+            "assistant_id": self.assistant_id,
+            "thread_id": self.thread_id,
+            "on_run_completed": self.on_run_completed,
+            "end_time": _iso(self.end_time),
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "user_id": self.user_id,
+            "payload": self.payload,
+            "next_run_date": _iso(self.next_run_date),
+            "metadata": self.metadata,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True)
+class CronChange:
+    """What an update writes to a cron; None leaves a column as it is (`clear_end_time`
+    removes the end time). The core computes each value from the cron it read."""
+
+    schedule: str | None = None
+    timezone: str | None = None
+    next_run_date: datetime | None = None
+    end_time: datetime | None = None
+    clear_end_time: bool = False
+    enabled: bool | None = None
+    on_run_completed: OnCompletion | None = None
+    payload: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CronFilter:
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None
+    # The caller's auth filter on the crons' metadata, and on the metadata of their threads
+    # (a cron without a thread passes the latter).
+    access: AccessFilter | None = None
+    thread_access: AccessFilter | None = None

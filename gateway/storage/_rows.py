@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from gateway.records import AssistantRecord, RunRecord, ThreadRecord
+from gateway.records import AssistantRecord, CronRecord, RunRecord, ThreadRecord
 
 
 def _raw(value: str | bytes | memoryview) -> bytes:
@@ -56,4 +57,31 @@ def assistant_row(row: Sequence[Any]) -> AssistantRecord:
         metadata=orjson.loads(row[7]),
         version=row[8],
         description=row[9],
+    )
+
+
+def _when(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def cron_row(row: Sequence[Any]) -> CronRecord:
+    next_run_date = _when(row[7])
+    assert next_run_date is not None
+    return CronRecord(
+        cron_id=row[0],
+        assistant_id=row[1],
+        thread_id=row[2],
+        user_id=row[3],
+        schedule=row[4],
+        timezone=row[5],
+        end_time=_when(row[6]),
+        next_run_date=next_run_date,
+        payload=orjson.loads(row[8]),
+        metadata=orjson.loads(row[9]),
+        on_run_completed=row[10],
+        enabled=bool(row[11]),
+        created_at=row[12],
+        updated_at=row[13],
     )

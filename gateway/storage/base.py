@@ -17,6 +17,7 @@ checks each backend's query against it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -25,9 +26,13 @@ from gateway.errors import Conflict, TooManyRuns
 from gateway.records import (
     AccessFilter,
     Admission,
+    AssistantChange,
     AssistantFilter,
     AssistantRecord,
     Claim,
+    CronChange,
+    CronFilter,
+    CronRecord,
     Event,
     IfNotExists,
     RunRecord,
@@ -59,14 +64,57 @@ class RecordStore(Protocol):
     # Assistants
 
     async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
-        """Inserts the assistant unless one with its id exists; returns the stored one."""
+        """Inserts the assistant (and its version) unless one with its id exists; returns the
+        stored one."""
+        ...
+
+    async def create_assistant(self, assistant: AssistantRecord) -> bool:
+        """Inserts the assistant as its version 1; False when one with its id exists."""
         ...
 
     async def get_assistant(
         self, assistant_id: str, *, access: AccessFilter | None = None
     ) -> AssistantRecord | None: ...
 
-    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]: ...
+    async def update_assistant(
+        self, assistant_id: str, change: AssistantChange, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        """Makes the assistant's next version (one more than its highest) from `change` and
+        makes it the latest, in one step; None when there is no such assistant."""
+        ...
+
+    async def set_assistant_version(
+        self, assistant_id: str, version: int, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        """Makes an existing version the latest; None when there is no such assistant, NotFound
+        when it has no such version."""
+        ...
+
+    async def list_assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
+    ) -> list[AssistantRecord]:
+        """The assistant's versions, newest first, as records whose `created_at` is the version's."""
+        ...
+
+    async def delete_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> bool:
+        """Deletes the assistant with its versions and crons."""
+        ...
+
+    async def search_assistants(
+        self,
+        where: AssistantFilter,
+        *,
+        limit: int,
+        offset: int,
+        sort_by: str = "created_at",
+        descending: bool = True,
+    ) -> list[AssistantRecord]: ...
 
     async def count_assistants(self, where: AssistantFilter) -> int: ...
 
@@ -83,8 +131,17 @@ class RecordStore(Protocol):
     ) -> bool: ...
 
     async def delete_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> list[str] | None:
-        """Deletes the thread, its runs and their events; returns the ids of its runs that had
-        not finished (their owner must stop them), or None when there was no such thread."""
+        """Deletes the thread, its runs and their events, and its crons; returns the ids of its
+        runs that had not finished (their owner must stop them), or None when there was no such
+        thread."""
+        ...
+
+    async def copy_thread(
+        self, thread_id: str, copy: ThreadRecord, *, access: AccessFilter | None = None
+    ) -> ThreadRecord | None:
+        """Makes `copy` (its id, times and status) a copy of the thread: its metadata, config,
+        values and interrupts, and its checkpoints with their pending writes, in one step; None
+        when there is no such thread."""
         ...
 
     async def search_threads(
@@ -110,13 +167,15 @@ class RecordStore(Protocol):
         access: AccessFilter | None = None,
         claim_as: str | None = None,
         lease_seconds: float = 0,
+        assistant_config: dict[str, Any] | None = None,
     ) -> Admission:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
         TooManyRuns (`max_unfinished` reached) or Conflict (reject on a busy thread). With
         `claim_as`, a run whose thread has nothing unfinished is claimed by that owner in the
         same step (running, attempt 1, leased). `request` is the serialised RunCreate, so that
-        any process can execute the run."""
+        any process can execute the run. A thread with nothing unfinished takes the config
+        `records.thread_config` makes of `assistant_config`, its own and the run's."""
         ...
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
@@ -162,6 +221,11 @@ class RecordStore(Protocol):
 
     async def get_run_request(self, run_id: str) -> bytes | None: ...
 
+    async def delete_run(self, thread_id: str, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
+        """Deletes a run that has ended, with its events; raises Conflict for one that has not,
+        and returns None when the thread has no such run."""
+        ...
+
     async def list_runs(
         self,
         thread_id: str,
@@ -185,6 +249,37 @@ class RecordStore(Protocol):
         ...
 
     async def unfinished_runs(self, thread_id: str) -> list[RunRecord]: ...
+
+    # Crons
+
+    async def create_cron(self, cron: CronRecord) -> None: ...
+
+    async def get_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> CronRecord | None: ...
+
+    async def update_cron(
+        self, cron_id: str, change: CronChange, *, access: AccessFilter | None = None
+    ) -> CronRecord | None:
+        """Writes the columns `change` sets (next_run_date only when it sets one, so that an
+        update does not undo a tick claimed meanwhile); None when there is no such cron."""
+        ...
+
+    async def delete_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> bool: ...
+
+    async def search_crons(
+        self, where: CronFilter, *, limit: int, offset: int, sort_by: str, descending: bool
+    ) -> list[CronRecord]: ...
+
+    async def count_crons(self, where: CronFilter) -> int: ...
+
+    async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
+        """Enabled crons whose next run is due at `now` and whose end time has not passed,
+        the longest due first."""
+        ...
+
+    async def claim_cron(self, cron_id: str, tick: datetime, next_run_date: datetime) -> bool:
+        """Moves the cron from its due `tick` to `next_run_date`, in one statement that only one
+        caller can win: True for the process that is to fire this tick."""
+        ...
 
 
 class EventLog(Protocol):
@@ -220,3 +315,8 @@ class Storage(RecordStore, EventLog, Protocol):
         ...
 
     async def delete_thread_checkpoints(self, thread_id: str) -> None: ...
+
+    async def keep_latest_checkpoints(self, thread_id: str) -> None:
+        """Deletes every checkpoint of the thread (and its writes) but the latest of each
+        namespace, which then has no parent."""
+        ...

@@ -17,25 +17,32 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
 import psycopg.conninfo
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from gateway.errors import InvalidArgument, NotFound, Unavailable
+from gateway.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from gateway.metrics import backend_error
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
     Admission,
+    AssistantChange,
     AssistantFilter,
     AssistantRecord,
     Claim,
+    CronChange,
+    CronFilter,
+    CronRecord,
     Equals,
     Event,
     IfNotExists,
@@ -45,8 +52,10 @@ from gateway.records import (
     ThreadFilter,
     ThreadRecord,
     now_iso,
+    thread_config,
 )
-from gateway.storage._rows import assistant_row, run_row, thread_row
+from gateway.storage._checkpoints import checkpoint_metadata
+from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
 
 logger = logging.getLogger("gateway.storage")
@@ -111,6 +120,42 @@ _MIGRATIONS = (
     );
     CREATE INDEX gw_run_events_created ON gw_run_events (created_at);
     """,
+    # Assistants' versions (the system assistants stored so far are their version 1), and crons.
+    """
+    CREATE TABLE gw_assistant_versions (
+        assistant_id text NOT NULL,
+        version integer NOT NULL,
+        graph_id text NOT NULL,
+        name text NOT NULL,
+        created_at text NOT NULL,
+        config jsonb NOT NULL,
+        context jsonb NOT NULL,
+        metadata jsonb NOT NULL,
+        description text,
+        PRIMARY KEY (assistant_id, version)
+    );
+    INSERT INTO gw_assistant_versions
+        SELECT assistant_id, version, graph_id, name, updated_at, config, context, metadata, description
+        FROM gw_assistants;
+    CREATE TABLE gw_crons (
+        cron_id text PRIMARY KEY,
+        assistant_id text NOT NULL,
+        thread_id text,
+        user_id text,
+        schedule text NOT NULL,
+        timezone text,
+        end_time timestamptz,
+        next_run_date timestamptz NOT NULL,
+        payload jsonb NOT NULL,
+        metadata jsonb NOT NULL,
+        on_run_completed text,
+        enabled boolean NOT NULL,
+        created_at text NOT NULL,
+        updated_at text NOT NULL
+    );
+    CREATE INDEX gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
+    CREATE INDEX gw_crons_thread ON gw_crons (thread_id);
+    """,
 )
 
 # JSON comes back as text, as from sqlite: one decoding (orjson), and graph data untouched.
@@ -125,6 +170,14 @@ _RUN_COLUMNS = (
 _ASSISTANT_COLUMNS = (
     "assistant_id, graph_id, name, created_at, updated_at, config::text, context::text, metadata::text, version, "
     "description"
+)
+_VERSION_COLUMNS = (
+    "assistant_id, graph_id, name, created_at, created_at, config::text, context::text, metadata::text, version, "
+    "description"
+)
+_CRON_COLUMNS = (
+    "cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, next_run_date, payload::text, "
+    "metadata::text, on_run_completed, enabled, created_at, updated_at"
 )
 _UNFINISHED = "status IN ('pending', 'running')"
 _SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
@@ -208,7 +261,7 @@ def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
         clauses.append("graph_id = %s")
         args.append(where.graph_id)
     if where.name is not None:
-        clauses.append("name = %s")
+        clauses.append("strpos(lower(name), lower(%s)) > 0")
         args.append(where.name)
     if where.metadata:
         clauses.append("metadata @> %s::jsonb")
@@ -217,9 +270,48 @@ def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+def _assistant_order(sort_by: str, descending: bool) -> str:
+    column = f"lower({sort_by})" if sort_by in ("name", "graph_id") else sort_by
+    direction = "DESC" if descending else "ASC"
+    return f'{column} COLLATE "C" {direction}, assistant_id COLLATE "C" {direction}'
+
+
+def _cron_where(where: CronFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column in ("assistant_id", "thread_id"):
+        if getattr(where, column) is not None:
+            clauses.append(f"{column} = %s")
+            args.append(getattr(where, column))
+    if where.enabled is not None:
+        clauses.append("enabled = %s")
+        args.append(where.enabled)
+    if where.metadata:
+        clauses.append("metadata @> %s::jsonb")
+        args.append(_json(where.metadata))
+    _access_clause("metadata", where.access, clauses, args)
+    if where.thread_access is not None:
+        sql, values = _access("t.metadata", where.thread_access)
+        clauses.append(
+            f"(gw_crons.thread_id IS NULL OR EXISTS (SELECT 1 FROM gw_threads AS t "
+            f"WHERE t.thread_id = gw_crons.thread_id AND {sql}))"
+        )
+        args.extend(values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
 class PooledPostgresSaver(AsyncPostgresSaver):
     """LangGraph's Postgres saver over a pool: its lock exists to share one connection, and a
     pool hands each operation its own, so concurrent runs do not queue behind one another."""
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await super().aput(config, checkpoint, checkpoint_metadata(config, metadata), new_versions)  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
@@ -331,39 +423,170 @@ class PostgresStorage:
 
     # Assistants
 
-    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
-        async with self._transaction() as cur:
-            await cur.execute(
-                f"INSERT INTO gw_assistants ({_names(_ASSISTANT_COLUMNS)}) VALUES "
-                "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
-                (
-                    assistant.assistant_id,
-                    assistant.graph_id,
-                    assistant.name,
-                    assistant.created_at,
-                    assistant.updated_at,
-                    _json(assistant.config),
-                    _json(assistant.context),
-                    _json(assistant.metadata),
-                    assistant.version,
-                    assistant.description,
-                ),
-            )
-            await cur.execute(
-                f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = %s", (assistant.assistant_id,)
-            )
-            return assistant_row(await cur.fetchone())  # type: ignore[arg-type]
+    @staticmethod
+    async def _insert_assistant(cur: AsyncCursor[Any], assistant: AssistantRecord) -> bool:
+        await cur.execute(
+            f"INSERT INTO gw_assistants ({_names(_ASSISTANT_COLUMNS)}) VALUES "
+            "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                assistant.assistant_id,
+                assistant.graph_id,
+                assistant.name,
+                assistant.created_at,
+                assistant.updated_at,
+                _json(assistant.config),
+                _json(assistant.context),
+                _json(assistant.metadata),
+                assistant.version,
+                assistant.description,
+            ),
+        )
+        inserted = cur.rowcount == 1
+        if inserted:
+            await PostgresStorage._insert_version(cur, assistant)
+        return inserted
 
-    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
+    @staticmethod
+    async def _insert_version(cur: AsyncCursor[Any], assistant: AssistantRecord) -> None:
+        await cur.execute(
+            "INSERT INTO gw_assistant_versions (assistant_id, version, graph_id, name, created_at, config, context, "
+            "metadata, description) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s) "
+            "ON CONFLICT DO NOTHING",
+            (
+                assistant.assistant_id,
+                assistant.version,
+                assistant.graph_id,
+                assistant.name,
+                assistant.updated_at,
+                _json(assistant.config),
+                _json(assistant.context),
+                _json(assistant.metadata),
+                assistant.description,
+            ),
+        )
+
+    @staticmethod
+    async def _visible_assistant(
+        cur: AsyncCursor[Any], assistant_id: str, access: AccessFilter | None, *, lock: bool = False
+    ) -> AssistantRecord | None:
         where, args = ["assistant_id = %s"], [assistant_id]
         _access_clause("metadata", access, where, args)
-        row = await self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
+        suffix = " FOR UPDATE" if lock else ""
+        await cur.execute(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}{suffix}", args)
+        row = await cur.fetchone()
         return None if row is None else assistant_row(row)
 
-    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
+    @staticmethod
+    async def _make_latest(cur: AsyncCursor[Any], assistant: AssistantRecord) -> None:
+        await cur.execute(
+            "UPDATE gw_assistants SET graph_id = %s, name = %s, updated_at = %s, config = %s::jsonb, "
+            "context = %s::jsonb, metadata = %s::jsonb, version = %s, description = %s WHERE assistant_id = %s",
+            (
+                assistant.graph_id,
+                assistant.name,
+                assistant.updated_at,
+                _json(assistant.config),
+                _json(assistant.context),
+                _json(assistant.metadata),
+                assistant.version,
+                assistant.description,
+                assistant.assistant_id,
+            ),
+        )
+
+    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
+        async with self._transaction() as cur:
+            await self._insert_assistant(cur, assistant)
+            stored = await self._visible_assistant(cur, assistant.assistant_id, None)
+            assert stored is not None
+            return stored
+
+    async def create_assistant(self, assistant: AssistantRecord) -> bool:
+        async with self._transaction() as cur:
+            return await self._insert_assistant(cur, assistant)
+
+    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
+        async with self._cursor() as cur:
+            return await self._visible_assistant(cur, assistant_id, access)
+
+    async def update_assistant(
+        self, assistant_id: str, change: AssistantChange, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        async with self._transaction() as cur:
+            current = await self._visible_assistant(cur, assistant_id, access, lock=True)
+            if current is None:
+                return None
+            await cur.execute("SELECT max(version) FROM gw_assistant_versions WHERE assistant_id = %s", (assistant_id,))
+            row = await cur.fetchone()
+            highest = int(row[0] or 0) if row is not None else 0
+            updated = change.apply(current, max(highest, current.version) + 1, now_iso())
+            await self._insert_version(cur, updated)
+            await self._make_latest(cur, updated)
+            return updated
+
+    async def set_assistant_version(
+        self, assistant_id: str, version: int, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        async with self._transaction() as cur:
+            current = await self._visible_assistant(cur, assistant_id, access, lock=True)
+            if current is None:
+                return None
+            await cur.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE assistant_id = %s AND version = %s",
+                (assistant_id, version),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"Version {version} not found for assistant {assistant_id}")
+            chosen = assistant_row(row)
+            chosen.created_at, chosen.updated_at = current.created_at, now_iso()
+            await self._make_latest(cur, chosen)
+            return chosen
+
+    async def list_assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
+    ) -> list[AssistantRecord]:
+        where, args = ["assistant_id = %s"], [assistant_id]
+        if metadata:
+            where.append("metadata @> %s::jsonb")
+            args.append(_json(metadata))
+        _access_clause("metadata", access, where, args)
+        rows = await self._all(
+            f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE {' AND '.join(where)} "
+            "ORDER BY version DESC LIMIT %s OFFSET %s",
+            (*args, limit, offset),
+        )
+        return [assistant_row(row) for row in rows]
+
+    async def delete_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> bool:
+        where, args = ["assistant_id = %s"], [assistant_id]
+        _access_clause("metadata", access, where, args)
+        async with self._transaction() as cur:
+            await cur.execute(f"DELETE FROM gw_assistants WHERE {' AND '.join(where)}", args)
+            if cur.rowcount != 1:
+                return False
+            await cur.execute("DELETE FROM gw_assistant_versions WHERE assistant_id = %s", (assistant_id,))
+            await cur.execute("DELETE FROM gw_crons WHERE assistant_id = %s", (assistant_id,))
+            return True
+
+    async def search_assistants(
+        self,
+        where: AssistantFilter,
+        *,
+        limit: int,
+        offset: int,
+        sort_by: str = "created_at",
+        descending: bool = True,
+    ) -> list[AssistantRecord]:
         clause, args = _assistant_where(where)
         rows = await self._all(
-            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY created_at DESC, graph_id "
+            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY {_assistant_order(sort_by, descending)} "
             "LIMIT %s OFFSET %s",
             (*args, limit, offset),
         )
@@ -426,9 +649,11 @@ class PostgresStorage:
             if data is not None:
                 names.append(f'"{name}" = %s::json')
                 values.append(data.decode())
-        if change.metadata is not None:
-            names.append("metadata = %s::jsonb")
-            values.append(_json(change.metadata))
+        for name in ("metadata", "config"):
+            value = getattr(change, name)
+            if value is not None:
+                names.append(f"{name} = %s::jsonb")
+                values.append(_json(value))
         await cur.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = %s", (*values, thread_id))
         return cur.rowcount == 1
 
@@ -455,7 +680,51 @@ class PostgresStorage:
                 (thread_id,),
             )
             await cur.execute("DELETE FROM gw_runs WHERE thread_id = %s", (thread_id,))
+            await cur.execute("DELETE FROM gw_crons WHERE thread_id = %s", (thread_id,))
         return unfinished
+
+    async def copy_thread(
+        self, thread_id: str, copy: ThreadRecord, *, access: AccessFilter | None = None
+    ) -> ThreadRecord | None:
+        where, args = ["thread_id = %s"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        async with self._transaction() as cur:
+            await cur.execute(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            source = thread_row(row)
+            copy.metadata, copy.config = source.metadata, source.config
+            copy.values, copy.interrupts, copy.error = source.values, source.interrupts, source.error
+            copy.status = "idle" if source.status == "busy" else source.status
+            if not await self._insert_thread(cur, copy):
+                raise Conflict(f"Thread {copy.thread_id} already exists.")
+            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+                await cur.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = %s AND column_name <> 'thread_id' ORDER BY ordinal_position",
+                    (table,),
+                )
+                columns = [r[0] for r in await cur.fetchall()]
+                chosen = [
+                    # The copy's checkpoints name the copy as their thread.
+                    "CASE WHEN metadata ? 'thread_id' THEN jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) "
+                    "ELSE metadata END"
+                    if table == "checkpoints" and column == "metadata"
+                    else column
+                    for column in columns
+                ]
+                values = (
+                    (copy.thread_id, copy.thread_id, thread_id)
+                    if table == "checkpoints"
+                    else (copy.thread_id, thread_id)
+                )
+                await cur.execute(
+                    f"INSERT INTO {table} (thread_id, {', '.join(columns)}) SELECT %s, {', '.join(chosen)} "
+                    f"FROM {table} WHERE thread_id = %s",
+                    values,
+                )
+        return copy
 
     async def search_threads(
         self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
@@ -486,10 +755,11 @@ class PostgresStorage:
         access: AccessFilter | None = None,
         claim_as: str | None = None,
         lease_seconds: float = 0,
+        assistant_config: dict[str, Any] | None = None,
     ) -> Admission:
         thread_id = run.thread_id
         async with self._transaction() as cur:
-            await cur.execute("SELECT metadata FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
             row = await cur.fetchone()
             if row is not None and access is not None and not await self._visible(cur, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
@@ -502,7 +772,9 @@ class PostgresStorage:
                 metadata = {**(new_thread_metadata or {}), **thread_metadata}
                 await self._insert_thread(cur, ThreadRecord(thread_id, now, now, now, metadata))
                 # Another process may have created it first: either way, lock it now.
-                await cur.execute("SELECT metadata FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+                await cur.execute(
+                    "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
+                )
                 row = await cur.fetchone()
             metadata = row[0] if row is not None else {}
             if any(metadata.get(k) != v for k, v in thread_metadata.items()):
@@ -514,6 +786,10 @@ class PostgresStorage:
             )
             unfinished = [r[0] for r in await cur.fetchall()]
             check_admission(run, unfinished, max_unfinished)
+            if assistant_config is not None and not unfinished:
+                existing = row[1] if row is not None else {}
+                run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
+                change.config = thread_config(assistant_config, existing, run_config)
             claimed = claim_as is not None and not unfinished
             if claimed:
                 run.status, run.attempt = "running", 1
@@ -659,6 +935,23 @@ class PostgresStorage:
         row = await self._one("SELECT request FROM gw_runs WHERE run_id = %s", (run_id,))
         return None if row is None or row[0] is None else bytes(row[0])
 
+    async def delete_run(self, thread_id: str, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
+        visible, args = _run_access(access)
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = %s AND thread_id = %s{visible} FOR UPDATE",
+                (run_id, thread_id, *args),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            run = run_row(row)
+            if run.status in UNFINISHED:
+                raise Conflict(f"Run {run_id} is {run.status}: cancel it before deleting it.")
+            await cur.execute("DELETE FROM gw_run_events WHERE run_id = %s", (run_id,))
+            await cur.execute("DELETE FROM gw_runs WHERE run_id = %s", (run_id,))
+        return run
+
     async def list_runs(
         self,
         thread_id: str,
@@ -702,6 +995,100 @@ class PostgresStorage:
             (thread_id,),
         )
         return [run_row(row) for row in rows]
+
+    # Crons
+
+    async def create_cron(self, cron: CronRecord) -> None:
+        async with self._cursor() as cur:
+            await cur.execute(
+                f"INSERT INTO gw_crons ({_names(_CRON_COLUMNS)}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)",
+                (
+                    cron.cron_id,
+                    cron.assistant_id,
+                    cron.thread_id,
+                    cron.user_id,
+                    cron.schedule,
+                    cron.timezone,
+                    cron.end_time,
+                    cron.next_run_date,
+                    _json(cron.payload),
+                    _json(cron.metadata),
+                    cron.on_run_completed,
+                    cron.enabled,
+                    cron.created_at,
+                    cron.updated_at,
+                ),
+            )
+
+    async def get_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> CronRecord | None:
+        where, args = ["cron_id = %s"], [cron_id]
+        _access_clause("metadata", access, where, args)
+        row = await self._one(f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE {' AND '.join(where)}", args)
+        return None if row is None else cron_row(row)
+
+    async def update_cron(
+        self, cron_id: str, change: CronChange, *, access: AccessFilter | None = None
+    ) -> CronRecord | None:
+        names: list[str] = ["updated_at = %s"]
+        values: list[Any] = [now_iso()]
+        for name in ("schedule", "timezone", "on_run_completed", "next_run_date", "end_time", "enabled"):
+            if getattr(change, name) is not None:
+                names.append(f"{name} = %s")
+                values.append(getattr(change, name))
+        if change.clear_end_time:
+            names.append("end_time = NULL")
+        for name in ("payload", "metadata"):
+            if getattr(change, name) is not None:
+                names.append(f"{name} = %s::jsonb")
+                values.append(_json(getattr(change, name)))
+        where, args = ["cron_id = %s"], [cron_id]
+        _access_clause("metadata", access, where, args)
+        row = await self._one(
+            f"UPDATE gw_crons SET {', '.join(names)} WHERE {' AND '.join(where)} RETURNING {_CRON_COLUMNS}",
+            (*values, *args),
+        )
+        return None if row is None else cron_row(row)
+
+    async def delete_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> bool:
+        where, args = ["cron_id = %s"], [cron_id]
+        _access_clause("metadata", access, where, args)
+        async with self._cursor() as cur:
+            await cur.execute(f"DELETE FROM gw_crons WHERE {' AND '.join(where)}", args)
+            return cur.rowcount == 1
+
+    async def search_crons(
+        self, where: CronFilter, *, limit: int, offset: int, sort_by: str, descending: bool
+    ) -> list[CronRecord]:
+        clause, args = _cron_where(where)
+        direction = "DESC" if descending else "ASC"
+        collate = ' COLLATE "C"' if sort_by not in ("next_run_date", "end_time") else ""
+        rows = await self._all(
+            f"SELECT {_CRON_COLUMNS} FROM gw_crons{clause} ORDER BY {sort_by}{collate} {direction} NULLS LAST, "
+            f'cron_id COLLATE "C" {direction} LIMIT %s OFFSET %s',
+            (*args, limit, offset),
+        )
+        return [cron_row(row) for row in rows]
+
+    async def count_crons(self, where: CronFilter) -> int:
+        clause, args = _cron_where(where)
+        return int((await self._one(f"SELECT count(*) FROM gw_crons{clause}", args))[0])
+
+    async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
+        rows = await self._all(
+            f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE enabled AND next_run_date <= %s "
+            "AND (end_time IS NULL OR end_time >= %s) ORDER BY next_run_date LIMIT %s",
+            (now, now, limit),
+        )
+        return [cron_row(row) for row in rows]
+
+    async def claim_cron(self, cron_id: str, tick: datetime, next_run_date: datetime) -> bool:
+        async with self._cursor() as cur:
+            await cur.execute(
+                "UPDATE gw_crons SET next_run_date = %s WHERE cron_id = %s AND next_run_date = %s",
+                (next_run_date, cron_id, tick),
+            )
+            return cur.rowcount == 1
 
     # Event log of resumable runs
 
@@ -749,3 +1136,20 @@ class PostgresStorage:
 
     async def delete_thread_checkpoints(self, thread_id: str) -> None:
         await self.checkpointer.adelete_thread(thread_id)
+
+    async def keep_latest_checkpoints(self, thread_id: str) -> None:
+        latest = "SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints WHERE thread_id = %s GROUP BY checkpoint_ns"
+        async with self._transaction() as cur:
+            for table in ("checkpoint_writes", "checkpoints"):
+                await cur.execute(
+                    f"DELETE FROM {table} WHERE thread_id = %s AND (checkpoint_ns, checkpoint_id) NOT IN ({latest})",
+                    (thread_id, thread_id),
+                )
+            await cur.execute("UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = %s", (thread_id,))
+            # Channel values no kept checkpoint refers to.
+            await cur.execute(
+                "DELETE FROM checkpoint_blobs AS b WHERE b.thread_id = %s AND NOT EXISTS (SELECT 1 FROM checkpoints "
+                "AS c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns "
+                "AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)",
+                (thread_id,),
+            )

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,14 +25,18 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
     Admission,
+    AssistantChange,
     AssistantFilter,
     AssistantRecord,
     Claim,
+    CronChange,
+    CronFilter,
+    CronRecord,
     Equals,
     Event,
     IfNotExists,
@@ -41,8 +46,10 @@ from gateway.records import (
     ThreadFilter,
     ThreadRecord,
     now_iso,
+    thread_config,
 )
-from gateway.storage._rows import assistant_row, run_row, thread_row
+from gateway.storage._checkpoints import checkpoint_metadata
+from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
 
 _SCHEMA = """
@@ -93,6 +100,35 @@ CREATE TABLE IF NOT EXISTS gw_run_events (
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gw_run_events_created ON gw_run_events (created_at);
+CREATE TABLE IF NOT EXISTS gw_assistant_versions (
+    assistant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    graph_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL,
+    context TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    description TEXT,
+    PRIMARY KEY (assistant_id, version)
+);
+CREATE TABLE IF NOT EXISTS gw_crons (
+    cron_id TEXT PRIMARY KEY,
+    assistant_id TEXT NOT NULL,
+    thread_id TEXT,
+    user_id TEXT,
+    schedule TEXT NOT NULL,
+    timezone TEXT,
+    end_time TEXT,
+    next_run_date TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    on_run_completed TEXT,
+    enabled INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
 """
 # Columns added since the first schema: (table, column, definition).
 _MIGRATIONS = (
@@ -111,6 +147,13 @@ _RUN_COLUMNS = (
 _ASSISTANT_COLUMNS = (
     "assistant_id, graph_id, name, created_at, updated_at, config, context, metadata, version, description"
 )
+_VERSION_COLUMNS = (
+    "assistant_id, graph_id, name, created_at, created_at, config, context, metadata, version, description"
+)
+_CRON_COLUMNS = (
+    "cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, next_run_date, payload, metadata, "
+    "on_run_completed, enabled, created_at, updated_at"
+)
 _UNFINISHED = "status IN ('pending', 'running')"
 _SORT_COLUMNS = {
     "thread_id": "thread_id",
@@ -123,6 +166,11 @@ _SORT_COLUMNS = {
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _moment(value: datetime | None) -> str | None:
+    """A moment as fixed-width UTC text, which sqlite orders as it orders time."""
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:
@@ -220,16 +268,53 @@ def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
         clauses.append("graph_id = ?")
         args.append(where.graph_id)
     if where.name is not None:
-        clauses.append("name = ?")
+        clauses.append("instr(lower(name), lower(?)) > 0")
         args.append(where.name)
     _contains("metadata", where.metadata, clauses, args)
     _access_clause("metadata", where.access, clauses, args)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+def _assistant_order(sort_by: str, descending: bool) -> str:
+    column = f"lower({sort_by})" if sort_by in ("name", "graph_id") else sort_by
+    direction = "DESC" if descending else "ASC"
+    return f"{column} {direction}, assistant_id {direction}"
+
+
+def _cron_where(where: CronFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column in ("assistant_id", "thread_id"):
+        if getattr(where, column) is not None:
+            clauses.append(f"{column} = ?")
+            args.append(getattr(where, column))
+    if where.enabled is not None:
+        clauses.append("enabled = ?")
+        args.append(int(where.enabled))
+    _contains("metadata", where.metadata, clauses, args)
+    _access_clause("metadata", where.access, clauses, args)
+    if where.thread_access is not None:
+        sql, values = _access("t.metadata", where.thread_access)
+        clauses.append(
+            f"(gw_crons.thread_id IS NULL OR EXISTS (SELECT 1 FROM gw_threads AS t "
+            f"WHERE t.thread_id = gw_crons.thread_id AND {sql}))"
+        )
+        args.extend(values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
 class InlineSqliteSaver(SqliteSaver):
     """LangGraph's sqlite checkpointer with its async methods run in place, on the storage's
     connection and lock (see the module's docstring)."""
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return super().put(config, checkpoint, checkpoint_metadata(config, metadata), new_versions)  # type: ignore[arg-type]
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return self.get_tuple(config)
@@ -338,38 +423,164 @@ class SqliteStorage:
 
     # Assistants
 
-    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
-        with self._write() as conn:
-            conn.execute(
-                f"INSERT OR IGNORE INTO gw_assistants ({_ASSISTANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    assistant.assistant_id,
-                    assistant.graph_id,
-                    assistant.name,
-                    assistant.created_at,
-                    assistant.updated_at,
-                    _dumps(assistant.config),
-                    _dumps(assistant.context),
-                    _dumps(assistant.metadata),
-                    assistant.version,
-                    assistant.description,
-                ),
-            )
-            row = conn.execute(
-                f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE assistant_id = ?", (assistant.assistant_id,)
-            ).fetchone()
-        return assistant_row(row)
+    @staticmethod
+    def _insert_assistant(conn: sqlite3.Connection, assistant: AssistantRecord) -> bool:
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO gw_assistants ({_ASSISTANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                assistant.assistant_id,
+                assistant.graph_id,
+                assistant.name,
+                assistant.created_at,
+                assistant.updated_at,
+                _dumps(assistant.config),
+                _dumps(assistant.context),
+                _dumps(assistant.metadata),
+                assistant.version,
+                assistant.description,
+            ),
+        )
+        if cur.rowcount == 1:
+            SqliteStorage._insert_version(conn, assistant)
+        return cur.rowcount == 1
 
-    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
+    @staticmethod
+    def _insert_version(conn: sqlite3.Connection, assistant: AssistantRecord) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO gw_assistant_versions (assistant_id, version, graph_id, name, created_at, config, "
+            "context, metadata, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                assistant.assistant_id,
+                assistant.version,
+                assistant.graph_id,
+                assistant.name,
+                assistant.updated_at,
+                _dumps(assistant.config),
+                _dumps(assistant.context),
+                _dumps(assistant.metadata),
+                assistant.description,
+            ),
+        )
+
+    @staticmethod
+    def _visible_assistant(
+        conn: sqlite3.Connection, assistant_id: str, access: AccessFilter | None
+    ) -> AssistantRecord | None:
         where, args = ["assistant_id = ?"], [assistant_id]
         _access_clause("metadata", access, where, args)
-        row = self._one(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
-        return None if row is None else assistant_row(row)
+        row = conn.execute(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}", args)
+        found = row.fetchone()
+        return None if found is None else assistant_row(found)
 
-    async def search_assistants(self, where: AssistantFilter, *, limit: int, offset: int) -> list[AssistantRecord]:
+    @staticmethod
+    def _make_latest(conn: sqlite3.Connection, assistant: AssistantRecord) -> None:
+        conn.execute(
+            "UPDATE gw_assistants SET graph_id = ?, name = ?, updated_at = ?, config = ?, context = ?, metadata = ?, "
+            "version = ?, description = ? WHERE assistant_id = ?",
+            (
+                assistant.graph_id,
+                assistant.name,
+                assistant.updated_at,
+                _dumps(assistant.config),
+                _dumps(assistant.context),
+                _dumps(assistant.metadata),
+                assistant.version,
+                assistant.description,
+                assistant.assistant_id,
+            ),
+        )
+
+    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
+        with self._write() as conn:
+            self._insert_assistant(conn, assistant)
+            # A gateway that stored its system assistants before versions were kept.
+            stored = self._visible_assistant(conn, assistant.assistant_id, None)
+            assert stored is not None
+            self._insert_version(conn, stored)
+        return stored
+
+    async def create_assistant(self, assistant: AssistantRecord) -> bool:
+        with self._write() as conn:
+            return self._insert_assistant(conn, assistant)
+
+    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
+        with self._lock:
+            return self._visible_assistant(self.conn, assistant_id, access)
+
+    async def update_assistant(
+        self, assistant_id: str, change: AssistantChange, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        with self._write() as conn:
+            current = self._visible_assistant(conn, assistant_id, access)
+            if current is None:
+                return None
+            highest = conn.execute(
+                "SELECT max(version) FROM gw_assistant_versions WHERE assistant_id = ?", (assistant_id,)
+            ).fetchone()[0]
+            updated = change.apply(current, max(int(highest or 0), current.version) + 1, now_iso())
+            self._insert_version(conn, updated)
+            self._make_latest(conn, updated)
+        return updated
+
+    async def set_assistant_version(
+        self, assistant_id: str, version: int, *, access: AccessFilter | None = None
+    ) -> AssistantRecord | None:
+        with self._write() as conn:
+            current = self._visible_assistant(conn, assistant_id, access)
+            if current is None:
+                return None
+            row = conn.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE assistant_id = ? AND version = ?",
+                (assistant_id, version),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"Version {version} not found for assistant {assistant_id}")
+            chosen = assistant_row(row)
+            chosen.created_at, chosen.updated_at = current.created_at, now_iso()
+            self._make_latest(conn, chosen)
+        return chosen
+
+    async def list_assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter | None = None,
+    ) -> list[AssistantRecord]:
+        where, args = ["assistant_id = ?"], [assistant_id]
+        _contains("metadata", metadata, where, args)
+        _access_clause("metadata", access, where, args)
+        rows = self._all(
+            f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE {' AND '.join(where)} "
+            "ORDER BY version DESC LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return [assistant_row(row) for row in rows]
+
+    async def delete_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> bool:
+        where, args = ["assistant_id = ?"], [assistant_id]
+        _access_clause("metadata", access, where, args)
+        with self._write() as conn:
+            if conn.execute(f"DELETE FROM gw_assistants WHERE {' AND '.join(where)}", args).rowcount != 1:
+                return False
+            conn.execute("DELETE FROM gw_assistant_versions WHERE assistant_id = ?", (assistant_id,))
+            conn.execute("DELETE FROM gw_crons WHERE assistant_id = ?", (assistant_id,))
+        return True
+
+    async def search_assistants(
+        self,
+        where: AssistantFilter,
+        *,
+        limit: int,
+        offset: int,
+        sort_by: str = "created_at",
+        descending: bool = True,
+    ) -> list[AssistantRecord]:
         clause, args = _assistant_where(where)
         rows = self._all(
-            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY created_at DESC, graph_id "
+            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY {_assistant_order(sort_by, descending)} "
             "LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
@@ -419,9 +630,11 @@ class SqliteStorage:
             if value is not None:
                 names.append(f'"{name}" = ?')
                 values.append(value)
-        if change.metadata is not None:
-            names.append("metadata = ?")
-            values.append(_dumps(change.metadata))
+        for name in ("metadata", "config"):
+            value = getattr(change, name)
+            if value is not None:
+                names.append(f"{name} = ?")
+                values.append(_dumps(value))
         cur = conn.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = ?", (*values, thread_id))
         return cur.rowcount == 1
 
@@ -455,7 +668,44 @@ class SqliteStorage:
                 (thread_id,),
             )
             conn.execute("DELETE FROM gw_runs WHERE thread_id = ?", (thread_id,))
+            conn.execute("DELETE FROM gw_crons WHERE thread_id = ?", (thread_id,))
         return unfinished
+
+    async def copy_thread(
+        self, thread_id: str, copy: ThreadRecord, *, access: AccessFilter | None = None
+    ) -> ThreadRecord | None:
+        where, args = ["thread_id = ?"], [thread_id]
+        _access_clause("metadata", access, where, args)
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args).fetchone()
+            if row is None:
+                return None
+            source = thread_row(row)
+            copy.metadata, copy.config = source.metadata, source.config
+            copy.values, copy.interrupts, copy.error = source.values, source.interrupts, source.error
+            copy.status = "idle" if source.status == "busy" else source.status
+            if not self._insert_thread(conn, copy):
+                raise Conflict(f"Thread {copy.thread_id} already exists.")
+            for table in ("checkpoints", "writes"):
+                columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "thread_id"]
+                chosen = ", ".join(columns)
+                if table == "checkpoints":
+                    # The copy's checkpoints name the copy as their thread.
+                    chosen = chosen.replace(
+                        "metadata",
+                        "CASE WHEN json_valid(CAST(metadata AS TEXT)) AND "
+                        "json_type(CAST(metadata AS TEXT), '$.thread_id') IS NOT NULL "
+                        "THEN CAST(json_set(CAST(metadata AS TEXT), '$.thread_id', ?) AS BLOB) ELSE metadata END",
+                    )
+                values = (
+                    (copy.thread_id, thread_id) if table == "writes" else (copy.thread_id, copy.thread_id, thread_id)
+                )
+                conn.execute(
+                    f"INSERT INTO {table} (thread_id, {', '.join(columns)}) SELECT ?, {chosen} FROM {table} "
+                    "WHERE thread_id = ?",
+                    values,
+                )
+        return copy
 
     async def search_threads(
         self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
@@ -486,10 +736,11 @@ class SqliteStorage:
         access: AccessFilter | None = None,
         claim_as: str | None = None,
         lease_seconds: float = 0,
+        assistant_config: dict[str, Any] | None = None,
     ) -> Admission:
         thread_id = run.thread_id
         with self._write() as conn:
-            row = conn.execute("SELECT metadata FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+            row = conn.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
             if row is not None and access is not None and not self._visible(conn, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.")
@@ -513,6 +764,10 @@ class SqliteStorage:
                 )
             ]
             check_admission(run, unfinished, max_unfinished)
+            if assistant_config is not None and not unfinished:
+                existing = orjson.loads(row[1]) if row is not None else {}
+                run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
+                change.config = thread_config(assistant_config, existing, run_config)
             claimed = claim_as is not None and not unfinished
             if claimed:
                 run.status, run.attempt = "running", 1
@@ -663,6 +918,22 @@ class SqliteStorage:
         row = self._one("SELECT request FROM gw_runs WHERE run_id = ?", (run_id,))
         return None if row is None or row[0] is None else bytes(row[0])
 
+    async def delete_run(self, thread_id: str, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
+        visible, args = _run_access(access)
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = ? AND thread_id = ?{visible}",
+                (run_id, thread_id, *args),
+            ).fetchone()
+            if row is None:
+                return None
+            run = run_row(row)
+            if run.status in UNFINISHED:
+                raise Conflict(f"Run {run_id} is {run.status}: cancel it before deleting it.")
+            conn.execute("DELETE FROM gw_run_events WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM gw_runs WHERE run_id = ?", (run_id,))
+        return run
+
     async def list_runs(
         self,
         thread_id: str,
@@ -706,6 +977,108 @@ class SqliteStorage:
         )
         return [run_row(row) for row in rows]
 
+    # Crons
+
+    async def create_cron(self, cron: CronRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT INTO gw_crons ({_CRON_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cron.cron_id,
+                    cron.assistant_id,
+                    cron.thread_id,
+                    cron.user_id,
+                    cron.schedule,
+                    cron.timezone,
+                    _moment(cron.end_time),
+                    _moment(cron.next_run_date),
+                    _dumps(cron.payload),
+                    _dumps(cron.metadata),
+                    cron.on_run_completed,
+                    int(cron.enabled),
+                    cron.created_at,
+                    cron.updated_at,
+                ),
+            )
+
+    @staticmethod
+    def _visible_cron(conn: sqlite3.Connection, cron_id: str, access: AccessFilter | None) -> CronRecord | None:
+        where, args = ["cron_id = ?"], [cron_id]
+        _access_clause("metadata", access, where, args)
+        row = conn.execute(f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE {' AND '.join(where)}", args).fetchone()
+        return None if row is None else cron_row(row)
+
+    async def get_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> CronRecord | None:
+        with self._lock:
+            return self._visible_cron(self.conn, cron_id, access)
+
+    async def update_cron(
+        self, cron_id: str, change: CronChange, *, access: AccessFilter | None = None
+    ) -> CronRecord | None:
+        names: list[str] = ["updated_at = ?"]
+        values: list[Any] = [now_iso()]
+        for name in ("schedule", "timezone", "on_run_completed"):
+            if getattr(change, name) is not None:
+                names.append(f"{name} = ?")
+                values.append(getattr(change, name))
+        for name in ("next_run_date", "end_time"):
+            if getattr(change, name) is not None:
+                names.append(f"{name} = ?")
+                values.append(_moment(getattr(change, name)))
+        if change.clear_end_time:
+            names.append("end_time = NULL")
+        if change.enabled is not None:
+            names.append("enabled = ?")
+            values.append(int(change.enabled))
+        for name in ("payload", "metadata"):
+            if getattr(change, name) is not None:
+                names.append(f"{name} = ?")
+                values.append(_dumps(getattr(change, name)))
+        with self._write() as conn:
+            if self._visible_cron(conn, cron_id, access) is None:
+                return None
+            conn.execute(f"UPDATE gw_crons SET {', '.join(names)} WHERE cron_id = ?", (*values, cron_id))
+            return self._visible_cron(conn, cron_id, None)
+
+    async def delete_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> bool:
+        where, args = ["cron_id = ?"], [cron_id]
+        _access_clause("metadata", access, where, args)
+        with self._write() as conn:
+            return conn.execute(f"DELETE FROM gw_crons WHERE {' AND '.join(where)}", args).rowcount == 1
+
+    async def search_crons(
+        self, where: CronFilter, *, limit: int, offset: int, sort_by: str, descending: bool
+    ) -> list[CronRecord]:
+        clause, args = _cron_where(where)
+        direction = "DESC" if descending else "ASC"
+        rows = self._all(
+            f"SELECT {_CRON_COLUMNS} FROM gw_crons{clause} ORDER BY {sort_by} {direction}, cron_id {direction} "
+            "LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return [cron_row(row) for row in rows]
+
+    async def count_crons(self, where: CronFilter) -> int:
+        clause, args = _cron_where(where)
+        return int(self._one(f"SELECT count(*) FROM gw_crons{clause}", args)[0])
+
+    async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
+        moment = _moment(now)
+        rows = self._all(
+            f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE enabled AND next_run_date <= ? "
+            "AND (end_time IS NULL OR end_time >= ?) ORDER BY next_run_date LIMIT ?",
+            (moment, moment, limit),
+        )
+        return [cron_row(row) for row in rows]
+
+    async def claim_cron(self, cron_id: str, tick: datetime, next_run_date: datetime) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE gw_crons SET next_run_date = ? WHERE cron_id = ? AND next_run_date = ?",
+                (_moment(next_run_date), cron_id, _moment(tick)),
+            )
+            return cur.rowcount == 1
+
     # Event log of resumable runs
 
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
@@ -747,3 +1120,13 @@ class SqliteStorage:
 
     async def delete_thread_checkpoints(self, thread_id: str) -> None:
         self.checkpointer.delete_thread(thread_id)
+
+    async def keep_latest_checkpoints(self, thread_id: str) -> None:
+        latest = "SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns"
+        with self._write() as conn:
+            for table in ("writes", "checkpoints"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) NOT IN ({latest})",
+                    (thread_id, thread_id),
+                )
+            conn.execute("UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?", (thread_id,))

@@ -111,6 +111,13 @@ def cm_factory(config: RunnableConfig) -> Iterator[Pregel]:
         EVENTS.append(["exit", run_id])
 
 
+def broken_factory(config: RunnableConfig) -> Any:
+    """Raises when the config asks it to; otherwise gives something that is not a graph."""
+    if config.get("configurable", {}).get("fail"):
+        raise RuntimeError("the factory failed on purpose")
+    return {"not": "a graph"}
+
+
 class Log(TypedDict, total=False):
     run_id: str
     log: list[list[str]]

@@ -1,0 +1,107 @@
+"""StoreService over a real channel, on both backends: the store's five operations, item values
+as JSON text, and errors as status codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import struct_pb2
+from langgraph.gateway.v1 import store_pb2, store_pb2_grpc
+
+from tests._server import GatewayProcess
+from tests._store import indexed, namespace, store_backend, store_gateway
+
+__all__ = ["store_backend", "store_gateway"]
+
+
+@pytest_asyncio.fixture
+async def store(store_gateway: GatewayProcess) -> AsyncIterator[store_pb2_grpc.StoreServiceStub]:
+    async with grpc.aio.insecure_channel(store_gateway.grpc_target) as channel:
+        yield store_pb2_grpc.StoreServiceStub(channel)
+
+
+def _struct(value: dict[str, object]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+async def test_put_get_search_list_delete(store: store_pb2_grpc.StoreServiceStub) -> None:
+    root = namespace()
+    for key, value in (("a", {"text": "first", "n": 1}), ("b", {"text": "second", "n": 2})):
+        await store.PutItem(store_pb2.PutItemRequest(namespace=[*root, "docs"], key=key, value=_struct(value)))
+    await store.PutItem(store_pb2.PutItemRequest(namespace=[*root, "x", "y"], key="c", value=_struct({"n": 3})))
+
+    got = await store.GetItem(store_pb2.GetItemRequest(namespace=[*root, "docs"], key="a"))
+    assert got.HasField("item") and list(got.item.namespace) == [*root, "docs"] and got.item.key == "a"
+    # Integral numbers stay integers: the value comes back as the JSON text the store holds.
+    assert json.loads(got.item.value_json) == {"text": "first", "n": 1} and '"n":1' in got.item.value_json
+    assert got.item.created_at.seconds > 0 and not got.item.HasField("score")
+    missing = await store.GetItem(store_pb2.GetItemRequest(namespace=[*root, "docs"], key="nope"))
+    assert not missing.HasField("item")
+
+    found = await store.SearchItems(store_pb2.SearchItemsRequest(namespace_prefix=root))
+    assert sorted(item.key for item in found.items) == ["a", "b", "c"]
+    filtered = await store.SearchItems(
+        store_pb2.SearchItemsRequest(namespace_prefix=root, filter=_struct({"n": {"$gt": 1}}))
+    )
+    assert sorted(item.key for item in filtered.items) == ["b", "c"]
+    assert not (await store.SearchItems(store_pb2.SearchItemsRequest(namespace_prefix=root, limit=0))).items
+    page = await store.SearchItems(store_pb2.SearchItemsRequest(namespace_prefix=root, limit=2, offset=1))
+    assert len(page.items) == 2
+
+    listed = await store.ListNamespaces(store_pb2.ListNamespacesRequest(prefix=root))
+    assert [list(ns.labels) for ns in listed.namespaces] == [[*root, "docs"], [*root, "x", "y"]]
+    cut = await store.ListNamespaces(store_pb2.ListNamespacesRequest(prefix=root, max_depth=2))
+    assert [list(ns.labels) for ns in cut.namespaces] == [[*root, "docs"], [*root, "x"]]
+
+    await store.DeleteItem(store_pb2.DeleteItemRequest(namespace=[*root, "docs"], key="a"))
+    gone = await store.GetItem(store_pb2.GetItemRequest(namespace=[*root, "docs"], key="a"))
+    assert not gone.HasField("item")
+
+
+async def test_semantic_search_scores(store: store_pb2_grpc.StoreServiceStub, store_backend: str) -> None:
+    if not indexed(store_backend):
+        pytest.skip("this Postgres has no pgvector: its gateway serves the store without the semantic index")
+    root = namespace()
+    await store.PutItem(store_pb2.PutItemRequest(namespace=root, key="a", value=_struct({"text": "red apples"})))
+    await store.PutItem(store_pb2.PutItemRequest(namespace=root, key="b", value=_struct({"text": "blue sky"})))
+    await store.PutItem(
+        store_pb2.PutItemRequest(namespace=root, key="c", value=_struct({"text": "red apples"}), skip_index=True)
+    )
+    found = await store.SearchItems(store_pb2.SearchItemsRequest(namespace_prefix=root, query="red apples"))
+    assert [item.key for item in found.items] == ["a", "b"]
+    assert found.items[0].HasField("score") and found.items[0].score == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        store_pb2.PutItemRequest(namespace=["a.b"], key="k"),
+        store_pb2.PutItemRequest(namespace=["a", ""], key="k"),
+        store_pb2.PutItemRequest(namespace=[], key="k"),
+        store_pb2.PutItemRequest(namespace=["langgraph"], key="k"),
+        store_pb2.PutItemRequest(namespace=["a"], key="k", skip_index=True, index_fields=["text"]),
+        store_pb2.PutItemRequest(namespace=["a"], key="k", ttl_minutes=-1),
+        store_pb2.SearchItemsRequest(namespace_prefix=["a"], limit=-1),
+        store_pb2.SearchItemsRequest(namespace_prefix=["a"], filter=_struct({"n": {"$nope": 1}})),
+        store_pb2.ListNamespacesRequest(prefix=["a.b"]),
+        store_pb2.ListNamespacesRequest(max_depth=0),
+    ],
+    ids=lambda r: type(r).__name__,
+)
+async def test_malformed_requests_are_invalid_argument(
+    store: store_pb2_grpc.StoreServiceStub, request_: object
+) -> None:
+    method = {
+        store_pb2.PutItemRequest: store.PutItem,
+        store_pb2.SearchItemsRequest: store.SearchItems,
+        store_pb2.ListNamespacesRequest: store.ListNamespaces,
+    }[type(request_)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await method(request_)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()

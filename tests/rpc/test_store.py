@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import store_pb2, store_pb2_grpc
 
 from tests._server import GatewayProcess
-from tests._store import indexed, namespace, store_backend, store_gateway
+from tests._store import indexed, namespace, store_backend, store_gateway, write_config
 
 __all__ = ["store_backend", "store_gateway"]
 
@@ -105,3 +106,29 @@ async def test_malformed_requests_are_invalid_argument(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await method(request_)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+
+
+async def test_the_store_handlers_apply_over_grpc(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path / "gateway.sqlite", config=write_config(tmp_path, auth=True)).start()
+    try:
+        async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+            store = store_pb2_grpc.StoreServiceStub(channel)
+            alice, bob = (("authorization", "Bearer alice"),), (("authorization", "Bearer bob"),)
+            put = store_pb2.PutItemRequest(namespace=["notes"], key="k", value=_struct({"v": 1}))
+            await store.PutItem(put, metadata=alice)
+            # The handler put the caller's identity in front of the namespace.
+            got = await store.GetItem(store_pb2.GetItemRequest(namespace=["notes"], key="k"), metadata=alice)
+            assert list(got.item.namespace) == ["alice", "notes"]
+            theirs = await store.GetItem(store_pb2.GetItemRequest(namespace=["notes"], key="k"), metadata=bob)
+            assert not theirs.HasField("item")
+            listed = await store.ListNamespaces(store_pb2.ListNamespacesRequest(), metadata=alice)
+            assert [list(ns.labels) for ns in listed.namespaces] == [["alice", "notes"]]
+            for metadata, code in (
+                ((("authorization", "Bearer mallory"),), grpc.StatusCode.PERMISSION_DENIED),
+                ((), grpc.StatusCode.UNAUTHENTICATED),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await store.PutItem(put, metadata=metadata)
+                assert caught.value.code() == code
+    finally:
+        proc.kill()

@@ -15,6 +15,7 @@ from langgraph.gateway.v1 import store_pb2, store_pb2_grpc
 
 from tests._server import GatewayProcess
 from tests._store import indexed, namespace, store_backend, store_gateway, write_config
+from tests.rpc.test_grpcurl import grpcurl
 
 __all__ = ["store_backend", "store_gateway"]
 
@@ -132,3 +133,16 @@ async def test_the_store_handlers_apply_over_grpc(tmp_path: Path) -> None:
                 assert caught.value.code() == code
     finally:
         proc.kill()
+
+
+def test_grpcurl_puts_and_searches(gateway: GatewayProcess) -> None:
+    # The README's example, with a namespace of the test's own.
+    root = namespace()[0]
+    item = {"namespace": [root, "prefs"], "key": "theme", "value": {"color": "dark", "size": 12}}
+    put = grpcurl(gateway, "langgraph.gateway.v1.StoreService/PutItem", data=json.dumps(item))
+    assert put.returncode == 0 and json.loads(put.stdout) == {}, put.stderr
+    search = {"namespace_prefix": [root], "filter": {"color": "dark"}}
+    found = grpcurl(gateway, "langgraph.gateway.v1.StoreService/SearchItems", data=json.dumps(search))
+    assert found.returncode == 0, found.stderr
+    [got] = json.loads(found.stdout)["items"]
+    assert (got["namespace"], got["key"], json.loads(got["value_json"])) == ([root, "prefs"], "theme", item["value"])

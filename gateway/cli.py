@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=d.log_level)
     serve.add_argument("--log-format", choices=("text", "json"), default=d.log_format, help=_LOG_FORMAT_HELP)
     serve.add_argument(
+        "--cron-interval",
+        type=float,
+        default=d.cron_interval,
+        help="seconds between looks for crons that are due (default: %(default)s)",
+    )
+    serve.add_argument(
         "--metrics-port",
         type=int,
         default=d.metrics_port,

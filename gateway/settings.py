@@ -63,6 +63,8 @@ class Settings:
     max_attempts: int = 3
     # Seconds between looks at the queue when no signal came (signals may be lost).
     poll_seconds: float = 1.0
+    # Seconds between looks for crons that are due (as the Agent Server's scheduler, 5 s).
+    cron_interval: float = 5.0
     # Processes serving the same ports (each one all of the gateway).
     workers: int = 1
     # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).

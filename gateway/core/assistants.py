@@ -1,9 +1,14 @@
-"""The system assistants: one per graph of the config, with the Agent Server's ids."""
+"""Assistants: one system assistant per graph of the config, with the Agent Server's ids, and
+those users create, each a graph with its own config, context and metadata, in versions (an
+update is the next version; any version can be made the latest again). Runs take the config
+and context of the version that is the latest when they are created."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -14,14 +19,44 @@ from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.core.access import Access, metadata_of
 from gateway.core.graphs import Graphs
-from gateway.errors import InvalidArgument, NotFound
-from gateway.records import AccessFilter, AssistantFilter, AssistantRecord, now_iso
+from gateway.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound
+from gateway.records import (
+    ASSISTANT_SORT_KEYS,
+    AccessFilter,
+    AssistantChange,
+    AssistantFilter,
+    AssistantRecord,
+    now_iso,
+    synced_config,
+)
 from gateway.storage import RecordStore
 
 logger = logging.getLogger("gateway.assistants")
 
 # Configurable keys the runtime sets itself: not part of an assistant's config schema.
 _RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_id", "checkpoint_ns", "thread_id")
+_BOTH = (
+    "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced in "
+    "LangGraph 0.6.0 and is the long term planned replacement for configurable."
+)
+
+# What deleting an assistant does to its threads and runs (gateway.core.threads): called with
+# the assistant's id and whether its threads go too.
+Cascade = Callable[[str, bool], Awaitable[None]]
+
+
+def check_assistant_id(assistant_id: str) -> str:
+    if not is_uuid(assistant_id):
+        raise InvalidArgument(f"assistant_id {assistant_id!r} is not a UUID")
+    return assistant_id
+
+
+def _check_config(config: dict[str, Any] | None, context: dict[str, Any] | None) -> None:
+    configurable = (config or {}).get("configurable")
+    if configurable is not None and not isinstance(configurable, dict):
+        raise InvalidArgument("config.configurable must be an object")
+    if configurable and context:
+        raise BadRequest(_BOTH)
 
 
 class Assistants:
@@ -37,7 +72,7 @@ class Assistants:
         self.graphs = graphs
         self._builder = builder
         self._access = access or Access(None, storage)
-        self._by_id: dict[str, AssistantRecord] = {}
+        self.cascade: Cascade | None = None
 
     async def setup(self) -> None:
         for spec in self.graphs.values():
@@ -50,10 +85,14 @@ class Assistants:
                 updated_at=now,
                 metadata={"created_by": "system"},
             )
-            self._by_id[spec.assistant_id] = await self.storage.put_assistant(record)
+            await self.storage.put_assistant(record)
 
     def _spec(self, record: AssistantRecord) -> GraphSpec:
         return self.graphs[record.graph_id]
+
+    def _check_graph(self, graph_id: str) -> None:
+        if graph_id not in self.graphs:
+            raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}")
 
     async def get(self, assistant_id: str) -> AssistantRecord:
         """By UUID or by graph name, if the caller may read it."""
@@ -68,13 +107,14 @@ class Assistants:
 
     async def _lookup(self, assistant_id: str) -> AssistantRecord:
         if assistant_id in self.graphs:
-            return self._by_id[self.graphs[assistant_id].assistant_id]
-        if not is_uuid(assistant_id):
+            assistant_id = self.graphs[assistant_id].assistant_id
+        elif not is_uuid(assistant_id):
             raise InvalidArgument(
                 f"Invalid assistant: {assistant_id!r}. Must be either:\n- A valid assistant UUID, or\n"
                 f"- One of the registered graphs: {', '.join(self.graphs)}"
             )
-        record = self._by_id.get(assistant_id) or await self.storage.get_assistant(assistant_id)
+        # Read each time: any process may have updated it.
+        record = await self.storage.get_assistant(assistant_id)
         if record is None or record.graph_id not in self.graphs:
             raise NotFound(f"Assistant {assistant_id} not found.")
         return record
@@ -84,9 +124,130 @@ class Assistants:
         record = await self._lookup(assistant_id)
         return record, self._spec(record)
 
-    def get_config(self, assistant_id: str) -> dict[str, Any]:
-        record = self._by_id.get(assistant_id)
-        return dict(record.config) if record is not None else {}
+    # Creating and changing assistants
+
+    async def create(
+        self,
+        *,
+        graph_id: str,
+        assistant_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_exists: str = "raise",
+        name: str | None = None,
+        description: str | None = None,
+    ) -> AssistantRecord:
+        if if_exists not in ("raise", "do_nothing"):
+            raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
+        assistant_id = check_assistant_id(assistant_id) if assistant_id else str(uuid.uuid4())
+        self._check_graph(graph_id)
+        _check_config(config, context)
+        value: dict[str, Any] = {
+            "assistant_id": UUID(assistant_id),
+            "graph_id": graph_id,
+            "config": dict(config or {}),
+            "context": context,
+            "metadata": dict(metadata or {}),
+            "name": name or "Untitled",
+        }
+        access = await self._access.check("assistants", "create", value)
+        synced, synced_context = synced_config(dict(config or {}), context)
+        now = now_iso()
+        record = AssistantRecord(
+            assistant_id=assistant_id,
+            graph_id=graph_id,
+            name=name or "Untitled",
+            created_at=now,
+            updated_at=now,
+            config=synced,
+            context=synced_context,
+            metadata=metadata_of(value),
+            description=description,
+        )
+        if await self.storage.create_assistant(record):
+            return record
+        # Another caller's assistant exists too, as far as this one can tell: not revealed as such.
+        existing = await self.storage.get_assistant(assistant_id, access=access)
+        if existing is not None and if_exists == "do_nothing":
+            return existing
+        raise AlreadyExists(f"Assistant {assistant_id} already exists")
+
+    async def update(
+        self,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> AssistantRecord:
+        """Makes the assistant's next version: `config` and `context` replace the latest
+        version's, `metadata` is merged into it."""
+        check_assistant_id(assistant_id)
+        value = {
+            "assistant_id": UUID(assistant_id),
+            "graph_id": graph_id,
+            "config": dict(config or {}),
+            "context": context,
+            "metadata": dict(metadata or {}),
+            "name": name,
+        }
+        access = await self._access.check("assistants", "update", value)
+        _check_config(config, context)
+        if graph_id is not None:
+            self._check_graph(graph_id)
+        change = AssistantChange(
+            graph_id=graph_id,
+            config=config,
+            context=context,
+            metadata=metadata_of(value) if metadata is not None else None,
+            name=name,
+            description=description,
+        )
+        updated = await self.storage.update_assistant(assistant_id, change, access=access)
+        if updated is None:
+            raise NotFound(f"Assistant {assistant_id} not found")
+        return updated
+
+    async def set_latest(self, assistant_id: str, version: int) -> AssistantRecord:
+        check_assistant_id(assistant_id)
+        access = await self._access.check(
+            "assistants", "update", {"assistant_id": UUID(assistant_id), "version": version}
+        )
+        record = await self.storage.set_assistant_version(assistant_id, version, access=access)
+        if record is None:
+            raise NotFound(f"Assistant {assistant_id} not found")
+        return record
+
+    async def versions(
+        self, assistant_id: str, *, metadata: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
+    ) -> list[AssistantRecord]:
+        """The assistant's versions, newest first."""
+        check_assistant_id(assistant_id)
+        access = await self._access.check("assistants", "read", {"assistant_id": UUID(assistant_id)})
+        found = await self.storage.list_assistant_versions(
+            assistant_id, metadata=metadata or None, limit=limit, offset=offset, access=access
+        )
+        if not found:
+            raise NotFound(f"Assistant {assistant_id} not found")
+        return found
+
+    async def delete(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+        """Deletes the assistant, its versions and crons; its unfinished runs are cancelled and,
+        with `delete_threads`, the threads it ran on (metadata.assistant_id) deleted."""
+        check_assistant_id(assistant_id)
+        access = await self._access.check("assistants", "delete", {"assistant_id": UUID(assistant_id)})
+        if await self.storage.get_assistant(assistant_id, access=access) is None:
+            raise NotFound(f"Assistant with ID {assistant_id} not found")
+        if self.cascade is not None:
+            await self.cascade(assistant_id, delete_threads)
+        if not await self.storage.delete_assistant(assistant_id, access=access):
+            raise NotFound(f"Assistant with ID {assistant_id} not found")
+
+    # Finding assistants
 
     async def search(
         self,
@@ -96,11 +257,19 @@ class Assistants:
         metadata: dict[str, Any] | None = None,
         limit: int = 10,
         offset: int = 0,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
     ) -> list[AssistantRecord]:
+        if sort_by is not None and sort_by not in ASSISTANT_SORT_KEYS:
+            raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(ASSISTANT_SORT_KEYS)}")
+        if sort_order is not None and sort_order not in ("asc", "desc"):
+            raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
         value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": limit, "offset": offset}
         access = await self._access.check("assistants", "search", value)
         where = self._filter(graph_id, name, metadata_of(value), access)
-        return await self.storage.search_assistants(where, limit=limit, offset=offset)
+        return await self.storage.search_assistants(
+            where, limit=limit, offset=offset, sort_by=sort_by or "created_at", descending=sort_order != "asc"
+        )
 
     async def count(
         self, *, graph_id: str | None = None, name: str | None = None, metadata: dict[str, Any] | None = None
@@ -112,9 +281,11 @@ class Assistants:
     def _filter(
         self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None, access: AccessFilter | None
     ) -> AssistantFilter:
-        if graph_id is not None and graph_id not in self.graphs:
-            raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}")
+        if graph_id is not None:
+            self._check_graph(graph_id)
         return AssistantFilter(graph_id=graph_id, name=name, metadata=metadata or None, access=access)
+
+    # The graph behind an assistant
 
     async def graph_json(self, assistant_id: str, *, xray: bool | int = False) -> dict[str, Any]:
         """The graph's nodes and edges, as LangGraph draws it; `xray` expands subgraphs."""
@@ -139,14 +310,36 @@ class Assistants:
         record = await self.get(assistant_id)
         spec = self._spec(record)
         async with self._builder.build(spec, record.config, "assistants.read", checkpointer=None) as graph:
-            return {
-                "graph_id": spec.graph_id,
-                "input_schema": _schema(graph.get_input_jsonschema, "input", spec.graph_id),
-                "output_schema": _schema(graph.get_output_jsonschema, "output", spec.graph_id),
-                "state_schema": _schema(lambda: _state_schema(graph, spec.graph_id), "state", spec.graph_id),
-                "config_schema": _schema(lambda: _config_schema(graph), "config", spec.graph_id),
-                "context_schema": _schema(graph.get_context_jsonschema, "context", spec.graph_id),
-            }
+            # The Agent Server names a graph left with LangGraph's default name after its graph id.
+            base = spec.graph_id if graph.name == "LangGraph" else graph.name
+            state_name = f"{base}State" if base[:1].isupper() else f"{base}_state"
+            return {"graph_id": spec.graph_id, **_graph_schemas(graph, state_name, spec.graph_id)}
+
+    async def subgraphs(
+        self, assistant_id: str, *, namespace: str | None = None, recurse: bool = False
+    ) -> dict[str, Any]:
+        """The schemas of the graph's subgraphs by namespace (under `namespace` only, and with
+        `recurse` those of their subgraphs too)."""
+        record = await self.get(assistant_id)
+        spec = self._spec(record)
+        async with self._builder.build(spec, record.config, "assistants.read", checkpointer=None) as graph:
+            try:
+                return {
+                    ns: _graph_schemas(subgraph, subgraph.get_name("State"), f"{spec.graph_id}|{ns}")
+                    async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=recurse)
+                }
+            except NotImplementedError:
+                raise InvalidArgument("The graph does not support visualization") from None
+
+
+def _graph_schemas(graph: Any, state_name: str, where: str) -> dict[str, Any]:
+    return {
+        "input_schema": _schema(graph.get_input_jsonschema, "input", where),
+        "output_schema": _schema(graph.get_output_jsonschema, "output", where),
+        "state_schema": _schema(lambda: _state_schema(graph, state_name), "state", where),
+        "config_schema": _schema(lambda: _config_schema(graph), "config", where),
+        "context_schema": _schema(graph.get_context_jsonschema, "context", where),
+    }
 
 
 def _schema(make: Any, what: str, graph_id: str) -> Any:
@@ -159,7 +352,7 @@ def _schema(make: Any, what: str, graph_id: str) -> Any:
         return None
 
 
-def _state_schema(graph: Any, graph_id: str) -> dict[str, Any]:
+def _state_schema(graph: Any, name: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key in graph.stream_channels_list:
         update_type = graph.channels[key].UpdateType
@@ -168,9 +361,6 @@ def _state_schema(graph: Any, graph_id: str) -> dict[str, Any]:
             fields[key] = (update_type, None)
         except Exception:
             fields[key] = (Any, None)
-    # The Agent Server names a graph left with LangGraph's default name after its graph id.
-    base = graph_id if graph.name == "LangGraph" else graph.name
-    name = f"{base}State" if base[:1].isupper() else f"{base}_state"
     return create_model(name, **fields).model_json_schema()
 
 

@@ -47,10 +47,9 @@ class Executor:
         return self._storage.checkpointer
 
     def _config(self, live: LiveRun) -> dict[str, Any]:
+        # The request holds its assistant's config and context (RunService merged them in).
         req = live.request
-        assistant_config = self._assistants.get_config(live.record.assistant_id)
         configurable = {
-            **(assistant_config.get("configurable") or {}),
             **(req.config.get("configurable") or {}),
             **req.context,
             "run_id": live.run_id,
@@ -72,7 +71,7 @@ class Executor:
         }
         # No recursion_limit unless the request or the assistant sets one: LangGraph's own
         # default (LANGGRAPH_DEFAULT_RECURSION_LIMIT) applies, as on the Agent Server.
-        return {**assistant_config, **req.config, "configurable": configurable, "metadata": metadata}
+        return {**req.config, "configurable": configurable, "metadata": metadata}
 
     async def _input(self, live: LiveRun) -> Any:
         req = live.request

@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import LocalBus
+from gateway.core.crons import Crons
 from gateway.core.executor import Executor
 from gateway.core.graphs import Graphs
 from gateway.core.metrics import RUNS_QUEUED
@@ -75,6 +76,8 @@ class Gateway:
         self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
         self.bus.ended = self.runs.ended
         self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, graphs, access=access)
+        self.assistants.cascade = self.threads.assistant_deleted
+        self.crons = Crons(self.storage, self.assistants, self.runs, access=access, interval=settings.cron_interval)
         self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage, signals)
         self._pruner: asyncio.Task[None] | None = None
         self.draining = False
@@ -96,6 +99,7 @@ class Gateway:
         if pruned:
             logger.info("pruned %d events of resumable runs older than %.0f s", pruned, self.settings.event_retention)
         self._pruner = asyncio.create_task(self._prune(), name="prune-events")
+        self.crons.start()
 
     async def _prune(self) -> None:
         while True:
@@ -109,6 +113,7 @@ class Gateway:
         """Takes no new runs; live ones get `grace` seconds to finish, then are interrupted
         (or, in a shared deployment, handed back to the queue)."""
         self.draining = True
+        await self.crons.close()
         await self.scheduler.shutdown(grace)
 
     def dependency_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
@@ -123,6 +128,7 @@ class Gateway:
         RUNS_QUEUED.set(await self.storage.count_runs(("pending",)))
 
     async def close(self) -> None:
+        await self.crons.close()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

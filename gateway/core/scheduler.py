@@ -98,6 +98,10 @@ class Scheduler:
         for run_id in [r for r, f in self._finished.items() if f.record.thread_id == thread_id]:
             del self._finished[run_id]
 
+    def forget_run(self, run_id: str) -> None:
+        """Forgets a finished run that was deleted."""
+        self._finished.pop(run_id, None)
+
     def on_admitted(self, handler: AdmittedHandler) -> None:
         self._on_admitted.append(handler)
 
@@ -108,7 +112,13 @@ class Scheduler:
         return self._settings.max_concurrent_runs - self._executing
 
     async def admit(
-        self, record: RunRecord, request: RunCreate, spec: GraphSpec, *, access: AccessFilter | None = None
+        self,
+        record: RunRecord,
+        request: RunCreate,
+        spec: GraphSpec,
+        *,
+        access: AccessFilter | None = None,
+        assistant_config: dict[str, Any] | None = None,
     ) -> RunRecord:
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
@@ -130,6 +140,7 @@ class Scheduler:
             max_unfinished=self._settings.max_queued_runs,
             claim_as=self.owner if self._free > 0 else None,
             lease_seconds=self._settings.lease_seconds,
+            assistant_config=assistant_config,
         )
         if admission.claimed:
             self._start(self._register(record, request, spec))

@@ -24,6 +24,7 @@ from gateway.records import (
     MULTITASK_STRATEGIES,
     STREAM_MODES,
     UNFINISHED,
+    AssistantRecord,
     CancelAction,
     Event,
     RunCreate,
@@ -123,6 +124,18 @@ def validate(req: RunCreate) -> None:
         raise BadRequest("You must provide a thread_id when resuming.")
 
 
+def _take_assistant_config(req: RunCreate, assistant: AssistantRecord) -> None:
+    """The run takes its assistant's config and context (the latest version's, now), under its
+    own, as the Agent Server's runs do."""
+    if assistant.config:
+        configurable = {**(assistant.config.get("configurable") or {}), **(req.config.get("configurable") or {})}
+        req.config = {**assistant.config, **req.config}
+        if configurable:
+            req.config["configurable"] = configurable
+    if assistant.context:
+        req.context = {**assistant.context, **req.context}
+
+
 def _kwargs(req: RunCreate) -> dict[str, object]:
     # The run's `kwargs` as the Agent Server shows them.
     return {
@@ -167,6 +180,7 @@ class RunService:
     async def _admit(self, req: RunCreate) -> RunRecord:
         validate(req)
         assistant, spec = await self._assistants.resolve(req.assistant_id)
+        _take_assistant_config(req, assistant)
         now = now_iso()
         thread_id = req.thread_id
         if thread_id is None:
@@ -185,7 +199,7 @@ class RunService:
             kwargs=_kwargs(req),
         )
         access = await self._access.create_run(req, record, assistant)
-        admitted = await self._scheduler.admit(record, req, spec, access=access)
+        admitted = await self._scheduler.admit(record, req, spec, access=access, assistant_config=assistant.config)
         RUNS_CREATED.labels(spec.graph_id, edge.get()).inc()
         tracing.annotate(_span_ids(admitted))
         return admitted
@@ -200,6 +214,13 @@ class RunService:
         request says on_disconnect=cancel)."""
         record = await self._admit(req)
         return record, asyncio.ensure_future(self._outcome(record, cancel=req.on_disconnect == "cancel"))
+
+    async def create_batch(self, requests: Sequence[RunCreate]) -> list[RunRecord]:
+        """Background runs, each stateless on a thread of its own, created in order once all of
+        them are valid."""
+        for req in requests:
+            validate(req)
+        return [await self._admit(req) for req in requests]
 
     # Finding runs
 
@@ -403,6 +424,18 @@ class RunService:
         if targets and not found and not statuses:
             raise NotFound(f"No runs found to cancel: {', '.join(run_ids or ())} on thread {thread_id}.")
         return found
+
+    # Deleting runs
+
+    async def delete(self, thread_id: str, run_id: str) -> None:
+        """Deletes a run that ended, with its events and the checkpoints it wrote."""
+        check_ids(thread_id, run_id)
+        access = await self._access.check("threads", "delete", {"thread_id": UUID(thread_id), "run_id": UUID(run_id)})
+        if await self._storage.delete_run(thread_id, run_id, access=access) is None:
+            raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
+        await self._storage.delete_run_checkpoints(thread_id, run_id)
+        self._scheduler.forget_run(run_id)
+        await self._bus.forget([run_id])
 
     def cancel_soon(self, run_id: str) -> None:
         self._scheduler.cancel_soon(run_id)

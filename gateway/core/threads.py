@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -19,9 +20,29 @@ from gateway.core.bus import EventBus
 from gateway.core.graphs import Graphs
 from gateway.core.scheduler import Scheduler
 from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
-from gateway.errors import AlreadyExists, BadRequest, Conflict, InvalidArgument, NotFound, PermissionDenied
-from gateway.records import THREAD_STATUSES, ThreadChange, ThreadFilter, ThreadRecord, ThreadStatus, now_iso
+from gateway.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from gateway.records import (
+    THREAD_STATUSES,
+    UNFINISHED,
+    ThreadChange,
+    ThreadFilter,
+    ThreadRecord,
+    ThreadStatus,
+    now_iso,
+)
 from gateway.storage import THREAD_SORT_KEYS, Storage
+
+logger = logging.getLogger("gateway.threads")
+
+PRUNE_STRATEGIES = ("delete", "keep_latest")
 
 
 @contextmanager
@@ -111,6 +132,69 @@ class Threads:
         self._scheduler.forget_thread(thread_id)
         await self._bus.forget(unfinished)
         await self.storage.delete_thread_checkpoints(thread_id)
+
+    async def copy(self, thread_id: str) -> ThreadRecord:
+        """A new thread with the thread's metadata, state and checkpoints."""
+        access = await self._access.check("threads", "read", {"thread_id": UUID(check_thread_id(thread_id))})
+        copy_id = uuid7()
+        # Whoever may read the thread must also be allowed to create one.
+        await self._access.check("threads", "create", {"thread_id": UUID(copy_id)})
+        now = now_iso()
+        copied = await self.storage.copy_thread(thread_id, ThreadRecord(copy_id, now, now, now, {}), access=access)
+        if copied is None:
+            # As the Agent Server answers: a conflict, not a 404.
+            raise Conflict(f"Thread {thread_id} not found: there is nothing to copy.")
+        return copied
+
+    async def prune(self, thread_ids: list[str], *, strategy: str = "delete") -> int:
+        """Deletes the threads (`delete`), or all but their latest checkpoints (`keep_latest`);
+        returns how many of them there were."""
+        for thread_id in thread_ids:
+            check_thread_id(thread_id)
+        if strategy not in PRUNE_STRATEGIES:
+            raise InvalidArgument(f"Invalid strategy: {strategy}. Expected 'delete' or 'keep_latest'.")
+        if not thread_ids:
+            return 0
+        access = await self._access.check("threads", "delete", {"thread_ids": [UUID(t) for t in thread_ids]})
+        if access is not None:
+            for thread_id in thread_ids:
+                if await self.storage.get_thread(thread_id, access=access) is None:
+                    raise NotFound("At least one thread not found or not authorized")
+        pruned = 0
+        for thread_id in dict.fromkeys(thread_ids):
+            if strategy == "delete":
+                try:
+                    await self.delete(thread_id)
+                except NotFound:
+                    continue
+            elif await self.storage.get_thread(thread_id) is None:
+                continue
+            else:
+                await self.storage.keep_latest_checkpoints(thread_id)
+            pruned += 1
+        return pruned
+
+    async def assistant_deleted(self, assistant_id: str, delete_threads: bool) -> None:
+        """What deleting an assistant does to threads and runs: its unfinished runs are
+        cancelled and, with `delete_threads`, the threads it ran on deleted (those the caller may
+        not delete are left)."""
+        if delete_threads:
+            where = ThreadFilter(metadata={"assistant_id": assistant_id})
+            while found := await self.storage.search_threads(
+                where, limit=100, offset=0, sort_by="created_at", descending=False
+            ):
+                deleted = 0
+                for thread in found:
+                    try:
+                        await self.delete(thread.thread_id)
+                        deleted += 1
+                    except GatewayError as exc:
+                        logger.warning("thread %s of assistant %s is left: %s", thread.thread_id, assistant_id, exc)
+                if not deleted:
+                    break
+        for run in await self.storage.runs_with_status(UNFINISHED):
+            if run.assistant_id == assistant_id:
+                await self._scheduler.cancel(run.run_id, "interrupt")
 
     async def patch(self, thread_id: str, *, metadata: dict[str, Any]) -> ThreadRecord:
         """Merges `metadata` into the thread's metadata."""
@@ -222,6 +306,9 @@ class Threads:
         if await self.storage.unfinished_runs(thread_id):
             raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
+        if isinstance(graph_id := thread.metadata.get("graph_id"), str):
+            # The checkpoint it writes names its graph, as the Agent Server's do.
+            configurable["graph_id"] = graph_id
         async with self._graph(thread, "threads.update") as graph:
             if graph is None:
                 raise BadRequest(

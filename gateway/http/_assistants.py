@@ -1,4 +1,5 @@
-"""Assistant routes: read, search and count assistants, and their graphs and schemas."""
+"""Assistant routes: create, read, update (a new version), delete, search and count assistants,
+their versions, and their graphs, subgraphs and schemas."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, read_object, type_name
@@ -32,6 +34,102 @@ def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> 
     return value
 
 
+def _field(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+        raise InvalidArgument(f"{name} must be {what}, not {type_name(value)}")
+    return value
+
+
+def _definition(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an assistant a create or an update sets."""
+    fields = {
+        "graph_id": _field(body, "graph_id", str, "a string"),
+        "config": _field(body, "config", dict, "an object"),
+        "context": _field(body, "context", dict, "an object"),
+        "metadata": _field(body, "metadata", dict, "an object"),
+        "name": _field(body, "name", str, "a string"),
+        "description": _field(body, "description", str, "a string"),
+    }
+    return fields
+
+
+def _select(items: list[dict[str, Any]], body: dict[str, Any], allowed: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Only the fields `select` names, as the Agent Server answers a search with `select`."""
+    select = body.get("select")
+    if select is None:
+        return items
+    if not isinstance(select, list) or not all(isinstance(f, str) and f in allowed for f in select):
+        raise InvalidArgument(f"select must be an array of fields among: {', '.join(allowed)}")
+    return [{k: v for k, v in item.items() if k in select} for item in items]
+
+
+_FIELDS = (
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+)
+
+
+@endpoint
+async def create_assistant(request: Request) -> Response:
+    body = await read_object(request)
+    fields = _definition(body)
+    if fields["graph_id"] is None:
+        raise InvalidArgument("graph_id is required")
+    assistant_id = _field(body, "assistant_id", str, "a UUID")
+    if assistant_id is not None and not is_uuid(assistant_id):
+        raise InvalidArgument("Invalid assistant ID: must be a UUID")
+    if_exists = _field(body, "if_exists", str, "'raise' or 'do_nothing'") or "raise"
+    assistant = await backend(request).create_assistant(assistant_id=assistant_id, if_exists=if_exists, **fields)
+    return json_response(assistant)
+
+
+@endpoint
+async def patch_assistant(request: Request) -> Response:
+    assistant_id = path_uuid(request, "assistant_id")
+    body = await read_object(request, optional=True)
+    return json_response(await backend(request).update_assistant(assistant_id, **_definition(body)))
+
+
+@endpoint
+async def delete_assistant(request: Request) -> Response:
+    assistant_id = path_uuid(request, "assistant_id")
+    delete_threads = request.query_params.get("delete_threads", "").lower() == "true"
+    await backend(request).delete_assistant(assistant_id, delete_threads=delete_threads)
+    return Response(status_code=204)
+
+
+@endpoint
+async def list_versions(request: Request) -> Response:
+    assistant_id = path_uuid(request, "assistant_id")
+    body = await read_object(request, optional=True)
+    versions = await backend(request).assistant_versions(
+        assistant_id,
+        metadata=_field(body, "metadata", dict, "an object") or None,
+        limit=_int(body, "limit", 10, 1, 1000),
+        offset=_int(body, "offset", 0, 0, 2**31),
+    )
+    return json_response(versions)
+
+
+@endpoint
+async def set_latest_version(request: Request) -> Response:
+    assistant_id = path_uuid(request, "assistant_id")
+    body = await read_object(request, optional=True)
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InvalidArgument(f"version must be an integer, not {type_name(version)}")
+    return json_response(await backend(request).set_latest_assistant_version(assistant_id, version))
+
+
 @endpoint
 async def get_assistant(request: Request) -> Response:
     # Only UUIDs here, as the Agent Server: graph names count only where runs are created.
@@ -42,8 +140,15 @@ async def get_assistant(request: Request) -> Response:
 async def search_assistants(request: Request) -> Response:
     body = await read_object(request, optional=True)
     limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, 2**31)
-    found = await backend(request).search_assistants(**_filters(body), limit=limit + 1, offset=offset)
-    return json_response(found[:limit], headers=pagination_headers(len(found), limit, offset))
+    found = await backend(request).search_assistants(
+        **_filters(body),
+        limit=limit + 1,
+        offset=offset,
+        sort_by=_field(body, "sort_by", str, "a field of an assistant"),
+        sort_order=_field(body, "sort_order", str, "'asc' or 'desc'"),
+    )
+    shown = _select(found[:limit], body, _FIELDS)
+    return json_response(shown, headers=pagination_headers(len(found), limit, offset))
 
 
 @endpoint
@@ -73,10 +178,27 @@ async def get_schemas(request: Request) -> Response:
     return json_response(await backend(request).assistant_schemas(request.path_params["assistant_id"]))
 
 
+@endpoint
+async def get_subgraphs(request: Request) -> Response:
+    assistant_id = path_uuid(request, "assistant_id")
+    recurse = request.query_params.get("recurse", "False") in ("true", "True")
+    subgraphs = await backend(request).assistant_subgraphs(
+        assistant_id, namespace=request.path_params.get("namespace"), recurse=recurse
+    )
+    return json_response(subgraphs)
+
+
 routes = [
+    Route("/assistants", create_assistant, methods=["POST"]),
     Route("/assistants/search", search_assistants, methods=["POST"]),
     Route("/assistants/count", count_assistants, methods=["POST"]),
+    Route("/assistants/{assistant_id}/latest", set_latest_version, methods=["POST"]),
+    Route("/assistants/{assistant_id}/versions", list_versions, methods=["POST"]),
     Route("/assistants/{assistant_id}", get_assistant, methods=["GET"]),
+    Route("/assistants/{assistant_id}", patch_assistant, methods=["PATCH"]),
+    Route("/assistants/{assistant_id}", delete_assistant, methods=["DELETE"]),
     Route("/assistants/{assistant_id}/graph", get_graph, methods=["GET"]),
     Route("/assistants/{assistant_id}/schemas", get_schemas, methods=["GET"]),
+    Route("/assistants/{assistant_id}/subgraphs", get_subgraphs, methods=["GET"]),
+    Route("/assistants/{assistant_id}/subgraphs/{namespace}", get_subgraphs, methods=["GET"]),
 ]

@@ -118,6 +118,37 @@ class Backend(Protocol):
         self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
     ) -> None: ...
 
+    async def create_runs(self, reqs: list[RunCreate]) -> list[Json]:
+        """Background runs, each on a thread of its own (`POST /runs/batch`)."""
+        ...
+
+    async def delete_run(self, thread_id: str, run_id: str) -> None: ...
+
+    # Crons: `body` is the API's cron body (a run-create body with schedule, timezone, ...)
+
+    async def create_cron(self, body: Json, *, thread_id: str | None) -> Json: ...
+
+    async def get_cron(self, cron_id: str) -> Json: ...
+
+    async def update_cron(self, cron_id: str, body: Json) -> Json: ...
+
+    async def delete_cron(self, cron_id: str) -> None: ...
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None,
+        sort_order: str | None,
+    ) -> list[Json]: ...
+
+    async def count_crons(self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None) -> int: ...
+
     # Threads
 
     async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json: ...
@@ -127,6 +158,10 @@ class Backend(Protocol):
     async def patch_thread(self, thread_id: str, metadata: Json) -> Json: ...
 
     async def delete_thread(self, thread_id: str) -> None: ...
+
+    async def copy_thread(self, thread_id: str) -> Json: ...
+
+    async def prune_threads(self, thread_ids: list[str], *, strategy: str) -> int: ...
 
     async def search_threads(self, **filters: Any) -> list[Json]: ...
 
@@ -156,8 +191,34 @@ class Backend(Protocol):
 
     async def get_assistant(self, assistant_id: str) -> Json: ...
 
+    async def create_assistant(self, **fields: Any) -> Json:
+        """`fields`: the body of `POST /assistants` (graph_id, assistant_id, config, context,
+        metadata, if_exists, name, description)."""
+        ...
+
+    async def update_assistant(self, assistant_id: str, **fields: Any) -> Json:
+        """`fields`: the body of `PATCH /assistants/{id}` (graph_id, config, context, metadata,
+        name, description); None leaves a field as it is."""
+        ...
+
+    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool) -> None: ...
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
+    ) -> list[Json]: ...
+
+    async def set_latest_assistant_version(self, assistant_id: str, version: int) -> Json: ...
+
     async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata: Json | None, limit: int, offset: int
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
     ) -> list[Json]: ...
 
     async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int: ...
@@ -165,3 +226,5 @@ class Backend(Protocol):
     async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json: ...
 
     async def assistant_schemas(self, assistant_id: str) -> Json: ...
+
+    async def assistant_subgraphs(self, assistant_id: str, *, namespace: str | None, recurse: bool) -> Json: ...

@@ -112,6 +112,53 @@ class LocalBackend:
             action=action,  # type: ignore[arg-type]
         )
 
+    async def create_runs(self, reqs: list[RunCreate]) -> list[Json]:
+        return [run_json(r) for r in await self.runs.create_batch(reqs)]
+
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        await self.runs.delete(thread_id, run_id)
+
+    # Crons
+
+    async def create_cron(self, body: Json, *, thread_id: str | None) -> Json:
+        return (await self.gw.crons.create(body, thread_id=thread_id)).to_json()
+
+    async def get_cron(self, cron_id: str) -> Json:
+        return (await self.gw.crons.get(cron_id)).to_json()
+
+    async def update_cron(self, cron_id: str, body: Json) -> Json:
+        return (await self.gw.crons.update(cron_id, body)).to_json()
+
+    async def delete_cron(self, cron_id: str) -> None:
+        await self.gw.crons.delete(cron_id)
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None,
+        sort_order: str | None,
+    ) -> list[Json]:
+        found = await self.gw.crons.search(
+            assistant_id=assistant_id,
+            thread_id=thread_id,
+            enabled=enabled,
+            metadata=metadata,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+        return [c.to_json() for c in found]
+
+    async def count_crons(self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None) -> int:
+        return await self.gw.crons.count(assistant_id=assistant_id, thread_id=thread_id, metadata=metadata)
+
     # Threads
 
     async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json:
@@ -126,6 +173,12 @@ class LocalBackend:
 
     async def delete_thread(self, thread_id: str) -> None:
         await self.gw.threads.delete(thread_id)
+
+    async def copy_thread(self, thread_id: str) -> Json:
+        return (await self.gw.threads.copy(thread_id)).to_json()
+
+    async def prune_threads(self, thread_ids: list[str], *, strategy: str) -> int:
+        return await self.gw.threads.prune(thread_ids, strategy=strategy)
 
     async def search_threads(self, **filters: Any) -> list[Json]:
         return [t.to_json() for t in await self.gw.threads.search(**filters)]
@@ -180,11 +233,43 @@ class LocalBackend:
     async def get_assistant(self, assistant_id: str) -> Json:
         return (await self.gw.assistants.get(assistant_id)).to_json()
 
+    async def create_assistant(self, **fields: Any) -> Json:
+        return (await self.gw.assistants.create(**fields)).to_json()
+
+    async def update_assistant(self, assistant_id: str, **fields: Any) -> Json:
+        return (await self.gw.assistants.update(assistant_id, **fields)).to_json()
+
+    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool) -> None:
+        await self.gw.assistants.delete(assistant_id, delete_threads=delete_threads)
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
+    ) -> list[Json]:
+        found = await self.gw.assistants.versions(assistant_id, metadata=metadata, limit=limit, offset=offset)
+        return [v.version_json() for v in found]
+
+    async def set_latest_assistant_version(self, assistant_id: str, version: int) -> Json:
+        return (await self.gw.assistants.set_latest(assistant_id, version)).to_json()
+
     async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata: Json | None, limit: int, offset: int
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
     ) -> list[Json]:
         found = await self.gw.assistants.search(
-            graph_id=graph_id, name=name, metadata=metadata, limit=limit, offset=offset
+            graph_id=graph_id,
+            name=name,
+            metadata=metadata,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
         )
         return [a.to_json() for a in found]
 
@@ -196,6 +281,9 @@ class LocalBackend:
 
     async def assistant_schemas(self, assistant_id: str) -> Json:
         return await self.gw.assistants.schemas(assistant_id)
+
+    async def assistant_subgraphs(self, assistant_id: str, *, namespace: str | None, recurse: bool) -> Json:
+        return await self.gw.assistants.subgraphs(assistant_id, namespace=namespace, recurse=recurse)
 
 
 def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:

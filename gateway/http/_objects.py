@@ -28,7 +28,7 @@ def info(version: str, langgraph_version: str | None) -> dict[str, Any]:
         "langgraph_py_version": langgraph_version,
         "flags": {
             "assistants": True,
-            "crons": False,
+            "crons": True,
             "langsmith": False,
             "langsmith_tracing_replicas": False,
             "langsmith_tracing_session_on_runs": False,

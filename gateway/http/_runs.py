@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import Conflict, InvalidArgument, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound
 from gateway.http._backend import RunOutcome, RunStream
 from gateway.http._errors import endpoint, error_event_payload
 from gateway.http._sse import event_stream, guarded, json_keepalive
-from gateway.http._utils import backend, flag, json_response, path_uuid, query_int, read_object
-from gateway.http._validate import run_create, stream_modes
+from gateway.http._utils import backend, flag, json_response, path_uuid, query_int, read_json, read_object
+from gateway.run_body import run_create, stream_modes
 
 RUN_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
 
@@ -116,6 +116,27 @@ async def create_stateless_run(request: Request) -> Response:
 
 
 @endpoint
+async def create_run_batch(request: Request) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        raise InvalidArgument("the request body must be an array of run-create objects")
+    reqs = []
+    for index, item in enumerate(body):
+        try:
+            reqs.append(run_create(item, thread_id=None, streaming=False))
+        except GatewayError as exc:
+            exc.message = f"run {index}: {exc.message}"
+            raise
+    return json_response(await backend(request).create_runs(reqs))
+
+
+@endpoint
+async def delete_run(request: Request) -> Response:
+    await backend(request).delete_run(path_uuid(request, "thread_id"), path_uuid(request, "run_id"))
+    return Response(status_code=204)
+
+
+@endpoint
 async def wait_run(request: Request) -> Response:
     body = await read_object(request)
     thread_id = path_uuid(request, "thread_id", status=400)
@@ -207,6 +228,7 @@ routes = [
     Route("/runs/stream", stream_stateless_run, methods=["POST"]),
     Route("/runs/wait", wait_stateless_run, methods=["POST"]),
     Route("/runs/cancel", cancel_runs, methods=["POST"]),
+    Route("/runs/batch", create_run_batch, methods=["POST"]),
     Route("/runs", create_stateless_run, methods=["POST"]),
     Route("/runs/{run_id}/stream", join_stateless_stream, methods=["GET"]),
     Route("/threads/{thread_id}/runs/stream", stream_run, methods=["POST"]),
@@ -217,4 +239,5 @@ routes = [
     Route("/threads/{thread_id}/runs/{run_id}/join", join_run, methods=["GET"]),
     Route("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route("/threads/{thread_id}/runs/{run_id}", get_run, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", delete_run, methods=["DELETE"]),
 ]

@@ -8,11 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._sse import event_stream, guarded
 from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, query_int, read_object, type_name
-from gateway.http._validate import checkpoint_ref
+from gateway.run_body import checkpoint_ref
 
 
 def _get(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
@@ -71,6 +72,24 @@ async def patch_thread(request: Request) -> Response:
 async def delete_thread(request: Request) -> Response:
     await backend(request).delete_thread(path_uuid(request, "thread_id"))
     return Response(status_code=204)
+
+
+@endpoint
+async def copy_thread(request: Request) -> Response:
+    return json_response(await backend(request).copy_thread(path_uuid(request, "thread_id")))
+
+
+@endpoint
+async def prune_threads(request: Request) -> Response:
+    body = await read_object(request)
+    thread_ids = body.get("thread_ids")
+    if not isinstance(thread_ids, list) or not all(isinstance(t, str) for t in thread_ids):
+        raise InvalidArgument("thread_ids must be an array of thread ids")
+    if any(not is_uuid(t) for t in thread_ids):
+        raise InvalidArgument("Invalid thread ID: must be a UUID")
+    strategy = _get(body, "strategy", str, "'delete' or 'keep_latest'") or "delete"
+    pruned = await backend(request).prune_threads(thread_ids, strategy=strategy)
+    return json_response({"pruned_count": pruned})
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +213,7 @@ routes = [
     Route("/threads", create_thread, methods=["POST"]),
     Route("/threads/search", search_threads, methods=["POST"]),
     Route("/threads/count", count_threads, methods=["POST"]),
+    Route("/threads/prune", prune_threads, methods=["POST"]),
     Route("/threads/{thread_id}", get_thread, methods=["GET"]),
     Route("/threads/{thread_id}", patch_thread, methods=["PATCH"]),
     Route("/threads/{thread_id}", delete_thread, methods=["DELETE"]),
@@ -204,4 +224,5 @@ routes = [
     Route("/threads/{thread_id}/history", get_history, methods=["GET"]),
     Route("/threads/{thread_id}/history", post_history, methods=["POST"]),
     Route("/threads/{thread_id}/stream", thread_stream, methods=["GET"]),
+    Route("/threads/{thread_id}/copy", copy_thread, methods=["POST"]),
 ]

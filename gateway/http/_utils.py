@@ -13,6 +13,7 @@ from starlette.responses import Response
 from gateway._utils import is_uuid
 from gateway.errors import BadRequest, InvalidArgument
 from gateway.http._errors import PayloadTooLarge
+from gateway.run_body import type_name
 from gateway.serde import dumps
 
 if TYPE_CHECKING:
@@ -85,20 +86,6 @@ def _too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
     return False
-
-
-def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def flag(value: str | None) -> bool:

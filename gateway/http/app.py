@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from gateway import tracing
 from gateway.health import Health
-from gateway.http import _assistants, _protocol, _runs, _store, _threads
+from gateway.http import _assistants, _crons, _protocol, _runs, _store, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
@@ -107,6 +107,7 @@ def build_app(
     protected += auth
     routes: list[BaseRoute] = []
     if not http.disable_runs:
+        routes += _crons.routes
         routes += _runs.routes
     if not http.disable_threads:
         routes += _threads.routes

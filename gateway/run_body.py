@@ -1,4 +1,5 @@
-"""Validation of the run-create body of the HTTP API, into the core's RunCreate.
+"""The run-create body of the HTTP API (which a cron's payload also is), validated into the
+core's RunCreate: the HTTP edge parses requests with it, and the crons their payloads.
 
 Unknown fields are ignored, as the Agent Server does (the SDKs send some on every call). A JSON
 null on a known field is an error, except for `input` and `command`. Every error names its field.
@@ -11,11 +12,25 @@ from typing import Any, TypeVar
 
 from gateway._utils import is_uuid, uuid7
 from gateway.errors import BadRequest, InvalidArgument
-from gateway.http._utils import type_name
 from gateway.records import DURABILITIES, MULTITASK_STRATEGIES, STREAM_MODES, Durability, OnCompletion, RunCreate
 
 S = TypeVar("S", bound=str)
 D = TypeVar("D", bound=str | None)
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
 
 # Keys the server sets itself; a client cannot smuggle them in.
 _RESERVED_CONFIGURABLE = frozenset(

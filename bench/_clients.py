@@ -206,11 +206,18 @@ class Grpc:
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
     ) -> None:
         call = self._call(self._request(graph, graph_input, "values"))
+        # A queued run's stream may say nothing until the run starts: `stop` ends the wait.
+        first = asyncio.ensure_future(call.read())
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await call.read()  # the metadata event: the run exists and its stream is open
-            opened()
-            await stop.wait()
+            await asyncio.wait((first, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if first.done():
+                first.result()  # the metadata event: the run exists and its stream is open
+                opened()
+                await stop.wait()
         finally:
+            for waiter in (first, stopped):
+                waiter.cancel()
             call.cancel()
 
     async def aclose(self) -> None:

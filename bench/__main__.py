@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,8 +113,18 @@ def _serves_http(url: str) -> bool:
 class _Servers:
     """Starts the servers the targets need, once each, and stops them with `stack`."""
 
-    def __init__(self, config: Path, args: argparse.Namespace, plan: Plan, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self,
+        config: Path,
+        args: argparse.Namespace,
+        plan: Plan,
+        stack: contextlib.ExitStack,
+        *,
+        scale_args: Sequence[str] = (),
+    ) -> None:
         self.config, self.args, self.plan, self.stack = config, args, plan, stack
+        # More arguments for the scale-out deployments.
+        self.scale_args = tuple(scale_args)
         self.notes: list[str] = []
         self._gateway: GatewayServer | None = None
         self._reference: ReferenceServer | None = None
@@ -158,6 +169,7 @@ class _Servers:
             return None
         _log({"pg": "starting a gateway on Postgres + Redis", "pg2": "starting two replicas on Postgres + Redis",
               "w2": "starting a gateway with --workers 2 on Postgres + Redis"}[kind])  # fmt: skip
+        args = (*args, *self.scale_args)
         if kind == "w2":
             # Its schema made first by one process: two that start together on a new database
             # can deadlock (one holds the schema lock while LangGraph's checkpointer setup runs
@@ -285,7 +297,11 @@ def run(
             if key == "inprocess" or "open_streams" not in scenarios:
                 continue
             with contextlib.ExitStack() as fresh_stack:
-                source = servers if plan.smoke else _Servers(config, args, plan, fresh_stack)
+                # Each process of a scale-out deployment runs at most --max-concurrent-runs (256)
+                # at once and queues the rest: enough for every stream, so that all are live.
+                scale_args = ("--max-concurrent-runs", str(plan.open_streams + 64))
+                fresh = _Servers(config, args, plan, fresh_stack, scale_args=scale_args)
+                source = servers if plan.smoke else fresh
                 make, server = source.target(key) or targets[key]
                 assert server is not None
                 _log(f"{plan.open_streams} open streams: {COLUMNS[key]}")
@@ -293,6 +309,11 @@ def run(
             results[key]["open_streams"] = streams
             results[key]["errors"]["count"] += errors.count
             results[key]["errors"]["samples"] += errors.samples
+    if "open_streams" in scenarios and not plan.smoke and any(key in SCALE_TARGETS for key in targets):
+        notes.append(
+            f"open streams on Postgres + Redis: --max-concurrent-runs {plan.open_streams + 64} (default 256 "
+            "per process, the rest queued), so that every stream's run is live"
+        )
     share = 100 * other / (elapsed * (os.cpu_count() or 1))
     if share > 10:
         notes.append(f"other processes used {share:.0f}% of the machine's CPU during the interleaved scenarios")
@@ -416,8 +437,15 @@ def profile(config: Path, keys: Sequence[str], *, native: bool) -> int:
     return 1 if errors.count else 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # As Ctrl-C does: the servers are stopped and the scale-out databases and keys removed on
+    # the way out (the servers run in sessions of their own, so no signal reaches them).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if argv[:1] == ["load"]:
         raise_fd_limit()
         return _load.main(argv[1:])

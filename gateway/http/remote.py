@@ -4,9 +4,9 @@
 The routes and the SSE framing are the same as in-process; this module is the backend that
 turns each call into RPCs. Streams use the batched RPCs, so the events that were ready together
 travel in one message and go out in one write; their payloads arrive as JSON text and go into
-the SSE frames as they are. What the gRPC API has no method for (the thread stream, state updates,
-thread patch, graphs and schemas, cancel by status) answers 501. The thread protocol (commands,
-event streams, WebSockets) goes through SessionsService (gateway.http._remote_session).
+the SSE frames as they are. Every route has its RPC: crons go through CronsService, the thread
+stream through ThreadsService.JoinThreadStream. The thread protocol (commands, event streams,
+WebSockets) goes through SessionsService (gateway.http._remote_session).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -26,6 +26,8 @@ from grpc_health.v1.health_pb2_grpc import HealthStub
 from langgraph.gateway.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
+    crons_pb2,
+    crons_pb2_grpc,
     runs_pb2,
     runs_pb2_grpc,
     sessions_pb2_grpc,
@@ -62,7 +64,7 @@ from gateway.outcome import Outcome
 from gateway.protocol import Command, failure, session_only
 from gateway.records import RunCreate
 from gateway.rpc import _convert as convert
-from gateway.rpc._convert import MAX_MESSAGE_BYTES
+from gateway.rpc._convert import MAX_MESSAGE_BYTES, SUBSCRIBED
 from gateway.serde import dumps
 
 logger = logging.getLogger("gateway.bridge")
@@ -70,6 +72,11 @@ logger = logging.getLogger("gateway.bridge")
 _MODES = {name: value for value, name in convert.STREAM_MODE_NAMES.items()}
 _ON_DISCONNECT = {"continue": runs_pb2.ON_DISCONNECT_CONTINUE, "cancel": runs_pb2.ON_DISCONNECT_CANCEL}
 _IF_NOT_EXISTS = {"reject": runs_pb2.IF_NOT_EXISTS_REJECT, "create": runs_pb2.IF_NOT_EXISTS_CREATE}
+_CANCEL_STATUS = {
+    "pending": runs_pb2.CANCEL_STATUS_PENDING,
+    "running": runs_pb2.CANCEL_STATUS_RUNNING,
+    "all": runs_pb2.CANCEL_STATUS_ALL,
+}
 _DURABILITY = {"sync": runs_pb2.DURABILITY_SYNC, "async": runs_pb2.DURABILITY_ASYNC, "exit": runs_pb2.DURABILITY_EXIT}
 _MESSAGES_KINDS = {
     runs_pb2.MESSAGES_EVENT_KIND_TUPLE: "messages",
@@ -81,7 +88,6 @@ _PAYLOAD_CASES = ("values", "updates", "debug", "custom", "events", "tasks", "ch
 # Stateless runs this bridge started, so that their Location (/runs/{run_id}/stream) can be
 # joined: the gRPC API needs the temporary thread's id.
 _REMEMBERED_RUNS = 1024
-_PAGE = 1000
 
 
 class UpstreamError(GatewayError):
@@ -111,13 +117,17 @@ _STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
 
 
 def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
-    details = exc.details() or exc.code().name
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+    _raise_status(exc.code(), exc.details(), exc.trailing_metadata())
+
+
+def _raise_status(code: grpc.StatusCode, details: str | None, trailing: Any) -> NoReturn:
+    details = details or code.name
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         raise PayloadTooLarge(f"the request is over the gRPC message limit of {MAX_MESSAGE_BYTES} bytes") from None
-    error = _STATUS.get(exc.code(), UpstreamError)(details)
+    error = _STATUS.get(code, UpstreamError)(details)
     # The gateway's errors carry their HTTP status (and an auth handler's headers) in the
     # trailers: the bridge answers as the gateway's own HTTP edge would.
-    trailers = dict(exc.trailing_metadata() or ())
+    trailers = dict(trailing or ())
     status = trailers.pop("x-http-status", None)
     if isinstance(status, str) and status.isdigit() and 400 <= int(status) <= 599:
         error.http_status = int(status)
@@ -187,10 +197,10 @@ def _thread(msg: threads_pb2.Thread) -> Json:
         "thread_id": msg.thread_id,
         "created_at": _iso(msg.created_at),
         "updated_at": _iso(msg.updated_at),
-        "state_updated_at": _iso(msg.updated_at),
+        "state_updated_at": _iso(msg.state_updated_at) or _iso(msg.updated_at),
         "metadata": convert.struct_to_dict(msg, "metadata"),
         "status": convert.THREAD_STATUS_NAMES.get(msg.status, "idle"),
-        "config": {},
+        "config": convert.struct_to_dict(msg, "config"),
         "values": _fragment(msg.values_json, b"null"),
         "error": _fragment(msg.error_json, b"null"),
         "interrupts": _fragment(msg.interrupts_json, b"{}"),
@@ -233,6 +243,90 @@ def _assistant(msg: assistants_pb2.Assistant) -> Json:
         "version": msg.version,
         "description": msg.description or None,
     }
+
+
+def _version(msg: assistants_pb2.Assistant) -> Json:
+    return {
+        "assistant_id": msg.assistant_id,
+        "version": msg.version,
+        "graph_id": msg.graph_id,
+        "config": convert.struct_to_dict(msg, "config"),
+        "context": convert.struct_to_dict(msg, "context"),
+        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "created_at": _iso(msg.created_at),
+        "name": msg.name,
+        "description": msg.description or None,
+    }
+
+
+def _schemas(msg: assistants_pb2.AssistantSchemas, *, with_graph: bool = True) -> Json:
+    schemas = {name: _fragment(getattr(msg, f"{name}_json"), b"null") for name in convert.SCHEMAS}
+    return {"graph_id": msg.graph_id, **schemas} if with_graph else schemas
+
+
+def _cron(msg: crons_pb2.Cron) -> Json:
+    return {
+        "cron_id": msg.cron_id,
+        "assistant_id": msg.assistant_id,
+        "thread_id": msg.thread_id or None,
+        "on_run_completed": convert.ON_RUN_COMPLETED_NAMES.get(msg.on_run_completed),
+        "end_time": _iso(msg.end_time),
+        "schedule": msg.schedule,
+        "timezone": msg.timezone or None,
+        "created_at": _iso(msg.created_at),
+        "updated_at": _iso(msg.updated_at),
+        "user_id": msg.user_id,
+        "payload": convert.struct_to_dict(msg, "payload"),
+        "next_run_date": _iso(msg.next_run_date),
+        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "enabled": msg.enabled,
+    }
+
+
+# The cron body's fields that are the cron's; the others are its runs' (`payload`).
+_CRON_FIELDS = ("schedule", "timezone", "end_time", "enabled", "on_run_completed", "metadata")
+
+
+def _cron_fields(body: Json, msg: crons_pb2.CreateCronRequest | crons_pb2.UpdateCronRequest) -> None:
+    """Sets the cron's own fields of `msg` from the HTTP cron body; the rest is its payload."""
+    msg.payload.CopyFrom(_struct({k: v for k, v in body.items() if k not in _CRON_FIELDS}))
+    for name in ("schedule", "timezone"):
+        if body.get(name) is not None:
+            if not isinstance(body[name], str):
+                raise InvalidArgument(f"{name} must be a string")
+            setattr(msg, name, body[name])
+    if body.get("enabled") is not None:
+        if not isinstance(body["enabled"], bool):
+            raise InvalidArgument("enabled must be a boolean")
+        msg.enabled = body["enabled"]
+    if body.get("end_time") is not None:
+        try:
+            moment = datetime.fromisoformat(body["end_time"])
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"end_time must be an ISO 8601 date and time, not {body['end_time']!r}") from None
+        msg.end_time.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if body.get("on_run_completed") is not None:
+        value = convert.ON_RUN_COMPLETED.get(body["on_run_completed"])
+        if value is None:
+            raise InvalidArgument(f"on_run_completed: {body['on_run_completed']!r} is not one of 'delete', 'keep'")
+        msg.on_run_completed = value
+    if body.get("metadata") is not None:
+        if not isinstance(body["metadata"], dict):
+            raise InvalidArgument("metadata must be an object")
+        msg.metadata.CopyFrom(_struct(body["metadata"]))
+
+
+def _thread_frames(call: grpc.aio.UnaryStreamCall[Any, threads_pb2.ThreadEventBatch]) -> AsyncIterator[bytes]:
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            while (batch := await call.read()) is not grpc.aio.EOF:
+                yield b"".join(frame(e.event, e.data_json.encode(), e.event_id) for e in batch.events)
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc)
+        finally:
+            call.cancel()
+
+    return frames()
 
 
 def _sse_frame(msg: runs_pb2.RunEvent) -> bytes | None:
@@ -285,6 +379,7 @@ class RemoteBackend:
         self._threads = threads_pb2_grpc.ThreadsServiceStub(self._channel)
         self._runs = runs_pb2_grpc.RunsServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionsServiceStub(self._channel)
+        self._crons = crons_pb2_grpc.CronsServiceStub(self._channel)
         self.store = RemoteStore(self._channel, self._call)
         self._key: Metadata = (("x-api-key", api_key),) if api_key else ()
         self._stateless: OrderedDict[str, str] = OrderedDict()
@@ -444,13 +539,77 @@ class RemoteBackend:
     async def cancel_runs(
         self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
     ) -> None:
-        if status is not None or thread_id is None:
-            raise NotSupported("cancelling runs by status is not available through the bridge")
-        for run_id in run_ids or ():
-            try:
-                await self.cancel_run(thread_id, run_id, action=action, wait=False)
-            except Conflict:
-                pass  # it ended meanwhile
+        request = runs_pb2.CancelRunsRequest(
+            thread_id=thread_id or "",
+            run_ids=run_ids or [],
+            status=_CANCEL_STATUS[status] if status is not None else runs_pb2.CANCEL_STATUS_UNSPECIFIED,
+            action=runs_pb2.CANCEL_ACTION_ROLLBACK if action == "rollback" else runs_pb2.CANCEL_ACTION_INTERRUPT,
+        )
+        await self._call(self._runs.CancelRuns, request)
+
+    async def create_runs(self, reqs: list[RunCreate]) -> list[Json]:
+        request = runs_pb2.CreateRunBatchRequest(runs=[_run_request(req) for req in reqs])
+        response = await self._call(self._runs.CreateRunBatch, request)
+        return [_run(r) for r in response.runs]
+
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        await self._call(self._runs.DeleteRun, runs_pb2.DeleteRunRequest(thread_id=thread_id, run_id=run_id))
+
+    # Crons
+
+    async def create_cron(self, body: Json, *, thread_id: str | None) -> Json:
+        request = crons_pb2.CreateCronRequest(thread_id=thread_id or "")
+        _cron_fields(body, request)
+        return _cron(await self._call(self._crons.CreateCron, request))
+
+    async def get_cron(self, cron_id: str) -> Json:
+        return _cron(await self._call(self._crons.GetCron, crons_pb2.GetCronRequest(cron_id=cron_id)))
+
+    async def update_cron(self, cron_id: str, body: Json) -> Json:
+        request = crons_pb2.UpdateCronRequest(cron_id=cron_id)
+        _cron_fields(body, request)
+        if not body:
+            # An empty body is the gateway's to refuse, as any other.
+            request.ClearField("payload")
+        if "end_time" in body and body["end_time"] is None:
+            request.clear_end_time = True
+        return _cron(await self._call(self._crons.UpdateCron, request))
+
+    async def delete_cron(self, cron_id: str) -> None:
+        await self._call(self._crons.DeleteCron, crons_pb2.DeleteCronRequest(cron_id=cron_id))
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None,
+        sort_order: str | None,
+    ) -> list[Json]:
+        request = crons_pb2.SearchCronsRequest(
+            assistant_id=assistant_id or "",
+            thread_id=thread_id or "",
+            metadata=_struct(metadata),
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by or "",
+            sort_order=sort_order or "",
+        )
+        if enabled is not None:
+            request.enabled = enabled
+        response = await self._call(self._crons.SearchCrons, request)
+        return [_cron(c) for c in response.crons]
+
+    async def count_crons(self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None) -> int:
+        request = crons_pb2.CountCronsRequest(
+            assistant_id=assistant_id or "", thread_id=thread_id or "", metadata=_struct(metadata)
+        )
+        response = await self._call(self._crons.CountCrons, request)
+        return int(response.count)
 
     # Threads
 
@@ -464,44 +623,49 @@ class RemoteBackend:
         return _thread(await self._call(self._threads.GetThread, threads_pb2.GetThreadRequest(thread_id=thread_id)))
 
     async def patch_thread(self, thread_id: str, metadata: Json) -> Json:
-        raise NotSupported("updating a thread's metadata is not available through the bridge")
+        request = threads_pb2.UpdateThreadRequest(thread_id=thread_id, metadata=_struct(metadata))
+        return _thread(await self._call(self._threads.UpdateThread, request))
+
+    async def copy_thread(self, thread_id: str) -> Json:
+        return _thread(await self._call(self._threads.CopyThread, threads_pb2.CopyThreadRequest(thread_id=thread_id)))
+
+    async def prune_threads(self, thread_ids: list[str], *, strategy: str) -> int:
+        request = threads_pb2.PruneThreadsRequest(thread_ids=thread_ids, strategy=strategy)
+        return int((await self._call(self._threads.PruneThreads, request)).pruned_count)
 
     async def delete_thread(self, thread_id: str) -> None:
         await self._call(self._threads.DeleteThread, threads_pb2.DeleteThreadRequest(thread_id=thread_id))
 
     async def search_threads(self, **filters: Any) -> list[Json]:
-        if (
-            filters.get("ids") is not None
-            or filters.get("values")
-            or filters.get("sort_by")
-            or filters.get("sort_order")
-        ):
-            raise NotSupported(
-                "searching threads by ids or values, or sorting them, is not available through the bridge"
-            )
         request = threads_pb2.SearchThreadsRequest(
             metadata=_struct(filters.get("metadata")),
-            status=convert.THREAD_STATUSES.get(filters.get("status") or "", threads_pb2.THREAD_STATUS_UNSPECIFIED),
+            status=self._thread_status(filters.get("status")),
             limit=filters["limit"],
             offset=filters["offset"],
+            ids=filters.get("ids") or [],
+            values=_struct(filters.get("values")),
+            sort_by=filters.get("sort_by") or "",
+            sort_order=filters.get("sort_order") or "",
         )
-        if filters.get("status") and not request.status:
-            raise InvalidArgument(f"status: {filters['status']!r} is not a thread status")
         response = await self._call(self._threads.SearchThreads, request)
         return [_thread(t) for t in response.threads]
 
+    @staticmethod
+    def _thread_status(status: str | None) -> Any:
+        value = convert.THREAD_STATUSES.get(status or "", threads_pb2.THREAD_STATUS_UNSPECIFIED)
+        if status and not value:
+            raise InvalidArgument(f"status {status!r} is not one of: {', '.join(convert.THREAD_STATUSES)}")
+        return value
+
     async def count_threads(self, **filters: Any) -> int:
-        count, offset = 0, 0
-        while True:
-            page = await self.search_threads(**filters, limit=_PAGE, offset=offset)
-            count += len(page)
-            if len(page) < _PAGE:
-                return count
-            offset += _PAGE
+        request = threads_pb2.CountThreadsRequest(
+            metadata=_struct(filters.get("metadata")),
+            status=self._thread_status(filters.get("status")),
+            values=_struct(filters.get("values")),
+        )
+        return int((await self._call(self._threads.CountThreads, request)).count)
 
     async def thread_state(self, thread_id: str, *, checkpoint: Json | None, subgraphs: bool) -> Json:
-        if (checkpoint or {}).get("checkpoint_ns"):
-            raise NotSupported("reading a subgraph's checkpoint is not available through the bridge")
         request = threads_pb2.GetThreadStateRequest(
             thread_id=thread_id, checkpoint_id=(checkpoint or {}).get("checkpoint_id") or "", subgraphs=subgraphs
         )
@@ -510,13 +674,24 @@ class RemoteBackend:
     async def update_thread_state(
         self, thread_id: str, values: Any, *, as_node: str | None, checkpoint: Json | None
     ) -> Json:
-        raise NotSupported("updating a thread's state is not available through the bridge")
+        request = threads_pb2.UpdateThreadStateRequest(
+            thread_id=thread_id, as_node=as_node or "", checkpoint=_struct(checkpoint)
+        )
+        json_format.ParseDict(values, request.values)
+        response = await self._call(self._threads.UpdateThreadState, request)
+        config = convert.struct_to_dict(response, "checkpoint")
+        # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
+        return {"checkpoint": config, "configurable": config, "checkpoint_id": config.get("checkpoint_id")}
 
     async def thread_history(
         self, thread_id: str, *, limit: int, before: str | None, metadata: Json | None, checkpoint: Json | None
     ) -> list[Json]:
         request = threads_pb2.GetThreadHistoryRequest(
-            thread_id=thread_id, limit=limit, before=before or "", metadata=_struct(metadata)
+            thread_id=thread_id,
+            limit=limit,
+            before=before or "",
+            metadata=_struct(metadata),
+            checkpoint=_struct(checkpoint),
         )
         response = await self._call(self._threads.GetThreadHistory, request)
         return [_state(s) for s in response.states]
@@ -524,7 +699,19 @@ class RemoteBackend:
     async def thread_stream(
         self, thread_id: str, *, last_event_id: str | None, modes: list[str]
     ) -> AsyncIterator[bytes]:
-        raise NotSupported("the thread stream is not available through the bridge")
+        request = threads_pb2.JoinThreadStreamRequest(
+            thread_id=thread_id, last_event_id=last_event_id or "", stream_modes=modes
+        )
+        call = self._threads.JoinThreadStream(request, metadata=self._md)
+        # Its errors (an unknown thread, a malformed id) before the headers go out: the gateway
+        # sends its initial metadata once it accepted the subscription, which may stay quiet.
+        try:
+            accepted = dict(await call.initial_metadata()).get(SUBSCRIBED) is not None
+            if not accepted:
+                _raise_status(await call.code(), await call.details(), await call.trailing_metadata())
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc)
+        return _thread_frames(call)
 
     # The thread protocol, from the gateway's SessionsService
 
@@ -549,30 +736,94 @@ class RemoteBackend:
         return _assistant(await self._call(self._assistants.GetAssistant, request))
 
     async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata: Json | None, limit: int, offset: int
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
     ) -> list[Json]:
         request = assistants_pb2.SearchAssistantsRequest(
-            graph_id=graph_id or "", name=name or "", metadata=_struct(metadata), limit=limit, offset=offset
+            graph_id=graph_id or "",
+            name=name or "",
+            metadata=_struct(metadata),
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by or "",
+            sort_order=sort_order or "",
         )
         response = await self._call(self._assistants.SearchAssistants, request)
         return [_assistant(a) for a in response.assistants]
 
     async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int:
-        count, offset = 0, 0
-        while True:
-            page = await self.search_assistants(
-                graph_id=graph_id, name=name, metadata=metadata, limit=_PAGE, offset=offset
-            )
-            count += len(page)
-            if len(page) < _PAGE:
-                return count
-            offset += _PAGE
+        request = assistants_pb2.CountAssistantsRequest(
+            graph_id=graph_id or "", name=name or "", metadata=_struct(metadata)
+        )
+        return int((await self._call(self._assistants.CountAssistants, request)).count)
+
+    async def create_assistant(self, **fields: Any) -> Json:
+        request = assistants_pb2.CreateAssistantRequest(
+            graph_id=fields["graph_id"],
+            assistant_id=fields.get("assistant_id") or "",
+            if_exists=fields.get("if_exists") or "",
+            name=fields.get("name") or "",
+        )
+        for name in ("config", "context", "metadata"):
+            if fields.get(name) is not None:
+                getattr(request, name).CopyFrom(_struct(fields[name]))
+        if fields.get("description") is not None:
+            request.description = fields["description"]
+        return _assistant(await self._call(self._assistants.CreateAssistant, request))
+
+    async def update_assistant(self, assistant_id: str, **fields: Any) -> Json:
+        request = assistants_pb2.UpdateAssistantRequest(assistant_id=assistant_id)
+        for name, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                getattr(request, name).CopyFrom(_struct(value))
+            else:
+                setattr(request, name, value)
+        return _assistant(await self._call(self._assistants.UpdateAssistant, request))
+
+    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool) -> None:
+        request = assistants_pb2.DeleteAssistantRequest(assistant_id=assistant_id, delete_threads=delete_threads)
+        await self._call(self._assistants.DeleteAssistant, request)
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
+    ) -> list[Json]:
+        request = assistants_pb2.ListAssistantVersionsRequest(
+            assistant_id=assistant_id, metadata=_struct(metadata), limit=limit, offset=offset
+        )
+        response = await self._call(self._assistants.ListAssistantVersions, request)
+        return [_version(v) for v in response.versions]
+
+    async def set_latest_assistant_version(self, assistant_id: str, version: int) -> Json:
+        request = assistants_pb2.SetLatestAssistantVersionRequest(assistant_id=assistant_id, version=version)
+        return _assistant(await self._call(self._assistants.SetLatestAssistantVersion, request))
 
     async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json:
-        raise NotSupported("assistant graphs are not available through the bridge")
+        request = assistants_pb2.GetAssistantGraphRequest(assistant_id=assistant_id, xray=bool(xray))
+        if not isinstance(xray, bool):
+            request.xray_depth = xray
+        response = await self._call(self._assistants.GetAssistantGraph, request)
+        graph: Json = orjson.loads(response.graph_json or "{}")
+        return graph
 
     async def assistant_schemas(self, assistant_id: str) -> Json:
-        raise NotSupported("assistant schemas are not available through the bridge")
+        request = assistants_pb2.GetAssistantSchemasRequest(assistant_id=assistant_id)
+        return _schemas(await self._call(self._assistants.GetAssistantSchemas, request))
+
+    async def assistant_subgraphs(self, assistant_id: str, *, namespace: str | None, recurse: bool) -> Json:
+        request = assistants_pb2.GetAssistantSubgraphsRequest(
+            assistant_id=assistant_id, namespace=namespace or "", recurse=recurse
+        )
+        response = await self._call(self._assistants.GetAssistantSubgraphs, request)
+        return {ns: _schemas(schemas, with_graph=False) for ns, schemas in response.subgraphs.items()}
 
 
 async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:

@@ -8,11 +8,12 @@ from typing import Any, TypeVar, cast
 
 import orjson
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from langgraph.gateway.v1 import assistants_pb2, runs_pb2, threads_pb2
+from langgraph.gateway.v1 import assistants_pb2, crons_pb2, runs_pb2, threads_pb2
 
 from gateway.errors import InvalidArgument
 from gateway.records import (
     AssistantRecord,
+    CronRecord,
     Durability,
     Event,
     IfNotExists,
@@ -30,6 +31,9 @@ S = TypeVar("S", bound=str)
 # Large `values` snapshots exceed gRPC's 4 MiB default; clients (and grpcurl's
 # -max-msg-sz) must raise their receive limit to match.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# The initial metadata of a thread stream the gateway accepted (JoinThreadStream): before any
+# event, which may come much later, the caller knows that the request was good.
+SUBSCRIBED = "x-subscribed"
 
 STREAM_MODE_NAMES = {
     runs_pb2.STREAM_MODE_VALUES: "values",
@@ -66,6 +70,9 @@ MULTITASK: dict[runs_pb2.MultitaskStrategy, MultitaskStrategy] = {
     runs_pb2.MULTITASK_STRATEGY_ENQUEUE: "enqueue",
 }
 MULTITASK_VALUES = {v: k for k, v in MULTITASK.items()}
+ON_RUN_COMPLETED = {"delete": crons_pb2.ON_RUN_COMPLETED_DELETE, "keep": crons_pb2.ON_RUN_COMPLETED_KEEP}
+ON_RUN_COMPLETED_NAMES = {v: k for k, v in ON_RUN_COMPLETED.items()}
+SCHEMAS = ("input_schema", "output_schema", "state_schema", "config_schema", "context_schema")
 _ON_DISCONNECT: dict[int, OnDisconnect] = {
     runs_pb2.ON_DISCONNECT_CONTINUE: "continue",
     runs_pb2.ON_DISCONNECT_CANCEL: "cancel",
@@ -218,6 +225,41 @@ def thread(record: ThreadRecord) -> threads_pb2.Thread:
         values_json=record.values.decode(),
         interrupts_json=record.interrupts.decode(),
         error_json="" if record.error == b"null" else record.error.decode(),
+        state_updated_at=timestamp(record.state_updated_at),
+        config=dict_to_struct(record.config),
+    )
+
+
+def moment(value: datetime | None) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if value is not None:
+        ts.FromDatetime(value)
+    return ts
+
+
+def cron(record: CronRecord) -> crons_pb2.Cron:
+    return crons_pb2.Cron(
+        cron_id=record.cron_id,
+        assistant_id=record.assistant_id,
+        thread_id=record.thread_id or "",
+        user_id=record.user_id or "",
+        schedule=record.schedule,
+        timezone=record.timezone or "",
+        end_time=moment(record.end_time),
+        next_run_date=moment(record.next_run_date),
+        payload=dict_to_struct(record.payload),
+        metadata=dict_to_struct(record.metadata),
+        on_run_completed=ON_RUN_COMPLETED.get(record.on_run_completed or "", crons_pb2.ON_RUN_COMPLETED_UNSPECIFIED),
+        enabled=record.enabled,
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+    )
+
+
+def schemas(json: dict[str, Any]) -> assistants_pb2.AssistantSchemas:
+    return assistants_pb2.AssistantSchemas(
+        graph_id=json.get("graph_id") or "",
+        **{f"{name}_json": _json(json.get(name)) for name in SCHEMAS},
     )
 
 

@@ -182,7 +182,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 _GROUPS = {
     "disable_assistants": ("/langgraph.gateway.v1.AssistantsService/",),
     "disable_threads": ("/langgraph.gateway.v1.ThreadsService/", "/langgraph.gateway.v1.SessionsService/"),
-    "disable_runs": ("/langgraph.gateway.v1.RunsService/",),
+    "disable_runs": ("/langgraph.gateway.v1.RunsService/", "/langgraph.gateway.v1.CronsService/"),
     "disable_store": ("/langgraph.gateway.v1.StoreService/",),
 }
 

@@ -8,6 +8,8 @@ from grpc_reflection.v1alpha import reflection
 from langgraph.gateway.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
+    crons_pb2,
+    crons_pb2_grpc,
     runs_pb2,
     runs_pb2_grpc,
     sessions_pb2,
@@ -22,6 +24,7 @@ from gateway import tracing
 from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
+from gateway.rpc.crons import CronsService
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
@@ -34,6 +37,7 @@ SERVICE_NAMES = (
     runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name,
     sessions_pb2.DESCRIPTOR.services_by_name["SessionsService"].full_name,
     store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
+    crons_pb2.DESCRIPTOR.services_by_name["CronsService"].full_name,
 )
 
 SERVER_OPTIONS = (
@@ -72,6 +76,7 @@ class GrpcServer:
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), self.server)
         sessions_pb2_grpc.add_SessionsServiceServicer_to_server(SessionsService(gateway), self.server)
         store_pb2_grpc.add_StoreServiceServicer_to_server(StoreService(gateway), self.server)
+        crons_pb2_grpc.add_CronsServiceServicer_to_server(CronsService(gateway), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

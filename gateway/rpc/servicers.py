@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from langgraph.gateway.v1 import (
@@ -22,6 +22,8 @@ from langgraph.gateway.v1 import (
 
 from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
+from gateway.core.thread_stream import parse_thread_event_id
+from gateway.core.thread_stream import stream_modes as thread_stream_modes
 from gateway.errors import (
     AlreadyExists,
     BadRequest,
@@ -37,9 +39,10 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.metrics import internal_error
-from gateway.records import CancelAction, Event
+from gateway.records import CancelAction, Event, RunStatus, ThreadStatus
 from gateway.rpc import _convert as convert
 from gateway.rpc.malformed import MalformedRequest
+from gateway.serde import dumps
 
 logger = logging.getLogger("gateway.rpc")
 
@@ -154,6 +157,36 @@ def streaming(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
     return wrapper
 
 
+_CANCEL_STATUSES: dict[int, tuple[RunStatus, ...]] = {
+    runs_pb2.CANCEL_STATUS_UNSPECIFIED: (),
+    runs_pb2.CANCEL_STATUS_PENDING: ("pending",),
+    runs_pb2.CANCEL_STATUS_RUNNING: ("running",),
+    runs_pb2.CANCEL_STATUS_ALL: ("pending", "running"),
+}
+
+
+def _thread_status(value: int) -> ThreadStatus | None:
+    if not value:
+        return None
+    status = convert.THREAD_STATUS_NAMES.get(value)  # type: ignore[call-overload]
+    if status is None:
+        raise InvalidArgument(f"status: unknown value {value}")
+    return cast(ThreadStatus, status)
+
+
+def _checkpoint_ref(value: dict[str, Any]) -> dict[str, Any] | None:
+    """A checkpoint of the request's thread: only its id, namespace and map count."""
+    ref = {k: value[k] for k in ("checkpoint_id", "checkpoint_ns", "checkpoint_map") if value.get(k) is not None}
+    return ref or None
+
+
+def _event_name(name: str, ns: Sequence[str]) -> str:
+    # As the HTTP stream names events: `mode|<node>:<task id>|...` inside subgraphs.
+    if not ns:
+        return name
+    return "|".join((name, *ns)).replace("\r", "").replace("\n", "")
+
+
 def _limit(value: int) -> int:
     if value < 0:
         raise InvalidArgument("limit must not be negative")
@@ -190,6 +223,108 @@ class AssistantsService(assistants_pb2_grpc.AssistantsServiceServicer):
             offset=_offset(request.offset),
         )
         return assistants_pb2.SearchAssistantsResponse(assistants=[convert.assistant(a) for a in found])
+
+    @unary
+    async def CountAssistants(
+        self, request: assistants_pb2.CountAssistantsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.CountAssistantsResponse:
+        count = await self._gw.assistants.count(
+            graph_id=request.graph_id or None,
+            name=request.name or None,
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+        )
+        return assistants_pb2.CountAssistantsResponse(count=count)
+
+    @unary
+    async def CreateAssistant(
+        self, request: assistants_pb2.CreateAssistantRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.Assistant:
+        if not request.graph_id:
+            raise InvalidArgument("graph_id is required")
+        record = await self._gw.assistants.create(
+            graph_id=request.graph_id,
+            assistant_id=request.assistant_id or None,
+            config=convert.struct_to_dict(request, "config"),
+            context=convert.struct_to_dict(request, "context") if request.HasField("context") else None,
+            metadata=convert.struct_to_dict(request, "metadata"),
+            if_exists=request.if_exists or "raise",
+            name=request.name or None,
+            description=request.description if request.HasField("description") else None,
+        )
+        return convert.assistant(record)
+
+    @unary
+    async def UpdateAssistant(
+        self, request: assistants_pb2.UpdateAssistantRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.Assistant:
+        def given(name: str) -> Any:
+            if not request.HasField(name):
+                return None
+            value = getattr(request, name)
+            return value if isinstance(value, str) else convert.struct_to_dict(request, name)
+
+        record = await self._gw.assistants.update(
+            request.assistant_id,
+            graph_id=given("graph_id"),
+            config=given("config"),
+            context=given("context"),
+            metadata=given("metadata"),
+            name=given("name"),
+            description=given("description"),
+        )
+        return convert.assistant(record)
+
+    @unary
+    async def DeleteAssistant(
+        self, request: assistants_pb2.DeleteAssistantRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.DeleteAssistantResponse:
+        await self._gw.assistants.delete(request.assistant_id, delete_threads=request.delete_threads)
+        return assistants_pb2.DeleteAssistantResponse()
+
+    @unary
+    async def ListAssistantVersions(
+        self, request: assistants_pb2.ListAssistantVersionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.ListAssistantVersionsResponse:
+        found = await self._gw.assistants.versions(
+            request.assistant_id,
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+            limit=_limit(request.limit),
+            offset=_offset(request.offset),
+        )
+        return assistants_pb2.ListAssistantVersionsResponse(versions=[convert.assistant(v) for v in found])
+
+    @unary
+    async def SetLatestAssistantVersion(
+        self, request: assistants_pb2.SetLatestAssistantVersionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.Assistant:
+        return convert.assistant(await self._gw.assistants.set_latest(request.assistant_id, request.version))
+
+    @unary
+    async def GetAssistantGraph(
+        self, request: assistants_pb2.GetAssistantGraphRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.AssistantGraph:
+        if request.xray_depth < 0:
+            raise InvalidArgument("xray_depth must not be negative")
+        xray: bool | int = request.xray_depth or request.xray
+        graph = await self._gw.assistants.graph_json(request.assistant_id, xray=xray)
+        return assistants_pb2.AssistantGraph(graph_json=dumps(graph).decode())
+
+    @unary
+    async def GetAssistantSchemas(
+        self, request: assistants_pb2.GetAssistantSchemasRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.AssistantSchemas:
+        return convert.schemas(await self._gw.assistants.schemas(request.assistant_id))
+
+    @unary
+    async def GetAssistantSubgraphs(
+        self, request: assistants_pb2.GetAssistantSubgraphsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> assistants_pb2.GetAssistantSubgraphsResponse:
+        found = await self._gw.assistants.subgraphs(
+            request.assistant_id, namespace=request.namespace or None, recurse=request.recurse
+        )
+        return assistants_pb2.GetAssistantSubgraphsResponse(
+            subgraphs={ns: convert.schemas(schemas) for ns, schemas in found.items()}
+        )
 
 
 class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
@@ -234,8 +369,82 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
             status=status,
             limit=_limit(request.limit),
             offset=_offset(request.offset),
+            ids=list(request.ids) or None,
+            values=convert.struct_to_dict(request, "values") or None,
+            sort_by=request.sort_by or None,
+            sort_order=request.sort_order or None,
         )
         return threads_pb2.SearchThreadsResponse(threads=[convert.thread(t) for t in found])
+
+    @unary
+    async def CountThreads(
+        self, request: threads_pb2.CountThreadsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.CountThreadsResponse:
+        count = await self._gw.threads.count(
+            metadata=convert.struct_to_dict(request, "metadata") or None,
+            status=_thread_status(request.status),
+            values=convert.struct_to_dict(request, "values") or None,
+        )
+        return threads_pb2.CountThreadsResponse(count=count)
+
+    @unary
+    async def UpdateThread(
+        self, request: threads_pb2.UpdateThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.Thread:
+        record = await self._gw.threads.patch(request.thread_id, metadata=convert.struct_to_dict(request, "metadata"))
+        return convert.thread(record)
+
+    @unary
+    async def CopyThread(
+        self, request: threads_pb2.CopyThreadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.Thread:
+        return convert.thread(await self._gw.threads.copy(request.thread_id))
+
+    @unary
+    async def PruneThreads(
+        self, request: threads_pb2.PruneThreadsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.PruneThreadsResponse:
+        pruned = await self._gw.threads.prune(list(request.thread_ids), strategy=request.strategy or "delete")
+        return threads_pb2.PruneThreadsResponse(pruned_count=pruned)
+
+    @unary
+    async def UpdateThreadState(
+        self, request: threads_pb2.UpdateThreadStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> threads_pb2.UpdateThreadStateResponse:
+        values = convert.value_to_py(request, "values")
+        if values is not None and not isinstance(values, (dict, list)):
+            raise InvalidArgument("values must be an object, an array or null")
+        config, state = await self._gw.threads.update_state(
+            request.thread_id,
+            values,
+            as_node=request.as_node or None,
+            checkpoint=_checkpoint_ref(convert.struct_to_dict(request, "checkpoint")),
+        )
+        await self._gw.thread_streams.state_updated(request.thread_id, state)
+        return threads_pb2.UpdateThreadStateResponse(checkpoint=convert.dict_to_struct(config))
+
+    @streaming
+    async def JoinThreadStream(
+        self, request: threads_pb2.JoinThreadStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[threads_pb2.ThreadEventBatch]:
+        modes = thread_stream_modes(request.stream_modes)
+        after = parse_thread_event_id(request.last_event_id or None)
+        await self._gw.threads.get(request.thread_id)
+        subscription = self._gw.thread_streams.subscribe(request.thread_id, after=after, modes=modes)
+        await context.send_initial_metadata(((convert.SUBSCRIBED, "1"),))
+        try:
+            async for batch in subscription:
+                yield threads_pb2.ThreadEventBatch(
+                    events=[
+                        threads_pb2.ThreadEvent(
+                            event_id=e.event_id, event=_event_name(e.name, e.ns), data_json=e.data.decode()
+                        )
+                        for e in batch
+                    ]
+                )
+        finally:
+            # Leaves the thread's runs now, not when the generator is collected.
+            await subscription.aclose()  # type: ignore[attr-defined]
 
     @unary
     async def GetThreadState(
@@ -255,6 +464,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
             limit=_limit(request.limit),
             before=request.before or None,
             metadata=convert.struct_to_dict(request, "metadata") or None,
+            checkpoint=_checkpoint_ref(convert.struct_to_dict(request, "checkpoint")),
         )
         return threads_pb2.GetThreadHistoryResponse(states=[convert.thread_state(s) for s in states])
 
@@ -387,3 +597,40 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
         action: CancelAction = "rollback" if request.action == runs_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
         record = await self._runs.cancel(request.thread_id, request.run_id, action=action, wait=request.wait)
         return convert.run(record)
+
+    @unary
+    async def CancelRuns(
+        self, request: runs_pb2.CancelRunsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.CancelRunsResponse:
+        action: CancelAction = "rollback" if request.action == runs_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
+        statuses = _CANCEL_STATUSES.get(request.status)
+        if statuses is None:
+            raise InvalidArgument(f"status: unknown value {request.status}")
+        if statuses:
+            if request.thread_id or request.run_ids:
+                raise InvalidArgument("give either status, or thread_id and run_ids, not both")
+            count = await self._runs.cancel_many(statuses=statuses, action=action)
+        else:
+            if not request.thread_id:
+                raise InvalidArgument("thread_id is required (or status)")
+            count = await self._runs.cancel_many(
+                thread_id=request.thread_id, run_ids=list(request.run_ids), action=action
+            )
+        return runs_pb2.CancelRunsResponse(count=count)
+
+    @unary
+    async def CreateRunBatch(
+        self, request: runs_pb2.CreateRunBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.CreateRunBatchResponse:
+        if any(run.thread_id for run in request.runs):
+            raise InvalidArgument("the runs of a batch are stateless: thread_id must be empty")
+        reqs = [convert.run_create(run) for run in request.runs]
+        records = await self._runs.create_batch(reqs)
+        return runs_pb2.CreateRunBatchResponse(runs=[convert.run(r) for r in records])
+
+    @unary
+    async def DeleteRun(
+        self, request: runs_pb2.DeleteRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> runs_pb2.DeleteRunResponse:
+        await self._runs.delete(request.thread_id, request.run_id)
+        return runs_pb2.DeleteRunResponse()

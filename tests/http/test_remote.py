@@ -151,12 +151,21 @@ def test_threads_state_history_and_assistants(remote: httpx.Client) -> None:
     assert remote.post("/assistants/count", json={}).json() == GRAPH_COUNT
 
 
-def test_what_grpc_cannot_do_answers_501(remote: httpx.Client) -> None:
+def test_thread_patch_state_update_stream_graph_and_schemas(remote: httpx.Client, http: httpx.Client) -> None:
     thread_id = new_thread(remote)
-    assert remote.patch(f"/threads/{thread_id}", json={"metadata": {}}).status_code == 501
-    assert remote.post(f"/threads/{thread_id}/state", json={"values": {}}).status_code == 501
-    assert remote.get(f"/threads/{thread_id}/stream").status_code == 501
-    assert remote.get("/assistants/agent/graph").status_code == 501
+    patched = remote.patch(f"/threads/{thread_id}", json={"metadata": {"k": 1}})
+    assert patched.status_code == 200 and patched.json()["metadata"] == {"k": 1}
+    with remote.stream("GET", f"/threads/{thread_id}/stream", params={"stream_modes": "state_update"}) as events:
+        assert events.status_code == 200
+        remote.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "agent", "input": {"topic": "x"}})
+        updated = remote.post(f"/threads/{thread_id}/state", json={"values": {"topic": "y"}}).json()
+        assert updated["checkpoint"]["thread_id"] == thread_id and updated["checkpoint_id"]
+        first = next(iter_events(events))
+    assert first.event == "state_update" and first.data["state"]["values"]["topic"] == "y"
+    assert remote.get(f"/threads/{thread_id}/state").json()["metadata"]["source"] == "update"
+    assert remote.get("/threads/00000000-0000-0000-0000-000000000000/stream").status_code == 404
+    for path in ("/assistants/agent/graph?xray=1", "/assistants/fe096781-5601-53d2-b2f6-0d3403f7e9ca/schemas"):
+        assert remote.get(path).json() == http.get(path).json()
 
 
 def test_python_sdk_through_the_bridge(bridge: BridgeProcess) -> None:

@@ -26,21 +26,55 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%langgraph/gateway/v1/assistants.proto\x12\x14langgraph.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n\tAssistant\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x13GetAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"\x83\x01\n\x17SearchAssistantsRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x05\"O\n\x18SearchAssistantsResponse\x12\x33\n\nassistants\x18\x01 \x03(\x0b\x32\x1f.langgraph.gateway.v1.Assistant2\xe2\x01\n\x11\x41ssistantsService\x12Z\n\x0cGetAssistant\x12).langgraph.gateway.v1.GetAssistantRequest\x1a\x1f.langgraph.gateway.v1.Assistant\x12q\n\x10SearchAssistants\x12-.langgraph.gateway.v1.SearchAssistantsRequest\x1a..langgraph.gateway.v1.SearchAssistantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%langgraph/gateway/v1/assistants.proto\x12\x14langgraph.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n\tAssistant\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x13GetAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"\xa8\x01\n\x17SearchAssistantsRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x05\x12\x0f\n\x07sort_by\x18\x06 \x01(\t\x12\x12\n\nsort_order\x18\x07 \x01(\t\"O\n\x18SearchAssistantsResponse\x12\x33\n\nassistants\x18\x01 \x03(\x0b\x32\x1f.langgraph.gateway.v1.Assistant\"c\n\x16\x43ountAssistantsRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\"(\n\x17\x43ountAssistantsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"\x89\x02\n\x16\x43reateAssistantRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tif_exists\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x08 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_description\"\x96\x02\n\x16UpdateAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x15\n\x08graph_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\x04name\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\x0b\n\t_graph_idB\x07\n\x05_nameB\x0e\n\x0c_description\"F\n\x16\x44\x65leteAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65lete_threads\x18\x02 \x01(\x08\"\x19\n\x17\x44\x65leteAssistantResponse\"~\n\x1cListAssistantVersionsRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"R\n\x1dListAssistantVersionsResponse\x12\x31\n\x08versions\x18\x01 \x03(\x0b\x32\x1f.langgraph.gateway.v1.Assistant\"I\n SetLatestAssistantVersionRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"R\n\x18GetAssistantGraphRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0c\n\x04xray\x18\x02 \x01(\x08\x12\x12\n\nxray_depth\x18\x03 \x01(\x05\"$\n\x0e\x41ssistantGraph\x12\x12\n\ngraph_json\x18\x01 \x01(\t\"2\n\x1aGetAssistantSchemasRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"\xaf\x01\n\x10\x41ssistantSchemas\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\x19\n\x11input_schema_json\x18\x02 \x01(\t\x12\x1a\n\x12output_schema_json\x18\x03 \x01(\t\x12\x19\n\x11state_schema_json\x18\x04 \x01(\t\x12\x1a\n\x12\x63onfig_schema_json\x18\x05 \x01(\t\x12\x1b\n\x13\x63ontext_schema_json\x18\x06 \x01(\t\"X\n\x1cGetAssistantSubgraphsRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0f\n\x07recurse\x18\x03 \x01(\x08\"\xd0\x01\n\x1dGetAssistantSubgraphsResponse\x12U\n\tsubgraphs\x18\x01 \x03(\x0b\x32\x42.langgraph.gateway.v1.GetAssistantSubgraphsResponse.SubgraphsEntry\x1aX\n\x0eSubgraphsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.langgraph.gateway.v1.AssistantSchemas:\x02\x38\x01\x32\xde\t\n\x11\x41ssistantsService\x12Z\n\x0cGetAssistant\x12).langgraph.gateway.v1.GetAssistantRequest\x1a\x1f.langgraph.gateway.v1.Assistant\x12q\n\x10SearchAssistants\x12-.langgraph.gateway.v1.SearchAssistantsRequest\x1a..langgraph.gateway.v1.SearchAssistantsResponse\x12n\n\x0f\x43ountAssistants\x12,.langgraph.gateway.v1.CountAssistantsRequest\x1a-.langgraph.gateway.v1.CountAssistantsResponse\x12`\n\x0f\x43reateAssistant\x12,.langgraph.gateway.v1.CreateAssistantRequest\x1a\x1f.langgraph.gateway.v1.Assistant\x12`\n\x0fUpdateAssistant\x12,.langgraph.gateway.v1.UpdateAssistantRequest\x1a\x1f.langgraph.gateway.v1.Assistant\x12n\n\x0f\x44\x65leteAssistant\x12,.langgraph.gateway.v1.DeleteAssistantRequest\x1a-.langgraph.gateway.v1.DeleteAssistantResponse\x12\x80\x01\n\x15ListAssistantVersions\x12\x32.langgraph.gateway.v1.ListAssistantVersionsRequest\x1a\x33.langgraph.gateway.v1.ListAssistantVersionsResponse\x12t\n\x19SetLatestAssistantVersion\x12\x36.langgraph.gateway.v1.SetLatestAssistantVersionRequest\x1a\x1f.langgraph.gateway.v1.Assistant\x12i\n\x11GetAssistantGraph\x12..langgraph.gateway.v1.GetAssistantGraphRequest\x1a$.langgraph.gateway.v1.AssistantGraph\x12o\n\x13GetAssistantSchemas\x12\x30.langgraph.gateway.v1.GetAssistantSchemasRequest\x1a&.langgraph.gateway.v1.AssistantSchemas\x12\x80\x01\n\x15GetAssistantSubgraphs\x12\x32.langgraph.gateway.v1.GetAssistantSubgraphsRequest\x1a\x33.langgraph.gateway.v1.GetAssistantSubgraphsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'langgraph.gateway.v1.assistants_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE_SUBGRAPHSENTRY']._loaded_options = None
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE_SUBGRAPHSENTRY']._serialized_options = b'8\001'
   _globals['_ASSISTANT']._serialized_start=127
   _globals['_ASSISTANT']._serialized_end=452
   _globals['_GETASSISTANTREQUEST']._serialized_start=454
   _globals['_GETASSISTANTREQUEST']._serialized_end=497
   _globals['_SEARCHASSISTANTSREQUEST']._serialized_start=500
-  _globals['_SEARCHASSISTANTSREQUEST']._serialized_end=631
-  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_start=633
-  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_end=712
-  _globals['_ASSISTANTSSERVICE']._serialized_start=715
-  _globals['_ASSISTANTSSERVICE']._serialized_end=941
+  _globals['_SEARCHASSISTANTSREQUEST']._serialized_end=668
+  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_start=670
+  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_end=749
+  _globals['_COUNTASSISTANTSREQUEST']._serialized_start=751
+  _globals['_COUNTASSISTANTSREQUEST']._serialized_end=850
+  _globals['_COUNTASSISTANTSRESPONSE']._serialized_start=852
+  _globals['_COUNTASSISTANTSRESPONSE']._serialized_end=892
+  _globals['_CREATEASSISTANTREQUEST']._serialized_start=895
+  _globals['_CREATEASSISTANTREQUEST']._serialized_end=1160
+  _globals['_UPDATEASSISTANTREQUEST']._serialized_start=1163
+  _globals['_UPDATEASSISTANTREQUEST']._serialized_end=1441
+  _globals['_DELETEASSISTANTREQUEST']._serialized_start=1443
+  _globals['_DELETEASSISTANTREQUEST']._serialized_end=1513
+  _globals['_DELETEASSISTANTRESPONSE']._serialized_start=1515
+  _globals['_DELETEASSISTANTRESPONSE']._serialized_end=1540
+  _globals['_LISTASSISTANTVERSIONSREQUEST']._serialized_start=1542
+  _globals['_LISTASSISTANTVERSIONSREQUEST']._serialized_end=1668
+  _globals['_LISTASSISTANTVERSIONSRESPONSE']._serialized_start=1670
+  _globals['_LISTASSISTANTVERSIONSRESPONSE']._serialized_end=1752
+  _globals['_SETLATESTASSISTANTVERSIONREQUEST']._serialized_start=1754
+  _globals['_SETLATESTASSISTANTVERSIONREQUEST']._serialized_end=1827
+  _globals['_GETASSISTANTGRAPHREQUEST']._serialized_start=1829
+  _globals['_GETASSISTANTGRAPHREQUEST']._serialized_end=1911
+  _globals['_ASSISTANTGRAPH']._serialized_start=1913
+  _globals['_ASSISTANTGRAPH']._serialized_end=1949
+  _globals['_GETASSISTANTSCHEMASREQUEST']._serialized_start=1951
+  _globals['_GETASSISTANTSCHEMASREQUEST']._serialized_end=2001
+  _globals['_ASSISTANTSCHEMAS']._serialized_start=2004
+  _globals['_ASSISTANTSCHEMAS']._serialized_end=2179
+  _globals['_GETASSISTANTSUBGRAPHSREQUEST']._serialized_start=2181
+  _globals['_GETASSISTANTSUBGRAPHSREQUEST']._serialized_end=2269
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE']._serialized_start=2272
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE']._serialized_end=2480
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE_SUBGRAPHSENTRY']._serialized_start=2392
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE_SUBGRAPHSENTRY']._serialized_end=2480
+  _globals['_ASSISTANTSSERVICE']._serialized_start=2483
+  _globals['_ASSISTANTSSERVICE']._serialized_end=3729
 # @@protoc_insertion_point(module_scope)

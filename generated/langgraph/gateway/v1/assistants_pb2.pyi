@@ -41,21 +41,178 @@ class GetAssistantRequest(_message.Message):
     def __init__(self, assistant_id: _Optional[str] = ...) -> None: ...
 
 class SearchAssistantsRequest(_message.Message):
-    __slots__ = ("graph_id", "metadata", "name", "limit", "offset")
+    __slots__ = ("graph_id", "metadata", "name", "limit", "offset", "sort_by", "sort_order")
     GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SORT_BY_FIELD_NUMBER: _ClassVar[int]
+    SORT_ORDER_FIELD_NUMBER: _ClassVar[int]
     graph_id: str
     metadata: _struct_pb2.Struct
     name: str
     limit: int
     offset: int
-    def __init__(self, graph_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    sort_by: str
+    sort_order: str
+    def __init__(self, graph_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ...) -> None: ...
 
 class SearchAssistantsResponse(_message.Message):
     __slots__ = ("assistants",)
     ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
     assistants: _containers.RepeatedCompositeFieldContainer[Assistant]
     def __init__(self, assistants: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...
+
+class CountAssistantsRequest(_message.Message):
+    __slots__ = ("graph_id", "metadata", "name")
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    graph_id: str
+    metadata: _struct_pb2.Struct
+    name: str
+    def __init__(self, graph_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CountAssistantsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class CreateAssistantRequest(_message.Message):
+    __slots__ = ("graph_id", "assistant_id", "config", "context", "metadata", "if_exists", "name", "description")
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    graph_id: str
+    assistant_id: str
+    config: _struct_pb2.Struct
+    context: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    if_exists: str
+    name: str
+    description: str
+    def __init__(self, graph_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., if_exists: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class UpdateAssistantRequest(_message.Message):
+    __slots__ = ("assistant_id", "graph_id", "config", "context", "metadata", "name", "description")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    graph_id: str
+    config: _struct_pb2.Struct
+    context: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    name: str
+    description: str
+    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class DeleteAssistantRequest(_message.Message):
+    __slots__ = ("assistant_id", "delete_threads")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_THREADS_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    delete_threads: bool
+    def __init__(self, assistant_id: _Optional[str] = ..., delete_threads: _Optional[bool] = ...) -> None: ...
+
+class DeleteAssistantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAssistantVersionsRequest(_message.Message):
+    __slots__ = ("assistant_id", "metadata", "limit", "offset")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    metadata: _struct_pb2.Struct
+    limit: int
+    offset: int
+    def __init__(self, assistant_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListAssistantVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[Assistant]
+    def __init__(self, versions: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...
+
+class SetLatestAssistantVersionRequest(_message.Message):
+    __slots__ = ("assistant_id", "version")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    version: int
+    def __init__(self, assistant_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetAssistantGraphRequest(_message.Message):
+    __slots__ = ("assistant_id", "xray", "xray_depth")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    XRAY_FIELD_NUMBER: _ClassVar[int]
+    XRAY_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    xray: bool
+    xray_depth: int
+    def __init__(self, assistant_id: _Optional[str] = ..., xray: _Optional[bool] = ..., xray_depth: _Optional[int] = ...) -> None: ...
+
+class AssistantGraph(_message.Message):
+    __slots__ = ("graph_json",)
+    GRAPH_JSON_FIELD_NUMBER: _ClassVar[int]
+    graph_json: str
+    def __init__(self, graph_json: _Optional[str] = ...) -> None: ...
+
+class GetAssistantSchemasRequest(_message.Message):
+    __slots__ = ("assistant_id",)
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    def __init__(self, assistant_id: _Optional[str] = ...) -> None: ...
+
+class AssistantSchemas(_message.Message):
+    __slots__ = ("graph_id", "input_schema_json", "output_schema_json", "state_schema_json", "config_schema_json", "context_schema_json")
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATE_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    graph_id: str
+    input_schema_json: str
+    output_schema_json: str
+    state_schema_json: str
+    config_schema_json: str
+    context_schema_json: str
+    def __init__(self, graph_id: _Optional[str] = ..., input_schema_json: _Optional[str] = ..., output_schema_json: _Optional[str] = ..., state_schema_json: _Optional[str] = ..., config_schema_json: _Optional[str] = ..., context_schema_json: _Optional[str] = ...) -> None: ...
+
+class GetAssistantSubgraphsRequest(_message.Message):
+    __slots__ = ("assistant_id", "namespace", "recurse")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    RECURSE_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    namespace: str
+    recurse: bool
+    def __init__(self, assistant_id: _Optional[str] = ..., namespace: _Optional[str] = ..., recurse: _Optional[bool] = ...) -> None: ...
+
+class GetAssistantSubgraphsResponse(_message.Message):
+    __slots__ = ("subgraphs",)
+    class SubgraphsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AssistantSchemas
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AssistantSchemas, _Mapping]] = ...) -> None: ...
+    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
+    subgraphs: _containers.MessageMap[str, AssistantSchemas]
+    def __init__(self, subgraphs: _Optional[_Mapping[str, AssistantSchemas]] = ...) -> None: ...

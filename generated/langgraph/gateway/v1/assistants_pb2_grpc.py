@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AssistantsServiceStub:
-    """Reads the assistants the gateway serves.
+    """Creates, reads, versions and deletes assistants.
     """
 
     def __init__(self, channel):
@@ -45,10 +45,55 @@ class AssistantsServiceStub:
                 request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.SerializeToString,
                 response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.FromString,
                 _registered_method=True)
+        self.CountAssistants = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/CountAssistants',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsResponse.FromString,
+                _registered_method=True)
+        self.CreateAssistant = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/CreateAssistant',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CreateAssistantRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.UpdateAssistant = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/UpdateAssistant',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.DeleteAssistant = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/DeleteAssistant',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.FromString,
+                _registered_method=True)
+        self.ListAssistantVersions = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/ListAssistantVersions',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.FromString,
+                _registered_method=True)
+        self.SetLatestAssistantVersion = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/SetLatestAssistantVersion',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.GetAssistantGraph = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/GetAssistantGraph',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantGraph.FromString,
+                _registered_method=True)
+        self.GetAssistantSchemas = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/GetAssistantSchemas',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantSchemas.FromString,
+                _registered_method=True)
+        self.GetAssistantSubgraphs = channel.unary_unary(
+                '/langgraph.gateway.v1.AssistantsService/GetAssistantSubgraphs',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.FromString,
+                _registered_method=True)
 
 
 class AssistantsServiceServicer:
-    """Reads the assistants the gateway serves.
+    """Creates, reads, versions and deletes assistants.
     """
 
     def GetAssistant(self, request, context):
@@ -60,6 +105,69 @@ class AssistantsServiceServicer:
 
     def SearchAssistants(self, request, context):
         """Lists the assistants that match the filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountAssistants(self, request, context):
+        """Counts the assistants that match the filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAssistant(self, request, context):
+        """Creates an assistant as its version 1.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAssistant(self, request, context):
+        """Makes the assistant's next version and returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAssistant(self, request, context):
+        """Deletes an assistant with its versions and crons, cancelling its runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssistantVersions(self, request, context):
+        """Lists an assistant's versions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLatestAssistantVersion(self, request, context):
+        """Makes one of an assistant's versions the latest again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantGraph(self, request, context):
+        """Draws the assistant's graph.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantSchemas(self, request, context):
+        """Gets the JSON schemas of the assistant's graph.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantSubgraphs(self, request, context):
+        """Gets the JSON schemas of the assistant's subgraphs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +186,51 @@ def add_AssistantsServiceServicer_to_server(servicer, server):
                     request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.FromString,
                     response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.SerializeToString,
             ),
+            'CountAssistants': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountAssistants,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsResponse.SerializeToString,
+            ),
+            'CreateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssistant,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CreateAssistantRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.SerializeToString,
+            ),
+            'UpdateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAssistant,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.SerializeToString,
+            ),
+            'DeleteAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAssistant,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.SerializeToString,
+            ),
+            'ListAssistantVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssistantVersions,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.SerializeToString,
+            ),
+            'SetLatestAssistantVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLatestAssistantVersion,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.SerializeToString,
+            ),
+            'GetAssistantGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantGraph,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantGraph.SerializeToString,
+            ),
+            'GetAssistantSchemas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantSchemas,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantSchemas.SerializeToString,
+            ),
+            'GetAssistantSubgraphs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantSubgraphs,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'langgraph.gateway.v1.AssistantsService', rpc_method_handlers)
@@ -87,7 +240,7 @@ def add_AssistantsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AssistantsService:
-    """Reads the assistants the gateway serves.
+    """Creates, reads, versions and deletes assistants.
     """
 
     @staticmethod
@@ -134,6 +287,249 @@ class AssistantsService:
             '/langgraph.gateway.v1.AssistantsService/SearchAssistants',
             langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.SerializeToString,
             langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountAssistants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/CountAssistants',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CountAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/CreateAssistant',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.CreateAssistantRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/UpdateAssistant',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/DeleteAssistant',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssistantVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/ListAssistantVersions',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLatestAssistantVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/SetLatestAssistantVersion',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/GetAssistantGraph',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantGraph.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantSchemas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/GetAssistantSchemas',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.AssistantSchemas.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantSubgraphs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.AssistantsService/GetAssistantSubgraphs',
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.FromString,
             options,
             channel_credentials,
             insecure,

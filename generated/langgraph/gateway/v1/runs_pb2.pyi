@@ -75,6 +75,13 @@ class MessagesEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MESSAGES_EVENT_KIND_METADATA: _ClassVar[MessagesEventKind]
     MESSAGES_EVENT_KIND_PARTIAL: _ClassVar[MessagesEventKind]
     MESSAGES_EVENT_KIND_COMPLETE: _ClassVar[MessagesEventKind]
+
+class CancelStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_STATUS_UNSPECIFIED: _ClassVar[CancelStatus]
+    CANCEL_STATUS_PENDING: _ClassVar[CancelStatus]
+    CANCEL_STATUS_RUNNING: _ClassVar[CancelStatus]
+    CANCEL_STATUS_ALL: _ClassVar[CancelStatus]
 STREAM_MODE_UNSPECIFIED: StreamMode
 STREAM_MODE_VALUES: StreamMode
 STREAM_MODE_UPDATES: StreamMode
@@ -116,6 +123,10 @@ MESSAGES_EVENT_KIND_TUPLE: MessagesEventKind
 MESSAGES_EVENT_KIND_METADATA: MessagesEventKind
 MESSAGES_EVENT_KIND_PARTIAL: MessagesEventKind
 MESSAGES_EVENT_KIND_COMPLETE: MessagesEventKind
+CANCEL_STATUS_UNSPECIFIED: CancelStatus
+CANCEL_STATUS_PENDING: CancelStatus
+CANCEL_STATUS_RUNNING: CancelStatus
+CANCEL_STATUS_ALL: CancelStatus
 
 class Run(_message.Message):
     __slots__ = ("run_id", "thread_id", "assistant_id", "status", "metadata", "multitask_strategy", "created_at", "updated_at", "kwargs")
@@ -364,3 +375,45 @@ class RunEventBatch(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[RunEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[RunEvent, _Mapping]]] = ...) -> None: ...
+
+class CreateRunBatchRequest(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[CreateRunRequest]
+    def __init__(self, runs: _Optional[_Iterable[_Union[CreateRunRequest, _Mapping]]] = ...) -> None: ...
+
+class CreateRunBatchResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("thread_id", "run_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    run_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CancelRunsRequest(_message.Message):
+    __slots__ = ("thread_id", "run_ids", "status", "action")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    status: CancelStatus
+    action: CancelAction
+    def __init__(self, thread_id: _Optional[str] = ..., run_ids: _Optional[_Iterable[str]] = ..., status: _Optional[_Union[CancelStatus, str]] = ..., action: _Optional[_Union[CancelAction, str]] = ...) -> None: ...
+
+class CancelRunsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...

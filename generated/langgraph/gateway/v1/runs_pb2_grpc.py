@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class RunsServiceStub:
-    """Creates, streams, joins, lists and cancels runs.
+    """Creates, streams, joins, lists, cancels and deletes runs.
     """
 
     def __init__(self, channel):
@@ -85,10 +85,25 @@ class RunsServiceStub:
                 request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.Run.FromString,
                 _registered_method=True)
+        self.CancelRuns = channel.unary_unary(
+                '/langgraph.gateway.v1.RunsService/CancelRuns',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsResponse.FromString,
+                _registered_method=True)
+        self.CreateRunBatch = channel.unary_unary(
+                '/langgraph.gateway.v1.RunsService/CreateRunBatch',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchResponse.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/langgraph.gateway.v1.RunsService/DeleteRun',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
 
 
 class RunsServiceServicer:
-    """Creates, streams, joins, lists and cancels runs.
+    """Creates, streams, joins, lists, cancels and deletes runs.
     """
 
     def RunStream(self, request, context):
@@ -165,6 +180,27 @@ class RunsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelRuns(self, request, context):
+        """Cancels several runs: by status, or runs of one thread.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRunBatch(self, request, context):
+        """Creates stateless runs in the background.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Deletes a run that ended, with its checkpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +254,21 @@ def add_RunsServiceServicer_to_server(servicer, server):
                     request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunRequest.FromString,
                     response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.Run.SerializeToString,
             ),
+            'CancelRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRuns,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsResponse.SerializeToString,
+            ),
+            'CreateRunBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRunBatch,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchResponse.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'langgraph.gateway.v1.RunsService', rpc_method_handlers)
@@ -227,7 +278,7 @@ def add_RunsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RunsService:
-    """Creates, streams, joins, lists and cancels runs.
+    """Creates, streams, joins, lists, cancels and deletes runs.
     """
 
     @staticmethod
@@ -490,6 +541,87 @@ class RunsService:
             '/langgraph.gateway.v1.RunsService/CancelRun',
             langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunRequest.SerializeToString,
             langgraph_dot_gateway_dot_v1_dot_runs__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.RunsService/CancelRuns',
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.CancelRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRunBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.RunsService/CreateRunBatch',
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.CreateRunBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.RunsService/DeleteRun',
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_runs__pb2.DeleteRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class ThreadsServiceStub:
-    """Creates, reads and deletes threads and reads their state.
+    """Creates, reads, changes, copies and deletes threads, their state and their streams.
     """
 
     def __init__(self, channel):
@@ -65,10 +65,40 @@ class ThreadsServiceStub:
                 request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.SerializeToString,
                 response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.FromString,
                 _registered_method=True)
+        self.CountThreads = channel.unary_unary(
+                '/langgraph.gateway.v1.ThreadsService/CountThreads',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsResponse.FromString,
+                _registered_method=True)
+        self.UpdateThread = channel.unary_unary(
+                '/langgraph.gateway.v1.ThreadsService/UpdateThread',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.FromString,
+                _registered_method=True)
+        self.CopyThread = channel.unary_unary(
+                '/langgraph.gateway.v1.ThreadsService/CopyThread',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CopyThreadRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.FromString,
+                _registered_method=True)
+        self.PruneThreads = channel.unary_unary(
+                '/langgraph.gateway.v1.ThreadsService/PruneThreads',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsResponse.FromString,
+                _registered_method=True)
+        self.UpdateThreadState = channel.unary_unary(
+                '/langgraph.gateway.v1.ThreadsService/UpdateThreadState',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.FromString,
+                _registered_method=True)
+        self.JoinThreadStream = channel.unary_stream(
+                '/langgraph.gateway.v1.ThreadsService/JoinThreadStream',
+                request_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.JoinThreadStreamRequest.SerializeToString,
+                response_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.ThreadEventBatch.FromString,
+                _registered_method=True)
 
 
 class ThreadsServiceServicer:
-    """Creates, reads and deletes threads and reads their state.
+    """Creates, reads, changes, copies and deletes threads, their state and their streams.
     """
 
     def CreateThread(self, request, context):
@@ -113,6 +143,48 @@ class ThreadsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountThreads(self, request, context):
+        """Counts the threads that match the filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateThread(self, request, context):
+        """Merges metadata into a thread's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyThread(self, request, context):
+        """Copies a thread with its state and checkpoints into a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneThreads(self, request, context):
+        """Deletes threads, or all but their latest checkpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateThreadState(self, request, context):
+        """Writes values into a thread's state as a node would.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinThreadStream(self, request, context):
+        """Streams every run on a thread and its state updates, as they come.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThreadsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +218,36 @@ def add_ThreadsServiceServicer_to_server(servicer, server):
                     request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.FromString,
                     response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.SerializeToString,
             ),
+            'CountThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountThreads,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsResponse.SerializeToString,
+            ),
+            'UpdateThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThread,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.SerializeToString,
+            ),
+            'CopyThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyThread,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.CopyThreadRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.SerializeToString,
+            ),
+            'PruneThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneThreads,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsResponse.SerializeToString,
+            ),
+            'UpdateThreadState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThreadState,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.SerializeToString,
+            ),
+            'JoinThreadStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.JoinThreadStream,
+                    request_deserializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.JoinThreadStreamRequest.FromString,
+                    response_serializer=langgraph_dot_gateway_dot_v1_dot_threads__pb2.ThreadEventBatch.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'langgraph.gateway.v1.ThreadsService', rpc_method_handlers)
@@ -155,7 +257,7 @@ def add_ThreadsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ThreadsService:
-    """Creates, reads and deletes threads and reads their state.
+    """Creates, reads, changes, copies and deletes threads, their state and their streams.
     """
 
     @staticmethod
@@ -310,6 +412,168 @@ class ThreadsService:
             '/langgraph.gateway.v1.ThreadsService/GetThreadHistory',
             langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.SerializeToString,
             langgraph_dot_gateway_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/CountThreads',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.CountThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/UpdateThread',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/CopyThread',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.CopyThreadRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/PruneThreads',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.PruneThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateThreadState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/UpdateThreadState',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinThreadStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/langgraph.gateway.v1.ThreadsService/JoinThreadStream',
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.JoinThreadStreamRequest.SerializeToString,
+            langgraph_dot_gateway_dot_v1_dot_threads__pb2.ThreadEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -368,9 +368,8 @@ _SCHEMA_LOCK = 0x6C677374
 
 
 async def _postgres_store(pool: Any, config: StoreConfig) -> BaseStore:
-    from langgraph.store.postgres.aio import AsyncPostgresStore
-
     from gateway.config import ConfigError
+    from gateway.storage._pgstore import PooledPostgresStore
 
     index = config.index()
     async with pool.connection() as conn:
@@ -385,7 +384,7 @@ async def _postgres_store(pool: Any, config: StoreConfig) -> BaseStore:
                 raise ConfigError("store.index.dims is required on Postgres (the size of the vector column)")
         # Expired items are never read, swept or not.
         ttl: TTLConfig = {**config.ttl, "omit_expired": True}
-        store = AsyncPostgresStore(pool, index=cast(Any, index), ttl=ttl)
+        store = PooledPostgresStore(pool, index=cast(Any, index), ttl=ttl)
         await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:
             await store.setup()

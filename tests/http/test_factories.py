@@ -1,19 +1,21 @@
 """Graph factories of each form the Agent Server accepts (tests/graphs/store/graphs.py), through
-the Python SDK on both backends: built per run from the run's config, with the runtime argument,
-(async) context managers exited when the run ends; their threads' state, schemas and drawing."""
+the Python SDK on both backends, served by the gateway and (runs, state) by the bridge: built per
+run from the run's config, with the runtime argument, (async) context managers exited when the
+run ends; their threads' state, schemas and drawing."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph_sdk import get_sync_client
 
 from tests._server import GatewayProcess
-from tests._store import store_backend, store_gateway
+from tests._store import store_backend, store_bridge, store_gateway, store_url, write_config
 
-__all__ = ["store_backend", "store_gateway"]
+__all__ = ["store_backend", "store_bridge", "store_gateway", "store_url"]
 
 NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 FACTORIES = ["plain_factory", "config_factory", "runtime_factory", "async_factory", "cm_factory", "acm_factory"]
@@ -35,8 +37,8 @@ def _assistant(graph_id: str) -> str:
         ("acm_factory", {"by": "acm", **RUN, "context": {}}),
     ],
 )
-def test_each_form_builds_the_run_s_graph(store_gateway: GatewayProcess, graph_id: str, built: dict[str, Any]) -> None:
-    client = get_sync_client(url=store_gateway.http_url)
+def test_each_form_builds_the_run_s_graph(store_url: str, graph_id: str, built: dict[str, Any]) -> None:
+    client = get_sync_client(url=store_url)
     thread = client.threads.create()
     out = client.runs.wait(thread["thread_id"], graph_id, input={"topic": "t"})
     assert out == {"topic": "t", "built": built}
@@ -46,16 +48,16 @@ def test_each_form_builds_the_run_s_graph(store_gateway: GatewayProcess, graph_i
     assert client.runs.wait(None, graph_id, input={"topic": "u"})["built"] == built
 
 
-def test_the_factory_gets_the_run_s_config_and_context(store_gateway: GatewayProcess) -> None:
-    client = get_sync_client(url=store_gateway.http_url)
+def test_the_factory_gets_the_run_s_config_and_context(store_url: str) -> None:
+    client = get_sync_client(url=store_url)
     out = client.runs.wait(None, "config_factory", input={}, config={"configurable": {"flavor": "vanilla"}})
     assert out["built"] == {"by": "config", "flavor": "vanilla"}
     out = client.runs.wait(None, "runtime_factory", input={}, context={"flavor": "lemon"})
     assert out["built"]["context"] == {"flavor": "lemon"}
 
 
-def test_context_managers_are_exited_when_the_run_ends(store_gateway: GatewayProcess) -> None:
-    client = get_sync_client(url=store_gateway.http_url)
+def test_context_managers_are_exited_when_the_run_ends(store_url: str) -> None:
+    client = get_sync_client(url=store_url)
     thread = client.threads.create()
     client.runs.wait(thread["thread_id"], "cm_factory", input={"topic": "t"})
     run_id = client.runs.list(thread["thread_id"])[0]["run_id"]
@@ -91,3 +93,21 @@ def test_schemas_and_drawing_of_a_factory_graph(store_gateway: GatewayProcess, g
     drawn = client.assistants.get_graph(_assistant(graph_id))
     assert [node["id"] for node in drawn["nodes"]] == ["__start__", "report", "__end__"]
     assert client.assistants.get_graph(_assistant(graph_id), xray=True) == drawn
+
+
+def test_the_runtime_carries_the_caller(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path / "gateway.sqlite", config=write_config(tmp_path, auth=True)).start()
+    try:
+        alice = get_sync_client(url=proc.http_url, headers={"authorization": "Bearer alice"})
+        out = alice.runs.wait(None, "runtime_factory", input={}, context={"flavor": "lemon"})
+        assert out["built"] == {
+            "by": "runtime",
+            "access_context": "threads.create_run",
+            "user": "alice",
+            "has_store": True,
+            "context": {"flavor": "lemon"},
+        }
+        bob = get_sync_client(url=proc.http_url, headers={"authorization": "Bearer bob"})
+        assert bob.runs.wait(None, "async_factory", input={})["built"]["user"] == "bob"
+    finally:
+        proc.kill()

@@ -32,6 +32,8 @@ class GatewayProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.grpc_port = 0
         self.http_port = 0
+        # The ready line, with every port the gateway serves.
+        self.ready: dict[str, int] = {}
         self.stderr_lines: list[str] = []
 
     @property
@@ -79,6 +81,7 @@ class GatewayProcess:
             raise RuntimeError("gateway did not start:\n" + "".join(self.stderr_lines[-40:]))
         self.grpc_port = ready["grpc_port"]
         self.http_port = ready["http_port"]
+        self.ready = ready
         return self
 
     def _drain_stderr(self) -> None:

@@ -54,6 +54,8 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Routed by now; the tracing middleware ends its span with the response's end.
+                tracing.name_request(method, _route(scope))
             await send(message)
 
         try:
@@ -62,10 +64,8 @@ class MetricsMiddleware:
             status = status or 500
             raise
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
             # 499: the client left before an answer started (nginx's name for it).
-            self._count(method if method in _METHODS else "other", route, status or 499, started)
-            tracing.name_request(method, route)
+            self._count(method if method in _METHODS else "other", _route(scope), status or 499, started)
 
     def _count(self, method: str, route: str, status: int, started: float) -> None:
         seconds = self._seconds.get((method, route))
@@ -88,3 +88,8 @@ class MetricsMiddleware:
         headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def _route(scope: Scope) -> str:
+    """The template of the route that served the request (`/threads/{thread_id}`), not its path."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"

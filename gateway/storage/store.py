@@ -33,12 +33,17 @@ from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore, Op, PutOp, Result, SearchOp, TTLConfig, ensure_embeddings
 from langgraph.store.sqlite import SqliteStore
 from langgraph.store.sqlite.base import _group_ops
+
+from gateway.storage.base import Storage
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger("gateway.store")
 
@@ -367,7 +372,7 @@ class InlineSqliteStore(SqliteStore):
 _SCHEMA_LOCK = 0x6C677374
 
 
-async def _postgres_store(pool: Any, config: StoreConfig) -> BaseStore:
+async def _postgres_store(pool: AsyncConnectionPool, config: StoreConfig) -> BaseStore:
     from gateway.config import ConfigError
     from gateway.storage._pgstore import PooledPostgresStore
 
@@ -384,7 +389,7 @@ async def _postgres_store(pool: Any, config: StoreConfig) -> BaseStore:
                 raise ConfigError("store.index.dims is required on Postgres (the size of the vector column)")
         # Expired items are never read, swept or not.
         ttl: TTLConfig = {**config.ttl, "omit_expired": True}
-        store = PooledPostgresStore(pool, index=cast(Any, index), ttl=ttl)
+        store = PooledPostgresStore(cast(Any, pool), index=cast(Any, index), ttl=ttl)
         await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:
             await store.setup()
@@ -422,7 +427,6 @@ class Store:
         self._store: BaseStore | None = None
         self._stack = AsyncExitStack()
         self._sweeper: asyncio.Task[None] | None = None
-        self.kind: Literal["sqlite", "postgres", "custom"] = "custom"
 
     @property
     def store(self) -> BaseStore:
@@ -430,7 +434,7 @@ class Store:
             raise RuntimeError("the store is not open")
         return self._store
 
-    async def open(self, storage: Any) -> None:
+    async def open(self, storage: Storage) -> None:
         if self.config.custom is not None:
             self._store = await _entered(self._stack, self.config.custom)
             return
@@ -439,9 +443,12 @@ class Store:
         if isinstance(storage, SqliteStorage):
             sqlite_store = InlineSqliteStore(storage.conn, storage.lock, self.config)
             sqlite_store.setup()
-            self._store, self.kind = sqlite_store, "sqlite"
+            self._store = sqlite_store
         else:
-            self._store, self.kind = await _postgres_store(storage.pool, self.config), "postgres"
+            from gateway.storage.postgres import PostgresStorage
+
+            assert isinstance(storage, PostgresStorage)
+            self._store = await _postgres_store(storage.pool, self.config)
         self._sweeper = asyncio.create_task(self._sweep(), name="sweep-store")
 
     async def _sweep(self) -> None:
@@ -449,7 +456,9 @@ class Store:
         while True:
             await asyncio.sleep(self.config.sweep_minutes * 60)
             try:
-                swept = store.sweep_ttl() if isinstance(store, InlineSqliteStore) else await store.sweep_ttl()  # type: ignore[attr-defined]
+                swept = (
+                    store.sweep_ttl() if isinstance(store, InlineSqliteStore) else await cast(Any, store).sweep_ttl()
+                )
             except Exception:
                 logger.exception("sweeping the store's expired items failed; retrying at the next sweep")
                 continue

@@ -114,3 +114,59 @@ def test_a_key_that_would_weaken_security_stops_the_start_with_one_line(tmp_path
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "unencrypted" in done.stderr
+
+
+FACTORIES = """
+from typing import TYPE_CHECKING
+from langgraph_sdk.runtime import ServerRuntime
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+
+def raising(config):
+    raise RuntimeError("called at load")
+
+
+def both(config: "RunnableConfig", runtime: "ServerRuntime"):
+    ...
+
+
+def runtime_first(runtime: ServerRuntime, config):
+    ...
+
+
+def runtime_only(rt: "ServerRuntime[dict]"):
+    ...
+
+
+def two_configs(a, b):
+    ...
+
+
+def three(a, b, c):
+    ...
+"""
+
+
+def test_factories_are_classified_at_load_and_not_called(tmp_path: Path) -> None:
+    (tmp_path / "factories.py").write_text(FACTORIES)
+    graphs = {name: f"./factories.py:{name}" for name in ("raising", "both", "runtime_first", "runtime_only")}
+    config = load_config(write(tmp_path, graphs=graphs))
+    found = {
+        name: (spec.factory.config_param, spec.factory.runtime_param)
+        for name, spec in config.graphs.items()
+        if spec.factory
+    }
+    assert found == {
+        "raising": ("config", None),
+        "both": ("config", "runtime"),
+        "runtime_first": ("config", "runtime"),
+        "runtime_only": (None, "rt"),
+    }
+
+
+@pytest.mark.parametrize(("name", "message"), [("two_configs", "annotate the runtime"), ("three", "0, 1 or 2")])
+def test_a_factory_the_server_cannot_call_stops_the_start(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "factories.py").write_text(FACTORIES)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, graphs={name: f"./factories.py:{name}"}))

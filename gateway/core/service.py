@@ -428,10 +428,23 @@ class RunService:
     # Deleting runs
 
     async def delete(self, thread_id: str, run_id: str) -> None:
-        """Deletes a run that ended, with its events and the checkpoints it wrote."""
+        """Deletes a run with its events and the checkpoints it wrote; one that has not ended
+        is cancelled first, as the Agent Server deletes it too."""
         check_ids(thread_id, run_id)
         access = await self._access.check("threads", "delete", {"thread_id": UUID(thread_id), "run_id": UUID(run_id)})
-        if await self._storage.delete_run(thread_id, run_id, access=access) is None:
+        deleted = None
+        for attempt in range(3):
+            try:
+                deleted = await self._storage.delete_run(thread_id, run_id, access=access)
+                break
+            except Conflict:
+                if attempt == 2:
+                    raise
+                await self._scheduler.cancel(run_id, "interrupt")
+                record = await self._storage.get_run(run_id)
+                if record is not None:
+                    await self._result(record)
+        if deleted is None:
             raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
         await self._storage.delete_run_checkpoints(thread_id, run_id)
         self._scheduler.forget_run(run_id)

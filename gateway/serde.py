@@ -68,6 +68,8 @@ def _default(obj: Any) -> Any:
 def _sanitise(obj: Any) -> Any:
     if isinstance(obj, str):
         return _SURROGATES.sub("?", obj)
+    if isinstance(obj, int) and not isinstance(obj, bool) and not -(2**63) <= obj < 2**64:
+        return float(obj)
     if isinstance(obj, Mapping):
         return {_sanitise(k): _sanitise(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set)):
@@ -77,14 +79,15 @@ def _sanitise(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON. Lone surrogates become "?" and NUL characters U+FFFD, so the
-    text is always valid UTF-8 and safe to pass through every edge unchanged.
+    text is always valid UTF-8 and safe to pass through every edge unchanged; integers past
+    64 bits (Postgres gives 1e300 back as one) become floats, as JSON clients read them.
 
     The result is a right-sized copy: orjson (3.12 on) returns its working buffer, 4 KiB at
     least and often several times the JSON's length, and events are held for replay."""
     try:
         data = orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError as exc:
-        if "surrogates not allowed" not in str(exc):
+        if "surrogates not allowed" not in str(exc) and "64-bit" not in str(exc):
             raise
         data = orjson.dumps(_sanitise(obj), default=_default, option=_OPTIONS)
     if b"\\u0000" in data:

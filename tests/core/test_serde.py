@@ -13,6 +13,12 @@ def test_unencodable_text_becomes_valid_utf8() -> None:
     assert loads(data) == {"lone": "a?b", "nul": "x\ufffdy"}
 
 
+def test_integers_past_64_bits_become_floats() -> None:
+    # Postgres's jsonb gives a stored 1e300 back as a 301-digit integer; orjson takes 64 bits.
+    data = dumps({"big": 10**300, "edge": [2**64 - 1, -(2**63)], "flag": True})
+    assert loads(data) == {"big": 1e300, "edge": [2**64 - 1, -(2**63)], "flag": True}
+
+
 def _held_bytes(values: list[object]) -> tuple[float, int]:
     """Memory held per encoded value, and the length of one."""
     tracemalloc.start()

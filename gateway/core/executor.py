@@ -14,7 +14,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from gateway.auth import put_caller
-from gateway.core.assistants import Assistants
 from gateway.core.bus import RunWriter
 from gateway.core.errors import error_payload
 from gateway.core.graphs import Graphs
@@ -36,9 +35,8 @@ _TIMED_OUT = dumps({"error": "TimeoutError", "message": ""})
 
 
 class Executor:
-    def __init__(self, storage: Storage, assistants: Assistants, graphs: Graphs, *, run_timeout: float | None) -> None:
+    def __init__(self, storage: Storage, graphs: Graphs, *, run_timeout: float | None) -> None:
         self._storage = storage
-        self._assistants = assistants
         self._graphs = graphs
         self._run_timeout = run_timeout
 

@@ -1,6 +1,6 @@
 """The core assembled from the settings: storage (with its checkpointer), the event bus, the
 signals between processes, the scheduler and executor behind the run service, threads,
-assistants and thread streams.
+assistants, crons and thread streams.
 
 - default: sqlite, events in memory (and the sqlite log for resumable runs), one process;
 - `--database-url`: Postgres instead of sqlite, still one process;
@@ -71,7 +71,7 @@ class Gateway:
         self.store = StoreService(self._store, access)
         graphs = Graphs(self._store)
         self.assistants = Assistants(self.storage, config.graphs, graphs, access=access)
-        executor = Executor(self.storage, self.assistants, graphs, run_timeout=settings.run_timeout)
+        executor = Executor(self.storage, graphs, run_timeout=settings.run_timeout)
         self.scheduler = Scheduler(self.storage, self.bus, executor, self.assistants, signals, settings)
         self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
         self.bus.ended = self.runs.ended

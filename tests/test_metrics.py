@@ -120,13 +120,20 @@ async def test_runs_queued_and_running_and_open_streams(gateway: GatewayProcess,
         assert moved(before, during, "langgraph_gateway_open_streams", edge="grpc", kind="run") == 1
         call.cancel()
         await http.post(f"/threads/{thread_id}/runs/{queued['run_id']}/cancel")
-    # The cancelled stream closes as its run ends.
+    # The cancelled stream closes as its run ends, and the call counts as CANCELLED.
+    cancelled = {
+        "grpc_service": RUNS,
+        "grpc_method": "RunStream",
+        "grpc_type": "server_stream",
+        "grpc_code": "CANCELLED",
+    }
     for _ in range(100):
         after = scrape(gateway.http_url)
         if moved(before, after, "langgraph_gateway_open_streams", edge="grpc", kind="run") == 0:
             break
         await asyncio.sleep(0.1)
     assert moved(before, after, "langgraph_gateway_open_streams", edge="grpc", kind="run") == 0
+    assert moved(before, after, "grpc_server_handled_total", **cancelled) == 1
 
 
 def test_the_bridge_serves_its_own_http_metrics(gateway: GatewayProcess) -> None:

@@ -168,3 +168,30 @@ async def test_the_bridges_client_interceptors_carry_the_trace_to_the_gateway(
         )
         assert rpc.kind == SpanKind.SERVER
         assert rpc.context.trace_id == outer.get_span_context().trace_id
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "on"),
+    [
+        (False, {}, False),
+        (True, {}, True),
+        (False, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, True),
+        (False, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        (False, {"OTEL_TRACES_EXPORTER": "console"}, True),
+        (False, {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, False),
+        (True, {"OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
+def test_tracing_is_on_when_the_flag_or_the_standard_variables_ask(
+    monkeypatch: pytest.MonkeyPatch, flag: bool, env: dict[str, str], on: bool
+) -> None:
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, setting in env.items():
+        monkeypatch.setenv(name, setting)
+    assert tracing.wanted(flag) is on

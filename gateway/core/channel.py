@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.core.metrics import SLOW_DROPPED, delayed
+from gateway.core.metrics import DELAY_SAMPLE, SLOW_DROPPED, delayed
 from gateway.errors import SubscriberTooSlow
 from gateway.records import Event
 
@@ -33,15 +33,18 @@ class FellBehind(Exception):
 
 
 class _Subscriber:
-    __slots__ = ("can_lag", "cursor", "dropped", "published_at", "waiter")
+    __slots__ = ("batches", "can_lag", "cursor", "dropped", "fresh", "published_at", "waiter")
 
     def __init__(self, cursor: int, can_lag: bool) -> None:
         self.cursor = cursor  # seq of the last event it has read
         self.can_lag = can_lag  # it never holds the producer back
         self.waiter: asyncio.Future[None] | None = None
         self.dropped = False
-        # When the oldest event it has yet to take was published (0: none since it last took):
-        # one clock read per batch, not per event, tells the event delay.
+        # For the event delay, sampled: live batches taken (a replay of what was published
+        # before it came is not one), whether one is waiting, and when its oldest event was
+        # published, stamped only for the batches that are observed.
+        self.batches = 0
+        self.fresh = False
         self.published_at = 0.0
 
 
@@ -98,8 +101,10 @@ class RunChannel:
             self._evict()
         now = 0.0
         for sub in self._subscribers:
-            if not sub.published_at:
-                sub.published_at = now = now or time.monotonic()
+            if not sub.fresh:
+                sub.fresh = True
+                if not sub.batches % DELAY_SAMPLE:
+                    sub.published_at = now = now or time.monotonic()
             waiter = sub.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -170,6 +175,9 @@ class RunChannel:
                 if batch:
                     sub.cursor = batch[-1].seq
                     published_at, sub.published_at = sub.published_at, 0.0
+                    if sub.fresh:
+                        sub.fresh = False
+                        sub.batches += 1
                     if self._writable is not None and not self._lagging():
                         self._writable.set()
                     yield batch

@@ -13,7 +13,7 @@ from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
-from gateway.core.metrics import RUNS_CREATED, OpenStream, delivered
+from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
 from gateway.metrics import edge
@@ -312,12 +312,12 @@ class RunService:
                 ended = batch[-1].name == "end"
                 if kept := _kept(batch, wanted):
                     yield kept
-                    delivered(kept)
+                    stream.delivered(kept)
             if not ended:
                 # The bus holds nothing more of the run: it ended. Say how, without an id.
                 final = [end_event(await self._final_status(record))]
                 yield final
-                delivered(final)
+                stream.delivered(final)
             completed = True
         finally:
             stream.close()

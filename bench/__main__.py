@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,6 @@ from bench._scenarios import FULL, SCENARIOS, SMOKE, Errors, Plan, measure, meas
 from bench._servers import (
     BENCH,
     REF_VENV,
-    ROOT,
     GatewayServer,
     ReferenceServer,
     Replicas,
@@ -47,6 +45,7 @@ from bench._servers import (
     busy_cpu_seconds,
     ensure_reference_venv,
     raise_fd_limit,
+    revision,
     scratch_copy,
 )
 from bench.graphs import CHAIN_LENGTH
@@ -327,17 +326,11 @@ def _dist_version(venv: Path, dist: str) -> str | None:
 
 
 def _meta(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "gateway"], cwd=ROOT, capture_output=True, text=True)
-        revision = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except OSError:
-        revision = None
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "smoke" if plan.smoke else "full",
-        "revision": revision,
+        "revision": revision(),
         "machine": f"{os.cpu_count()} cores, {cpu}",
         "python": platform.python_version(),
         "langgraph": langgraph.version.__version__,

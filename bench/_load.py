@@ -32,7 +32,6 @@ import json
 import math
 import multiprocessing
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
 
 from bench import _backends
-from bench._servers import BENCH, ROOT, GatewayServer, Replicas, ServerProcess, busy_cpu_seconds, scratch_copy
+from bench._servers import BENCH, GatewayServer, Replicas, ServerProcess, busy_cpu_seconds, revision, scratch_copy
 from bench._stats import percentile
 
 GRAPH = "ticker"
@@ -767,15 +766,6 @@ def _ms(values: Sequence[float], p: float) -> float | None:
     return None if v is None else round(v * 1000, 1)
 
 
-def _revision() -> str | None:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "gateway"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def summarise(
     plan: LoadPlan,
     warm: WorkerResult,
@@ -851,7 +841,7 @@ def summarise(
     return {
         "meta": {
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "revision": _revision(),
+            "revision": revision(),
             "plan": dataclasses.asdict(plan),
             "deployment": plan.deployment,
             "cores": multiprocessing.cpu_count(),

@@ -34,6 +34,19 @@ def scratch_copy(folder: Path) -> Path:
     return folder / "langgraph.json"
 
 
+def revision() -> str | None:
+    """The commit measured (+dirty if gateway/ has changes), or BENCH_REVISION outside a git
+    checkout (a tree exported with `git archive`, measured while others edit the checkout)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "gateway"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return os.environ.get("BENCH_REVISION")
+    if commit.returncode != 0:
+        return os.environ.get("BENCH_REVISION")
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -41,7 +41,7 @@ ASSISTANT_IDS = [str(uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"
 HANG = 20.0  # seconds a response may take before it counts as a hang
 STREAM_WINDOW = 1.0  # seconds an event stream is read before the client leaves
 # Reads are quick; writes start runs.
-MAX_EXAMPLES = {"GET": 40, "DELETE": 40, "POST": 30, "PATCH": 30}
+MAX_EXAMPLES = {"GET": 40, "DELETE": 40, "POST": 30, "PATCH": 30, "PUT": 30}
 
 # What the server gave out, so that requests get past the lookups: thread ids, and
 # (thread id or None, run id) of runs, from the Content-Location of responses.
@@ -391,7 +391,7 @@ def test_random_requests(
     logged = len(server.stderr_lines)
     client = httpx.AsyncClient(base_url=server.http_url, timeout=HANG)
     # Routes that read no body often get none.
-    body_strategy = bodies() if method in ("POST", "PATCH") else st.none() | bodies()
+    body_strategy = bodies() if method in ("POST", "PATCH", "PUT") else st.none() | bodies()
     # The bridge is the same routes over another backend: fewer examples find its own bugs.
     examples = MAX_EXAMPLES[method] if target == "gateway" else 10
 

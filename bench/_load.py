@@ -292,6 +292,9 @@ class _SseStream(asyncio.Protocol):
         self.head: asyncio.Future[None] = loop.create_future()
         # Settled by the last chunk, by on_event, or with the error that ended the stream.
         self.done: asyncio.Future[None] = loop.create_future()
+        # A stream given up on (cancelled, or failed before its headers) may fail unawaited:
+        # its error is counted where it is awaited, not logged as never retrieved.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport

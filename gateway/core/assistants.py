@@ -45,6 +45,18 @@ _BOTH = (
 Cascade = Callable[[str, bool], Awaitable[None]]
 
 
+def _system(spec: GraphSpec) -> AssistantRecord:
+    now = now_iso()
+    return AssistantRecord(
+        assistant_id=spec.assistant_id,
+        graph_id=spec.graph_id,
+        name=spec.graph_id,
+        created_at=now,
+        updated_at=now,
+        metadata={"created_by": "system"},
+    )
+
+
 def check_assistant_id(assistant_id: str) -> str:
     if not is_uuid(assistant_id):
         raise InvalidArgument(f"assistant_id {assistant_id!r} is not a UUID")
@@ -72,20 +84,12 @@ class Assistants:
         self.graphs = graphs
         self._builder = builder
         self._access = access or Access(None, storage)
+        self._system = {spec.assistant_id: spec for spec in graphs.values()}
         self.cascade: Cascade | None = None
 
     async def setup(self) -> None:
         for spec in self.graphs.values():
-            now = now_iso()
-            record = AssistantRecord(
-                assistant_id=spec.assistant_id,
-                graph_id=spec.graph_id,
-                name=spec.graph_id,
-                created_at=now,
-                updated_at=now,
-                metadata={"created_by": "system"},
-            )
-            await self.storage.put_assistant(record)
+            await self.storage.put_assistant(_system(spec))
 
     def _spec(self, record: AssistantRecord) -> GraphSpec:
         return self.graphs[record.graph_id]
@@ -115,6 +119,9 @@ class Assistants:
             )
         # Read each time: any process may have updated it.
         record = await self.storage.get_assistant(assistant_id)
+        if record is None and assistant_id in self._system:
+            # A graph's system assistant is the config's: deleted, it is back as version 1.
+            record = await self.storage.put_assistant(_system(self._system[assistant_id]))
         if record is None or record.graph_id not in self.graphs:
             raise NotFound(f"Assistant {assistant_id} not found.")
         return record

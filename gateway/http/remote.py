@@ -809,7 +809,8 @@ class RemoteBackend:
     async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json:
         request = assistants_pb2.GetAssistantGraphRequest(assistant_id=assistant_id, xray=bool(xray))
         if not isinstance(xray, bool):
-            request.xray_depth = xray
+            # Deeper than any graph nests: every level.
+            request.xray_depth = min(xray, 2**31 - 1)
         response = await self._call(self._assistants.GetAssistantGraph, request)
         graph: Json = orjson.loads(response.graph_json or "{}")
         return graph

@@ -154,6 +154,11 @@ async def scenario(call: Call) -> list[tuple[str, Any]]:
         else:
             note("cancelled run", found["status"])
     note("cancel, bad status", await status(call, lambda c: c.runs.cancel_many(status="nope")))  # type: ignore[arg-type]
+    # A thread deleted while it runs: its run is cancelled, the thread deleted.
+    busy = await call(lambda c: c.threads.create())
+    await call(lambda c: c.runs.create(busy["thread_id"], "slow", input={}))
+    note("delete a busy thread", await call(lambda c: c.threads.delete(busy["thread_id"])))
+    note("deleted busy thread", await status(call, lambda c: c.threads.get(busy["thread_id"])))
 
     # Crons: on a thread, stateless; search, count, update, delete.
     on_thread = await call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,9 +40,12 @@ def test_search_and_count_assistants(http: httpx.Client) -> None:
     found = http.post("/assistants/search", json={"limit": 3})
     assert len(found.json()) == 3
     assert found.headers["x-pagination-next"] == "3"
-    everything = http.post("/assistants/search", json={"limit": 100}).json()
-    assert len(everything) == http.post("/assistants/count", json={}).json() == GRAPH_COUNT
-    assert [a["graph_id"] for a in http.post("/assistants/search", json={"graph_id": "chat"}).json()] == ["chat"]
+    # The system assistants: other tests (and the fuzzer) make assistants of their own.
+    system = {"metadata": {"created_by": "system"}}
+    everything = http.post("/assistants/search", json={"limit": 100, **system}).json()
+    assert len(everything) == http.post("/assistants/count", json=system).json() == GRAPH_COUNT
+    chat = http.post("/assistants/search", json={"graph_id": "chat", **system}).json()
+    assert [a["graph_id"] for a in chat] == ["chat"]
     assert http.post("/assistants/count", json={"metadata": {"created_by": "nobody"}}).json() == 0
     assert http.post("/assistants/search", json={"graph_id": "nope"}).status_code == 404
     assert http.post("/assistants/search", json={"limit": "x"}).status_code == 422
@@ -102,3 +106,14 @@ def test_sdk_with_the_api_key(keyed: GatewayProcess) -> None:
     assert [p.event for p in parts] == ["metadata", "updates", "updates"]
     with pytest.raises(AuthenticationError):
         get_sync_client(url=keyed.http_url, api_key="wrong").threads.create()
+
+
+def test_a_deleted_system_assistant_is_back_at_its_next_use(http: httpx.Client) -> None:
+    custom = str(uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "custom"))
+    assert http.patch(f"/assistants/{custom}", json={"metadata": {"changed": True}}).json()["version"] >= 2
+    assert http.delete(f"/assistants/{custom}").status_code == 204
+    # The graph's system assistant is the config's: its next use makes it again, as version 1.
+    ran = http.post("/runs/wait", json={"assistant_id": "custom", "input": {"query": "q"}})
+    assert ran.status_code == 200
+    again = http.get(f"/assistants/{custom}").json()
+    assert again["version"] == 1 and again["metadata"] == {"created_by": "system"}

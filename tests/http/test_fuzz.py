@@ -47,6 +47,9 @@ MAX_EXAMPLES = {"GET": 40, "DELETE": 40, "POST": 30, "PATCH": 30, "PUT": 30}
 # (thread id or None, run id) of runs, from the Content-Location of responses.
 THREADS: list[str] = []
 RUNS: list[tuple[str | None, str]] = []
+# Assistants the examples created: the only ones they may change or delete, so that the
+# gateway the other tests share keeps its system assistants as they are.
+ASSISTANTS: list[str] = []
 _LOCATION = re.compile(r"^(?:/threads/([^/]+))?/runs/([^/]+)$")
 
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
@@ -94,11 +97,14 @@ def run_ids(draw: Any) -> str:
 
 
 @st.composite
-def path_params(draw: Any, names: list[str]) -> dict[str, str]:
+def path_params(draw: Any, names: list[str], *, changes_assistant: bool = False) -> dict[str, str]:
     ids: dict[str, str] = {}
     run = _pick(draw, RUNS) if draw(st.integers(0, 2)) < 2 else None
     for name in names:
-        if name == "assistant_id":
+        if name == "assistant_id" and changes_assistant:
+            own = _pick(draw, ASSISTANTS)
+            ids[name] = own if own is not None and draw(st.integers(0, 2)) < 2 else draw(garbage_ids)
+        elif name == "assistant_id":
             ids[name] = draw(st.sampled_from(GRAPHS + ASSISTANT_IDS) | garbage_ids)
         elif name == "thread_id":
             ids[name] = draw(thread_ids())
@@ -296,6 +302,14 @@ def _remember(response: httpx.Response, body: Any) -> None:
     if isinstance(body, dict) and isinstance(body.get("thread_id"), str) and "run_id" not in body:
         if len(THREADS) < 100:
             THREADS.append(body["thread_id"])
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("assistant_id"), str)
+        and "version" in body
+        and body.get("metadata", {}).get("created_by") != "system"
+        and len(ASSISTANTS) < 100
+    ):
+        ASSISTANTS.append(body["assistant_id"])
     match = _LOCATION.match(response.headers.get("content-location", ""))
     if match and len(RUNS) < 100:
         RUNS.append((match[1], match[2]))
@@ -394,9 +408,14 @@ def test_random_requests(
     body_strategy = bodies() if method in ("POST", "PATCH", "PUT") else st.none() | bodies()
     # The bridge is the same routes over another backend: fewer examples find its own bugs.
     examples = MAX_EXAMPLES[method] if target == "gateway" else 10
+    # Only the assistants the examples made are changed or deleted (a PATCH, a DELETE, a version
+    # made latest): the system assistants are every other test's.
+    changes_assistant = path.startswith("/assistants/{assistant_id}") and (
+        method in ("PATCH", "DELETE") or path.endswith("/latest")
+    )
 
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(path_params(names), queries, headers, body_strategy)
+    @given(path_params(names, changes_assistant=changes_assistant), queries, headers, body_strategy)
     def check(ids: dict[str, str], params: Any, head: dict[str, bytes], body: bytes | None) -> None:
         url = path
         for name, value in ids.items():

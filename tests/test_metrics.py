@@ -45,22 +45,23 @@ def _families(url: str) -> set[str]:
 
 async def test_grpc_traffic_moves_its_counters(gateway: GatewayProcess, stubs: Stubs) -> None:
     before = scrape(gateway.http_url)
-    events = await stream(stubs, assistant_id="burst", input=value({"n": 20}), stream_mode=["custom"])
+    # Events 10 ms apart: the stream writes them as they come, in batches of their own.
+    events = await stream(stubs, assistant_id="slow", input=value({"n": 20, "delay": 0.01}), stream_mode=["custom"])
     assert len(events) == 22
     with pytest.raises(grpc.aio.AioRpcError):
         await stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=str(_uuid()), run_id=str(_uuid())))
     after = scrape(gateway.http_url)
 
-    assert moved(before, after, "langgraph_gateway_runs_created_total", graph="burst", edge="grpc") == 1
-    finished = {"graph": "burst", "status": "success", "edge": "grpc"}
+    assert moved(before, after, "langgraph_gateway_runs_created_total", graph="slow", edge="grpc") == 1
+    finished = {"graph": "slow", "status": "success", "edge": "grpc"}
     assert moved(before, after, "langgraph_gateway_runs_finished_total", **finished) == 1
     delivered = "langgraph_gateway_events_delivered_total"
     assert moved(before, after, delivered, edge="grpc", mode="custom") == 20
     assert moved(before, after, delivered, edge="grpc", mode="metadata") == 1
     assert moved(before, after, delivered, edge="grpc", mode="end") == 1
-    # One observation per batch the stream wrote: at least one, at most one per event.
-    batches = moved(before, after, "langgraph_gateway_event_delay_seconds_count", edge="grpc")
-    assert 1 <= batches <= 22
+    # Observed for a sample of the batches written live: the first, and one in 16 after it.
+    observed = moved(before, after, "langgraph_gateway_event_delay_seconds_count", edge="grpc")
+    assert 1 <= observed <= 2
     call = {"grpc_service": RUNS, "grpc_method": "RunStream", "grpc_type": "server_stream"}
     assert moved(before, after, "grpc_server_started_total", **call) == 1
     assert moved(before, after, "grpc_server_handled_total", **call, grpc_code="OK") == 1
@@ -74,7 +75,7 @@ async def test_grpc_traffic_moves_its_counters(gateway: GatewayProcess, stubs: S
 async def test_http_traffic_moves_its_counters(gateway: GatewayProcess) -> None:
     before = scrape(gateway.http_url)
     async with httpx.AsyncClient(base_url=gateway.http_url, timeout=60) as http:
-        body = {"assistant_id": "burst", "input": {"n": 10}, "stream_mode": ["custom"]}
+        body = {"assistant_id": "slow", "input": {"n": 10, "delay": 0.01}, "stream_mode": ["custom"]}
         async with http.stream("POST", "/runs/stream", json=body) as response:
             assert response.status_code == 200
             text = (await response.aread()).decode()
@@ -83,8 +84,8 @@ async def test_http_traffic_moves_its_counters(gateway: GatewayProcess) -> None:
         assert (await http.get("/nowhere")).status_code == 404
     after = scrape(gateway.http_url)
 
-    assert moved(before, after, "langgraph_gateway_runs_created_total", graph="burst", edge="http") == 1
-    finished = {"graph": "burst", "status": "success", "edge": "http"}
+    assert moved(before, after, "langgraph_gateway_runs_created_total", graph="slow", edge="http") == 1
+    finished = {"graph": "slow", "status": "success", "edge": "http"}
     assert moved(before, after, "langgraph_gateway_runs_finished_total", **finished) == 1
     assert moved(before, after, "langgraph_gateway_events_delivered_total", edge="http", mode="custom") == 10
     assert moved(before, after, "langgraph_gateway_event_delay_seconds_count", edge="http") >= 1

@@ -869,7 +869,7 @@ def summarise(
             "events_per_s_overall": round(total.received / (ended - started)),
             "events_per_s_full_load": round(steady_rate),
             "offered_per_s": round(plan.offered_rate),
-            "delivered_over_offered": round(steady_rate / plan.offered_rate, 3),
+            "delivered_over_offered": round(steady_rate / plan.offered_rate, 3) if plan.offered_rate else None,
             "delay_ms": {"p50": _ms(delays, 50), "p99": _ms(delays, 99), "max": _ms(delays, 100)},
             "idle_delay_ms": {"p50": _ms(idle_delays, 50), "p99": _ms(idle_delays, 99), "max": _ms(idle_delays, 100)},
             "write_lateness_ms": {"p50": _ms(lateness, 50), "p99": _ms(lateness, 99), "max": _ms(lateness, 100)},

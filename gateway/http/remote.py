@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -166,15 +167,27 @@ def _run_request(req: RunCreate) -> runs_pb2.CreateRunRequest:
         durability=_DURABILITY[req.durability],
         keep_thread=req.on_completion == "keep",
     )
-    if req.input is not None:
-        json_format.ParseDict(req.input, msg.input)
-    if req.command is not None:
-        msg.command.CopyFrom(_struct(req.command))
+    with _fits("input"):
+        if req.input is not None:
+            json_format.ParseDict(req.input, msg.input)
+    with _fits("command"):
+        if req.command is not None:
+            msg.command.CopyFrom(_struct(req.command))
     for name in ("config", "context", "metadata"):
         value = getattr(req, name)
-        if value:
-            getattr(msg, name).CopyFrom(_struct(value))
+        with _fits(name):
+            if value:
+                getattr(msg, name).CopyFrom(_struct(value))
     return msg
+
+
+@contextmanager
+def _fits(name: str) -> Iterator[None]:
+    """A value protobuf cannot carry (nested past its recursion limit) is the client's error."""
+    try:
+        yield
+    except (json_format.ParseError, RecursionError, ValueError) as exc:
+        raise InvalidArgument(f"{name} cannot be sent to the gateway: {exc}") from None
 
 
 def _run(msg: runs_pb2.Run) -> Json:
@@ -289,7 +302,8 @@ _CRON_FIELDS = ("schedule", "timezone", "end_time", "enabled", "on_run_completed
 
 def _cron_fields(body: Json, msg: crons_pb2.CreateCronRequest | crons_pb2.UpdateCronRequest) -> None:
     """Sets the cron's own fields of `msg` from the HTTP cron body; the rest is its payload."""
-    msg.payload.CopyFrom(_struct({k: v for k, v in body.items() if k not in _CRON_FIELDS}))
+    with _fits("the cron's run fields"):
+        msg.payload.CopyFrom(_struct({k: v for k, v in body.items() if k not in _CRON_FIELDS}))
     for name in ("schedule", "timezone"):
         if body.get(name) is not None:
             if not isinstance(body[name], str):
@@ -313,7 +327,8 @@ def _cron_fields(body: Json, msg: crons_pb2.CreateCronRequest | crons_pb2.Update
     if body.get("metadata") is not None:
         if not isinstance(body["metadata"], dict):
             raise InvalidArgument("metadata must be an object")
-        msg.metadata.CopyFrom(_struct(body["metadata"]))
+        with _fits("metadata"):
+            msg.metadata.CopyFrom(_struct(body["metadata"]))
 
 
 def _thread_frames(call: grpc.aio.UnaryStreamCall[Any, threads_pb2.ThreadEventBatch]) -> AsyncIterator[bytes]:
@@ -677,7 +692,8 @@ class RemoteBackend:
         request = threads_pb2.UpdateThreadStateRequest(
             thread_id=thread_id, as_node=as_node or "", checkpoint=_struct(checkpoint)
         )
-        json_format.ParseDict(values, request.values)
+        with _fits("values"):
+            json_format.ParseDict(values, request.values)
         response = await self._call(self._threads.UpdateThreadState, request)
         config = convert.struct_to_dict(response, "checkpoint")
         # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
@@ -773,7 +789,8 @@ class RemoteBackend:
         )
         for name in ("config", "context", "metadata"):
             if fields.get(name) is not None:
-                getattr(request, name).CopyFrom(_struct(fields[name]))
+                with _fits(name):
+                    getattr(request, name).CopyFrom(_struct(fields[name]))
         if fields.get("description") is not None:
             request.description = fields["description"]
         return _assistant(await self._call(self._assistants.CreateAssistant, request))
@@ -784,7 +801,8 @@ class RemoteBackend:
             if value is None:
                 continue
             if isinstance(value, dict):
-                getattr(request, name).CopyFrom(_struct(value))
+                with _fits(name):
+                    getattr(request, name).CopyFrom(_struct(value))
             else:
                 setattr(request, name, value)
         return _assistant(await self._call(self._assistants.UpdateAssistant, request))

@@ -236,3 +236,17 @@ def test_the_bridge_loads_no_run_core_langgraph_or_sqlite() -> None:
     ]
     assert forbidden == []
     assert "grpc" in modules and "starlette" in modules
+
+
+def test_values_too_deep_for_protobuf_are_the_clients_error(remote: httpx.Client) -> None:
+    # Within the HTTP API's 100 levels, past protobuf's: 422 naming the field, not a 500.
+    deep: list[object] = []
+    for _ in range(60):
+        deep = [deep]
+    answer = remote.post("/runs/wait", json={"assistant_id": "agent", "input": deep})
+    assert answer.status_code == 422 and "input" in answer.json()["detail"]
+    thread_id = new_thread(remote)
+    answer = remote.post(
+        f"/threads/{thread_id}/runs/crons", json={"assistant_id": "agent", "schedule": "0 * * * *", "input": deep}
+    )
+    assert answer.status_code == 422

@@ -14,6 +14,7 @@ produced byte for byte; metadata is `jsonb`, searched by containment (`@>`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -62,6 +63,29 @@ logger = logging.getLogger("gateway.storage")
 
 # pg_advisory_lock key under which the schema is created and migrated ("lggw" in ASCII).
 _SCHEMA_LOCK = 0x6C676777
+
+
+@asynccontextmanager
+async def advisory_lock(conn: AsyncConnection[Any], key: int) -> AsyncIterator[None]:
+    """Holds the session-level advisory lock `key` on `conn` (an autocommit connection of the
+    pool, rows as dicts), polling for it rather than
+    blocking: a session blocked in `pg_advisory_lock` is an open transaction, and `CREATE INDEX
+    CONCURRENTLY` (which LangGraph's savers and stores run in their setup, on another connection
+    of the lock holder's pool) waits for every open transaction, so two processes starting
+    together would wait on each other for ever, in a cycle Postgres cannot see."""
+    delay = 0.05
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))
+        row: Any = await cur.fetchone()
+        if row["locked"]:
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
 
 _MIGRATIONS = (
     """
@@ -365,8 +389,7 @@ class PostgresStorage:
         await probe.close()
         await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            try:
+            async with advisory_lock(conn, _SCHEMA_LOCK):
                 await conn.execute("CREATE TABLE IF NOT EXISTS gw_schema (version integer NOT NULL)")
                 cur = await conn.execute("SELECT max(version) AS v FROM gw_schema")
                 row: Any = await cur.fetchone()
@@ -379,8 +402,6 @@ class PostgresStorage:
                 saver = PooledPostgresSaver(self._pool)  # type: ignore[arg-type]
                 await saver.setup()
                 self._saver = saver
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
     async def close(self) -> None:
         await self._pool.close()

@@ -375,6 +375,7 @@ _SCHEMA_LOCK = 0x6C677374
 async def _postgres_store(pool: AsyncConnectionPool, config: StoreConfig) -> BaseStore:
     from gateway.config import ConfigError
     from gateway.storage._pgstore import PooledPostgresStore
+    from gateway.storage.postgres import advisory_lock
 
     index = config.index()
     async with pool.connection() as conn:
@@ -390,11 +391,8 @@ async def _postgres_store(pool: AsyncConnectionPool, config: StoreConfig) -> Bas
         # Expired items are never read, swept or not.
         ttl: TTLConfig = {**config.ttl, "omit_expired": True}
         store = PooledPostgresStore(cast(Any, pool), index=cast(Any, index), ttl=ttl)
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-        try:
+        async with advisory_lock(conn, _SCHEMA_LOCK):
             await store.setup()
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
     return store
 
 

@@ -45,6 +45,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def lost_run_error(attempt: int) -> bytes:
+    """The error of a run whose process died with it on its last allowed attempt."""
+    return orjson.dumps({"error": "RunLost", "message": f"the run's process stopped {attempt} times"})
+
+
 class Event(NamedTuple):
     """One event of a run: the single representation every edge encodes from."""
 

@@ -22,7 +22,7 @@ from gateway.core.metrics import RUNS_FINISHED
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
 from gateway.errors import Unavailable
-from gateway.records import RunRecord, RunStatus, ThreadChange
+from gateway.records import RunRecord, RunStatus, ThreadChange, lost_run_error
 from gateway.serde import dumps
 from gateway.storage import Storage
 
@@ -203,7 +203,7 @@ class Executor:
 
     async def fail_lost(self, record: RunRecord, writer: RunWriter) -> None:
         """A run whose processes died with it too often: its stream says so and ends."""
-        error = dumps({"error": "RunLost", "message": f"the run's process stopped {record.attempt} times"})
+        error = lost_run_error(record.attempt)
         writer.publish("error", (), error)
         writer.publish("end", (), b'{"status":"error"}')
         await writer.close()

@@ -192,7 +192,9 @@ class RecordStore(Protocol):
     ) -> tuple[list[RunRecord], list[RunRecord]]:
         """Runs whose lease ran out (their process died), or every running run with
         `all_running` (the one process that could hold them is starting): those with attempts
-        left go back to pending; the others end with `error`. Returns (requeued, failed)."""
+        left go back to pending; the others end with `error`, and their thread with them (in the
+        same transaction: no reader sees a failed run on a busy thread). Returns (requeued,
+        failed)."""
         ...
 
     async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:

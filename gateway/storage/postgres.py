@@ -52,6 +52,7 @@ from gateway.records import (
     ThreadChange,
     ThreadFilter,
     ThreadRecord,
+    lost_run_error,
     now_iso,
     thread_config,
 )
@@ -886,15 +887,30 @@ class PostgresStorage:
     async def expire_leases(
         self, max_attempts: int, *, all_running: bool = False
     ) -> tuple[list[RunRecord], list[RunRecord]]:
-        rows = await self._all(
-            "UPDATE gw_runs SET status = CASE WHEN attempt < %s THEN 'pending' ELSE 'error' END, "
-            "owner = NULL, lease_until = NULL, updated_at = %s "
-            "WHERE status = 'running' AND (%s OR lease_until IS NULL OR lease_until < now()) "
-            f"RETURNING {_RUN_COLUMNS}",
-            (max_attempts, now_iso(), all_running),
-        )
-        runs = [run_row(row) for row in rows]
-        return [r for r in runs if r.status == "pending"], [r for r in runs if r.status == "error"]
+        expired = "status = 'running' AND (%s OR lease_until IS NULL OR lease_until < now())"
+        async with self._transaction() as cur:
+            # The threads first, as admission and finish_run lock them: the same order.
+            await cur.execute(
+                f"SELECT 1 FROM gw_threads WHERE thread_id IN (SELECT thread_id FROM gw_runs WHERE {expired}) "
+                "ORDER BY thread_id FOR UPDATE",
+                (all_running,),
+            )
+            await cur.execute(
+                "UPDATE gw_runs SET status = CASE WHEN attempt < %s THEN 'pending' ELSE 'error' END, "
+                f"owner = NULL, lease_until = NULL, updated_at = %s WHERE {expired} RETURNING {_RUN_COLUMNS}",
+                (max_attempts, now_iso(), all_running),
+            )
+            runs = [run_row(row) for row in await cur.fetchall()]
+            failed = [r for r in runs if r.status == "error"]
+            for run in failed:
+                change = ThreadChange(status="error", error=lost_run_error(run.attempt))
+                await cur.execute(
+                    f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} LIMIT 1", (run.thread_id,)
+                )
+                if await cur.fetchone() is not None:
+                    change.status = "busy"
+                await self._change_thread(cur, run.thread_id, change)
+        return [r for r in runs if r.status == "pending"], failed
 
     async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
         if not run_ids:

@@ -45,6 +45,7 @@ from gateway.records import (
     ThreadChange,
     ThreadFilter,
     ThreadRecord,
+    lost_run_error,
     now_iso,
     thread_config,
 )
@@ -849,6 +850,13 @@ class SqliteStorage:
                     "UPDATE gw_runs SET status = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE run_id = ?",
                     (run.status, now_iso(), run.run_id),
                 )
+            for run in failed:
+                change = ThreadChange(status="error", error=lost_run_error(run.attempt))
+                if conn.execute(
+                    f"SELECT 1 FROM gw_runs WHERE thread_id = ? AND {_UNFINISHED} LIMIT 1", (run.thread_id,)
+                ).fetchone():
+                    change.status = "busy"
+                self._change_thread(conn, run.thread_id, change)
         return requeued, failed
 
     async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import uuid
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway._utils import run_base_ms
@@ -65,6 +66,41 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
     return Event(_seq(entry_id), fields[b"n"].decode(), tuple(ns.decode().split("|")) if ns else (), fields[b"d"])
 
 
+# Appends a batch of events to a run's stream in one command: KEYS[1] the stream, ARGV[1] the
+# retention in seconds, then (id, name, namespace, data) per event. One command per batch,
+# packed here, rather than an XADD each through redis-py: its packing and parsing of each
+# command cost more CPU than the rest of an event's way through the gateway (28,000 events/s
+# on a 1,000-event burst; 52,000 this way). An entry already there (a batch written again
+# after a failed attempt) is skipped; any other error ends the script with it.
+_APPEND = b"""
+local key = KEYS[1]
+local written = 0
+for i = 2, #ARGV, 4 do
+  local added = redis.pcall('XADD', key, ARGV[i], 'n', ARGV[i + 1], 's', ARGV[i + 2], 'd', ARGV[i + 3])
+  if type(added) == 'table' and added.err then
+    if not string.find(added.err, 'equal or smaller', 1, true) then
+      return added
+    end
+  else
+    written = written + 1
+  end
+end
+redis.call('EXPIRE', key, ARGV[1])
+return written
+"""
+
+
+_APPEND_SHA = hashlib.sha1(_APPEND).hexdigest().encode()
+
+
+def _command(name: bytes, script: bytes, args: Sequence[bytes]) -> list[bytes]:
+    """`name script args...` in RESP, the way Redis reads a command."""
+    out = [b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(args) + 2, len(name), name, len(script), script)]
+    for arg in args:
+        out += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return [b"".join(out)]
+
+
 class RedisEventLog:
     """The event log of every run (the bus's log in the scale-out deployment)."""
 
@@ -85,20 +121,25 @@ class RedisEventLog:
         await self._tail.close()
 
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        key = self.key(run_id)
+        base = run_base_ms(run_id)
+        args = [b"1", self.key(run_id).encode(), b"%d" % self._retention]
+        for e in events:
+            args += (b"%d-%d" % (base, e.seq), e.name.encode(), "|".join(e.ns).encode(), e.data)
+        pool = self._client.connection_pool
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for e in events:
-                    pipe.xadd(key, {"n": e.name, "s": "|".join(e.ns), "d": e.data}, id=_entry_id(run_id, e.seq))
-                pipe.expire(key, self._retention)
-                results = await pipe.execute(raise_on_error=False)
+            conn = await pool.get_connection()
+            try:
+                try:
+                    await conn.send_packed_command(_command(b"EVALSHA", _APPEND_SHA, args))
+                    await conn.read_response()
+                except NoScriptError:  # Redis restarted, or its scripts were flushed
+                    await conn.send_packed_command(_command(b"EVAL", _APPEND, args))
+                    await conn.read_response()
+            finally:
+                await pool.release(conn)
         except REDIS_ERRORS as exc:
             backend_error("redis")
             raise Unavailable(f"Redis is unreachable: {exc}") from None
-        for result in results:
-            # A batch written again after a failed attempt: its entries are there already.
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                raise result
 
     async def retain(self, run_id: str, seconds: float) -> None:
         """Keeps the run's events for `seconds` more, and no longer."""

@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
+from tests._langgraph_dev import absolute_config, langgraph_dev
 from tests._normalise import Normaliser
-from tests._server import ROOT, GatewayProcess
+from tests._server import ROOT, TEST_CONFIG, GatewayProcess
 from tests.conformance._normalise import without_volatile
 from tests.http._api_scenario import scenario, with_async, with_sync
 from tests.http._bridge import BridgeProcess
-from tests.http.test_conformance import _ensure_ref_venv, _free_port, _reference_config
 
 SCRIPT = ROOT / "tests" / "http" / "js" / "api_check.mjs"
 SDK = ROOT / "node_modules" / "@langchain" / "langgraph-sdk"
@@ -31,41 +28,9 @@ SDK = ROOT / "node_modules" / "@langchain" / "langgraph-sdk"
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    langgraph = _ensure_ref_venv()
     scratch = tmp_path_factory.mktemp("api-reference")
-    config = _reference_config(scratch)
-    port = _free_port()
-    log = (scratch / "langgraph-dev.log").open("w")
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
-    proc = subprocess.Popen(
-        [str(langgraph), "dev", "--config", str(config), "--port", str(port), "--no-browser", "--no-reload"]
-        + ["--n-jobs-per-worker", "8"],
-        cwd=scratch,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (scratch / "langgraph-dev.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
-            time.sleep(0.25)
+    with langgraph_dev(absolute_config(TEST_CONFIG, scratch), scratch, jobs=8) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,111 +5,26 @@ test graphs (tests/graphs/langgraph.json), and every case must match."""
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
+from tests._langgraph_dev import absolute_config, langgraph_dev
 from tests._server import ROOT, TEST_CONFIG, GatewayProcess
 from tests.conformance import JOBS, Outcome, compare, lines, load_cases
 from tests.conftest import BACKENDS, backend_args
 
-REF_VENV = ROOT / ".venv-ref"
 CASES = load_cases()
-
-
-def _ref_packages() -> list[str]:
-    # The reference runs the same LangGraph as the gateway, so that differences are the servers'.
-    # The contract was written against langgraph-api 0.16.7 on langgraph-runtime-inmem 0.36.7.
-    return [
-        "langgraph-cli[inmem]",
-        "langgraph-api==0.16.7",
-        "langgraph-runtime-inmem==0.36.7",
-        f"langgraph=={importlib.metadata.version('langgraph')}",
-        f"langchain-core=={importlib.metadata.version('langchain-core')}",
-    ]
-
-
-def _ensure_ref_venv() -> Path:
-    langgraph = REF_VENV / "bin" / "langgraph"
-    if not langgraph.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True, timeout=300)
-        subprocess.run(
-            [str(REF_VENV / "bin" / "pip"), "install", "--quiet", *_ref_packages()], check=True, timeout=1200
-        )
-    return langgraph
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _reference_config(folder: Path) -> Path:
-    """The test config with absolute paths, written into `folder`: `langgraph dev` resolves graph
-    paths against its working directory (the gateway, against the config's), and it writes its
-    state there, so it runs from a scratch folder on the very same graph files."""
-    config = json.loads(TEST_CONFIG.read_text())
-    base = TEST_CONFIG.parent
-    config["dependencies"] = [str((base / dep).resolve()) for dep in config.get("dependencies", [])]
-    graphs = {}
-    for graph_id, spec in config["graphs"].items():
-        path, _, attribute = spec.rpartition(":")
-        graphs[graph_id] = f"{(base / path).resolve()}:{attribute}"
-    config["graphs"] = graphs
-    out = folder / "langgraph.json"
-    out.write_text(json.dumps(config, indent=2))
-    return out
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    langgraph = _ensure_ref_venv()
     scratch = tmp_path_factory.mktemp("reference")
-    config = _reference_config(scratch)
-    port = _free_port()
-    log = (scratch / "langgraph-dev.log").open("w")
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
-    proc = subprocess.Popen(
-        [str(langgraph), "dev", "--config", str(config), "--port", str(port)]
-        # Runs on different threads may run at once (dev's default is one at a time), so the
-        # runner's cases can be checked side by side.
-        + ["--no-browser", "--no-reload", "--n-jobs-per-worker", str(JOBS)],
-        cwd=scratch,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (scratch / "langgraph-dev.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
-            time.sleep(0.25)
+    # Runs on different threads may run at once, so the runner's cases can be checked side by side.
+    with langgraph_dev(absolute_config(TEST_CONFIG, scratch), scratch, jobs=JOBS) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -17,9 +17,6 @@ Where the two differ on purpose, the script leaves it out and says so here:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -29,11 +26,11 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import APIStatusError
 
+from tests._langgraph_dev import langgraph_dev
 from tests._normalise import Normaliser
 from tests._server import GatewayProcess
 from tests._store import indexed, write_config
 from tests.conftest import BACKENDS, backend_args
-from tests.http.test_conformance import _ensure_ref_venv, _free_port
 
 NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 FACTORIES = ["plain_factory", "config_factory", "runtime_factory", "async_factory", "cm_factory", "acm_factory"]
@@ -41,35 +38,9 @@ FACTORIES = ["plain_factory", "config_factory", "runtime_factory", "async_factor
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    langgraph = _ensure_ref_venv()
     folder = tmp_path_factory.mktemp("store-reference")
-    config = write_config(folder, auth=True)
-    port = _free_port()
-    log = (folder / "langgraph-dev.log").open("w")
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
-    cmd = [str(langgraph), "dev", "--config", str(config), "--port", str(port), "--no-browser", "--no-reload"]
-    proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (folder / "langgraph-dev.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
-            time.sleep(0.25)
+    with langgraph_dev(write_config(folder, auth=True), folder) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -152,7 +152,13 @@ class _LocalWriter:
             await asyncio.shield(run.flushing)
         while run.unlogged:
             events, run.unlogged = run.unlogged, []
-            await self._bus.log.append_events(self._run_id, events)
+            try:
+                await self._bus.log.append_events(self._run_id, events)
+            except BaseException:
+                # Still to be written, before what came meanwhile (the ring keeps them all).
+                if run.unlogged is not None:
+                    run.unlogged[:0] = events
+                raise
             run.channel.logged_seq = events[-1].seq
         run.flushed_at = time.monotonic()
 

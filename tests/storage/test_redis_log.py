@@ -71,3 +71,18 @@ async def test_an_unreachable_redis_is_unavailable() -> None:
     with pytest.raises(Unavailable, match="Redis is unreachable"):
         await events.append_events(uuid7(), _events(1, 1))
     await client.aclose()
+
+
+async def test_runs_appending_at_once_each_get_their_own_events_in_order(
+    log: tuple[RedisEventLog, aioredis.Redis],
+) -> None:
+    events, _ = log
+    run_ids = [uuid7() for _ in range(20)]
+
+    async def write(run_id: str) -> None:
+        for first in (1, 4, 7):  # batches one after the other, as a run's writer sends them
+            await events.append_events(run_id, _events(first, first + 2))
+
+    await asyncio.gather(*(write(run_id) for run_id in run_ids))
+    for run_id in run_ids:
+        assert await events.read_events(run_id, 0, 100) == _events(1, 9)

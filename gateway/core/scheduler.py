@@ -141,13 +141,16 @@ class Scheduler:
             claim_as=self.owner if self._free > 0 else None,
             lease_seconds=self._settings.lease_seconds,
             assistant_config=assistant_config,
+            new_thread=request.thread_id is None,
         )
         if admission.claimed:
             self._start(self._register(record, request, spec))
         elif not self._shared:
             # Kept here until claimed: its readers find its events as soon as it has any.
             self._register(record, request, spec)
-        await self._signals.publish("admitted", {"thread_id": record.thread_id, "run_id": record.run_id})
+        if request.thread_id is not None:
+            # For thread streams; nothing can follow a thread made for this run yet.
+            await self._signals.publish("admitted", {"thread_id": record.thread_id, "run_id": record.run_id})
         action: CancelAction = "rollback" if request.multitask_strategy == "rollback" else "interrupt"
         for run_id in admission.cancel:
             await self.cancel(run_id, action)
@@ -263,8 +266,10 @@ class Scheduler:
             self._executing -= 1
             RUNS_RUNNING.dec()
             self._retire(live)
-            # Its thread's next run, or another waiting for a free slot, may go now.
-            self._wake.set()
+            if not live.temporary or self._free == 1:
+                # Its thread's next run, or another waiting for the slot it freed, may go now
+                # (a temporary thread has no next run: a claim would find nothing new).
+                self._wake.set()
 
     def _retire(self, live: LiveRun) -> None:
         self._live.pop(live.run_id, None)

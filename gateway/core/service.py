@@ -313,6 +313,10 @@ class RunService:
                 if kept := _kept(batch, wanted):
                     yield kept
                     stream.delivered(kept)
+                if ended:
+                    # Nothing follows `end`: the stream ends now, not once the run's writer has
+                    # also closed (on a shared log, after its last write to it).
+                    break
             if not ended:
                 # The bus holds nothing more of the run: it ended. Say how, without an id.
                 final = [end_event(await self._final_status(record))]

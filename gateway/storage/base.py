@@ -168,6 +168,7 @@ class RecordStore(Protocol):
         claim_as: str | None = None,
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
+        new_thread: bool = False,
     ) -> Admission:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
@@ -175,7 +176,9 @@ class RecordStore(Protocol):
         `claim_as`, a run whose thread has nothing unfinished is claimed by that owner in the
         same step (running, attempt 1, leased). `request` is the serialised RunCreate, so that
         any process can execute the run. A thread with nothing unfinished takes the config
-        `records.thread_config` makes of `assistant_config`, its own and the run's."""
+        `records.thread_config` makes of `assistant_config`, its own and the run's.
+        `new_thread`: the thread id was just made for this run (a stateless run), so no thread
+        has it and nothing else can refer to it yet."""
         ...
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:

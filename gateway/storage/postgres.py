@@ -433,6 +433,11 @@ class PostgresStorage:
             # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
             raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self._cursor() as cur:
+            await cur.execute(sql, args)
+            return cur.rowcount
+
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         async with self._cursor() as cur:
             await cur.execute(sql, args)
@@ -778,8 +783,18 @@ class PostgresStorage:
         claim_as: str | None = None,
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
+        new_thread: bool = False,
     ) -> Admission:
         thread_id = run.thread_id
+        if new_thread:
+            return await self._admit_on_new_thread(
+                run,
+                request,
+                {**(new_thread_metadata or {}), **thread_metadata},
+                claim_as,
+                lease_seconds,
+                assistant_config,
+            )
         async with self._transaction() as cur:
             await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
             row = await cur.fetchone()
@@ -787,26 +802,33 @@ class PostgresStorage:
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.")
             change = ThreadChange(status="busy")
+            created = False
             if row is None:
                 if if_not_exists != "create":
                     raise NotFound(f"Thread {thread_id} not found.")
                 now = now_iso()
-                metadata = {**(new_thread_metadata or {}), **thread_metadata}
-                await self._insert_thread(cur, ThreadRecord(thread_id, now, now, now, metadata))
-                # Another process may have created it first: either way, lock it now.
-                await cur.execute(
-                    "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
-                )
-                row = await cur.fetchone()
+                thread = ThreadRecord(thread_id, now, now, now, {**(new_thread_metadata or {}), **thread_metadata})
+                created = await self._insert_thread(cur, thread)
+                if created:
+                    # Ours, locked by the insert, and without runs: nothing more to read.
+                    row = (thread.metadata, thread.config)
+                else:
+                    # Another process created it first: lock it now.
+                    await cur.execute(
+                        "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
+                    )
+                    row = await cur.fetchone()
             metadata = row[0] if row is not None else {}
             if any(metadata.get(k) != v for k, v in thread_metadata.items()):
                 # The thread's state is read with the graph that last ran on it.
                 change.metadata = {**metadata, **thread_metadata}
-            await cur.execute(
-                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-                (thread_id,),
-            )
-            unfinished = [r[0] for r in await cur.fetchall()]
+            unfinished: list[str] = []
+            if not created:
+                await cur.execute(
+                    f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+                    (thread_id,),
+                )
+                unfinished = [r[0] for r in await cur.fetchall()]
             check_admission(run, unfinished, max_unfinished)
             if assistant_config is not None and not unfinished:
                 existing = row[1] if row is not None else {}
@@ -839,6 +861,54 @@ class PostgresStorage:
             await self._change_thread(cur, thread_id, change)
         cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
         return Admission(cancel, claimed)
+
+    async def _admit_on_new_thread(
+        self,
+        run: RunRecord,
+        request: bytes,
+        metadata: dict[str, Any],
+        claim_as: str | None,
+        lease_seconds: float,
+        assistant_config: dict[str, Any] | None,
+    ) -> Admission:
+        """A stateless run's admission: its thread and itself in one statement (one round trip
+        instead of a transaction's six), as nothing else can hold a thread id just made."""
+        now = now_iso()
+        run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
+        config = thread_config(assistant_config, {}, run_config) if assistant_config is not None else {}
+        claimed = claim_as is not None
+        if claimed:
+            run.status, run.attempt = "running", 1
+        await self._execute(
+            f"WITH thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
+            "(%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json)) "
+            f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
+            "CASE WHEN %s THEN now() + make_interval(secs => %s) END)",
+            (
+                run.thread_id,
+                now,
+                now,
+                now,
+                _json(metadata),
+                _json(config),
+                run.run_id,
+                run.thread_id,
+                run.assistant_id,
+                run.created_at,
+                run.updated_at,
+                run.status,
+                _json(run.metadata),
+                run.multitask_strategy,
+                _json(run.kwargs),
+                run.attempt,
+                request,
+                claim_as,
+                claimed,
+                lease_seconds,
+            ),
+        )
+        return Admission([], claimed)
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
@@ -939,6 +1009,20 @@ class PostgresStorage:
         if owner is not None:
             condition += " AND owner = %s AND attempt = %s"
             args += [owner, attempt]
+        if delete_thread:
+            # A temporary thread goes with its run, as on the Agent Server: one statement, the
+            # thread locked first (as admission locks it), then the run if it is still this
+            # caller's to end, then the rest.
+            rows = await self._all(
+                "WITH lock AS (SELECT thread_id FROM gw_threads WHERE thread_id = %s FOR UPDATE), "
+                f"mine AS (DELETE FROM gw_runs WHERE {condition} AND EXISTS (SELECT 1 FROM lock) RETURNING run_id), "
+                "others AS (DELETE FROM gw_runs WHERE thread_id = %s AND run_id <> %s "
+                "AND EXISTS (SELECT 1 FROM mine)), "
+                "thread AS (DELETE FROM gw_threads WHERE thread_id = %s AND EXISTS (SELECT 1 FROM mine)) "
+                "SELECT count(*) FROM mine",
+                (thread_id, *args, thread_id, run_id, thread_id),
+            )
+            return bool(rows[0][0])
         async with self._transaction() as cur:
             # The thread first, as admission locks it: the same order, no deadlock.
             await cur.execute("SELECT 1 FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
@@ -952,11 +1036,6 @@ class PostgresStorage:
                 )
             if cur.rowcount != 1:
                 return False
-            if delete_thread:
-                # A temporary thread goes with its run, as on the Agent Server.
-                await cur.execute("DELETE FROM gw_runs WHERE thread_id = %s", (thread_id,))
-                await cur.execute("DELETE FROM gw_threads WHERE thread_id = %s", (thread_id,))
-                return True
             await cur.execute(f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} LIMIT 1", (thread_id,))
             if await cur.fetchone() is not None:
                 change.status = "busy"

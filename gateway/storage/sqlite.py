@@ -738,6 +738,7 @@ class SqliteStorage:
         claim_as: str | None = None,
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
+        new_thread: bool = False,
     ) -> Admission:
         thread_id = run.thread_id
         with self._write() as conn:

@@ -313,3 +313,42 @@ async def test_the_event_log_reads_in_order_after_a_seq_and_is_pruned_by_age(sto
     await storage.append_events(run_id, events)
     await storage.delete_events(run_id)
     assert await storage.read_events(run_id, 0, 10) == []
+
+
+async def test_a_stateless_runs_new_thread_is_made_with_it_and_goes_with_it(storage: Storage) -> None:
+    # Admitted on a thread id just made (one step on Postgres), claimed or queued.
+    claimed, queued = run(uuid7()), run(uuid7())
+    for record, claim_as in ((claimed, OWNER), (queued, None)):
+        admission = await storage.admit_run(
+            record,
+            b"{}",
+            if_not_exists="create",
+            thread_metadata={"graph_id": "g"},
+            new_thread_metadata={"user": "ann"},
+            max_unfinished=10,
+            claim_as=claim_as,
+            lease_seconds=30,
+            assistant_config={"tags": ["t"]},
+            new_thread=True,
+        )
+        assert admission.cancel == [] and admission.claimed is (claim_as is not None)
+        made = await storage.get_thread(record.thread_id)
+        assert made is not None and made.status == "busy" and made.metadata == {"user": "ann", "graph_id": "g"}
+        assert made.config.get("tags") == ["t"]
+    stored = await storage.get_run(claimed.run_id)
+    assert stored is not None and stored.status == "running" and stored.attempt == 1
+    stored = await storage.get_run(queued.run_id)
+    assert stored is not None and stored.status == "pending"
+    # Ended by someone else's process or attempt: nothing goes.
+    assert not await storage.finish_run(
+        claimed.run_id, claimed.thread_id, "success", ThreadChange(), owner="x", attempt=1, delete_thread=True
+    )
+    assert await storage.get_thread(claimed.thread_id) is not None
+    # Ended by its own: the run and its thread are gone.
+    assert await storage.finish_run(
+        claimed.run_id, claimed.thread_id, "success", ThreadChange(), owner=OWNER, attempt=1, delete_thread=True
+    )
+    assert await storage.get_thread(claimed.thread_id) is None and await storage.get_run(claimed.run_id) is None
+    assert not await storage.finish_run(
+        claimed.run_id, claimed.thread_id, "success", ThreadChange(), owner=OWNER, attempt=1, delete_thread=True
+    )

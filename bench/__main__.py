@@ -169,12 +169,6 @@ class _Servers:
         _log({"pg": "starting a gateway on Postgres + Redis", "pg2": "starting two replicas on Postgres + Redis",
               "w2": "starting a gateway with --workers 2 on Postgres + Redis"}[kind])  # fmt: skip
         args = (*args, *self.scale_args)
-        if kind == "w2":
-            # Its schema made first by one process: two that start together on a new database
-            # can deadlock (one holds the schema lock while LangGraph's checkpointer setup runs
-            # CREATE INDEX CONCURRENTLY, which waits for the other's transaction, itself waiting
-            # for that lock).
-            GatewayServer(self.config, http=False, args=args).start().stop()
         servers: list[GatewayServer] = []
         for _ in range(2 if kind == "pg2" else 1):
             workers = ("--workers", "2") if kind == "w2" else ()

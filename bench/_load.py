@@ -1033,9 +1033,9 @@ def _deployment(plan: LoadPlan, config: Path) -> Iterator[tuple[ServerProcess, l
     if (reason := _backends.unreachable()) is not None:
         sys.exit(f"error: {reason}")
     with _backends.shared_backends() as args, contextlib.ExitStack() as stack:
-        if plan.workers > 1:
-            # Set up by one process first: see bench.__main__ (a new database's schema setup).
-            GatewayServer(config, http=False, args=args).start().stop()
+        # Every stream's run live at once, as on one sqlite process (whose stateless runs are
+        # not queued): each process of a shared deployment runs 256 at most by default.
+        args = (*args, "--max-concurrent-runs", str(plan.flowing + plan.idle + 64))
         servers: list[GatewayServer] = []
         for _ in range(plan.replicas):
             workers = ("--workers", str(plan.workers)) if plan.workers > 1 else ()

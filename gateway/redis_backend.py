@@ -40,8 +40,18 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _BLOCK_MS = 5_000
 
 
+# Connections a process opens to Redis at most, besides its tail's and its subscriber's; a
+# command that finds none free waits for one (up to _POOL_TIMEOUT s) instead of failing, as
+# redis-py's default pool does past its 100.
+_POOL_SIZE = 64
+_POOL_TIMEOUT = 10
+
+
 def connect(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=_POOL_SIZE, timeout=_POOL_TIMEOUT, health_check_interval=30, socket_keepalive=True
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def ping(client: aioredis.Redis, url: str) -> None:

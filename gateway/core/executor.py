@@ -144,6 +144,7 @@ class Executor:
         `end`: a client that reads `end` and asks for the run sees how it ended. False when
         the run was not this process's to end (another process holds it now)."""
         ended = True
+        live.ending = True
         if live.cancel_action == "release":
             # It goes on in another process, which writes its end.
             await self._close(live)

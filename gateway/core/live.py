@@ -27,6 +27,9 @@ class LiveRun:
     # "interrupt" or "rollback" once cancelled; "release" when it stops here to go on in
     # another process (this one drains, or lost its lease).
     cancel_action: CancelAction | Literal["release"] | None = None
+    # Set once the executor starts recording its end: from then on its lease may be gone (the
+    # end recorded) while it writes its last events, and nothing may stop it.
+    ending: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     attempt: int = 1
     # The process holding the run's claim (None: a temporary run kept in memory only).

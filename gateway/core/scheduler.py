@@ -286,12 +286,14 @@ class Scheduler:
         while True:
             await asyncio.sleep(interval)
             try:
-                held = [run_id for run_id, live in self._live.items() if live.task is not None]
+                # Not those ending: their end may be recorded (and their lease gone with it)
+                # while they write their last events, slow under load; none may be stopped.
+                held = [run_id for run_id, live in self._live.items() if live.task is not None and not live.ending]
                 lost = await self._storage.renew_leases(self.owner, held, self._settings.lease_seconds)
                 for run_id in lost:
                     # Taken over after this process stalled past its lease: stop, write nothing.
                     live = self._live.get(run_id)
-                    if live is not None and not live.done.is_set():
+                    if live is not None and not live.ending and not live.done.is_set():
                         logger.warning("run %s was taken over by another process; stopping it here", run_id)
                         live.cancel_action = "release"
                         if live.task is not None and live.started:

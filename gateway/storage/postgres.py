@@ -221,6 +221,33 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# A run admitted, claimed by `owner` (leased) or not.
+_INSERT_RUN = (
+    f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
+    "CASE WHEN %s::text IS NOT NULL THEN now() + make_interval(secs => %s) END)"
+)
+
+
+def _run_values(run: RunRecord, request: bytes, owner: str | None, lease_seconds: float) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.thread_id,
+        run.assistant_id,
+        run.created_at,
+        run.updated_at,
+        run.status,
+        _json(run.metadata),
+        run.multitask_strategy,
+        _json(run.kwargs),
+        run.attempt,
+        request,
+        owner,
+        owner,
+        lease_seconds,
+    )
+
+
 def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
     """A condition on the jsonb object in `column` that holds where `access.allows` it:
     containment (`@>`), which compares JSON values as jsonb does (1 equals 1.0, true is not 1)."""
@@ -837,27 +864,7 @@ class PostgresStorage:
             claimed = claim_as is not None and not unfinished
             if claimed:
                 run.status, run.attempt = "running", 1
-            await cur.execute(
-                f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
-                "CASE WHEN %s THEN now() + make_interval(secs => %s) END)",
-                (
-                    run.run_id,
-                    thread_id,
-                    run.assistant_id,
-                    run.created_at,
-                    run.updated_at,
-                    run.status,
-                    _json(run.metadata),
-                    run.multitask_strategy,
-                    _json(run.kwargs),
-                    run.attempt,
-                    request,
-                    claim_as if claimed else None,
-                    claimed,
-                    lease_seconds,
-                ),
-            )
+            await cur.execute(_INSERT_RUN, _run_values(run, request, claim_as if claimed else None, lease_seconds))
             await self._change_thread(cur, thread_id, change)
         cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
         return Admission(cancel, claimed)
@@ -881,10 +888,7 @@ class PostgresStorage:
             run.status, run.attempt = "running", 1
         await self._execute(
             f"WITH thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
-            "(%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json)) "
-            f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
-            "CASE WHEN %s THEN now() + make_interval(secs => %s) END)",
+            "(%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json)) " + _INSERT_RUN,
             (
                 run.thread_id,
                 now,
@@ -892,20 +896,7 @@ class PostgresStorage:
                 now,
                 _json(metadata),
                 _json(config),
-                run.run_id,
-                run.thread_id,
-                run.assistant_id,
-                run.created_at,
-                run.updated_at,
-                run.status,
-                _json(run.metadata),
-                run.multitask_strategy,
-                _json(run.kwargs),
-                run.attempt,
-                request,
-                claim_as,
-                claimed,
-                lease_seconds,
+                *_run_values(run, request, claim_as, lease_seconds),
             ),
         )
         return Admission([], claimed)

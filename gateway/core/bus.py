@@ -10,14 +10,19 @@ the bus holds nothing more of the run.
 resumable runs, in the event log of the storage; a reader the ring has left behind reads on
 from the log and hands back to the ring at the next seq.
 
-With a shared log (Redis streams, gateway.redis_backend), every run's events go to the log,
-written in the background as they come (one pipelined write per batch), and a run executing in
-another process is read from the log: replayed, then tailed until its `end`.
+With a shared log (Redis streams, gateway.redis_backend), a run executing in another process is
+read from the log: replayed, then tailed until its `end`. Events go to the log in the background
+as they come (one pipelined write per batch) for resumable runs, for runs that another process
+may be streaming (those claimed from the queue: their creator may be elsewhere), and for the
+others from the moment a reader elsewhere asks for them (`watch`, through the signals): with
+what the ring still holds after that reader's position first, so that a reader elsewhere gets
+what a reader here would. A run nobody outside its process reads costs the log nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -25,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gateway.core.channel import FellBehind, RunChannel
+from gateway.core.signals import SignalKind, Signals
 from gateway.errors import EventsExpired
 from gateway.records import Event
 from gateway.settings import Settings
@@ -38,6 +44,9 @@ _LOG_READ = 1000
 _LOG_BACKLOG = 4096
 # A tail that has waited this long without news checks whether its run is over.
 _TAIL_CHECK = 2.0
+# A tail of a run that writes no log unless asked: how long it waits, after asking, before it
+# asks whether the run is over (the process that holds the run answers in milliseconds).
+_WATCH_WAIT = 0.5
 
 logger = logging.getLogger("gateway.bus")
 
@@ -74,8 +83,11 @@ class RunWriter(Protocol):
 
 
 class EventBus(Protocol):
-    def open(self, run_id: str, *, resumable: bool, after: int = 0) -> RunWriter:
-        """The writer of a run whose events so far end at seq `after` (a run taken over)."""
+    def open(self, run_id: str, *, resumable: bool, after: int = 0, mirror: bool = True) -> RunWriter:
+        """The writer of a run whose events so far end at seq `after` (a run taken over).
+        `mirror=False`: with a shared log, a run that is not resumable writes to it only once a
+        reader in another process asks (the run was admitted and claimed here, by a caller
+        that streams it from here)."""
         ...
 
     def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
@@ -102,14 +114,14 @@ class EventBus(Protocol):
 
 
 class _Run:
-    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "logged", "resumable", "unlogged")
+    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "resumable", "run_id", "unlogged")
 
-    def __init__(self, channel: RunChannel, *, resumable: bool, logged: bool) -> None:
+    def __init__(self, run_id: str, channel: RunChannel, *, resumable: bool, logged: bool) -> None:
+        self.run_id = run_id
         self.channel = channel
+        # Its readers may fall behind the ring and read on from the log, which has every event.
         self.resumable = resumable
-        # Its events go to the log (resumable runs; every run with a shared log).
-        self.logged = logged
-        # Events not yet in the log.
+        # Events not yet in the log; None while its events do not go to the log.
         self.unlogged: list[Event] | None = [] if logged else None
         self.flushed_at = time.monotonic()
         self.flushing: asyncio.Task[None] | None = None
@@ -130,8 +142,7 @@ class _LocalWriter:
         if run.unlogged is not None:
             run.unlogged.append(event)
             if self._bus.shared is not None and run.flushing is None:
-                # Written as the loop gets to it: events published meanwhile share the write.
-                run.flushing = asyncio.create_task(self._flush_in_background())
+                self._bus.flush_soon(run)
         return event
 
     @property
@@ -146,44 +157,16 @@ class _LocalWriter:
                 return True
         return run.channel.full
 
-    async def _flush(self) -> None:
-        run = self._run
-        if run.flushing is not None and run.flushing is not asyncio.current_task():
-            await asyncio.shield(run.flushing)
-        while run.unlogged:
-            events, run.unlogged = run.unlogged, []
-            try:
-                await self._bus.log.append_events(self._run_id, events)
-            except BaseException:
-                # Still to be written, before what came meanwhile (the ring keeps them all).
-                if run.unlogged is not None:
-                    run.unlogged[:0] = events
-                raise
-            run.channel.logged_seq = events[-1].seq
-        run.flushed_at = time.monotonic()
-
-    async def _flush_in_background(self) -> None:
-        try:
-            await self._flush()
-        except Exception:
-            # The next drain or close writes them, or fails the run there.
-            logger.warning("writing the events of run %s failed; retrying with the next batch", self._run_id)
-        finally:
-            self._run.flushing = None
-
     async def drain(self) -> None:
         # Always before the ring could drop them: the ring keeps what the log lacks.
-        await self._flush()
+        await self._bus.flush(self._run)
         if self._run.channel.full:
             await self._run.channel.wait_writable()
 
     async def close(self) -> None:
         try:
-            await self._flush()
-            shared = self._bus.shared
-            if shared is not None:
-                s = self._bus.settings
-                await shared.retain(self._run_id, s.event_retention if self._run.resumable else s.retained_seconds)
+            await self._bus.flush(self._run)
+            await self._bus.retain(self._run)
         finally:
             self._run.channel.close()
             self._bus._closed(self._run_id, self._run)
@@ -202,26 +185,105 @@ class LocalBus:
         # With a shared log: whether a run that this process does not execute has ended (its
         # record says so), asked when a tail has waited long without news.
         self.ended: Callable[[str], Awaitable[bool]] | None = None
+        self._signals: Signals | None = None
+        # Writes to the shared log that no writer waits for (runs mirrored after their end).
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runs: dict[str, _Run] = {}
         # Finished runs without a log, with their rings, for a late reader from the start
         # (a background run joined after it ended): bounded in bytes and in age.
         self._retained: OrderedDict[str, _Run] = OrderedDict()
         self._retained_bytes = 0
 
-    def open(self, run_id: str, *, resumable: bool, after: int = 0) -> RunWriter:
+    def open(self, run_id: str, *, resumable: bool, after: int = 0, mirror: bool = True) -> RunWriter:
         s = self._settings
         channel = RunChannel(
             run_id, capacity=s.channel_capacity, max_bytes=s.channel_bytes, stall_timeout=s.stall_timeout, start=after
         )
-        run = _Run(channel, resumable=resumable, logged=resumable or self.shared is not None)
-        if run.logged:
+        run = _Run(run_id, channel, resumable=resumable, logged=resumable or (self.shared is not None and mirror))
+        if resumable:
             channel.logged_seq = after
         self._runs[run_id] = run
         return _LocalWriter(self, run_id, run)
 
+    # Writing to the log
+
+    def flush_soon(self, run: _Run) -> None:
+        """Writes the run's events as the loop gets to it: events published meanwhile share the write."""
+        run.flushing = asyncio.create_task(self._flush_in_background(run))
+
+    async def flush(self, run: _Run) -> None:
+        if run.flushing is not None and run.flushing is not asyncio.current_task():
+            await asyncio.shield(run.flushing)
+        while run.unlogged:
+            events, run.unlogged = run.unlogged, []
+            try:
+                await self.log.append_events(run.run_id, events)
+            except BaseException:
+                # Still to be written, before what came meanwhile (the ring keeps them all).
+                if run.unlogged is not None:
+                    run.unlogged[:0] = events
+                raise
+            if run.resumable:
+                run.channel.logged_seq = events[-1].seq
+        run.flushed_at = time.monotonic()
+
+    async def _flush_in_background(self, run: _Run) -> None:
+        try:
+            await self.flush(run)
+        except Exception:
+            # The next drain or close writes them, or fails the run there.
+            logger.warning("writing the events of run %s failed; retrying with the next batch", run.run_id)
+        finally:
+            run.flushing = None
+
+    async def retain(self, run: _Run) -> None:
+        """A run that ended keeps what the shared log has of it for its retention."""
+        if self.shared is not None and run.unlogged is not None:
+            s = self._settings
+            await self.shared.retain(run.run_id, s.event_retention if run.resumable else s.retained_seconds)
+
+    # Readers in other processes
+
+    def connect(self, signals: Signals) -> None:
+        """With a shared log: readers here ask other processes for the runs they hold, and
+        this process answers theirs."""
+        self._signals = signals
+        signals.subscribe(self._signal)
+
+    def _signal(self, kind: SignalKind, payload: dict[str, object]) -> None:
+        if kind == "watch":
+            after = payload.get("after")
+            self.mirror(str(payload.get("run_id")), after if isinstance(after, int) else None)
+
+    def mirror(self, run_id: str, after: int | None) -> None:
+        """A reader in another process reads the run from after `after` (None: from now on):
+        unless its events already go to the shared log, they do from now on, after those the
+        ring still holds past `after`. A run that ended writes those once, with its `end`."""
+        run = self._find(run_id)
+        if self.shared is None or run is None or run.unlogged is not None:
+            return
+        run.unlogged = run.channel.since(after) if after is not None else []
+        if not run.channel.closed:
+            if run.unlogged:
+                self.flush_soon(run)
+            return
+
+        async def write_once() -> None:
+            with contextlib.suppress(Exception):  # the reader waits, then reads the run's end from storage
+                await self.flush(run)
+                await self.retain(run)
+
+        task = asyncio.create_task(write_once())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, run_id: str, after: int | None) -> None:
+        if self._signals is not None:
+            await self._signals.publish("watch", {"run_id": run_id, "after": after})
+
     def _closed(self, run_id: str, run: _Run) -> None:
         self._runs.pop(run_id, None)
-        if run.logged:
+        if run.resumable:
             return  # its log has every event
         run.closed_at = time.monotonic()
         self._retained[run_id] = run
@@ -248,7 +310,7 @@ class LocalBus:
     async def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
         run = self._find(run_id)
         if run is None and self.shared is not None:
-            async for batch in self._tail(self.shared, run_id, after):
+            async for batch in self._tail(self.shared, run_id, after, logged=logged):
                 yield batch
             return
         if run is None:
@@ -262,7 +324,7 @@ class LocalBus:
                     raise self._expired(run_id)
             return
         channel = run.channel
-        if not run.logged:
+        if not run.resumable:
             async for batch in channel.subscribe(after):
                 yield batch
             return
@@ -294,28 +356,41 @@ class LocalBus:
             return run.channel.last_seq
         return await self.log.last_seq(run_id)
 
-    async def _tail(self, log: SharedLog, run_id: str, after: int | None) -> AsyncIterator[Sequence[Event]]:
+    async def _tail(
+        self, log: SharedLog, run_id: str, after: int | None, *, logged: bool
+    ) -> AsyncIterator[Sequence[Event]]:
         """A run executing elsewhere (or queued, or over): its events from the shared log,
-        replayed and then followed, until its `end`."""
+        replayed and then followed, until its `end`. One that is not `logged` (resumable) may
+        write to the log only once asked, from where this reader is: it is asked, again after
+        each wait without news (a signal is only a hint), and what it skips is not missed."""
+        watch = not logged and self._signals is not None
+        asked = after
         if after is None:
             after = await log.last_seq(run_id)
+        if watch:
+            await self._watch(run_id, asked)
         # Whether the run is over is asked at once when the log has nothing new (a run that
-        # ended long ago), then again only after a wait without news.
-        check = True
+        # ended long ago; one that writes when asked, after it could answer), then again only
+        # after a wait without news.
+        check = not watch
+        wait = _WATCH_WAIT if watch else _TAIL_CHECK
         while True:
-            events = await self._read(run_id, after)
+            events = await self._read(run_id, after, strict=not watch)
             if events:
-                after = events[-1].seq
+                after = asked = events[-1].seq
                 yield events
                 if events[-1].name == "end":
                     return
                 continue
             if check and self.ended is not None and await self.ended(run_id):
                 # It ended, and its `end` is not in the log: expired, or never written.
-                if final := await self._read(run_id, after):
+                if final := await self._read(run_id, after, strict=not watch):
                     yield final
                 return
-            check = not await log.wait_events(run_id, after, _TAIL_CHECK)
+            check = not await log.wait_events(run_id, after, wait)
+            if check and watch:
+                await self._watch(run_id, asked)
+            wait = _TAIL_CHECK
 
     async def check_replay(self, run_id: str, after: int) -> None:
         if self._find(run_id) is not None:
@@ -329,9 +404,9 @@ class LocalBus:
             f"the events of run {run_id} are no longer kept (the retention is {self._settings.event_retention:.0f} s)"
         )
 
-    async def _read(self, run_id: str, after: int, limit: int = _LOG_READ) -> list[Event]:
+    async def _read(self, run_id: str, after: int, limit: int = _LOG_READ, *, strict: bool = True) -> list[Event]:
         logged = await self.log.read_events(run_id, after, limit)
-        if logged and logged[0].seq != after + 1:
+        if strict and logged and logged[0].seq != after + 1:
             raise EventsExpired(
                 f"the events of run {run_id} after {after} up to {logged[0].seq - 1} are no longer kept "
                 f"(the retention is {self._settings.event_retention:.0f} s)"

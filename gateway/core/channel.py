@@ -171,7 +171,7 @@ class RunChannel:
                     raise SubscriberTooSlow(f"subscriber fell {self.capacity} events behind run {self.run_id}")
                 if can_lag and sub.cursor < self.first_seq() - 1:
                     raise FellBehind(sub.cursor)
-                batch = self._since(sub.cursor)
+                batch = self.since(sub.cursor)
                 if batch:
                     sub.cursor = batch[-1].seq
                     published_at, sub.published_at = sub.published_at, 0.0
@@ -200,7 +200,7 @@ class RunChannel:
             if self._writable is not None and not self._lagging():
                 self._writable.set()
 
-    def _since(self, cursor: int) -> list[Event]:
+    def since(self, cursor: int) -> list[Event]:
         buffer = self._buffer
         if not buffer or buffer[-1].seq <= cursor:
             return []

@@ -59,6 +59,7 @@ class Gateway:
             )
             self.bus = LocalBus(self.storage, settings, shared=log)
             signals = RedisSignals(self._redis, settings.redis_prefix)
+            self.bus.connect(signals)
             self._redis_log: RedisEventLog | None = log
         else:
             self.bus = LocalBus(self.storage, settings)

@@ -144,7 +144,9 @@ class Scheduler:
             new_thread=request.thread_id is None,
         )
         if admission.claimed:
-            self._start(self._register(record, request, spec))
+            # Streamed from here by its caller: its events reach the shared log only if a reader
+            # elsewhere asks (or it is resumable).
+            self._start(self._register(record, request, spec, mirror=False))
         elif not self._shared:
             # Kept here until claimed: its readers find its events as soon as it has any.
             self._register(record, request, spec)
@@ -158,8 +160,10 @@ class Scheduler:
             await self._poke()
         return record
 
-    def _register(self, record: RunRecord, request: RunCreate, spec: GraphSpec, *, after: int = 0) -> LiveRun:
-        writer = self._bus.open(record.run_id, resumable=request.stream_resumable, after=after)
+    def _register(
+        self, record: RunRecord, request: RunCreate, spec: GraphSpec, *, after: int = 0, mirror: bool = True
+    ) -> LiveRun:
+        writer = self._bus.open(record.run_id, resumable=request.stream_resumable, after=after, mirror=mirror)
         live = LiveRun(record, request, spec, writer, attempt=record.attempt, owner=self.owner)
         # Those of the call that admitted it (a run revived from storage has neither).
         live.edge, live.trace = metrics.edge.get(), tracing.current_context()
@@ -238,7 +242,7 @@ class Scheduler:
             live = None
         else:
             after = await self._bus.last_seq(record.run_id)
-            if not after and record.attempt > 1 and not self._shared:
+            if not after and record.attempt > 1 and not (self._shared and request.stream_resumable):
                 # Its earlier attempt's events died with the process that ran it, unlogged:
                 # ids go on above any it could have sent, so that a resume skips none.
                 after = (record.attempt - 1) * _LOST_SEQS

@@ -1,5 +1,6 @@
 """Signals between the processes that share a deployment: runs are waiting to be claimed, a
-run is to be cancelled, a run was admitted to a thread, a thread's state was updated.
+run is to be cancelled, a run was admitted to a thread, a thread's state was updated, a reader
+wants a run's events in the shared log.
 
 Signals are hints with no delivery guarantee (Redis pub/sub drops them across a disconnect):
 everything they say can also be found in storage, and the scheduler polls it. A cancel also
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-SignalKind = Literal["wake", "cancel", "admitted", "state"]
+SignalKind = Literal["wake", "cancel", "admitted", "state", "watch"]
 Handler = Callable[[SignalKind, dict[str, Any]], None]
 
 

@@ -119,9 +119,9 @@ class _Follower:
         self.listing = True
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def follow(self, run_id: str, after: int) -> None:
+    def follow(self, run_id: str, after: int | None) -> None:
         """`after` is taken when the run is found, not when the task first runs, so no event
-        falls in between."""
+        falls in between (None: a run elsewhere, followed from where its process is when asked)."""
         if run_id in self.following:
             return
         self.following.add(run_id)
@@ -145,7 +145,7 @@ class _Follower:
             self.failed = exc
             self._wake.set()
 
-    async def _pump(self, run_id: str, after: int) -> None:
+    async def _pump(self, run_id: str, after: int | None) -> None:
         try:
             async for batch in self.runs.events(run_id, after):
                 await self.queue.put(thread_events(run_id, batch))
@@ -228,8 +228,11 @@ class ThreadStreams:
             for record in reversed(records):
                 run_id = record.run_id
                 start = _start_after(run_id, after)
-                if record.status in ("pending", "running") or self._scheduler.live(run_id) is not None:
-                    follower.follow(run_id, start if start is not None else await self._runs.last_seq(run_id))
+                live = self._scheduler.live(run_id) is not None
+                if record.status in ("pending", "running") or live:
+                    if start is None and (live or record.resumable):
+                        start = await self._runs.last_seq(run_id)
+                    follower.follow(run_id, start)
                 elif start is not None and run_id not in follower.following:
                     # Finished: replayed in order now, before the live runs' events are read.
                     follower.following.add(run_id)

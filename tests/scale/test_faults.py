@@ -64,11 +64,12 @@ def test_redis_lost_and_back(switched: tuple[GatewayProcess, Switch, Switch]) ->
     proc, _, rd = switched
     with httpx.Client(base_url=proc.http_url, timeout=60) as http:
         thread_id = http.post("/threads", json={}).json()["thread_id"]
-        done = http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "agent", "input": {"topic": "x"}})
+        body = {"assistant_id": "agent", "input": {"topic": "x"}, "stream_resumable": True}
+        done = http.post(f"/threads/{thread_id}/runs/wait", json=body)
         assert done.status_code == 200
         run_id = http.get(f"/threads/{thread_id}/runs").json()[0]["run_id"]
         rd.cut()
-        # Reading a run's events needs Redis: refused, not hung.
+        # Replaying a resumable run reads its log in Redis: refused, not hung.
         joined = http.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers={"Last-Event-ID": "0"})
         assert joined.status_code == 503 or b"Unavailable" in joined.content, joined.text
         # Records need only Postgres.

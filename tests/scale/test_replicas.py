@@ -5,6 +5,7 @@ runs out, from their last checkpoint; one that drains (SIGTERM) hands its runs b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from tests._backends import REDIS
 from tests._server import ROOT, TEST_CONFIG
-from tests.http._sse import Event, assert_ids_increase, parse
+from tests.http._sse import Event, assert_ids_increase, iter_events, parse
 from tests.scale.conftest import Replica
 
 SLOW = {"assistant_id": "slow", "stream_mode": ["custom", "values"]}
@@ -75,6 +78,64 @@ def test_a_run_created_on_one_replica_is_streamed_joined_and_waited_for_on_anoth
             assert hb.get(f"/threads/{thread_id}/runs/{run_id}/join").json()["ticks"] == 2
         listed = {r["run_id"]: r["status"] for r in ha.get(f"/threads/{thread_id}/runs?limit=50").json()}
         assert all(listed[run_id] == "success" for run_id in runs)
+
+
+def test_a_run_read_only_where_it_runs_writes_nothing_to_redis_until_another_replica_asks(
+    replica: Replica, shared_backends: tuple[str, ...]
+) -> None:
+    prefix = shared_backends[shared_backends.index("--redis-prefix") + 1]
+    a, b = replica(), replica()
+    rd = redis.Redis.from_url(REDIS)
+    with (
+        httpx.Client(base_url=a.http_url, timeout=60) as ha,
+        httpx.Client(base_url=b.http_url, timeout=60) as hb,
+        contextlib.closing(rd),
+    ):
+        thread_id = _thread(ha)
+        body = {**SLOW, "input": {"n": 5, "delay": 0.01}}
+        streamed = parse(ha.post(f"/threads/{thread_id}/runs/stream", json=body).content)
+        run_id = streamed[0].data["run_id"]
+        stateless = parse(ha.post("/runs/stream", json=body).content)
+        assert [e.event for e in streamed] == [e.event for e in stateless]
+        assert [e.data["tick"] for e in streamed if e.event == "custom"] == list(range(5))
+        for run in (run_id, stateless[0].data["run_id"]):
+            assert not rd.exists(f"{prefix}run:{run}:events")
+        # Resumed after its end through the other replica: what the replica that ran it still
+        # holds is written to Redis once, and replayed from where the client was.
+        assert _join(hb, thread_id, run_id, streamed[2].id or "") == streamed[3:]
+        assert rd.exists(f"{prefix}run:{run_id}:events")
+        assert _join(hb, thread_id, run_id, streamed[4].id or "") == streamed[5:]
+        # Joined live through the other replica: from where the run is, to its end.
+        run = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 40, "delay": 0.05}}).json()
+        _wait_status(ha, thread_id, run["run_id"], "running")
+        time.sleep(0.5)
+        joined = parse(hb.get(f"/threads/{thread_id}/runs/{run['run_id']}/stream").content)
+        ticks = [e.data["tick"] for e in joined if e.event == "custom"]
+        assert 0 < ticks[0] and ticks == list(range(ticks[0], 40)), ticks
+        assert joined[-1].event == "values" and joined[-1].data["ticks"] == 40
+        assert_ids_increase(joined)
+
+
+def test_a_thread_stream_on_one_replica_follows_runs_executed_by_another(replica: Replica) -> None:
+    a, b = replica(), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        with hb.stream("GET", f"/threads/{thread_id}/stream") as response:
+            assert response.status_code == 200
+            time.sleep(0.3)
+            created = []
+            for n in (3, 4):
+                body = {**SLOW, "input": {"n": n, "delay": 0.01}, "multitask_strategy": "enqueue"}
+                created.append(ha.post(f"/threads/{thread_id}/runs", json=body).json()["run_id"])
+            seen: list[Event] = []
+            for event in iter_events(response):
+                seen.append(event)
+                if event.event == "values" and event.data.get("ticks") == 4:
+                    break
+        # Each run whole, from its metadata on, in order, though another process ran it.
+        started = [e.data["run_id"] for e in seen if e.event == "metadata" and "attempt" in e.data]
+        assert started == created
+        assert [e.data["tick"] for e in seen if e.event == "custom"] == [0, 1, 2, 0, 1, 2, 3]
 
 
 def test_concurrent_rejects_through_both_replicas_accept_exactly_one(replica: Replica) -> None:

@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--run-timeout", type=float, default=None, help="seconds a run may take before it times out")
     serve.add_argument("--grace", type=float, default=d.grace, help="seconds live runs get to finish on SIGTERM")
     serve.add_argument(
+        "--grpc-acceptors",
+        type=_positive,
+        default=d.grpc_acceptors,
+        help="gRPC servers per process on the gRPC port, which take new calls in parallel (default: %(default)s)",
+    )
+    serve.add_argument(
         "--max-queued-runs",
         type=_positive,
         default=d.max_queued_runs,
@@ -252,7 +258,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
         hint = " (its folder must exist and be writable)" if "unable to open" in str(exc) else ""
         raise StartupError(f"cannot use the database {settings.db}: {exc}{hint}") from None
     interceptors = grpc_interceptors(config, settings)
-    grpc_server = GrpcServer(gateway, interceptors=interceptors, reuse_port=reuse_port)
+    grpc_server = GrpcServer(
+        gateway, interceptors=interceptors, reuse_port=reuse_port, acceptors=settings.grpc_acceptors
+    )
     servers = []
     try:
         grpc_port = await grpc_server.start(f"{settings.host}:{settings.grpc_port}")

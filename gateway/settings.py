@@ -67,6 +67,9 @@ class Settings:
     cron_interval: float = 5.0
     # Processes serving the same ports (each one all of the gateway).
     workers: int = 1
+    # grpc.aio servers each process runs on its gRPC port (gateway.rpc.server: each accepts one
+    # call of a method at a time, a few turns of a busy loop apiece).
+    grpc_acceptors: int = 4
     # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).
     metrics_port: int = -1
     # OpenTelemetry traces (gateway.tracing); the standard OTEL_* variables can turn them on too.

@@ -182,6 +182,9 @@ def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:
         return "type = 'true'", ()
     if value is False:
         return "type = 'false'", ()
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        # sqlite holds a JSON integer past 64 bits as a real, and cannot bind the int.
+        return "type IN ('integer', 'real') AND value = ?", (float(value),)
     if isinstance(value, (int, float)):
         return "type IN ('integer', 'real') AND value = ?", (value,)
     if isinstance(value, str):

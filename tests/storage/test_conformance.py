@@ -76,7 +76,9 @@ async def test_threads_are_created_once_read_changed_and_deleted(storage: Storag
 
 async def test_thread_search_filters_inside_the_query(storage: Storage) -> None:
     tag = uuid7()
-    ann = thread({"tag": tag, "owner": "ann", "n": 1, "flag": True, "deep": {"a": [1, 2]}}, values=b'{"x":"y"}')
+    ann = thread(
+        {"tag": tag, "owner": "ann", "n": 1, "flag": True, "deep": {"a": [1, 2]}, "big": 2**63}, values=b'{"x":"y"}'
+    )
     bob = thread({"tag": tag, "owner": "bob", "n": 1.0, "flag": 1}, status="busy")
     other = thread({"tag": "elsewhere", "owner": "ann"})
     for t in (ann, bob, other):
@@ -92,6 +94,9 @@ async def test_thread_search_filters_inside_the_query(storage: Storage) -> None:
     # Numbers compare as numbers; booleans are not numbers.
     assert await ids(ThreadFilter(metadata={"tag": tag, "n": 1})) == [ann.thread_id, bob.thread_id]
     assert await ids(ThreadFilter(metadata={"tag": tag, "flag": True})) == [ann.thread_id]
+    # Integers past 64 bits too (sqlite keeps them as reals), and they are no error.
+    assert await ids(ThreadFilter(metadata={"tag": tag, "big": 2**63})) == [ann.thread_id]
+    assert await ids(ThreadFilter(metadata={"tag": tag, "big": 2**64 - 1})) == []
     assert await ids(ThreadFilter(metadata={"tag": tag, "deep": {"a": [1, 2]}})) == [ann.thread_id]
     assert await ids(ThreadFilter(metadata={"tag": tag, "missing": None})) == []
     assert await ids(ThreadFilter(metadata={"tag": tag}, status="busy")) == [bob.thread_id]

@@ -15,6 +15,7 @@ produced byte for byte; metadata is `jsonb`, searched by containment (`@>`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -205,6 +206,31 @@ _CRON_COLUMNS = (
     "metadata::text, on_run_completed, enabled, created_at, updated_at"
 )
 _UNFINISHED = "status IN ('pending', 'running')"
+
+
+def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[str, list[Any]]:
+    """The SET list of an UPDATE of gw_threads that makes `change` (without its status when
+    `keep_status`: the caller sets that), and its arguments."""
+    names = ["updated_at = %s"]
+    values: list[Any] = [now_iso()]
+    for name in ("state_updated_at",) if keep_status else ("status", "state_updated_at"):
+        value = getattr(change, name)
+        if value is not None:
+            names.append(f"{name} = %s")
+            values.append(value)
+    for name in ("values", "interrupts", "error"):
+        data = getattr(change, name)
+        if data is not None:
+            names.append(f'"{name}" = %s::json')
+            values.append(data.decode())
+    for name in ("metadata", "config"):
+        value = getattr(change, name)
+        if value is not None:
+            names.append(f"{name} = %s::jsonb")
+            values.append(_json(value))
+    return ", ".join(names), values
+
+
 _SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
 
 
@@ -447,10 +473,15 @@ class PostgresStorage:
             raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
+    async def _transaction(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
+        """`pipeline`: statements go out without waiting for the previous one's answer, which
+        comes when a result is fetched (or at the commit): a transaction of a few statements
+        whose results are read once costs two round trips instead of one per statement."""
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection() as conn, contextlib.AsyncExitStack() as stack:
                 conn: AsyncConnection[Any]  # type: ignore[no-redef]
+                if pipeline:
+                    await stack.enter_async_context(conn.pipeline())
                 async with conn.transaction(), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                     yield cur
         except (psycopg.OperationalError, PoolTimeout) as exc:
@@ -656,7 +687,8 @@ class PostgresStorage:
     async def _insert_thread(cur: AsyncCursor[Any], thread: ThreadRecord) -> bool:
         await cur.execute(
             f"INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
-            "(%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::json, %s::json, %s::json) ON CONFLICT DO NOTHING",
+            "(%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::json, %s::json, %s::json) ON CONFLICT DO NOTHING "
+            "RETURNING 1",
             (
                 thread.thread_id,
                 thread.created_at,
@@ -670,7 +702,8 @@ class PostgresStorage:
                 thread.error.decode(),
             ),
         )
-        return cur.rowcount == 1
+        # Fetched, not counted: in a pipeline, a fetch is what waits for the answer.
+        return await cur.fetchone() is not None
 
     async def create_thread(self, thread: ThreadRecord) -> bool:
         async with self._transaction() as cur:
@@ -691,24 +724,8 @@ class PostgresStorage:
 
     @staticmethod
     async def _change_thread(cur: AsyncCursor[Any], thread_id: str, change: ThreadChange) -> bool:
-        names = ["updated_at = %s"]
-        values: list[Any] = [now_iso()]
-        for name in ("status", "state_updated_at"):
-            value = getattr(change, name)
-            if value is not None:
-                names.append(f"{name} = %s")
-                values.append(value)
-        for name in ("values", "interrupts", "error"):
-            data = getattr(change, name)
-            if data is not None:
-                names.append(f'"{name}" = %s::json')
-                values.append(data.decode())
-        for name in ("metadata", "config"):
-            value = getattr(change, name)
-            if value is not None:
-                names.append(f"{name} = %s::jsonb")
-                values.append(_json(value))
-        await cur.execute(f"UPDATE gw_threads SET {', '.join(names)} WHERE thread_id = %s", (*values, thread_id))
+        sets, values = _thread_sets(change)
+        await cur.execute(f"UPDATE gw_threads SET {sets} WHERE thread_id = %s", (*values, thread_id))
         return cur.rowcount == 1
 
     async def update_thread(self, thread_id: str, change: ThreadChange, *, access: AccessFilter | None = None) -> bool:
@@ -822,9 +839,19 @@ class PostgresStorage:
                 lease_seconds,
                 assistant_config,
             )
-        async with self._transaction() as cur:
+        async with (
+            self._transaction(pipeline=True) as cur,
+            cur.connection.cursor(row_factory=psycopg.rows.tuple_row) as runs,
+        ):
+            # One round trip for the thread, locked, and its unfinished runs (read once the lock
+            # is held), one for the rest and the commit.
             await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            await runs.execute(
+                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+                (thread_id,),
+            )
             row = await cur.fetchone()
+            unfinished: list[str] = [r[0] for r in await runs.fetchall()]
             if row is not None and access is not None and not await self._visible(cur, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.")
@@ -840,22 +867,20 @@ class PostgresStorage:
                     # Ours, locked by the insert, and without runs: nothing more to read.
                     row = (thread.metadata, thread.config)
                 else:
-                    # Another process created it first: lock it now.
+                    # Another process created it first: lock it now, and read the runs it has.
                     await cur.execute(
                         "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
                     )
+                    await runs.execute(
+                        f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
+                        (thread_id,),
+                    )
                     row = await cur.fetchone()
+                    unfinished = [r[0] for r in await runs.fetchall()]
             metadata = row[0] if row is not None else {}
             if any(metadata.get(k) != v for k, v in thread_metadata.items()):
                 # The thread's state is read with the graph that last ran on it.
                 change.metadata = {**metadata, **thread_metadata}
-            unfinished: list[str] = []
-            if not created:
-                await cur.execute(
-                    f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-                    (thread_id,),
-                )
-                unfinished = [r[0] for r in await cur.fetchall()]
             check_admission(run, unfinished, max_unfinished)
             if assistant_config is not None and not unfinished:
                 existing = row[1] if row is not None else {}
@@ -1014,24 +1039,27 @@ class PostgresStorage:
                 (thread_id, *args, thread_id, run_id, thread_id),
             )
             return bool(rows[0][0])
-        async with self._transaction() as cur:
-            # The thread first, as admission locks it: the same order, no deadlock.
+        if status is None:
+            ended = f"DELETE FROM gw_runs WHERE {condition} RETURNING run_id"
+        else:
+            ended = (
+                "UPDATE gw_runs SET status = %s, updated_at = %s, owner = NULL, lease_until = NULL "
+                f"WHERE {condition} RETURNING run_id"
+            )
+            args = [status, now_iso(), *args]
+        sets, values = _thread_sets(change, keep_status=True)
+        async with self._transaction(pipeline=True) as cur:
+            # The thread first, as admission locks it: the same order, no deadlock. The next
+            # statement's snapshot is taken once the lock is held, so it sees every run admitted
+            # before: the thread stays busy while one waits.
             await cur.execute("SELECT 1 FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
-            if status is None:
-                await cur.execute(f"DELETE FROM gw_runs WHERE {condition}", args)
-            else:
-                await cur.execute(
-                    "UPDATE gw_runs SET status = %s, updated_at = %s, owner = NULL, lease_until = NULL "
-                    f"WHERE {condition}",
-                    (status, now_iso(), *args),
-                )
-            if cur.rowcount != 1:
-                return False
-            await cur.execute(f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} LIMIT 1", (thread_id,))
-            if await cur.fetchone() is not None:
-                change.status = "busy"
-            await self._change_thread(cur, thread_id, change)
-        return True
+            await cur.execute(
+                f"WITH ended AS ({ended}) UPDATE gw_threads SET {sets}, status = CASE WHEN EXISTS "
+                f"(SELECT 1 FROM gw_runs WHERE thread_id = %s AND run_id <> %s AND {_UNFINISHED}) THEN 'busy' "
+                "ELSE coalesce(%s::text, status) END WHERE thread_id = %s AND EXISTS (SELECT 1 FROM ended) RETURNING 1",
+                (*args, *values, thread_id, run_id, change.status, thread_id),
+            )
+            return await cur.fetchone() is not None
 
     async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
         visible, args = _run_access(access)

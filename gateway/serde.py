@@ -95,4 +95,16 @@ def dumps(obj: Any) -> bytes:
     return bytes(memoryview(data))
 
 
+def json_text(obj: Any) -> str:
+    """JSON text of a value for storage, as orjson writes it, except that integers past 64
+    bits become floats: Postgres reads 1e20 back as the integer 100000000000000000000, which
+    orjson cannot write. NUL characters stay, for the database to refuse."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return orjson.dumps(_sanitise(obj)).decode()
+
+
 loads: Callable[[bytes | str], Any] = orjson.loads

@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 import psycopg.conninfo
 from langchain_core.runnables import RunnableConfig
@@ -57,6 +56,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
+from gateway.serde import json_text
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
@@ -244,7 +244,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return json_text(value)
 
 
 # A run admitted, claimed by `owner` (leased) or not.

@@ -49,6 +49,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
+from gateway.serde import json_text
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
@@ -166,7 +167,7 @@ _SORT_COLUMNS = {
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return json_text(value)
 
 
 def _moment(value: datetime | None) -> str | None:

@@ -74,6 +74,19 @@ async def test_threads_are_created_once_read_changed_and_deleted(storage: Storag
     assert not await storage.update_thread(t.thread_id, ThreadChange(status="idle"))
 
 
+async def test_a_number_the_database_gives_back_as_a_huge_integer_can_be_written_again(storage: Storage) -> None:
+    # Postgres gives 1e20 back as the integer 100000000000000000000, past what orjson writes.
+    t = thread({"big": 1e20})
+    assert await storage.create_thread(t)
+    got = await storage.get_thread(t.thread_id)
+    assert got is not None and got.metadata["big"] == 1e20
+    assert await storage.update_thread(t.thread_id, ThreadChange(metadata={**got.metadata, "more": 1}))
+    # A run admitted to it writes the graph into the thread's metadata, read as the database has it.
+    await admit(storage, run(t.thread_id))
+    again = await storage.get_thread(t.thread_id)
+    assert again is not None and again.metadata == {"big": 1e20, "more": 1, "graph_id": "g"}
+
+
 async def test_thread_search_filters_inside_the_query(storage: Storage) -> None:
     tag = uuid7()
     ann = thread(

@@ -206,6 +206,22 @@ _CRON_COLUMNS = (
     "metadata::text, on_run_completed, enabled, created_at, updated_at"
 )
 _UNFINISHED = "status IN ('pending', 'running')"
+# A thread's unfinished runs, oldest first.
+_UNFINISHED_RUNS = f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id"
+_SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
+
+
+def _names(columns: str) -> str:
+    return columns.replace("::text", "")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _json(value: Any) -> str:
+    return json_text(value)
 
 
 def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[str, list[Any]]:
@@ -229,22 +245,6 @@ def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[st
             names.append(f"{name} = %s::jsonb")
             values.append(_json(value))
     return ", ".join(names), values
-
-
-_SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
-
-
-def _names(columns: str) -> str:
-    return columns.replace("::text", "")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
-
-
-def _json(value: Any) -> str:
-    return json_text(value)
 
 
 # A run admitted, claimed by `owner` (leased) or not.
@@ -741,10 +741,7 @@ class PostgresStorage:
             await cur.execute(f"DELETE FROM gw_threads WHERE {' AND '.join(where)}", args)
             if cur.rowcount != 1:
                 return None
-            await cur.execute(
-                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-                (thread_id,),
-            )
+            await cur.execute(_UNFINISHED_RUNS, (thread_id,))
             unfinished = [row[0] for row in await cur.fetchall()]
             await cur.execute(
                 "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = %s)",
@@ -846,10 +843,7 @@ class PostgresStorage:
             # One round trip for the thread, locked, and its unfinished runs (read once the lock
             # is held), one for the rest and the commit.
             await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
-            await runs.execute(
-                f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-                (thread_id,),
-            )
+            await runs.execute(_UNFINISHED_RUNS, (thread_id,))
             row = await cur.fetchone()
             unfinished: list[str] = [r[0] for r in await runs.fetchall()]
             if row is not None and access is not None and not await self._visible(cur, thread_id, access):
@@ -871,10 +865,7 @@ class PostgresStorage:
                     await cur.execute(
                         "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
                     )
-                    await runs.execute(
-                        f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-                        (thread_id,),
-                    )
+                    await runs.execute(_UNFINISHED_RUNS, (thread_id,))
                     row = await cur.fetchone()
                     unfinished = [r[0] for r in await runs.fetchall()]
             metadata = row[0] if row is not None else {}

@@ -4,7 +4,8 @@ fixtures they use.
 
 The config is written out with absolute paths (the reference server resolves paths against its
 working directory). Semantic search on Postgres needs pgvector: where the server lacks it, the
-Postgres gateway serves the config without its index, and the tests of semantic search say so."""
+Postgres gateway serves the config without its index, and the tests of semantic search check
+what it serves then (the same items, unranked; the index refused at start by name)."""
 
 from __future__ import annotations
 

@@ -143,7 +143,9 @@ def test_concurrent_rejects_through_both_replicas_accept_exactly_one(replica: Re
 
     async def trial(ha: httpx.AsyncClient, hb: httpx.AsyncClient) -> list[int]:
         thread_id = (await ha.post("/threads", json={})).json()["thread_id"]
-        body = {"assistant_id": "slow", "input": {"n": 5, "delay": 0.01}, "multitask_strategy": "reject"}
+        # Long enough (0.5 s) that the four requests all come while the first run runs: a 50 ms
+        # run had once ended before the last request came, which may then be accepted.
+        body = {"assistant_id": "slow", "input": {"n": 50, "delay": 0.01}, "multitask_strategy": "reject"}
         answers = await asyncio.gather(
             *(client.post(f"/threads/{thread_id}/runs", json=body) for client in (ha, hb, ha, hb))
         )

@@ -47,6 +47,8 @@ _TAIL_CHECK = 2.0
 # A tail of a run that writes no log unless asked: how long it waits, after asking, before it
 # asks whether the run is over (the process that holds the run answers in milliseconds).
 _WATCH_WAIT = 0.5
+# How long a reader waits for the `end` of a run recorded as ended, whose log holds the run.
+_END_WAIT = 2.0
 
 logger = logging.getLogger("gateway.bus")
 
@@ -374,17 +376,26 @@ class LocalBus:
         # after a wait without news.
         check = not watch
         wait = _WATCH_WAIT if watch else _TAIL_CHECK
+        seen = False
         while True:
             events = await self._read(run_id, after, strict=not watch)
             if events:
                 after = asked = events[-1].seq
+                seen = True
                 yield events
                 if events[-1].name == "end":
                     return
                 continue
             if check and self.ended is not None and await self.ended(run_id):
-                # It ended, and its `end` is not in the log: expired, or never written.
-                if final := await self._read(run_id, after, strict=not watch):
+                # Its end is recorded before its `end` is written: a log that holds the run
+                # gets its `end` within a write. One that holds nothing of it has expired (or
+                # was never written) and gets nothing more.
+                final = await self._read(run_id, after, strict=not watch)
+                if not (final and final[-1].name == "end") and (final or seen or await log.read_events(run_id, 0, 1)):
+                    last = final[-1].seq if final else after
+                    if await log.wait_events(run_id, last, _END_WAIT):
+                        final += await self._read(run_id, last, strict=not watch)
+                if final:
                     yield final
                 return
             check = not await log.wait_events(run_id, after, wait)

@@ -146,9 +146,16 @@ class _Follower:
             self._wake.set()
 
     async def _pump(self, run_id: str, after: int | None) -> None:
+        last: Event | None = None
         try:
             async for batch in self.runs.events(run_id, after):
+                last = batch[-1]
                 await self.queue.put(thread_events(run_id, batch))
+            if last is None or last.name != "end":
+                # Over, but its `end` did not reach this process (it expired, or the process
+                # that ran it wrote none): its subscribers still learn that it is done.
+                seq = last.seq + 1 if last is not None else (after or 0) + 1
+                await self.queue.put(thread_events(run_id, [Event(seq, "end", (), b"{}")]))
         except Exception as exc:
             self.fail(exc)
         finally:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from langgraph.gateway.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -29,6 +29,7 @@ from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.crons import CronsService
+from gateway.rpc.io_loop import Bridge, IoLoop, Lookup
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
@@ -44,6 +45,11 @@ SERVICE_NAMES = (
     crons_pb2.DESCRIPTOR.services_by_name["CronsService"].full_name,
 )
 
+# The streams of one event per message: their handlers send ahead of the network (see
+# gateway.rpc.io_loop), or each event would wait for the I/O thread to get the GIL.
+_RUNS = runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name
+WINDOWS = {f"/{_RUNS}/RunStream": 64, f"/{_RUNS}/JoinRunStream": 64}
+
 SERVER_OPTIONS = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -58,15 +64,12 @@ SERVER_OPTIONS = (
 
 
 class GrpcServer:
-    """`acceptors` grpc.aio servers on one port (SO_REUSEPORT), each with every service.
+    """`acceptors` grpc.aio servers on one port (SO_REUSEPORT), on an event loop of their own
+    (gateway.rpc.io_loop), each serving every service of the core's loop.
 
-    A grpc.aio server takes a method's calls one at a time: the next is requested from the
-    C core only once the last one has come back through the event loop, a few turns of it
-    apiece. On a loop busy with hundreds of streams a turn takes milliseconds, so a burst of
-    new calls waited seconds for their handlers (one server took 4.8 s to take 100 calls on a
-    loop of 10 ms turns; four, 0.3 s to take 25 over 16 connections, against 1 s for one). Several servers on the port take them in parallel, each on the
-    connections the kernel hands it: a client with several connections is served sooner; one
-    with a single connection, as soon as before."""
+    A grpc.aio server takes its calls one at a time, each a few turns of its loop apiece: even
+    on a loop of their own, several servers on the port take a burst of new calls sooner, each
+    on the connections the kernel hands it."""
 
     def __init__(
         self,
@@ -80,20 +83,22 @@ class GrpcServer:
         # With several servers in this process, the port is shared even with one process.
         self._reuse_port = reuse_port
         shared = reuse_port or acceptors > 1
-        options = [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if shared else SERVER_OPTIONS
+        self._options = (
+            [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if shared else SERVER_OPTIONS
+        )
+        self._acceptors = acceptors
         # Outermost first: tracing's span and the metrics see every call, refused ones too.
         outer = (*tracing.grpc_server_interceptors(), MetricsInterceptor())
+        self._interceptors = (*outer, *interceptors, MalformedRequestInterceptor())
         self.health = health.aio.HealthServicer()
-        self.servers = [
-            self._server((*outer, *interceptors, MalformedRequestInterceptor()), options) for _ in range(acceptors)
-        ]
+        self._lookup = Lookup()
+        self._register(self._lookup)
+        self._io = IoLoop()
+        self.servers: list[grpc.aio.Server] = []
         self.port = 0
 
-    def _server(
-        self, interceptors: tuple[grpc.aio.ServerInterceptor, ...], options: Sequence[tuple[str, Any]]
-    ) -> grpc.aio.Server:
-        gateway = self.gateway
-        server = grpc.aio.server(interceptors=interceptors, options=options)
+    def _register(self, lookup: Lookup) -> None:
+        gateway, server = self.gateway, cast(grpc.aio.Server, lookup)
         assistants_pb2_grpc.add_AssistantsServiceServicer_to_server(AssistantsService(gateway), server)
         threads_pb2_grpc.add_ThreadsServiceServicer_to_server(ThreadsService(gateway), server)
         runs_pb2_grpc.add_RunsServiceServicer_to_server(RunsService(gateway), server)
@@ -101,8 +106,8 @@ class GrpcServer:
         store_pb2_grpc.add_StoreServiceServicer_to_server(StoreService(gateway), server)
         crons_pb2_grpc.add_CronsServiceServicer_to_server(CronsService(gateway), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        return server
+        names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), server)
 
     async def start(self, address: str) -> int:
         host, _, port = address.rpartition(":")
@@ -110,24 +115,40 @@ class GrpcServer:
         if int(port):
             # As another process would find it: only --workers' processes share it.
             check_port("gRPC", host, int(port), "--grpc-port", reuse_port=self._reuse_port)
-        first, *others = self.servers
-        try:
-            self.port = first.add_insecure_port(address)
-            for server in others:
-                if server.add_insecure_port(f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}") == 0:
-                    self.port = 0
-        except RuntimeError:
-            self.port = 0
+        self._io.start()
+        bridge = Bridge(self._lookup, self._interceptors, asyncio.get_running_loop(), self._io.loop, windows=WINDOWS)
+        self.port = await self._io.run(self._listen(address, host, bridge))
         if self.port == 0:
             raise cannot_listen("gRPC", host, int(port), "--grpc-port")
-        for server in self.servers:
-            await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    async def _listen(self, address: str, host: str, bridge: Bridge) -> int:
+        """On the I/O loop: its servers, listening; the port, or 0 when it is taken."""
+        self.servers = [grpc.aio.server(handlers=(bridge,), options=self._options) for _ in range(self._acceptors)]
+        first, *others = self.servers
+        try:
+            port = first.add_insecure_port(address)
+            for server in others:
+                if server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") == 0:
+                    port = 0
+        except RuntimeError:
+            port = 0
+        if port:
+            for server in self.servers:
+                await server.start()
+        return port
 
     async def enter_graceful_shutdown(self) -> None:
         await self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float | None) -> None:
+        try:
+            if self.servers:
+                await self._io.run(self._stop(grace))
+        finally:
+            self._io.stop()
+
+    async def _stop(self, grace: float | None) -> None:
         await asyncio.gather(*(server.stop(grace) for server in self.servers))

@@ -1,0 +1,479 @@
+"""gRPC's I/O on an event loop of its own, in a thread; every call's work on the core's loop.
+
+grpc.aio takes a server's calls one at a time, and each call's every step (accepted, request
+read, message sent) comes back to Python through the event loop that the server runs on: a few
+turns of it apiece. On the loop that also runs hundreds of graphs and streams, a turn takes
+milliseconds, and a burst of new calls queued for seconds before its handlers ran: 200 calls
+on a loop of 10 ms turns waited up to 9 s for their first reply with 4 servers, 8 s with 16.
+On a loop of their own, with nothing else on it, those turns cost only the wait for the GIL:
+1.1 s, or 0.15 s with a switch interval of 1 ms. In `python -m bench load --workers 2` this
+took the gRPC first reply p99 from 2.2-3.0 s to about the SSE edge's; a 1 ms switch interval
+cost 15% more CPU per event there and slowed both edges, so CPython's default (5 ms) stays.
+
+So the servers here carry bytes only. Each call's handler is looked up through the
+interceptors, run, and its messages (de)serialized on the core's loop, as before, in one
+`contextvars.Context` per call, so that what an interceptor sets (the caller) holds for the
+whole call. The handler gets a `ServicerContext` stand-in whose abort, code and trailers are
+applied to the real call when its handler returns. A response stream is pulled one message
+at a time, as grpc pulls it: the next is asked for once the last has been sent, so the runs'
+batches grow while the network is slow. A cancelled call cancels its handler's step."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import contextvars
+import functools
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+
+T = TypeVar("T")
+
+_END = object()
+
+
+def _settle(waiter: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+    if waiter.done():
+        return
+    if task.cancelled():
+        waiter.cancel()
+    elif (exc := task.exception()) is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(task.result())
+
+
+async def _hop(coro: Coroutine[Any, Any, T], to: asyncio.AbstractEventLoop, ctx: contextvars.Context | None) -> T:
+    """Runs `coro` as a task on the loop `to` (in `ctx`) and waits for it from this loop; a
+    cancelled wait cancels the task."""
+    here = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = here.create_future()
+    box: list[asyncio.Task[T]] = []
+
+    def start() -> None:
+        if waiter.done():  # cancelled before it started
+            coro.close()
+            return
+        task = to.create_task(coro, context=ctx) if ctx is not None else to.create_task(coro)
+        box.append(task)
+        task.add_done_callback(lambda t: here.call_soon_threadsafe(_settle, waiter, t))
+
+    to.call_soon_threadsafe(start)
+    try:
+        return await waiter
+    except asyncio.CancelledError:
+        to.call_soon_threadsafe(lambda: box and box[0].cancel())
+        raise
+
+
+class _Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, Any]]) -> None:
+        self.code, self.details, self.trailers = code, details, trailers
+
+
+class ServicerContext:
+    """What a handler on the core's loop sees of its call on the I/O loop."""
+
+    def __init__(self, real: grpc.aio.ServicerContext[Any, Any], io: asyncio.AbstractEventLoop) -> None:
+        self._real = real
+        self._io = io
+        self._metadata = real.invocation_metadata()
+        self._peer = real.peer()
+        self._code: grpc.StatusCode | None = None
+        self._details: str | None = None
+        self._trailers: Sequence[tuple[str, Any]] = ()
+        self._compression: Any = None
+        self.aborted: _Aborted | None = None
+
+    # What the call brought
+    def invocation_metadata(self) -> Any:
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def peer_identities(self) -> Iterable[bytes] | None:
+        return self._real.peer_identities()
+
+    def peer_identity_key(self) -> str | None:
+        return self._real.peer_identity_key()
+
+    def auth_context(self) -> Any:
+        return self._real.auth_context()
+
+    def time_remaining(self) -> float | None:
+        return self._real.time_remaining()
+
+    def cancelled(self) -> bool:
+        return self._real.cancelled()
+
+    def done(self) -> bool:
+        return self._real.done()
+
+    def is_active(self) -> bool:
+        return not self._real.done()
+
+    # What the handler says: kept, and applied to the call when the handler returns
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        if code == grpc.StatusCode.OK:
+            raise ValueError("abort() with OK")
+        self._code, self._details = code, details
+        self.aborted = _Aborted(code, details, tuple(trailing_metadata or ()) or tuple(self._trailers))
+        raise grpc.aio.AbortError()
+
+    async def abort_with_status(self, status: Any) -> None:
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def details(self) -> str | None:
+        return self._details
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        self._trailers = tuple(trailing_metadata)
+
+    def trailing_metadata(self) -> Any:
+        return self._trailers
+
+    def set_compression(self, compression: Any) -> None:
+        self._compression = compression
+
+    def disable_next_message_compression(self) -> None:
+        self._io.call_soon_threadsafe(self._real.disable_next_message_compression)
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        await _hop(self._real.send_initial_metadata(initial_metadata), self._io, None)
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        core = asyncio.get_running_loop()
+        self._io.call_soon_threadsafe(self._real.add_done_callback, lambda _: core.call_soon_threadsafe(callback, self))
+
+    async def apply(self) -> None:
+        """On the I/O loop, once the handler is over: what it set, onto the real call."""
+        real = self._real
+        if self._compression is not None:
+            real.set_compression(self._compression)
+        if self.aborted is not None:
+            a = self.aborted
+            await real.abort(a.code, a.details, trailing_metadata=a.trailers)
+        if self._trailers:
+            real.set_trailing_metadata(self._trailers)
+        if self._code is not None:
+            real.set_code(self._code)
+        if self._details is not None:
+            real.set_details(self._details)
+
+
+class Lookup:
+    """Collects the handlers that generated `add_*_to_server` functions register."""
+
+    def __init__(self) -> None:
+        self.handlers: list[grpc.GenericRpcHandler] = []
+
+    def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
+        self.handlers.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        pass  # the generic handlers serve the same methods
+
+    def __call__(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        for generic in self.handlers:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        return None
+
+
+class _Details(grpc.HandlerCallDetails):
+    def __init__(self, method: str, invocation_metadata: Any) -> None:
+        self.method = method
+        self.invocation_metadata = invocation_metadata
+
+
+def _unimplemented() -> grpc.RpcMethodHandler:
+    async def abort(request: Any, context: Any) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class _Call:
+    """One call's handler, on the core's loop: each step runs as a task of its own there, all
+    in the call's context, one after the other."""
+
+    def __init__(self, bridge: Bridge, details: _Details, context: ServicerContext, streaming: bool) -> None:
+        self._bridge = bridge
+        self._details = details
+        self.context = context
+        self._streaming_requests = streaming
+        self._responses: AsyncIterator[Any] | None = None
+        self._result: Awaitable[Any] | None = None
+        self._serialize: Callable[[Any], bytes] | None = None
+        self._step: asyncio.Task[Any] | None = None
+        # Whether the handler answers one message: nothing follows the first.
+        self.single = False
+
+    async def start(self, request: Any) -> Any:
+        """Looks the handler up through the interceptors, starts it on `request` (bytes, or an
+        async iterator of bytes on the I/O loop) and returns its first response, as next()."""
+        handler = await self._bridge.resolve(self._details) or _unimplemented()
+        parse = handler.request_deserializer
+        self._serialize = handler.response_serializer
+        if self._streaming_requests:
+            requests = self._requests(request, parse)
+            argument: Any = requests if handler.request_streaming else await anext(requests, None)
+        else:
+            argument = parse(request) if parse is not None else request
+            if handler.request_streaming:
+                argument = _one(argument)
+        context: Any = self.context
+        if handler.response_streaming:
+            behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
+            self._responses = behaviour(argument, context)
+        else:
+            behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
+            self._result = behaviour(argument, context)
+            self.single = True
+        return await self.next()
+
+    async def _requests(
+        self, requests: AsyncIterator[bytes], parse: Callable[[bytes], Any] | None
+    ) -> AsyncIterator[Any]:
+        io = self._bridge.io
+        while (data := await _hop(_next(requests), io, None)) is not _END:
+            yield parse(cast(bytes, data)) if parse is not None else data
+
+    async def next(self) -> Any:
+        """The next response, serialized; _END after the last."""
+        self._step = asyncio.current_task()
+        if self._result is not None:
+            result, self._result = self._result, None
+            message = await result
+        elif self._responses is not None:
+            message = await anext(self._responses, _END)
+        else:
+            message = _END
+        if message is _END or self._serialize is None:
+            return message
+        return self._serialize(message)
+
+    async def drive(self, request: Any, outbox: _Outbox) -> None:
+        """Starts the handler and hands its responses to `outbox` while it has room."""
+        try:
+            message = await self.start(request)
+            while message is not _END:
+                await outbox.room()
+                outbox.put(message)
+                message = _END if self.single else await self.next()
+        finally:
+            outbox.put(_END)
+
+    async def close(self) -> None:
+        step = self._step
+        if step is not None and step is not asyncio.current_task() and not step.done():
+            await asyncio.wait({step})  # a cancelled step may still be cleaning up
+        if isinstance(self._result, Coroutine):
+            self._result.close()  # never started: the call went before its handler ran
+        responses = self._responses
+        if responses is not None and hasattr(responses, "aclose"):
+            await responses.aclose()
+
+
+class _Outbox:
+    """Response messages from the core's loop to the I/O loop, at most `window` unsent: the
+    I/O loop hands back room half a window at a time."""
+
+    def __init__(self, io: asyncio.AbstractEventLoop, core: asyncio.AbstractEventLoop, window: int) -> None:
+        self._io, self._core = io, core
+        self._messages: collections.deque[Any] = collections.deque()
+        self._ready: asyncio.Future[None] | None = None  # the I/O loop's wait for a message
+        self._room = window  # on the core's loop
+        self._roomy: asyncio.Future[None] | None = None  # the core's wait for room
+        self._chunk = max(window // 2, 1)
+        self._sent = 0
+
+    # On the core's loop
+    async def room(self) -> None:
+        while self._room <= 0:
+            self._roomy = self._core.create_future()
+            await self._roomy
+        self._room -= 1
+
+    def put(self, message: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the I/O loop is closed: the call is over
+            self._io.call_soon_threadsafe(self._arrived, message)
+
+    def _freed(self, n: int) -> None:
+        self._room += n
+        if self._roomy is not None and not self._roomy.done():
+            self._roomy.set_result(None)
+
+    # On the I/O loop
+    def _arrived(self, message: Any) -> None:
+        self._messages.append(message)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._messages:
+            self._ready = self._io.create_future()
+            await self._ready
+        return self._messages.popleft()
+
+    def sent(self) -> None:
+        self._sent += 1
+        if self._sent == self._chunk:
+            self._sent = 0
+            with contextlib.suppress(RuntimeError):
+                self._core.call_soon_threadsafe(self._freed, self._chunk)
+
+
+async def _next(iterator: AsyncIterator[T]) -> T | object:
+    return await anext(iterator, _END)
+
+
+async def _one(value: T) -> AsyncIterator[T]:
+    yield value
+
+
+class Bridge(grpc.GenericRpcHandler):
+    """The only handler of the servers on the I/O loop: every method, as bytes, to the core."""
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        interceptors: Sequence[grpc.aio.ServerInterceptor],
+        core: asyncio.AbstractEventLoop,
+        io: asyncio.AbstractEventLoop,
+        *,
+        windows: Mapping[str, int] | None = None,
+    ) -> None:
+        """`windows`: per method, how many response messages its handler may send ahead of
+        the network; 1 (the default) takes each message when the last has been sent, as
+        grpc does, so that batches of events grow while the client reads slowly."""
+        self._lookup = lookup
+        self._interceptors = tuple(interceptors)
+        self._windows = dict(windows or {})
+        self.core = core
+        self.io = io
+        self._context = contextvars.copy_context()
+
+    async def resolve(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """As grpc.aio applies server interceptors: the first one outermost."""
+
+        async def step(index: int, d: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            if index == len(self._interceptors):
+                return self._lookup(d)
+            return await self._interceptors[index].intercept_service(functools.partial(step, index + 1), d)
+
+        return await step(0, details)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        # The shape of the call is the registered method's; an unknown method is looked up
+        # through the interceptors too (a missing API key is refused before "not found").
+        raw = self._lookup(handler_call_details)
+        request_streaming = raw is not None and raw.request_streaming
+        response_streaming = raw is not None and raw.response_streaming
+        details = _Details(handler_call_details.method, handler_call_details.invocation_metadata)
+
+        async def responses(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            call = _Call(self, details, ServicerContext(context, self.io), request_streaming)
+            ctx = self._context.copy()
+            window = self._windows.get(details.method, 1)
+            try:
+                if window > 1:
+                    async for message in self._pushed(call, ctx, request, window):
+                        yield message
+                else:
+                    message = await _hop(call.start(request), self.core, ctx)
+                    while message is not _END:
+                        yield message
+                        message = _END if call.single else await _hop(call.next(), self.core, ctx)
+            except BaseException:
+                if call.context.aborted is not None:
+                    await call.context.apply()  # raises the call's AbortError
+                raise
+            finally:
+                self._close(call, ctx)
+            await call.context.apply()
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            messages = [message async for message in responses(request, context)]
+            if len(messages) != 1:
+                raise RuntimeError(f"{details.method} answered {len(messages)} messages, not one")
+            return messages[0]
+
+        if request_streaming and response_streaming:
+            return grpc.stream_stream_rpc_method_handler(responses)
+        if request_streaming:
+            return grpc.stream_unary_rpc_method_handler(unary)
+        if response_streaming:
+            return grpc.unary_stream_rpc_method_handler(responses)
+        return grpc.unary_unary_rpc_method_handler(unary)
+
+    async def _pushed(self, call: _Call, ctx: contextvars.Context, request: Any, window: int) -> AsyncIterator[Any]:
+        """The call's responses, sent ahead by its handler up to `window` messages: the I/O
+        thread then sends them back to back, not each after a wait for the GIL."""
+        outbox = _Outbox(self.io, self.core, window)
+        driving = asyncio.ensure_future(_hop(call.drive(request, outbox), self.core, ctx))
+        try:
+            while (message := await outbox.get()) is not _END:
+                yield message
+                outbox.sent()
+            await driving  # raises what ended the handler
+        finally:
+            driving.cancel()
+
+    def _close(self, call: _Call, ctx: contextvars.Context) -> None:
+        def close() -> None:
+            task = self.core.create_task(call.close(), context=ctx)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+        with contextlib.suppress(RuntimeError):  # the core's loop is closed: nothing to close
+            self.core.call_soon_threadsafe(close)
+
+
+class IoLoop:
+    """An event loop in a daemon thread of its own."""
+
+    def __init__(self, name: str = "grpc-io") -> None:
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        """Called on the core's loop: the I/O loop is of the same kind (uvloop's wakes once
+        for many messages handed over)."""
+        if not self._started:
+            self._started = True
+            kind = type(asyncio.get_running_loop())
+            if kind is not type(self.loop):
+                self.loop.close()
+                self.loop = kind()
+            self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs `coro` on the I/O loop and waits for it here."""
+        return await _hop(coro, self.loop, None)
+
+    def stop(self) -> None:
+        if self._started and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()

@@ -45,11 +45,6 @@ SERVICE_NAMES = (
     crons_pb2.DESCRIPTOR.services_by_name["CronsService"].full_name,
 )
 
-# The streams of one event per message: their handlers send ahead of the network (see
-# gateway.rpc.io_loop), or each event would wait for the I/O thread to get the GIL.
-_RUNS = runs_pb2.DESCRIPTOR.services_by_name["RunsService"].full_name
-WINDOWS = {f"/{_RUNS}/RunStream": 64, f"/{_RUNS}/JoinRunStream": 64}
-
 SERVER_OPTIONS = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -116,7 +111,7 @@ class GrpcServer:
             # As another process would find it: only --workers' processes share it.
             check_port("gRPC", host, int(port), "--grpc-port", reuse_port=self._reuse_port)
         self._io.start()
-        bridge = Bridge(self._lookup, self._interceptors, asyncio.get_running_loop(), self._io.loop, windows=WINDOWS)
+        bridge = Bridge(self._lookup, self._interceptors, asyncio.get_running_loop(), self._io.loop)
         self.port = await self._io.run(self._listen(address, host, bridge))
         if self.port == 0:
             raise cannot_listen("gRPC", host, int(port), "--grpc-port")

@@ -146,16 +146,13 @@ def seen() -> Seen:
     return Seen()
 
 
-@pytest_asyncio.fixture(params=[1, 4], ids=["in-step", "sent-ahead"])
-async def channel(seen: Seen, request: pytest.FixtureRequest) -> AsyncIterator[grpc.aio.Channel]:
-    """Response streams taken one message at a time, as grpc takes them, or sent ahead by
-    their handlers up to a window (Upper, a stream of requests, always in step)."""
+@pytest_asyncio.fixture
+async def channel(seen: Seen) -> AsyncIterator[grpc.aio.Channel]:
     lookup = Lookup()
     lookup.add_generic_rpc_handlers((_handlers(seen),))
     io = IoLoop()
     io.start()
-    windows = {f"/{SERVICE}/{name}": request.param for name in ("Count", "ThenAbort", "Forever")}
-    bridge = Bridge(lookup, (Interceptor(seen),), asyncio.get_running_loop(), io.loop, windows=windows)
+    bridge = Bridge(lookup, (Interceptor(seen),), asyncio.get_running_loop(), io.loop)
 
     async def listen() -> tuple[grpc.aio.Server, int]:
         server = grpc.aio.server(handlers=(bridge,))

@@ -62,3 +62,28 @@ async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(make_core
             async for _ in stream:
                 pass
         assert _followers(core, thread_id) == []
+
+
+async def test_a_run_that_ends_without_its_end_event_still_reaches_subscribers_as_done(make_core: MakeCore) -> None:
+    """A run admitted elsewhere whose events this process never reads (expired, rolled back, or
+    its `end` written after the run was recorded as over) still ends for its subscribers."""
+    async with make_core() as core:
+        thread_id = (await core.threads.create()).thread_id
+        done: list[str] = []
+
+        async def read() -> None:
+            async for batch in core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"})):
+                done.extend(e.run_id for e in batch if b"run_done" in e.data)  # type: ignore[misc]
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0.05)
+        gone = "1f0c0b6e-0000-7000-8000-000000000000"
+        await core.signals.publish("admitted", {"thread_id": thread_id, "run_id": gone})
+        for _ in range(200):
+            if done:
+                break
+            await asyncio.sleep(0.01)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        assert done == [gone]
+        assert _followers(core, thread_id) == []

@@ -17,17 +17,23 @@ def _followers(core: Gateway, thread_id: str) -> list:  # type: ignore[type-arg]
     return list(core.thread_streams._followers.get(thread_id, ()))
 
 
+async def _follow_ends(core: Gateway, thread_id: str, ends: list[str]) -> asyncio.Future[None]:
+    """A subscriber of the thread's lifecycle, adding the id of each run that ends to `ends`."""
+
+    async def read() -> None:
+        async for batch in core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"})):
+            ends.extend(e.run_id for e in batch if b"run_done" in e.data)  # type: ignore[misc]
+
+    reader = asyncio.ensure_future(read())
+    await asyncio.sleep(0.05)
+    return reader
+
+
 async def test_a_subscriber_follows_each_run_and_then_lets_it_go(make_core: MakeCore) -> None:
     async with make_core() as core:
         thread_id = (await core.threads.create()).thread_id
         ends: list[str] = []
-
-        async def read() -> None:
-            async for batch in core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"})):
-                ends.extend(e.run_id for e in batch if b"run_done" in e.data)  # type: ignore[misc]
-
-        reader = asyncio.ensure_future(read())
-        await asyncio.sleep(0.05)
+        reader = await _follow_ends(core, thread_id, ends)
         for _ in range(30):
             run = await core.runs.create(RunCreate("agent", thread_id=thread_id, input={"topic": "x"}))
             await core.runs.outcome(thread_id, run.run_id)
@@ -70,13 +76,7 @@ async def test_a_run_that_ends_without_its_end_event_still_reaches_subscribers_a
     async with make_core() as core:
         thread_id = (await core.threads.create()).thread_id
         done: list[str] = []
-
-        async def read() -> None:
-            async for batch in core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"})):
-                done.extend(e.run_id for e in batch if b"run_done" in e.data)  # type: ignore[misc]
-
-        reader = asyncio.ensure_future(read())
-        await asyncio.sleep(0.05)
+        reader = await _follow_ends(core, thread_id, done)
         gone = "1f0c0b6e-0000-7000-8000-000000000000"
         await core.signals.publish("admitted", {"thread_id": thread_id, "run_id": gone})
         for _ in range(200):

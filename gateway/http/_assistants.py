@@ -12,7 +12,15 @@ from starlette.routing import Route
 from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
-from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, read_object, type_name
+from gateway.http._utils import (
+    INT32_MAX,
+    backend,
+    json_response,
+    pagination_headers,
+    path_uuid,
+    read_object,
+    type_name,
+)
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +123,7 @@ async def list_versions(request: Request) -> Response:
         assistant_id,
         metadata=_field(body, "metadata", dict, "an object") or None,
         limit=_int(body, "limit", 10, 1, 1000),
-        offset=_int(body, "offset", 0, 0, 2**31),
+        offset=_int(body, "offset", 0, 0, INT32_MAX),
     )
     return json_response(versions)
 
@@ -139,7 +147,7 @@ async def get_assistant(request: Request) -> Response:
 @endpoint
 async def search_assistants(request: Request) -> Response:
     body = await read_object(request, optional=True)
-    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, 2**31)
+    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, INT32_MAX)
     found = await backend(request).search_assistants(
         **_filters(body),
         limit=limit + 1,

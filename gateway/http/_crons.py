@@ -11,7 +11,15 @@ from starlette.routing import Route
 from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
-from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, read_object, type_name
+from gateway.http._utils import (
+    INT32_MAX,
+    backend,
+    json_response,
+    pagination_headers,
+    path_uuid,
+    read_object,
+    type_name,
+)
 
 _FIELDS = (
     "cron_id",
@@ -88,7 +96,7 @@ async def delete_cron(request: Request) -> Response:
 @endpoint
 async def search_crons(request: Request) -> Response:
     body = await read_object(request, optional=True)
-    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, 2**31)
+    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, INT32_MAX)
     found = await backend(request).search_crons(
         assistant_id=_id(body, "assistant_id"),
         thread_id=_id(body, "thread_id"),

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from gateway.errors import BadRequest, InvalidArgument
 from gateway.http._errors import endpoint
-from gateway.http._utils import backend, json_response, read_object, type_name
+from gateway.http._utils import INT32_MAX, backend, json_response, read_object, type_name
 
 
 def _namespace(body: dict[str, Any], name: str, *, required: bool = False) -> list[str] | None:
@@ -44,8 +44,8 @@ def _int(body: dict[str, Any], name: str, default: int | None) -> int | None:
         return default
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgument(f"{name} must be an integer, not {type_name(value)}")
-    if not 0 <= value < 2**31:
-        raise InvalidArgument(f"{name} must be an integer from 0 to {2**31 - 1}, not {value}")
+    if not 0 <= value <= INT32_MAX:
+        raise InvalidArgument(f"{name} must be an integer from 0 to {INT32_MAX}, not {value}")
     return value
 
 

@@ -12,7 +12,16 @@ from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._sse import event_stream, guarded
-from gateway.http._utils import backend, json_response, pagination_headers, path_uuid, query_int, read_object, type_name
+from gateway.http._utils import (
+    INT32_MAX,
+    backend,
+    json_response,
+    pagination_headers,
+    path_uuid,
+    query_int,
+    read_object,
+    type_name,
+)
 from gateway.run_body import checkpoint_ref
 
 
@@ -38,8 +47,8 @@ def _limit(body: dict[str, Any], default: int) -> int:
 
 def _offset(body: dict[str, Any]) -> int:
     offset = _get(body, "offset", int, "an integer") or 0
-    if offset < 0:
-        raise InvalidArgument(f"offset must not be negative, not {offset}")
+    if not 0 <= offset <= INT32_MAX:
+        raise InvalidArgument(f"offset must be an integer from 0 to {INT32_MAX}, not {offset}")
     return int(offset)
 
 

@@ -102,7 +102,11 @@ def path_uuid(request: Request, name: str, *, status: int = 422) -> str:
     return value
 
 
-def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+# The largest limit or offset: the gRPC messages that carry them to the core (the bridge) are int32.
+INT32_MAX = 2**31 - 1
+
+
+def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = INT32_MAX) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default

@@ -112,3 +112,22 @@ def test_query_integers_past_the_limit_are_422(http: httpx.Client, query: str) -
             continue
         assert response.status_code == 422
         assert response.json()["detail"] == f"{query.split('=')[0]} must be at most 2147483647"
+
+
+SEARCHES = ["/assistants/search", "/threads/search", "/runs/crons/search", "/store/items/search", "/store/namespaces"]
+
+
+@pytest.mark.parametrize("path", SEARCHES)
+def test_a_body_offset_past_int32_is_422_on_the_gateway_and_through_the_bridge(
+    http: httpx.Client, bridge: BridgeProcess, path: str
+) -> None:
+    """The bridge carries offsets to the core as int32: past that, both edges answer 422 with
+    the field's name (the bridge used to fail with 500), and the largest one is served."""
+    with httpx.Client(base_url=bridge.http_url, timeout=30) as remote:
+        for client in (http, remote):
+            refused = client.post(path, json={"offset": 2**31})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"] == "offset must be an integer from 0 to 2147483647, not 2147483648"
+            served = client.post(path, json={"offset": 2**31 - 1})
+            assert served.status_code == 200, served.text
+            assert served.json() == [] or served.json() == {"namespaces": []} or "items" in served.json()

@@ -12,15 +12,7 @@ from starlette.routing import Route
 from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
-from gateway.http._utils import (
-    INT32_MAX,
-    backend,
-    json_response,
-    pagination_headers,
-    path_uuid,
-    read_object,
-    type_name,
-)
+from gateway.http._utils import backend, body_page, json_response, pagination_headers, path_uuid, read_object, type_name
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
@@ -31,15 +23,6 @@ def _filters(body: dict[str, Any]) -> dict[str, Any]:
             raise InvalidArgument(f"{name} must be {what}, not {type_name(value)}")
         out[name] = value or None
     return out
-
-
-def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidArgument(f"{name} must be an integer from {low} to {high}, not {value!r}")
-    return value
 
 
 def _field(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
@@ -119,11 +102,9 @@ async def delete_assistant(request: Request) -> Response:
 async def list_versions(request: Request) -> Response:
     assistant_id = path_uuid(request, "assistant_id")
     body = await read_object(request, optional=True)
+    limit, offset = body_page(body)
     versions = await backend(request).assistant_versions(
-        assistant_id,
-        metadata=_field(body, "metadata", dict, "an object") or None,
-        limit=_int(body, "limit", 10, 1, 1000),
-        offset=_int(body, "offset", 0, 0, INT32_MAX),
+        assistant_id, metadata=_field(body, "metadata", dict, "an object") or None, limit=limit, offset=offset
     )
     return json_response(versions)
 
@@ -147,7 +128,7 @@ async def get_assistant(request: Request) -> Response:
 @endpoint
 async def search_assistants(request: Request) -> Response:
     body = await read_object(request, optional=True)
-    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, INT32_MAX)
+    limit, offset = body_page(body)
     found = await backend(request).search_assistants(
         **_filters(body),
         limit=limit + 1,

@@ -11,15 +11,7 @@ from starlette.routing import Route
 from gateway._utils import is_uuid
 from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
-from gateway.http._utils import (
-    INT32_MAX,
-    backend,
-    json_response,
-    pagination_headers,
-    path_uuid,
-    read_object,
-    type_name,
-)
+from gateway.http._utils import backend, body_page, json_response, pagination_headers, path_uuid, read_object, type_name
 
 _FIELDS = (
     "cron_id",
@@ -50,15 +42,6 @@ def _id(body: dict[str, Any], name: str) -> str | None:
     value = _field(body, name, str, "a UUID")
     if value is not None and not is_uuid(value):
         raise InvalidArgument(f"Invalid {name.replace('_id', '')} ID: must be a UUID")
-    return value
-
-
-def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidArgument(f"{name} must be an integer from {low} to {high}, not {value!r}")
     return value
 
 
@@ -96,7 +79,7 @@ async def delete_cron(request: Request) -> Response:
 @endpoint
 async def search_crons(request: Request) -> Response:
     body = await read_object(request, optional=True)
-    limit, offset = _int(body, "limit", 10, 1, 1000), _int(body, "offset", 0, 0, INT32_MAX)
+    limit, offset = body_page(body)
     found = await backend(request).search_crons(
         assistant_id=_id(body, "assistant_id"),
         thread_id=_id(body, "thread_id"),

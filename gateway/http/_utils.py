@@ -106,6 +106,20 @@ def path_uuid(request: Request, name: str, *, status: int = 422) -> str:
 INT32_MAX = 2**31 - 1
 
 
+def body_page(body: dict[str, Any]) -> tuple[int, int]:
+    """A search body's `limit` (1 to 1000, 10 when absent) and `offset` (0 to INT32_MAX)."""
+    return _body_int(body, "limit", 10, 1, 1000), _body_int(body, "offset", 0, 0, INT32_MAX)
+
+
+def _body_int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidArgument(f"{name} must be an integer from {low} to {high}, not {value!r}")
+    return value
+
+
 def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = INT32_MAX) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

@@ -32,7 +32,7 @@ import contextvars
 import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import grpc
 
@@ -52,6 +52,16 @@ def _settle(waiter: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
         waiter.set_result(task.result())
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _cancel(started: list[asyncio.Task[Any]]) -> None:
+    for task in started:
+        task.cancel()
+
+
 async def _hop(coro: Coroutine[Any, Any, T], to: asyncio.AbstractEventLoop, ctx: contextvars.Context | None) -> T:
     """Runs `coro` as a task on the loop `to` (in `ctx`) and waits for it from this loop; a
     cancelled wait cancels the task."""
@@ -65,19 +75,22 @@ async def _hop(coro: Coroutine[Any, Any, T], to: asyncio.AbstractEventLoop, ctx:
             return
         task = to.create_task(coro, context=ctx) if ctx is not None else to.create_task(coro)
         box.append(task)
-        task.add_done_callback(lambda t: here.call_soon_threadsafe(_settle, waiter, t))
+        task.add_done_callback(lambda t: _call_soon(here, _settle, waiter, t))
 
     to.call_soon_threadsafe(start)
     try:
         return await waiter
     except asyncio.CancelledError:
-        to.call_soon_threadsafe(lambda: box and box[0].cancel())
+        _call_soon(to, _cancel, box)
         raise
 
 
-class _Aborted(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, Any]]) -> None:
-        self.code, self.details, self.trailers = code, details, trailers
+class _Aborted(NamedTuple):
+    """What a handler aborted its call with."""
+
+    code: grpc.StatusCode
+    details: str
+    trailers: Sequence[tuple[str, Any]]
 
 
 class ServicerContext:
@@ -162,7 +175,7 @@ class ServicerContext:
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         core = asyncio.get_running_loop()
-        self._io.call_soon_threadsafe(self._real.add_done_callback, lambda _: core.call_soon_threadsafe(callback, self))
+        self._io.call_soon_threadsafe(self._real.add_done_callback, lambda _: _call_soon(core, callback, self))
 
     async def apply(self) -> None:
         """On the I/O loop, once the handler is over: what it set, onto the real call."""
@@ -361,8 +374,7 @@ class Bridge(grpc.GenericRpcHandler):
             task = self.core.create_task(call.close(), context=ctx)
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-        with contextlib.suppress(RuntimeError):  # the core's loop is closed: nothing to close
-            self.core.call_soon_threadsafe(close)
+        _call_soon(self.core, close)
 
 
 class IoLoop:

@@ -32,7 +32,7 @@ import contextvars
 import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -85,14 +85,6 @@ async def _hop(coro: Coroutine[Any, Any, T], to: asyncio.AbstractEventLoop, ctx:
         raise
 
 
-class _Aborted(NamedTuple):
-    """What a handler aborted its call with."""
-
-    code: grpc.StatusCode
-    details: str
-    trailers: Sequence[tuple[str, Any]]
-
-
 class ServicerContext:
     """What a handler on the core's loop sees of its call on the I/O loop."""
 
@@ -104,8 +96,7 @@ class ServicerContext:
         self._code: grpc.StatusCode | None = None
         self._details: str | None = None
         self._trailers: Sequence[tuple[str, Any]] = ()
-        self._compression: Any = None
-        self.aborted: _Aborted | None = None
+        self.aborted = False
 
     # What the call brought
     def invocation_metadata(self) -> Any:
@@ -139,8 +130,9 @@ class ServicerContext:
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
         if code == grpc.StatusCode.OK:
             raise ValueError("abort() with OK")
-        self._code, self._details = code, details
-        self.aborted = _Aborted(code, details, tuple(trailing_metadata or ()) or tuple(self._trailers))
+        self._code, self._details, self.aborted = code, details, True
+        if trailing_metadata:
+            self._trailers = tuple(trailing_metadata)
         raise grpc.aio.AbortError()
 
     async def abort_with_status(self, status: Any) -> None:
@@ -164,27 +156,26 @@ class ServicerContext:
     def trailing_metadata(self) -> Any:
         return self._trailers
 
+    # Before the handler's next message: handed to the I/O loop ahead of it
     def set_compression(self, compression: Any) -> None:
-        self._compression = compression
+        _call_soon(self._io, self._real.set_compression, compression)
 
     def disable_next_message_compression(self) -> None:
-        self._io.call_soon_threadsafe(self._real.disable_next_message_compression)
+        _call_soon(self._io, self._real.disable_next_message_compression)
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         await _hop(self._real.send_initial_metadata(initial_metadata), self._io, None)
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         core = asyncio.get_running_loop()
-        self._io.call_soon_threadsafe(self._real.add_done_callback, lambda _: _call_soon(core, callback, self))
+        _call_soon(self._io, self._real.add_done_callback, lambda _: _call_soon(core, callback, self))
 
     async def apply(self) -> None:
         """On the I/O loop, once the handler is over: what it set, onto the real call."""
         real = self._real
-        if self._compression is not None:
-            real.set_compression(self._compression)
-        if self.aborted is not None:
-            a = self.aborted
-            await real.abort(a.code, a.details, trailing_metadata=a.trailers)
+        if self.aborted:
+            assert self._code is not None
+            await real.abort(self._code, self._details or "", trailing_metadata=self._trailers)
         if self._trailers:
             real.set_trailing_metadata(self._trailers)
         if self._code is not None:
@@ -213,12 +204,6 @@ class Lookup:
         return None
 
 
-class _Details(grpc.HandlerCallDetails):
-    def __init__(self, method: str, invocation_metadata: Any) -> None:
-        self.method = method
-        self.invocation_metadata = invocation_metadata
-
-
 def _unimplemented() -> grpc.RpcMethodHandler:
     async def abort(request: Any, context: Any) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
@@ -230,7 +215,9 @@ class _Call:
     """One call's handler, on the core's loop: each step runs as a task of its own there, all
     in the call's context, one after the other."""
 
-    def __init__(self, bridge: Bridge, details: _Details, context: ServicerContext, streaming: bool) -> None:
+    def __init__(
+        self, bridge: Bridge, details: grpc.HandlerCallDetails, context: ServicerContext, streaming: bool
+    ) -> None:
         self._bridge = bridge
         self._details = details
         self.context = context
@@ -337,7 +324,7 @@ class Bridge(grpc.GenericRpcHandler):
         raw = self._lookup(handler_call_details)
         request_streaming = raw is not None and raw.request_streaming
         response_streaming = raw is not None and raw.response_streaming
-        details = _Details(handler_call_details.method, handler_call_details.invocation_metadata)
+        details = handler_call_details
 
         async def responses(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             call = _Call(self, details, ServicerContext(context, self.io), request_streaming)
@@ -348,7 +335,7 @@ class Bridge(grpc.GenericRpcHandler):
                     yield message
                     message = _END if call.single else await _hop(call.next(), self.core, ctx)
             except BaseException:
-                if call.context.aborted is not None:
+                if call.context.aborted:
                     await call.context.apply()  # raises the call's AbortError
                 raise
             finally:
@@ -378,26 +365,24 @@ class Bridge(grpc.GenericRpcHandler):
 
 
 class IoLoop:
-    """An event loop in a daemon thread of its own."""
+    """An event loop in a daemon thread of its own, of the kind of the loop that starts it
+    (uvloop's wakes once for many messages handed over)."""
 
     def __init__(self, name: str = "grpc-io") -> None:
-        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._started = False
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the I/O loop is not started"
+        return self._loop
 
     def start(self) -> None:
-        """Called on the core's loop: the I/O loop is of the same kind (uvloop's wakes once
-        for many messages handed over)."""
-        if not self._started:
-            self._started = True
-            kind = type(asyncio.get_running_loop())
-            if kind is not type(self.loop):
-                self.loop.close()
-                self.loop = kind()
+        """Called on the core's loop."""
+        if self._loop is None:
+            loop = self._loop = type(asyncio.get_running_loop())()
+            self._thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
             self._thread.start()
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -405,8 +390,11 @@ class IoLoop:
         return await _hop(coro, self.loop, None)
 
     def stop(self) -> None:
-        if self._started and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+        if not thread.is_alive():
+            loop.close()

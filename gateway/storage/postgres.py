@@ -56,7 +56,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
-from gateway.serde import json_text
+from gateway.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
@@ -218,10 +218,6 @@ def _names(columns: str) -> str:
 def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
-
-
-def _json(value: Any) -> str:
-    return json_text(value)
 
 
 def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[str, list[Any]]:

@@ -49,7 +49,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
-from gateway.serde import json_text
+from gateway.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import check_admission
@@ -164,10 +164,6 @@ _SORT_COLUMNS = {
     "updated_at": "updated_at",
     "state_updated_at": "state_updated_at",
 }
-
-
-def _dumps(value: Any) -> str:
-    return json_text(value)
 
 
 def _moment(value: datetime | None) -> str | None:

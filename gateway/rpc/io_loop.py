@@ -27,62 +27,18 @@ streams took 17.7 ms instead of 4.8 ms: batches (`RunStreamBatch`) are the fast 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
 
+from gateway.loops import call_soon, hop
+
 T = TypeVar("T")
 
 _END = object()
-
-
-def _settle(waiter: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
-    if waiter.done():
-        return
-    if task.cancelled():
-        waiter.cancel()
-    elif (exc := task.exception()) is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(task.result())
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(callback, *args)
-
-
-def _cancel(started: list[asyncio.Task[Any]]) -> None:
-    for task in started:
-        task.cancel()
-
-
-async def _hop(coro: Coroutine[Any, Any, T], to: asyncio.AbstractEventLoop, ctx: contextvars.Context | None) -> T:
-    """Runs `coro` as a task on the loop `to` (in `ctx`) and waits for it from this loop; a
-    cancelled wait cancels the task."""
-    here = asyncio.get_running_loop()
-    waiter: asyncio.Future[T] = here.create_future()
-    box: list[asyncio.Task[T]] = []
-
-    def start() -> None:
-        if waiter.done():  # cancelled before it started
-            coro.close()
-            return
-        task = to.create_task(coro, context=ctx) if ctx is not None else to.create_task(coro)
-        box.append(task)
-        task.add_done_callback(lambda t: _call_soon(here, _settle, waiter, t))
-
-    to.call_soon_threadsafe(start)
-    try:
-        return await waiter
-    except asyncio.CancelledError:
-        _call_soon(to, _cancel, box)
-        raise
 
 
 class ServicerContext:
@@ -158,17 +114,17 @@ class ServicerContext:
 
     # Before the handler's next message: handed to the I/O loop ahead of it
     def set_compression(self, compression: Any) -> None:
-        _call_soon(self._io, self._real.set_compression, compression)
+        call_soon(self._io, self._real.set_compression, compression)
 
     def disable_next_message_compression(self) -> None:
-        _call_soon(self._io, self._real.disable_next_message_compression)
+        call_soon(self._io, self._real.disable_next_message_compression)
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
-        await _hop(self._real.send_initial_metadata(initial_metadata), self._io, None)
+        await hop(self._real.send_initial_metadata(initial_metadata), self._io, None)
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         core = asyncio.get_running_loop()
-        _call_soon(self._io, self._real.add_done_callback, lambda _: _call_soon(core, callback, self))
+        call_soon(self._io, self._real.add_done_callback, lambda _: call_soon(core, callback, self))
 
     async def apply(self) -> None:
         """On the I/O loop, once the handler is over: what it set, onto the real call."""
@@ -256,7 +212,7 @@ class _Call:
         self, requests: AsyncIterator[bytes], parse: Callable[[bytes], Any] | None
     ) -> AsyncIterator[Any]:
         io = self._bridge.io
-        while (data := await _hop(_next(requests), io, None)) is not _END:
+        while (data := await hop(_next(requests), io, None)) is not _END:
             yield parse(cast(bytes, data)) if parse is not None else data
 
     async def next(self) -> Any:
@@ -330,10 +286,10 @@ class Bridge(grpc.GenericRpcHandler):
             call = _Call(self, details, ServicerContext(context, self.io), request_streaming)
             ctx = self._context.copy()
             try:
-                message = await _hop(call.start(request), self.core, ctx)
+                message = await hop(call.start(request), self.core, ctx)
                 while message is not _END:
                     yield message
-                    message = _END if call.single else await _hop(call.next(), self.core, ctx)
+                    message = _END if call.single else await hop(call.next(), self.core, ctx)
             except BaseException:
                 if call.context.aborted:
                     await call.context.apply()  # raises the call's AbortError
@@ -361,40 +317,4 @@ class Bridge(grpc.GenericRpcHandler):
             task = self.core.create_task(call.close(), context=ctx)
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-        _call_soon(self.core, close)
-
-
-class IoLoop:
-    """An event loop in a daemon thread of its own, of the kind of the loop that starts it
-    (uvloop's wakes once for many messages handed over)."""
-
-    def __init__(self, name: str = "grpc-io") -> None:
-        self._name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None, "the I/O loop is not started"
-        return self._loop
-
-    def start(self) -> None:
-        """Called on the core's loop."""
-        if self._loop is None:
-            loop = self._loop = type(asyncio.get_running_loop())()
-            self._thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
-            self._thread.start()
-
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Runs `coro` on the I/O loop and waits for it here."""
-        return await _hop(coro, self.loop, None)
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)
-        if not thread.is_alive():
-            loop.close()
+        call_soon(self.core, close)

@@ -27,9 +27,10 @@ from langgraph.gateway.v1 import (
 from gateway import tracing
 from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
+from gateway.loops import IoLoop
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.crons import CronsService
-from gateway.rpc.io_loop import Bridge, IoLoop, Lookup
+from gateway.rpc.io_loop import Bridge, Lookup
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
@@ -88,7 +89,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         self._lookup = Lookup()
         self._register(self._lookup)
-        self._io = IoLoop()
+        self._io = IoLoop("grpc-io")
         self.servers: list[grpc.aio.Server] = []
         self.port = 0
 

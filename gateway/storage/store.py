@@ -43,7 +43,7 @@ from langgraph.store.sqlite.base import _group_ops
 from gateway.storage.base import Storage
 
 if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
+    from gateway.storage.postgres import PostgresStorage
 
 logger = logging.getLogger("gateway.store")
 
@@ -372,27 +372,32 @@ class InlineSqliteStore(SqliteStore):
 _SCHEMA_LOCK = 0x6C677374
 
 
-async def _postgres_store(pool: AsyncConnectionPool, config: StoreConfig) -> BaseStore:
+async def _postgres_store(storage: PostgresStorage, config: StoreConfig) -> BaseStore:
     from gateway.config import ConfigError
     from gateway.storage._pgstore import PooledPostgresStore
     from gateway.storage.postgres import advisory_lock
 
     index = config.index()
-    async with pool.connection() as conn:
-        if index is not None:
-            cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
-            if await cur.fetchone() is None:
-                raise ConfigError(
-                    "store.index: semantic search on Postgres needs the pgvector extension, which this server "
-                    "does not have: install pgvector, or remove store.index"
-                )
-            if not config.dims:
-                raise ConfigError("store.index.dims is required on Postgres (the size of the vector column)")
-        # Expired items are never read, swept or not.
-        ttl: TTLConfig = {**config.ttl, "omit_expired": True}
-        store = PooledPostgresStore(cast(Any, pool), index=cast(Any, index), ttl=ttl)
-        async with advisory_lock(conn, _SCHEMA_LOCK):
-            await store.setup()
+    # Made here: its batches of operations are collected on this loop (and run on the pool's).
+    # Expired items are never read, swept or not.
+    ttl: TTLConfig = {**config.ttl, "omit_expired": True}
+    store = PooledPostgresStore(cast(Any, storage.pool), storage.io, index=cast(Any, index), ttl=ttl)
+
+    async def setup() -> None:
+        async with storage.pool.connection() as conn:
+            if index is not None:
+                cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+                if await cur.fetchone() is None:
+                    raise ConfigError(
+                        "store.index: semantic search on Postgres needs the pgvector extension, which this "
+                        "server does not have: install pgvector, or remove store.index"
+                    )
+                if not config.dims:
+                    raise ConfigError("store.index.dims is required on Postgres (the size of the vector column)")
+            async with advisory_lock(conn, _SCHEMA_LOCK):
+                await store.setup()
+
+    await storage.io.run(setup())
     return store
 
 
@@ -446,7 +451,7 @@ class Store:
             from gateway.storage.postgres import PostgresStorage
 
             assert isinstance(storage, PostgresStorage)
-            self._store = await _postgres_store(storage.pool, self.config)
+            self._store = await _postgres_store(storage, self.config)
         self._sweeper = asyncio.create_task(self._sweep(), name="sweep-store")
 
     async def _sweep(self) -> None:

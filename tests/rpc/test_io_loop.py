@@ -14,7 +14,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.rpc.io_loop import Bridge, IoLoop, Lookup
+from gateway.loops import IoLoop
+from gateway.rpc.io_loop import Bridge, Lookup
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
 SERVICE = "test.Bridge"
@@ -150,7 +151,7 @@ def seen() -> Seen:
 async def channel(seen: Seen) -> AsyncIterator[grpc.aio.Channel]:
     lookup = Lookup()
     lookup.add_generic_rpc_handlers((_handlers(seen),))
-    io = IoLoop()
+    io = IoLoop("grpc-io")
     io.start()
     bridge = Bridge(lookup, (Interceptor(seen),), asyncio.get_running_loop(), io.loop)
 
@@ -268,7 +269,7 @@ async def test_an_unknown_method_goes_through_the_interceptors(
 
 
 def test_the_io_loop_runs_in_a_thread_of_its_own() -> None:
-    io = IoLoop()
+    io = IoLoop("grpc-io")
 
     async def where() -> int:
         return threading.get_ident()

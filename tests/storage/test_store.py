@@ -48,9 +48,15 @@ async def _rows(storage: Storage) -> int:
         with storage.lock:
             return int(storage.conn.execute("SELECT count(*) FROM store").fetchone()[0])
     assert isinstance(storage, PostgresStorage)
-    async with storage.pool.connection() as conn:
-        row: Any = await (await conn.execute("SELECT count(*) AS n FROM store")).fetchone()
-        return int(row["n"])
+    pool = storage.pool
+
+    async def count() -> int:
+        async with pool.connection() as conn:
+            row: Any = await (await conn.execute("SELECT count(*) AS n FROM store")).fetchone()
+            return int(row["n"])
+
+    # On the pool's own loop, where its connections live.
+    return await storage.io.run(count())
 
 
 async def _until(condition: Callable[[], Any], what: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,8 @@ from gateway.storage import RecordStore
 
 logger = logging.getLogger("gateway.assistants")
 
+# Assistants whose last read a process keeps for the runs it creates.
+_RECENT = 1024
 # Configurable keys the runtime sets itself: not part of an assistant's config schema.
 _RUNTIME_CONFIGURABLE = ("__pregel_checkpointer", "__pregel_store", "checkpoint_id", "checkpoint_ns", "thread_id")
 _BOTH = (
@@ -86,6 +89,8 @@ class Assistants:
         self._access = access or Access(None, storage)
         self._system = {spec.assistant_id: spec for spec in graphs.values()}
         self.cascade: Cascade | None = None
+        # The assistants runs were last created with, as read then (most recent last).
+        self._recent: OrderedDict[str, AssistantRecord] = OrderedDict()
 
     async def setup(self) -> None:
         for spec in self.graphs.values():
@@ -123,13 +128,26 @@ class Assistants:
             # A graph's system assistant is the config's: deleted, it is back as version 1.
             record = await self.storage.put_assistant(_system(self._system[assistant_id]))
         if record is None or record.graph_id not in self.graphs:
+            self.forget(assistant_id)
             raise NotFound(f"Assistant {assistant_id} not found.")
+        self._recent[assistant_id] = record
+        self._recent.move_to_end(assistant_id)
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
         return record
 
-    async def resolve(self, assistant_id: str) -> tuple[AssistantRecord, GraphSpec]:
-        """The assistant a run is created with: run creation decides who may use it."""
-        record = await self._lookup(assistant_id)
+    async def resolve(self, assistant_id: str, *, recent: bool = False) -> tuple[AssistantRecord, GraphSpec]:
+        """The assistant a run is created with: run creation decides who may use it. `recent`:
+        as this process last read it, which the run's admission then checks is still so."""
+        known = self.graphs[assistant_id].assistant_id if assistant_id in self.graphs else assistant_id
+        record = self._recent.get(known) if recent else None
+        if record is None or record.graph_id not in self.graphs:
+            record = await self._lookup(assistant_id)
         return record, self._spec(record)
+
+    def forget(self, assistant_id: str) -> None:
+        """Drops what this process last read of the assistant."""
+        self._recent.pop(assistant_id, None)
 
     # Creating and changing assistants
 
@@ -173,6 +191,7 @@ class Assistants:
             description=description,
         )
         if await self.storage.create_assistant(record):
+            self.forget(assistant_id)
             return record
         # Another caller's assistant exists too, as far as this one can tell: not revealed as such.
         existing = await self.storage.get_assistant(assistant_id, access=access)
@@ -215,6 +234,7 @@ class Assistants:
             description=description,
         )
         updated = await self.storage.update_assistant(assistant_id, change, access=access)
+        self.forget(assistant_id)
         if updated is None:
             raise NotFound(f"Assistant {assistant_id} not found")
         return updated
@@ -225,6 +245,7 @@ class Assistants:
             "assistants", "update", {"assistant_id": UUID(assistant_id), "version": version}
         )
         record = await self.storage.set_assistant_version(assistant_id, version, access=access)
+        self.forget(assistant_id)
         if record is None:
             raise NotFound(f"Assistant {assistant_id} not found")
         return record
@@ -251,7 +272,9 @@ class Assistants:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
         if self.cascade is not None:
             await self.cascade(assistant_id, delete_threads)
-        if not await self.storage.delete_assistant(assistant_id, access=access):
+        deleted = await self.storage.delete_assistant(assistant_id, access=access)
+        self.forget(assistant_id)
+        if not deleted:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
 
     # Finding assistants

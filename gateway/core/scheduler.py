@@ -40,7 +40,7 @@ from gateway.core.metrics import RUNS_RUNNING
 from gateway.core.signals import SignalKind, Signals
 from gateway.errors import GatewayError, Unavailable
 from gateway.logs import run_context
-from gateway.records import AccessFilter, CancelAction, Claim, RunCreate, RunRecord, ThreadChange
+from gateway.records import AccessFilter, AssistantRecord, CancelAction, Claim, RunCreate, RunRecord, ThreadChange
 from gateway.serde import dumps
 from gateway.settings import Settings
 from gateway.storage import Storage
@@ -118,8 +118,10 @@ class Scheduler:
         spec: GraphSpec,
         *,
         access: AccessFilter | None = None,
-        assistant_config: dict[str, Any] | None = None,
+        assistant: AssistantRecord | None = None,
     ) -> RunRecord:
+        """Admits `record`, made with `assistant` (its config goes to a thread made for the
+        run): AssistantChanged if that is no longer the assistant's stored state."""
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
         if request.temporary and not self._shared:
@@ -140,8 +142,9 @@ class Scheduler:
             max_unfinished=self._settings.max_queued_runs,
             claim_as=self.owner if self._free > 0 else None,
             lease_seconds=self._settings.lease_seconds,
-            assistant_config=assistant_config,
+            assistant_config=assistant.config if assistant is not None else None,
             new_thread=request.thread_id is None,
+            assistant=assistant,
         )
         if admission.claimed:
             # Streamed from here by its caller: its events reach the shared log only if a reader

@@ -34,8 +34,12 @@ from gateway.records import (
     now_iso,
 )
 from gateway.storage import Storage
+from gateway.storage.base import AssistantChanged
 
 Batches = AsyncIterator[Sequence[Event]]
+
+# Reads of a run's assistant before its creation gives up on one that keeps changing.
+_ADMISSION_ATTEMPTS = 3
 
 
 def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
@@ -179,30 +183,40 @@ class RunService:
 
     async def _admit(self, req: RunCreate) -> RunRecord:
         validate(req)
-        assistant, spec = await self._assistants.resolve(req.assistant_id)
-        _take_assistant_config(req, assistant)
-        now = now_iso()
+        config, context = req.config, req.context
         thread_id = req.thread_id
         if thread_id is None:
             # A stateless run: its own new thread, created with the run unless it is temporary.
             thread_id = uuid7()
             req.if_not_exists = "create"
-        record = RunRecord(
-            run_id=uuid7(),
-            thread_id=thread_id,
-            assistant_id=assistant.assistant_id,
-            created_at=now,
-            updated_at=now,
-            status="pending",
-            metadata={**req.metadata, "graph_id": spec.graph_id, "assistant_id": assistant.assistant_id},
-            multitask_strategy=req.multitask_strategy,
-            kwargs=_kwargs(req),
-        )
-        access = await self._access.create_run(req, record, assistant)
-        admitted = await self._scheduler.admit(record, req, spec, access=access, assistant_config=assistant.config)
-        RUNS_CREATED.labels(spec.graph_id, edge.get()).inc()
-        tracing.annotate(_span_ids(admitted))
-        return admitted
+        for attempt in range(_ADMISSION_ATTEMPTS):
+            # The assistant as this process last read it (its admission checks that it is still
+            # so, in the same step: no read of its own), then, if it has changed, as stored now.
+            assistant, spec = await self._assistants.resolve(req.assistant_id, recent=attempt == 0)
+            req.config, req.context = config, context
+            _take_assistant_config(req, assistant)
+            now = now_iso()
+            record = RunRecord(
+                run_id=uuid7(),
+                thread_id=thread_id,
+                assistant_id=assistant.assistant_id,
+                created_at=now,
+                updated_at=now,
+                status="pending",
+                metadata={**req.metadata, "graph_id": spec.graph_id, "assistant_id": assistant.assistant_id},
+                multitask_strategy=req.multitask_strategy,
+                kwargs=_kwargs(req),
+            )
+            access = await self._access.create_run(req, record, assistant)
+            try:
+                admitted = await self._scheduler.admit(record, req, spec, access=access, assistant=assistant)
+            except AssistantChanged:
+                self._assistants.forget(assistant.assistant_id)
+                continue
+            RUNS_CREATED.labels(spec.graph_id, edge.get()).inc()
+            tracing.annotate(_span_ids(admitted))
+            return admitted
+        raise Conflict(f"Assistant {req.assistant_id} kept changing while the run was created; try again.")
 
     async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
         """Creates the run and streams it from its first event."""

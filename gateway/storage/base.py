@@ -45,6 +45,16 @@ from gateway.records import (
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
 
 
+class AssistantChanged(Exception):
+    """The assistant a run was made with is no longer the latest version of it (updated, made
+    another version the latest, or deleted) by the time of its admission: nothing was stored."""
+
+
+def same_assistant(assistant: AssistantRecord) -> tuple[str, int, str]:
+    """What identifies an assistant's state: any change writes a new `updated_at`."""
+    return (assistant.assistant_id, assistant.version, assistant.updated_at)
+
+
 def check_admission(run: RunRecord, unfinished: Sequence[str], max_unfinished: int) -> None:
     """The multitask decision every backend takes, inside its admission transaction."""
     if not unfinished:
@@ -169,6 +179,7 @@ class RecordStore(Protocol):
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
+        assistant: AssistantRecord | None = None,
     ) -> Admission:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
@@ -178,7 +189,9 @@ class RecordStore(Protocol):
         any process can execute the run. A thread with nothing unfinished takes the config
         `records.thread_config` makes of `assistant_config`, its own and the run's.
         `new_thread`: the thread id was just made for this run (a stateless run), so no thread
-        has it and nothing else can refer to it yet."""
+        has it and nothing else can refer to it yet. `assistant`: the record the run was made
+        with, read earlier (perhaps by another process's change since): raises AssistantChanged
+        unless it is still the stored one (`same_assistant`), checked in the same step."""
         ...
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:

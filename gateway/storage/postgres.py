@@ -66,7 +66,7 @@ from gateway.records import (
 from gateway.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
-from gateway.storage.base import check_admission
+from gateway.storage.base import AssistantChanged, check_admission, same_assistant
 
 logger = logging.getLogger("gateway.storage")
 
@@ -251,10 +251,24 @@ def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[st
 
 
 # A run admitted, claimed by `owner` (leased) or not.
-_INSERT_RUN = (
-    f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
-    "CASE WHEN %s::text IS NOT NULL THEN now() + make_interval(secs => %s) END)"
+_RUN_VALUES = (
+    "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
+    "CASE WHEN %s::text IS NOT NULL THEN now() + make_interval(secs => %s) END"
+)
+_INSERT_RUN = f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES ({_RUN_VALUES})"
+
+
+_NEW_THREAD_VALUES = "%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json"
+_SAME_ASSISTANT = "SELECT 1 FROM gw_assistants WHERE assistant_id = %s AND version = %s AND updated_at = %s"
+# A stateless run's new thread and the run, in one statement.
+_ADMIT_ON_NEW_THREAD = (
+    f"WITH thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES ({_NEW_THREAD_VALUES})) " + _INSERT_RUN
+)
+# The same, only while the run's assistant is as it was read: else no row.
+_ADMIT_ON_NEW_THREAD_IF_SAME = (
+    f"WITH same AS ({_SAME_ASSISTANT}), "
+    f"thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) SELECT {_NEW_THREAD_VALUES} FROM same) "
+    f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) SELECT {_RUN_VALUES} FROM same"
 )
 
 
@@ -849,6 +863,7 @@ class PostgresStorage:
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
+        assistant: AssistantRecord | None = None,
     ) -> Admission:
         thread_id = run.thread_id
         if new_thread:
@@ -859,15 +874,21 @@ class PostgresStorage:
                 claim_as,
                 lease_seconds,
                 assistant_config,
+                assistant,
             )
         async with (
             self._transaction(pipeline=True) as cur,
             cur.connection.cursor(row_factory=psycopg.rows.tuple_row) as runs,
+            cur.connection.cursor(row_factory=psycopg.rows.tuple_row) as same,
         ):
-            # One round trip for the thread, locked, and its unfinished runs (read once the lock
-            # is held), one for the rest and the commit.
+            # One round trip for the assistant's check, the thread, locked, and its unfinished
+            # runs (read once the lock is held), one for the rest and the commit.
+            if assistant is not None:
+                await same.execute(_SAME_ASSISTANT, same_assistant(assistant))
             await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
             await runs.execute(_UNFINISHED_RUNS, (thread_id,))
+            if assistant is not None and await same.fetchone() is None:
+                raise AssistantChanged(assistant.assistant_id)
             row = await cur.fetchone()
             unfinished: list[str] = [r[0] for r in await runs.fetchall()]
             if row is not None and access is not None and not await self._visible(cur, thread_id, access):
@@ -917,28 +938,25 @@ class PostgresStorage:
         claim_as: str | None,
         lease_seconds: float,
         assistant_config: dict[str, Any] | None,
+        assistant: AssistantRecord | None,
     ) -> Admission:
         """A stateless run's admission: its thread and itself in one statement (one round trip
-        instead of a transaction's six), as nothing else can hold a thread id just made."""
+        instead of a transaction's six), as nothing else can hold a thread id just made; with
+        `assistant`, only if it is unchanged (nothing is inserted otherwise)."""
         now = now_iso()
         run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
         config = thread_config(assistant_config, {}, run_config) if assistant_config is not None else {}
         claimed = claim_as is not None
+        status, attempt = run.status, run.attempt
         if claimed:
             run.status, run.attempt = "running", 1
-        await self._execute(
-            f"WITH thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
-            "(%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json)) " + _INSERT_RUN,
-            (
-                run.thread_id,
-                now,
-                now,
-                now,
-                _json(metadata),
-                _json(config),
-                *_run_values(run, request, claim_as, lease_seconds),
-            ),
-        )
+        thread = (run.thread_id, now, now, now, _json(metadata), _json(config))
+        values = _run_values(run, request, claim_as, lease_seconds)
+        if assistant is None:
+            await self._execute(_ADMIT_ON_NEW_THREAD, (*thread, *values))
+        elif not await self._execute(_ADMIT_ON_NEW_THREAD_IF_SAME, (*same_assistant(assistant), *thread, *values)):
+            run.status, run.attempt = status, attempt
+            raise AssistantChanged(assistant.assistant_id)
         return Admission([], claimed)
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:

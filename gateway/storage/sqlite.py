@@ -52,7 +52,7 @@ from gateway.records import (
 from gateway.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
-from gateway.storage.base import check_admission
+from gateway.storage.base import AssistantChanged, check_admission, same_assistant
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gw_assistants (
@@ -739,9 +739,18 @@ class SqliteStorage:
         lease_seconds: float = 0,
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
+        assistant: AssistantRecord | None = None,
     ) -> Admission:
         thread_id = run.thread_id
         with self._write() as conn:
+            if assistant is not None and (
+                conn.execute(
+                    "SELECT 1 FROM gw_assistants WHERE assistant_id = ? AND version = ? AND updated_at = ?",
+                    same_assistant(assistant),
+                ).fetchone()
+                is None
+            ):
+                raise AssistantChanged(assistant.assistant_id)
             row = conn.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
             if row is not None and access is not None and not self._visible(conn, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.

@@ -138,6 +138,31 @@ def test_a_thread_stream_on_one_replica_follows_runs_executed_by_another(replica
         assert [e.data["tick"] for e in seen if e.event == "custom"] == [0, 1, 2, 0, 1, 2, 3]
 
 
+def test_a_run_through_one_replica_takes_its_assistant_as_another_replica_last_changed_it(replica: Replica) -> None:
+    # A replica creates runs with the assistant as it last read it, checked in the admission:
+    # a change through another replica holds for the next run, whichever path admits it.
+    a, b = replica(), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        assistant = ha.post("/assistants", json={"graph_id": "contextual", "context": {"greeting": "hi"}}).json()
+        assistant_id = assistant["assistant_id"]
+        thread_id = _thread(hb)
+
+        def said_through_b() -> tuple[str, str]:
+            stateless = hb.post("/runs/wait", json={"assistant_id": assistant_id, "input": {}})
+            on_thread = hb.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id, "input": {}})
+            assert stateless.status_code == on_thread.status_code == 200, (stateless.text, on_thread.text)
+            return stateless.json()["said"], on_thread.json()["said"]
+
+        assert said_through_b() == ("hi!", "hi!")
+        ha.patch(f"/assistants/{assistant_id}", json={"context": {"greeting": "hey"}}).raise_for_status()
+        assert said_through_b() == ("hey!", "hey!")
+        ha.post(f"/assistants/{assistant_id}/latest", json={"version": 1}).raise_for_status()
+        assert said_through_b() == ("hi!", "hi!")
+        ha.delete(f"/assistants/{assistant_id}").raise_for_status()
+        gone = hb.post("/runs/wait", json={"assistant_id": assistant_id, "input": {}})
+        assert gone.status_code == 404 and assistant_id in gone.text
+
+
 def test_concurrent_rejects_through_both_replicas_accept_exactly_one(replica: Replica) -> None:
     a, b = replica(), replica()
 

@@ -12,6 +12,7 @@ from gateway._utils import uuid7
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
     Admission,
+    AssistantChange,
     AssistantFilter,
     AssistantRecord,
     Event,
@@ -23,6 +24,7 @@ from gateway.records import (
     now_iso,
 )
 from gateway.storage import Storage
+from gateway.storage.base import AssistantChanged
 
 
 def thread(metadata: dict | None = None, **fields: object) -> ThreadRecord:
@@ -312,6 +314,50 @@ async def test_assistants_are_put_once_and_searched(storage: Storage) -> None:
     assert await storage.search_assistants(where, limit=10, offset=0) == [second]
     assert await storage.count_assistants(AssistantFilter(graph_id=graph)) == 2
     assert await storage.count_assistants(AssistantFilter(graph_id=graph, name="one")) == 1
+
+
+async def test_a_run_is_admitted_only_while_its_assistant_is_as_it_was_read(storage: Storage) -> None:
+    now = now_iso()
+    read = await storage.put_assistant(AssistantRecord(uuid7(), uuid7(), "one", now, now, config={"v": 1}))
+    existing = thread()
+    assert await storage.create_thread(existing)
+
+    async def admit_with(assistant: AssistantRecord, thread_id: str, *, new: bool) -> RunRecord:
+        record = run(thread_id)
+        await storage.admit_run(
+            record,
+            b"{}",
+            if_not_exists="create",
+            thread_metadata={"graph_id": "g"},
+            max_unfinished=100,
+            claim_as=OWNER,
+            lease_seconds=30,
+            new_thread=new,
+            assistant=assistant,
+        )
+        return record
+
+    # As read: admitted, on a new thread and on an existing one.
+    admitted = [await admit_with(read, uuid7(), new=True), await admit_with(read, existing.thread_id, new=False)]
+    assert [await storage.get_run(r.run_id) for r in admitted] == admitted
+
+    # Changed since (the next version, another version made the latest again, deleted): nothing
+    # is stored, the run nor its new thread.
+    updated = await storage.update_assistant(read.assistant_id, AssistantChange(config={"v": 2}))
+    assert updated is not None and updated.version == 2
+    back = await storage.set_assistant_version(read.assistant_id, 1)
+    assert back is not None and back.version == 1 and back.updated_at != read.updated_at
+    for stale in (read, updated):
+        new_thread = uuid7()
+        for thread_id, new in ((new_thread, True), (existing.thread_id, False)):
+            with pytest.raises(AssistantChanged):
+                await admit_with(stale, thread_id, new=new)
+        assert await storage.get_thread(new_thread) is None
+    assert await storage.unfinished_runs(existing.thread_id) == [admitted[1]]
+    assert (await admit_with(back, existing.thread_id, new=False)).status == "pending"
+    assert await storage.delete_assistant(read.assistant_id)
+    with pytest.raises(AssistantChanged):
+        await admit_with(back, uuid7(), new=True)
 
 
 # Event log

@@ -41,7 +41,14 @@ OWNER = "process-a"
 
 
 async def admit(
-    storage: Storage, record: RunRecord, *, create: bool = False, limit: int = 100, claim: bool = False
+    storage: Storage,
+    record: RunRecord,
+    *,
+    create: bool = False,
+    limit: int = 100,
+    claim: bool = False,
+    new_thread: bool = False,
+    assistant: AssistantRecord | None = None,
 ) -> list[str]:
     admission = await storage.admit_run(
         record,
@@ -51,6 +58,8 @@ async def admit(
         max_unfinished=limit,
         claim_as=OWNER if claim else None,
         lease_seconds=30,
+        new_thread=new_thread,
+        assistant=assistant,
     )
     return admission.cancel
 
@@ -324,17 +333,7 @@ async def test_a_run_is_admitted_only_while_its_assistant_is_as_it_was_read(stor
 
     async def admit_with(assistant: AssistantRecord, thread_id: str, *, new: bool) -> RunRecord:
         record = run(thread_id)
-        await storage.admit_run(
-            record,
-            b"{}",
-            if_not_exists="create",
-            thread_metadata={"graph_id": "g"},
-            max_unfinished=100,
-            claim_as=OWNER,
-            lease_seconds=30,
-            new_thread=new,
-            assistant=assistant,
-        )
+        await admit(storage, record, create=True, claim=True, new_thread=new, assistant=assistant)
         return record
 
     # As read: admitted, on a new thread and on an existing one.

@@ -3,8 +3,8 @@
 The core's loop runs the graphs and the streams; under load a turn of it takes tens of
 milliseconds. I/O that only needs a few quick turns (grpc's servers, Postgres's connections)
 runs on a loop of its own in a thread, where its turns cost only the wait for the GIL: a
-Postgres connection is then held for the round trip, not for the round trip plus the core's
-turns until its coroutine resumes, and a pool of ten serves hundreds of requests at once."""
+Postgres connection is then held for the round trip and those waits, not until the core's loop
+comes back to the query's coroutine."""
 
 from __future__ import annotations
 

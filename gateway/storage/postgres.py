@@ -15,7 +15,8 @@ The pool, and every operation on it (the storage's, the checkpointer's and the s
 on an event loop of its own in a thread (gateway.loops). On the core's loop a connection was
 held for a round trip plus the turns of that loop until its coroutine resumed: under load tens
 of milliseconds per query, and a burst of a few hundred run starts and ends waited seconds for
-one of the pool's connections. There, it is held for the round trip.
+one of the pool's connections. There, it is held for the round trip and the pool thread's
+waits for the GIL.
 """
 
 from __future__ import annotations

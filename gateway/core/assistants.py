@@ -89,7 +89,7 @@ class Assistants:
         self._access = access or Access(None, storage)
         self._system = {spec.assistant_id: spec for spec in graphs.values()}
         self.cascade: Cascade | None = None
-        # The assistants runs were last created with, as read then (most recent last).
+        # The assistants runs were last created with, as read for them (most recent last).
         self._recent: OrderedDict[str, AssistantRecord] = OrderedDict()
 
     async def setup(self) -> None:
@@ -105,7 +105,7 @@ class Assistants:
 
     async def get(self, assistant_id: str) -> AssistantRecord:
         """By UUID or by graph name, if the caller may read it."""
-        known = self.graphs[assistant_id].assistant_id if assistant_id in self.graphs else assistant_id
+        known = self._known(assistant_id)
         access = None
         if is_uuid(known):
             access = await self._access.check("assistants", "read", {"assistant_id": UUID(known)})
@@ -114,35 +114,37 @@ class Assistants:
             raise NotFound(f"Assistant {assistant_id} not found.")
         return record
 
+    def _known(self, assistant_id: str) -> str:
+        """The assistant's id, given its id or its graph's name (that graph's system assistant)."""
+        spec = self.graphs.get(assistant_id)
+        return spec.assistant_id if spec is not None else assistant_id
+
     async def _lookup(self, assistant_id: str) -> AssistantRecord:
-        if assistant_id in self.graphs:
-            assistant_id = self.graphs[assistant_id].assistant_id
-        elif not is_uuid(assistant_id):
+        if assistant_id not in self.graphs and not is_uuid(assistant_id):
             raise InvalidArgument(
                 f"Invalid assistant: {assistant_id!r}. Must be either:\n- A valid assistant UUID, or\n"
                 f"- One of the registered graphs: {', '.join(self.graphs)}"
             )
+        assistant_id = self._known(assistant_id)
         # Read each time: any process may have updated it.
         record = await self.storage.get_assistant(assistant_id)
         if record is None and assistant_id in self._system:
             # A graph's system assistant is the config's: deleted, it is back as version 1.
             record = await self.storage.put_assistant(_system(self._system[assistant_id]))
         if record is None or record.graph_id not in self.graphs:
-            self.forget(assistant_id)
             raise NotFound(f"Assistant {assistant_id} not found.")
-        self._recent[assistant_id] = record
-        self._recent.move_to_end(assistant_id)
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
         return record
 
     async def resolve(self, assistant_id: str, *, recent: bool = False) -> tuple[AssistantRecord, GraphSpec]:
         """The assistant a run is created with: run creation decides who may use it. `recent`:
         as this process last read it, which the run's admission then checks is still so."""
-        known = self.graphs[assistant_id].assistant_id if assistant_id in self.graphs else assistant_id
-        record = self._recent.get(known) if recent else None
-        if record is None or record.graph_id not in self.graphs:
+        record = self._recent.get(self._known(assistant_id)) if recent else None
+        if record is None:
             record = await self._lookup(assistant_id)
+            self._recent[record.assistant_id] = record
+        self._recent.move_to_end(record.assistant_id)
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
         return record, self._spec(record)
 
     def forget(self, assistant_id: str) -> None:

@@ -256,20 +256,18 @@ _RUN_VALUES = (
     "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
     "CASE WHEN %s::text IS NOT NULL THEN now() + make_interval(secs => %s) END"
 )
-_INSERT_RUN = f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) VALUES ({_RUN_VALUES})"
+_INTO_RUNS = f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until)"
+_INSERT_RUN = f"{_INTO_RUNS} VALUES ({_RUN_VALUES})"
 
-
+# A stateless run's new thread (busy) and the run, in one statement.
+_INTO_THREADS = f"INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)})"
 _NEW_THREAD_VALUES = "%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json"
-_SAME_ASSISTANT = "SELECT 1 FROM gw_assistants WHERE assistant_id = %s AND version = %s AND updated_at = %s"
-# A stateless run's new thread and the run, in one statement.
-_ADMIT_ON_NEW_THREAD = (
-    f"WITH thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES ({_NEW_THREAD_VALUES})) " + _INSERT_RUN
-)
+_ADMIT_ON_NEW_THREAD = f"WITH thread AS ({_INTO_THREADS} VALUES ({_NEW_THREAD_VALUES})) {_INSERT_RUN}"
 # The same, only while the run's assistant is as it was read: else no row.
+_SAME_ASSISTANT = "SELECT 1 FROM gw_assistants WHERE assistant_id = %s AND version = %s AND updated_at = %s"
 _ADMIT_ON_NEW_THREAD_IF_SAME = (
-    f"WITH same AS ({_SAME_ASSISTANT}), "
-    f"thread AS (INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) SELECT {_NEW_THREAD_VALUES} FROM same) "
-    f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until) SELECT {_RUN_VALUES} FROM same"
+    f"WITH same AS ({_SAME_ASSISTANT}), thread AS ({_INTO_THREADS} SELECT {_NEW_THREAD_VALUES} FROM same) "
+    f"{_INTO_RUNS} SELECT {_RUN_VALUES} FROM same"
 )
 
 

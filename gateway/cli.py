@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "--database-pool-size",
         type=_positive,
         default=d.database_pool_size,
-        help="Postgres connections per process (default: %(default)s)",
+        help="Postgres connections per process; a quarter is kept for requests (default: %(default)s)",
     )
     scale.add_argument(
         "--workers", type=_positive, default=d.workers, help="processes serving the same ports (default: %(default)s)"

@@ -143,6 +143,14 @@ async def _waiting_on_locks(url: str) -> int:
         return int(row[0]) if row else 0
 
 
+async def _until_waiting_on_locks(url: str, count: int) -> None:
+    for _ in range(200):
+        if await _waiting_on_locks(url) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} statements waited on a lock after 10 s")
+
+
 async def test_the_runs_own_work_leaves_a_quarter_of_the_pool_to_requests() -> None:
     with postgres_database() as url:
         backend = PostgresStorage(url, max_size=4)
@@ -162,9 +170,7 @@ async def test_the_runs_own_work_leaves_a_quarter_of_the_pool_to_requests() -> N
                     )
                     for i in range(5)
                 ]
-                async with asyncio.timeout(10):
-                    while await _waiting_on_locks(url) < 3:
-                        await asyncio.sleep(0.05)
+                await _until_waiting_on_locks(url, 3)
                 # A checkpoint read is the runs' work too: it waits for the lane.
                 read = asyncio.ensure_future(backend.checkpointer.aget_tuple({"configurable": {"thread_id": busy}}))
                 done, _ = await asyncio.wait([read, *ends], timeout=0.5)
@@ -173,7 +179,9 @@ async def test_the_runs_own_work_leaves_a_quarter_of_the_pool_to_requests() -> N
                 # A request's statements find the fourth connection meanwhile (without the
                 # lane, the ends take it and the admission waits out the pool's 5 s).
                 fresh = "00000000-0000-4000-8000-00000000000f"
-                run = RunRecord("00000000-0000-4000-8000-000000000201", fresh, "a", now, now, "pending", {}, "reject", {})
+                run = RunRecord(
+                    "00000000-0000-4000-8000-000000000201", fresh, "a", now, now, "pending", {}, "reject", {}
+                )
                 async with asyncio.timeout(4):
                     admission = await backend.admit_run(
                         run, b"{}", if_not_exists="create", thread_metadata={}, max_unfinished=10, new_thread=True

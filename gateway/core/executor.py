@@ -19,6 +19,7 @@ from gateway.core.errors import error_payload
 from gateway.core.graphs import Graphs
 from gateway.core.live import LiveRun
 from gateway.core.metrics import RUNS_FINISHED
+from gateway.core.run_checkpoints import LastCheckpoint, RunCheckpoints
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
 from gateway.errors import Unavailable
@@ -95,7 +96,7 @@ class Executor:
             config = self._config(live)
             graph_input = await self._input(live)
             writer.publish("metadata", (), dumps({"run_id": live.run_id, "attempt": live.attempt}))
-            checkpointer = None if live.temporary else self.checkpointer
+            checkpointer = None if live.temporary else RunCheckpoints(self.checkpointer, live.thread_id)
             # A factory's graph is built within the run's time, and its context exited when
             # the run's stream ends, before the run's end is recorded and published.
             async with (
@@ -184,6 +185,8 @@ class Executor:
                 return True
             if not live.temporary:
                 await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
+                if graph is not None and isinstance(graph.checkpointer, RunCheckpoints):
+                    graph.checkpointer.forget()
             change = await self._thread_change(live, "success", graph)
             return await self._storage.finish_run(
                 live.run_id, live.thread_id, None, change, delete_thread=live.temporary, **conditions
@@ -215,7 +218,11 @@ class Executor:
     async def _state(self, live: LiveRun, graph: Pregel | None) -> Any:
         config: RunnableConfig = {"configurable": {"thread_id": live.thread_id}}
         if graph is not None:
-            return await graph.copy(update={"checkpointer": self.checkpointer}).aget_state(config)
+            # The checkpoint the run wrote last, as it kept it: no read of what it just stored.
+            run = graph.checkpointer
+            last = run.last() if isinstance(run, RunCheckpoints) else None
+            saver = self.checkpointer if last is None else LastCheckpoint(self.checkpointer, last)
+            return await graph.copy(update={"checkpointer": saver}).aget_state(config)
         # A run that did not get as far as building its graph (cancelled while queued).
         async with self._graphs.build(
             live.spec, self._config(live), "threads.read", checkpointer=self.checkpointer

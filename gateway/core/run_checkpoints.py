@@ -7,8 +7,8 @@ Postgres, under load the wait for the pool's thread too).
 What is kept is what the saver was given, once it has stored it; writes as the saver reads
 them back (through its serializer), kept as the Postgres and sqlite savers keep them (a task's
 write at an index is stored once, unless all of its writes are of the special channels, which
-replace). A call that failed or was cancelled
-makes the copy unusable, as does a sync write, and the state is then read from storage."""
+replace). A call that failed or was cancelled makes the copy unusable, as does a sync write,
+and the state is then read from storage."""
 
 from __future__ import annotations
 
@@ -46,12 +46,10 @@ class RunCheckpoints(BaseCheckpointSaver[Any]):
     def get_next_version(self, current: Any, channel: None) -> Any:
         return self.saver.get_next_version(current, channel)
 
-    def _root(self, config: RunnableConfig) -> str | None:
-        """The checkpoint id `config` names at this thread's root, if it does."""
+    def _at_root(self, config: RunnableConfig) -> bool:
+        """Whether `config` is of this thread's root graph (not of a subgraph, nor another thread)."""
         conf = config.get("configurable") or {}
-        if conf.get("thread_id") != self._thread_id or conf.get("checkpoint_ns"):
-            return None
-        return conf.get("checkpoint_id")
+        return conf.get("thread_id") == self._thread_id and not conf.get("checkpoint_ns")
 
     # Writes: stored, then kept
 
@@ -67,9 +65,8 @@ class RunCheckpoints(BaseCheckpointSaver[Any]):
         except BaseException:
             self._usable = False
             raise
-        conf = config.get("configurable") or {}
-        if conf.get("thread_id") == self._thread_id and not conf.get("checkpoint_ns"):
-            parent = self._root(config)
+        if self._at_root(config):
+            parent = config["configurable"].get("checkpoint_id")
             parent_config: RunnableConfig | None = (
                 {"configurable": {"thread_id": self._thread_id, "checkpoint_ns": "", "checkpoint_id": parent}}
                 if parent
@@ -88,7 +85,7 @@ class RunCheckpoints(BaseCheckpointSaver[Any]):
         except BaseException:
             self._usable = False
             raise
-        checkpoint_id = self._root(config)
+        checkpoint_id = config["configurable"].get("checkpoint_id") if self._at_root(config) else None
         if checkpoint_id is None or (self._last is not None and checkpoint_id < self._last[1]["id"]):
             return
         kept = self._writes.setdefault(checkpoint_id, {})
@@ -180,7 +177,6 @@ class LastCheckpoint(RunCheckpoints):
         self._fixed = last
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        conf = config.get("configurable") or {}
-        if conf.get("thread_id") == self._thread_id and not conf.get("checkpoint_ns") and not conf.get("checkpoint_id"):
+        if self._at_root(config) and not config["configurable"].get("checkpoint_id"):
             return self._fixed
         return await self.saver.aget_tuple(config)

@@ -568,8 +568,8 @@ class PostgresStorage:
             # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
             raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
-    async def _execute(self, sql: str, args: Sequence[Any] = (), *, runs: bool = False) -> int:
-        async with self._cursor(runs=runs) as cur:
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self._cursor() as cur:
             await cur.execute(sql, args)
             return cur.rowcount
 

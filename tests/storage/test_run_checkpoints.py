@@ -49,47 +49,15 @@ def _fan_out(state: State) -> list[Send]:
     return [Send("work", {"item": item}) for item in state.get("items", [])]
 
 
-def _chain() -> Pregel:
+def _a_then(name: str, node: Any, **compile: Any) -> Pregel:
+    """Node `a`, then `name`."""
     return (
         StateGraph(State)
         .add_node("a", _step("a"))
-        .add_node("b", _step("b"))
+        .add_node(name, node)
         .add_edge("__start__", "a")
-        .add_edge("a", "b")
-        .compile()
-    )
-
-
-def _static_interrupt() -> Pregel:
-    return (
-        StateGraph(State)
-        .add_node("a", _step("a"))
-        .add_node("b", _step("b"))
-        .add_edge("__start__", "a")
-        .add_edge("a", "b")
-        .compile(interrupt_before=["b"])
-    )
-
-
-def _dynamic_interrupt() -> Pregel:
-    return (
-        StateGraph(State)
-        .add_node("a", _step("a"))
-        .add_node("ask", _ask)
-        .add_edge("__start__", "a")
-        .add_edge("a", "ask")
-        .compile()
-    )
-
-
-def _error() -> Pregel:
-    return (
-        StateGraph(State)
-        .add_node("a", _step("a"))
-        .add_node("fail", _fail)
-        .add_edge("__start__", "a")
-        .add_edge("a", "fail")
-        .compile()
+        .add_edge("a", name)
+        .compile(**compile)
     )
 
 
@@ -104,25 +72,13 @@ def _fan() -> Pregel:
     )
 
 
-def _subgraph() -> Pregel:
-    inner = _dynamic_interrupt()
-    return (
-        StateGraph(State)
-        .add_node("a", _step("a"))
-        .add_node("inner", inner)
-        .add_edge("__start__", "a")
-        .add_edge("a", "inner")
-        .compile()
-    )
-
-
 GRAPHS = {
-    "chain": (_chain, {"n": 1}),
-    "static interrupt": (_static_interrupt, {"n": 1}),
-    "dynamic interrupt": (_dynamic_interrupt, {"n": 1}),
-    "error": (_error, {"n": 1}),
+    "chain": (lambda: _a_then("b", _step("b")), {"n": 1}),
+    "static interrupt": (lambda: _a_then("b", _step("b"), interrupt_before=["b"]), {"n": 1}),
+    "dynamic interrupt": (lambda: _a_then("ask", _ask), {"n": 1}),
+    "error": (lambda: _a_then("fail", _fail), {"n": 1}),
     "fan-out": (_fan, {"items": ["x", "y", "z"]}),
-    "subgraph": (_subgraph, {"n": 1}),
+    "subgraph": (lambda: _a_then("inner", _a_then("ask", _ask)), {"n": 1}),
 }
 
 
@@ -199,7 +155,7 @@ async def test_the_state_a_run_leaves_is_the_stored_one(storage: Storage, name: 
 
 async def test_a_run_whose_checkpoints_were_deleted_has_no_copy(storage: Storage) -> None:
     thread_id = uuid7()
-    run = await _run(storage, _chain(), thread_id, {"n": 1}, "async")
+    run = await _run(storage, _a_then("b", _step("b")), thread_id, {"n": 1}, "async")
     assert run.last() is not None
     run.forget()
     assert run.last() is None

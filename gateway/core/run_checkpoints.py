@@ -4,10 +4,10 @@ is kept, so that the thread's state when the run ends is read from memory: the r
 costs no read of the checkpoint it has just written (one round trip and a deserialisation on
 Postgres, under load the wait for the pool's thread too).
 
-What is kept is what the saver was given, once it has stored it; writes as the saver reads
-them back (through its serializer), kept as the Postgres and sqlite savers keep them (a task's
-write at an index is stored once, unless all of its writes are of the special channels, which
-replace). A call that failed or was cancelled makes the copy unusable, as does a sync write,
+What is kept is what the saver was given, once it has stored it (a task's error as the saver
+reads it back, through its serializer: its repr), the writes kept as the Postgres and sqlite
+savers keep them (a task's write at an index is stored once, unless all of its writes are of
+the special channels, which replace). A call that failed or was cancelled makes the copy unusable, as does a sync write,
 and the state is then read from storage."""
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ class RunCheckpoints(BaseCheckpointSaver[Any]):
         for idx, (channel, value) in enumerate(writes):
             key = (task_id, WRITES_IDX_MAP.get(channel, idx))
             if replace or key not in kept:
-                # As the saver reads it back: an error, for one, comes back as its repr.
-                kept[key] = (task_id, channel, self.serde.loads_typed(self.serde.dumps_typed(value)))
+                if isinstance(value, BaseException):
+                    # As the saver reads an error back. Others come back alike (a tuple as a
+                    # list at most, the same in the state's JSON): not encoded twice.
+                    value = self.serde.loads_typed(self.serde.dumps_typed(value))
+                kept[key] = (task_id, channel, value)
 
     def put(
         self,

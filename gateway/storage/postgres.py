@@ -87,7 +87,7 @@ class RunsLane:
     of queueing behind their checkpoints. Used on the pool's loop only."""
 
     def __init__(self, pool_size: int, timeout: float) -> None:
-        self.size = pool_size - (pool_size + 3) // 4 if pool_size > 1 else 1
+        self.size = max(1, pool_size - (pool_size + 3) // 4)
         self._slots = asyncio.Semaphore(self.size)
         self._timeout = timeout
 

@@ -5,7 +5,8 @@ asserted, only that each run completed without errors and with the events it sho
 The scale-out targets (pg_*, pg2_*, w2_*) and the takeover and cancel timings run on Postgres +
 Redis (bench/_backends.py: a database and key prefix of their own, removed afterwards);
 `python -m bench load`: hundreds of streams at once on one gateway (see `load --help`);
-`python -m bench tokens`: a token stream over the thread protocol beside runs.stream."""
+`python -m bench tokens`: a token stream over the thread protocol beside runs.stream.
+BENCH_GATEWAY_ARGS adds options to every gateway started (BENCH_GATEWAY_ARGS="--stream-linger-ms 0")."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -183,6 +184,11 @@ class ServerProcess:
             self.proc.wait(10)
 
 
+# More options for every gateway the benchmark starts, to compare a setting's values run by run
+# (BENCH_GATEWAY_ARGS="--stream-linger-ms 0").
+EXTRA_ARGS = tuple(shlex.split(os.environ.get("BENCH_GATEWAY_ARGS", "")))
+
+
 class GatewayServer(ServerProcess):
     """`python -m gateway serve` on free gRPC and HTTP ports, with its sqlite file in scratch
     unless `args` name other backends (bench._backends.shared_backends)."""
@@ -202,7 +208,7 @@ class GatewayServer(ServerProcess):
             sys.executable, "-m", "gateway", "serve",
             "--config", str(self.config), "--db", str(self.config.parent / "gateway.sqlite"),
             "--grpc-port", "0", "--http-port", "0" if self.http else "-1",
-            "--grace", "3", "--log-level", "warning", *self.args,
+            "--grace", "3", "--log-level", "warning", *self.args, *EXTRA_ARGS,
         ]  # fmt: skip
         self._spawn(cmd, ROOT, {})
         ready = json.loads(self._wait_for(re.compile(r'^\{"event": "ready".*\}$'), timeout).group(0))

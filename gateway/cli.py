@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         default=d.event_retention,
         help="seconds the events of resumable runs are kept (default: %(default)s)",
     )
+    serve.add_argument(
+        "--stream-linger-ms",
+        type=float,
+        default=d.stream_linger_ms,
+        help="milliseconds a stream that has just sent events waits for more before it sends again, so that a "
+        "busy stream sends fewer, fuller messages; a run's first event and its end never wait; 0: no wait "
+        "(default: %(default)s)",
+    )
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
     serve.add_argument("--log-level", default=d.log_level)
@@ -225,6 +233,8 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("--workers above 1 needs --database-url and --redis-url: the processes share their runs")
     if settings.lease_seconds <= 0:
         raise ConfigError("--lease-seconds must be positive")
+    if not 0 <= settings.stream_linger_ms <= 1000:
+        raise ConfigError(f"--stream-linger-ms must be from 0 to 1000, not {settings.stream_linger_ms:g}")
 
 
 def _announce(config: Config) -> None:

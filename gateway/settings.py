@@ -40,6 +40,9 @@ class Settings:
     channel_bytes: int = 4 * 1024 * 1024
     # Seconds a subscriber that blocks a run may stall before it is detached.
     stall_timeout: float = 30.0
+    # Milliseconds a stream that has just sent events waits for more before it sends again
+    # (gateway.core.channel); 0 sends each as soon as it is ready.
+    stream_linger_ms: float = 10.0
     # Finished runs remembered in memory for late joins and `/join` of stateless runs.
     retained_runs: int = 1024
     # Of those, the events of runs without a log, kept for a late join from the start: at most

@@ -110,3 +110,19 @@ async def test_sigterm_drains_live_runs_then_interrupts_them(tmp_path: Path) -> 
             assert stored.status == threads_pb2.THREAD_STATUS_INTERRUPTED
     finally:
         restarted.kill()
+
+
+async def test_a_stream_lingers_for_more_events_but_not_past_the_runs_end(tmp_path: Path) -> None:
+    # Ten events 10 ms apart, on a server whose streams wait up to a second for more after each
+    # message: the first message goes at once, the rest come together when the run ends.
+    async with own_gateway(tmp_path / "db.sqlite", "--stream-linger-ms", "1000") as stubs:
+        request = runs_pb2.CreateRunRequest(
+            assistant_id="slow", input=value({"n": 10, "delay": 0.01}), stream_mode=[runs_pb2.STREAM_MODE_CUSTOM]
+        )
+        messages = [list(m.events) async for m in stubs.runs.RunStreamBatch(request)]
+    events = [e for m in messages for e in m]
+    assert [e.WhichOneof("event") for e in events] == ["metadata"] + ["custom"] * 10 + ["end"]
+    assert [json.loads(e.custom.json)["tick"] for e in events[1:-1]] == list(range(10))
+    assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    assert messages[0][0].WhichOneof("event") == "metadata"
+    assert len(messages) <= 3, [len(m) for m in messages]

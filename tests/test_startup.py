@@ -91,3 +91,9 @@ def test_make_run_takes_the_ports() -> None:
         ["make", "-n", "run", "GRPC_PORT=50052", "HTTP_PORT=8123"], cwd=ROOT, capture_output=True, text=True
     )
     assert "--grpc-port 50052 --http-port 8123" in done.stdout
+
+
+@pytest.mark.parametrize("value", ["-1", "1001", "nan"])
+def test_a_stream_linger_out_of_range(tmp_path: Path, value: str) -> None:
+    line = one_line(serve(tmp_path, "--stream-linger-ms", value))
+    assert "--stream-linger-ms must be from 0 to 1000" in line and value in line

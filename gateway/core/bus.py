@@ -92,9 +92,12 @@ class EventBus(Protocol):
         that streams it from here)."""
         ...
 
-    def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
+    def events(
+        self, run_id: str, *, after: int | None, logged: bool = False, paced: bool = False
+    ) -> AsyncIterator[Sequence[Event]]:
         """`logged`: the run keeps its events for replay (a resumable run), so a replay that
-        finds none of them raises EventsExpired instead of yielding nothing."""
+        finds none of them raises EventsExpired instead of yielding nothing. `paced`: a run's
+        stream to its client, which lingers between batches (gateway.core.channel)."""
         ...
 
     async def last_seq(self, run_id: str) -> int:
@@ -199,7 +202,12 @@ class LocalBus:
     def open(self, run_id: str, *, resumable: bool, after: int = 0, mirror: bool = True) -> RunWriter:
         s = self._settings
         channel = RunChannel(
-            run_id, capacity=s.channel_capacity, max_bytes=s.channel_bytes, stall_timeout=s.stall_timeout, start=after
+            run_id,
+            capacity=s.channel_capacity,
+            max_bytes=s.channel_bytes,
+            stall_timeout=s.stall_timeout,
+            start=after,
+            linger=s.stream_linger_ms / 1000,
         )
         run = _Run(run_id, channel, resumable=resumable, logged=resumable or (self.shared is not None and mirror))
         if resumable:
@@ -309,7 +317,9 @@ class LocalBus:
             run = self._retained.get(run_id)
         return run
 
-    async def events(self, run_id: str, *, after: int | None, logged: bool = False) -> AsyncIterator[Sequence[Event]]:
+    async def events(
+        self, run_id: str, *, after: int | None, logged: bool = False, paced: bool = False
+    ) -> AsyncIterator[Sequence[Event]]:
         run = self._find(run_id)
         if run is None and self.shared is not None:
             async for batch in self._tail(self.shared, run_id, after, logged=logged):
@@ -327,7 +337,7 @@ class LocalBus:
             return
         channel = run.channel
         if not run.resumable:
-            async for batch in channel.subscribe(after):
+            async for batch in channel.subscribe(after, paced=paced):
                 yield batch
             return
         # A resumable run's readers never hold it back: what the ring no longer holds comes
@@ -345,7 +355,7 @@ class LocalBus:
                 after = kept[-1].seq
                 yield kept
             try:
-                async for batch in channel.subscribe(after, can_lag=True):
+                async for batch in channel.subscribe(after, can_lag=True, paced=paced):
                     after = batch[-1].seq
                     yield batch
                 return

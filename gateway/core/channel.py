@@ -9,11 +9,23 @@ ends with SubscriberTooSlow, so one stuck client cannot hold a run forever.
 
 Subscribers of resumable runs are created with `can_lag`: they never hold the run back, and
 when the ring has dropped what they need they get FellBehind and read on from the run's log.
+
+A paced subscriber (a run's stream to its client) lingers: it takes its next batch no sooner
+than `linger` seconds after its last one, so that a busy stream sends at most one message per
+`linger`, with all that is ready, instead of one per event. Each message costs the server (a
+write; on gRPC, hops to and from its I/O thread) and the client (a read and a wake-up) far more
+than an event in it: in the benchmark's concurrent chains split over two processes, streams
+carried ~1.4 events per message, and each event cost the client 3× what it did against one busy
+process, which batched ~8 per message by being slow. The first event after a quiet spell is
+taken at once, and a run's end or a ring that fills up ends the wait. The thread protocol's
+subscriptions are not paced: several share one connection, and each lingering on its own would
+reorder their events on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -33,11 +45,23 @@ class FellBehind(Exception):
 
 
 class _Subscriber:
-    __slots__ = ("batches", "can_lag", "cursor", "dropped", "fresh", "published_at", "waiter")
+    __slots__ = (
+        "batches",
+        "can_lag",
+        "cursor",
+        "dropped",
+        "fresh",
+        "lingering",
+        "linger",
+        "published_at",
+        "taken_at",
+        "waiter",
+    )
 
-    def __init__(self, cursor: int, can_lag: bool) -> None:
+    def __init__(self, cursor: int, can_lag: bool, linger: float) -> None:
         self.cursor = cursor  # seq of the last event it has read
         self.can_lag = can_lag  # it never holds the producer back
+        self.linger = linger  # seconds it waits after a batch before it takes the next
         self.waiter: asyncio.Future[None] | None = None
         self.dropped = False
         # For the event delay, sampled: live batches taken (a replay of what was published
@@ -46,6 +70,15 @@ class _Subscriber:
         self.batches = 0
         self.fresh = False
         self.published_at = 0.0
+        # Waiting for its linger to pass, which only an end or a full ring cuts short.
+        self.lingering = False
+        # When it took its last batch.
+        self.taken_at = -math.inf
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class RunChannel:
@@ -57,11 +90,13 @@ class RunChannel:
         max_bytes: int = 4 * 1024 * 1024,
         stall_timeout: float = 30.0,
         start: int = 0,
+        linger: float = 0.0,
     ) -> None:
         self.run_id = run_id
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.stall_timeout = stall_timeout
+        self.linger = linger
         self._buffer: deque[Event] = deque()
         self._bytes = 0
         # The seq of the last event published: a run taken over by another process goes on
@@ -97,8 +132,9 @@ class RunChannel:
         event = Event(self._seq, name, ns, data)
         self._buffer.append(event)
         self._bytes += len(data)
-        if self.full:
+        if full := self.full:
             self._evict()
+            full = self.full
         now = 0.0
         for sub in self._subscribers:
             if not sub.fresh:
@@ -106,7 +142,7 @@ class RunChannel:
                 if not sub.batches % DELAY_SAMPLE:
                     sub.published_at = now = now or time.monotonic()
             waiter = sub.waiter
-            if waiter is not None and not waiter.done():
+            if waiter is not None and not waiter.done() and (full or not sub.lingering):
                 waiter.set_result(None)
         return event
 
@@ -157,13 +193,16 @@ class RunChannel:
     def first_seq(self) -> int:
         return self._buffer[0].seq if self._buffer else self._seq + 1
 
-    async def subscribe(self, after: int | None = None, *, can_lag: bool = False) -> AsyncIterator[Sequence[Event]]:
+    async def subscribe(
+        self, after: int | None = None, *, can_lag: bool = False, paced: bool = False
+    ) -> AsyncIterator[Sequence[Event]]:
         """Yields batches of events in order. `after=None` means live events only;
         `after=0` replays everything still buffered. Ends when the run's channel closes.
 
         A subscriber with `can_lag` never holds the producer back; when it needs events the
-        ring no longer holds it gets FellBehind, and reads them from the run's log."""
-        sub = _Subscriber(self._seq if after is None else max(after, 0), can_lag)
+        ring no longer holds it gets FellBehind, and reads them from the run's log. A `paced`
+        one lingers between batches."""
+        sub = _Subscriber(self._seq if after is None else max(after, 0), can_lag, self.linger if paced else 0.0)
         self._subscribers.add(sub)
         try:
             while True:
@@ -173,7 +212,12 @@ class RunChannel:
                     raise FellBehind(sub.cursor)
                 batch = self.since(sub.cursor)
                 if batch:
+                    if (wait := self._linger_left(sub)) > 0:
+                        await self._linger(sub, wait)
+                        continue
                     sub.cursor = batch[-1].seq
+                    if sub.linger:
+                        sub.taken_at = time.monotonic()
                     published_at, sub.published_at = sub.published_at, 0.0
                     if sub.fresh:
                         sub.fresh = False
@@ -199,6 +243,24 @@ class RunChannel:
             self._subscribers.discard(sub)
             if self._writable is not None and not self._lagging():
                 self._writable.set()
+
+    def _linger_left(self, sub: _Subscriber) -> float:
+        if not sub.linger or self._closed or self.full:
+            return 0.0
+        return sub.taken_at + sub.linger - time.monotonic()
+
+    async def _linger(self, sub: _Subscriber, wait: float) -> None:
+        """For `wait` seconds, unless the run ends or the ring fills."""
+        loop = asyncio.get_running_loop()
+        sub.waiter = fut = loop.create_future()
+        sub.lingering = True
+        handle = loop.call_later(wait, _wake, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            sub.waiter = None
+            sub.lingering = False
 
     def since(self, cursor: int) -> list[Event]:
         buffer = self._buffer

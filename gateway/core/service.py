@@ -322,7 +322,7 @@ class RunService:
         stream = OpenStream(kind)
         try:
             ended = False
-            async for batch in self._bus.events(record.run_id, after=after, logged=record.resumable):
+            async for batch in self._bus.events(record.run_id, after=after, logged=record.resumable, paced=True):
                 ended = batch[-1].name == "end"
                 if kept := _kept(batch, wanted):
                     yield kept

@@ -81,3 +81,82 @@ async def test_a_stuck_subscriber_is_dropped_after_the_stall_timeout() -> None:
     with pytest.raises(SubscriberTooSlow):
         async for _ in stuck:
             pass
+
+
+async def _settle() -> None:
+    # Turns enough for a subscriber that was woken to take what is there.
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_lingering_subscriber_takes_what_came_meanwhile_in_one_batch() -> None:
+    channel = RunChannel("r", linger=60)
+    sub = channel.subscribe(None, paced=True)
+    first = asyncio.ensure_future(anext(sub))
+    await _settle()
+    channel.publish("custom", (), b"0")
+    # The first event after a quiet spell goes at once.
+    assert [e.seq for e in await asyncio.wait_for(first, 5)] == [1]
+    nxt = asyncio.ensure_future(anext(sub))
+    for i in range(1, 4):
+        channel.publish("custom", (), b"%d" % i)
+        await _settle()
+    # Within the linger, what comes waits for more.
+    assert not nxt.done()
+    channel.close()
+    # The run's end does not wait: all that came meanwhile, in one batch.
+    assert [e.seq for e in await asyncio.wait_for(nxt, 5)] == [2, 3, 4]
+    with pytest.raises(StopAsyncIteration):
+        await anext(sub)
+
+
+async def test_the_linger_ends_when_it_has_passed() -> None:
+    channel = RunChannel("r", linger=0.05)
+    sub = channel.subscribe(None, paced=True)
+    first = asyncio.ensure_future(anext(sub))
+    await _settle()
+    channel.publish("custom", (), b"0")
+    await asyncio.wait_for(first, 5)
+    channel.publish("custom", (), b"1")
+    assert [e.seq for e in await asyncio.wait_for(anext(sub), 5)] == [2]
+    channel.close()
+
+
+async def test_a_full_ring_ends_the_linger() -> None:
+    channel = RunChannel("r", capacity=4, linger=60)
+    sub = channel.subscribe(None, paced=True)
+    first = asyncio.ensure_future(anext(sub))
+    await _settle()
+    channel.publish("custom", (), b"0")
+    await asyncio.wait_for(first, 5)
+    nxt = asyncio.ensure_future(anext(sub))
+    for i in range(1, 5):
+        channel.publish("custom", (), b"%d" % i)
+        await _settle()
+    assert not nxt.done()
+    # One more than the ring holds: the run would wait for the subscriber, which goes now.
+    channel.publish("custom", (), b"5")
+    assert channel.full
+    assert [e.seq for e in await asyncio.wait_for(nxt, 5)] == [2, 3, 4, 5, 6]
+    await asyncio.wait_for(channel.wait_writable(), 5)
+    channel.close()
+
+
+async def test_a_subscriber_that_is_not_paced_takes_each_event_as_it_comes() -> None:
+    # As the thread protocol's subscriptions, which share a connection, beside a run's stream.
+    channel = RunChannel("r", linger=60)
+    paced = channel.subscribe(None, paced=True)
+    eager = channel.subscribe(None)
+    firsts = asyncio.ensure_future(anext(paced)), asyncio.ensure_future(anext(eager))
+    await _settle()
+    channel.publish("custom", (), b"0")
+    assert [[e.seq for e in await asyncio.wait_for(f, 5)] for f in firsts] == [[1], [1]]
+    held = asyncio.ensure_future(anext(paced))
+    for i in range(1, 4):
+        nxt = asyncio.ensure_future(anext(eager))
+        await _settle()
+        channel.publish("custom", (), b"%d" % i)
+        assert [e.seq for e in await asyncio.wait_for(nxt, 5)] == [i + 1]
+    assert not held.done()
+    channel.close()
+    assert [e.seq for e in await asyncio.wait_for(held, 5)] == [2, 3, 4]

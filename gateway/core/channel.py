@@ -17,9 +17,9 @@ write; on gRPC, hops to and from its I/O thread) and the client (a read and a wa
 than an event in it: in the benchmark's concurrent chains split over two processes, streams
 carried ~1.4 events per message, and each event cost the client 3× what it did against one busy
 process, which batched ~8 per message by being slow. The first event after a quiet spell is
-taken at once, and a run's end or a ring that fills up ends the wait. The thread protocol's
-subscriptions are not paced: several share one connection, and each lingering on its own would
-reorder their events on it.
+taken at once, and a run's `end` event, the channel's close or a ring that fills up ends the
+wait. The thread protocol's subscriptions are not paced: several share one connection, and
+each lingering on its own would reorder their events on it.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class RunChannel:
         # after what the previous attempt published.
         self._seq = start
         self._closed = False
+        self._ended = False
         self._subscribers: set[_Subscriber] = set()
         self._writable: asyncio.Event | None = None
         # For a run that keeps a log: the last seq written to it. The ring keeps what is not
@@ -135,6 +136,10 @@ class RunChannel:
         if full := self.full:
             self._evict()
             full = self.full
+        # The run's last event: nothing more is coming to wait for.
+        urgent = full or name == "end"
+        if name == "end":
+            self._ended = True
         now = 0.0
         for sub in self._subscribers:
             if not sub.fresh:
@@ -142,7 +147,7 @@ class RunChannel:
                 if not sub.batches % DELAY_SAMPLE:
                     sub.published_at = now = now or time.monotonic()
             waiter = sub.waiter
-            if waiter is not None and not waiter.done() and (full or not sub.lingering):
+            if waiter is not None and not waiter.done() and (urgent or not sub.lingering):
                 waiter.set_result(None)
         return event
 
@@ -245,7 +250,7 @@ class RunChannel:
                 self._writable.set()
 
     def _linger_left(self, sub: _Subscriber) -> float:
-        if not sub.linger or self._closed or self.full:
+        if not sub.linger or self._closed or self._ended or self.full:
             return 0.0
         return sub.taken_at + sub.linger - time.monotonic()
 

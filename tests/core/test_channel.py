@@ -110,6 +110,20 @@ async def test_a_lingering_subscriber_takes_what_came_meanwhile_in_one_batch() -
         await anext(sub)
 
 
+async def test_a_runs_end_event_ends_the_linger_before_the_channel_closes() -> None:
+    # A run's writer may still write its log after `end`, before it closes the channel.
+    channel = RunChannel("r", linger=60)
+    sub = channel.subscribe(None, paced=True)
+    first = asyncio.ensure_future(anext(sub))
+    await _settle()
+    channel.publish("custom", (), b"0")
+    await asyncio.wait_for(first, 5)
+    channel.publish("custom", (), b"1")
+    channel.publish("end", (), b'{"status":"success"}')
+    assert [e.name for e in await asyncio.wait_for(anext(sub), 5)] == ["custom", "end"]
+    channel.close()
+
+
 async def test_the_linger_ends_when_it_has_passed() -> None:
     channel = RunChannel("r", linger=0.05)
     sub = channel.subscribe(None, paced=True)

@@ -36,6 +36,16 @@ def _get(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
     return value
 
 
+def _thread_ids(body: dict[str, Any], name: str) -> list[str] | None:
+    ids = _get(body, name, list, "an array of thread ids")
+    for i, item in enumerate(ids or ()):
+        if not isinstance(item, str):
+            raise InvalidArgument(f"{name}[{i}] must be a thread id, not {type_name(item)}")
+        if not is_uuid(item):
+            raise InvalidArgument(f"Invalid thread ID {name}[{i}]: must be a UUID")
+    return ids
+
+
 def _limit(body: dict[str, Any], default: int) -> int:
     limit = _get(body, "limit", int, "an integer")
     if limit is None:
@@ -91,11 +101,9 @@ async def copy_thread(request: Request) -> Response:
 @endpoint
 async def prune_threads(request: Request) -> Response:
     body = await read_object(request)
-    thread_ids = body.get("thread_ids")
-    if not isinstance(thread_ids, list) or not all(isinstance(t, str) for t in thread_ids):
+    thread_ids = _thread_ids(body, "thread_ids")
+    if thread_ids is None:
         raise InvalidArgument("thread_ids must be an array of thread ids")
-    if any(not is_uuid(t) for t in thread_ids):
-        raise InvalidArgument("Invalid thread ID: must be a UUID")
     strategy = _get(body, "strategy", str, "'delete' or 'keep_latest'") or "delete"
     pruned = await backend(request).prune_threads(thread_ids, strategy=strategy)
     return json_response({"pruned_count": pruned})
@@ -113,7 +121,7 @@ def _filters(body: dict[str, Any]) -> dict[str, Any]:
 async def search_threads(request: Request) -> Response:
     body = await read_object(request, optional=True)
     limit, offset = _limit(body, 10), _offset(body)
-    ids = _get(body, "ids", list, "an array of thread ids")
+    ids = _thread_ids(body, "ids")
     found = await backend(request).search_threads(
         **_filters(body),
         ids=ids,

@@ -67,6 +67,10 @@ def test_search_and_count(http: httpx.Client, new_thread: NewThread) -> None:
     assert http.post("/threads/count", json={"metadata": {"tag": tag}}).json() == 3
     assert http.post("/threads/search", json={"status": "bogus"}).status_code == 422
     assert http.post("/threads/search", json={"limit": 0}).status_code == 422
+    # Each id is checked before it reaches storage (Postgres compared text to booleans: a 500).
+    for bad, says in (([False], "ids[0] must be a thread id, not a boolean"), (["nope"], "ids[0]: must be a UUID")):
+        refused = http.post("/threads/search", json={"ids": bad})
+        assert refused.status_code == 422 and says in refused.text, refused.text
 
 
 def test_search_by_values(http: httpx.Client, new_thread: NewThread) -> None:

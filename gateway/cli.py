@@ -84,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         "--stream-linger-ms",
         type=float,
         default=d.stream_linger_ms,
-        help="milliseconds a stream that has just sent events waits for more before it sends again, so that a "
-        "busy stream sends fewer, fuller messages; a run's first event and its end never wait; 0: no wait "
-        "(default: %(default)s)",
+        help="milliseconds a run's stream, after it sends events, waits for more before it sends again, so that "
+        "a busy stream sends fewer, fuller messages; the first event after a quiet spell and a run's end never "
+        "wait; 0: no wait (default: %(default)s)",
     )
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)

@@ -70,7 +70,8 @@ class _Subscriber:
         self.batches = 0
         self.fresh = False
         self.published_at = 0.0
-        # Waiting for its linger to pass, which only an end or a full ring cuts short.
+        # Waiting for its linger to pass: new events do not wake it; the run's end, the
+        # channel's close, a full ring and a drop do.
         self.lingering = False
         # When it took its last batch.
         self.taken_at = -math.inf
@@ -255,7 +256,7 @@ class RunChannel:
         return sub.taken_at + sub.linger - time.monotonic()
 
     async def _linger(self, sub: _Subscriber, wait: float) -> None:
-        """For `wait` seconds, unless the run ends or the ring fills."""
+        """For `wait` seconds, unless the run ends, the ring fills or the subscriber is dropped."""
         loop = asyncio.get_running_loop()
         sub.waiter = fut = loop.create_future()
         sub.lingering = True

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
 from gateway.core.channel import RunChannel
 from gateway.errors import SubscriberTooSlow
+from gateway.records import Event
 
 
 async def collect(channel: RunChannel, after: int | None = 0) -> list[int]:
@@ -89,18 +92,28 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_lingering_subscriber_takes_what_came_meanwhile_in_one_batch() -> None:
-    channel = RunChannel("r", linger=60)
+async def _paced_after_one(**options: Any) -> tuple[RunChannel, AsyncIterator[Sequence[Event]]]:
+    """A channel and a paced subscriber that has just taken the first event (seq 1)."""
+    channel = RunChannel("r", **options)
     sub = channel.subscribe(None, paced=True)
     first = asyncio.ensure_future(anext(sub))
     await _settle()
     channel.publish("custom", (), b"0")
     # The first event after a quiet spell goes at once.
     assert [e.seq for e in await asyncio.wait_for(first, 5)] == [1]
-    nxt = asyncio.ensure_future(anext(sub))
-    for i in range(1, 4):
+    return channel, sub
+
+
+async def _publish_and_settle(channel: RunChannel, seqs: range) -> None:
+    for i in seqs:
         channel.publish("custom", (), b"%d" % i)
         await _settle()
+
+
+async def test_a_lingering_subscriber_takes_what_came_meanwhile_in_one_batch() -> None:
+    channel, sub = await _paced_after_one(linger=60)
+    nxt = asyncio.ensure_future(anext(sub))
+    await _publish_and_settle(channel, range(1, 4))
     # Within the linger, what comes waits for more.
     assert not nxt.done()
     channel.close()
@@ -112,12 +125,7 @@ async def test_a_lingering_subscriber_takes_what_came_meanwhile_in_one_batch() -
 
 async def test_a_runs_end_event_ends_the_linger_before_the_channel_closes() -> None:
     # A run's writer may still write its log after `end`, before it closes the channel.
-    channel = RunChannel("r", linger=60)
-    sub = channel.subscribe(None, paced=True)
-    first = asyncio.ensure_future(anext(sub))
-    await _settle()
-    channel.publish("custom", (), b"0")
-    await asyncio.wait_for(first, 5)
+    channel, sub = await _paced_after_one(linger=60)
     channel.publish("custom", (), b"1")
     channel.publish("end", (), b'{"status":"success"}')
     assert [e.name for e in await asyncio.wait_for(anext(sub), 5)] == ["custom", "end"]
@@ -125,28 +133,16 @@ async def test_a_runs_end_event_ends_the_linger_before_the_channel_closes() -> N
 
 
 async def test_the_linger_ends_when_it_has_passed() -> None:
-    channel = RunChannel("r", linger=0.05)
-    sub = channel.subscribe(None, paced=True)
-    first = asyncio.ensure_future(anext(sub))
-    await _settle()
-    channel.publish("custom", (), b"0")
-    await asyncio.wait_for(first, 5)
+    channel, sub = await _paced_after_one(linger=0.05)
     channel.publish("custom", (), b"1")
     assert [e.seq for e in await asyncio.wait_for(anext(sub), 5)] == [2]
     channel.close()
 
 
 async def test_a_full_ring_ends_the_linger() -> None:
-    channel = RunChannel("r", capacity=4, linger=60)
-    sub = channel.subscribe(None, paced=True)
-    first = asyncio.ensure_future(anext(sub))
-    await _settle()
-    channel.publish("custom", (), b"0")
-    await asyncio.wait_for(first, 5)
+    channel, sub = await _paced_after_one(capacity=4, linger=60)
     nxt = asyncio.ensure_future(anext(sub))
-    for i in range(1, 5):
-        channel.publish("custom", (), b"%d" % i)
-        await _settle()
+    await _publish_and_settle(channel, range(1, 5))
     assert not nxt.done()
     # One more than the ring holds: the run would wait for the subscriber, which goes now.
     channel.publish("custom", (), b"5")

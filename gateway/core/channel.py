@@ -218,12 +218,13 @@ class RunChannel:
                     raise FellBehind(sub.cursor)
                 batch = self.since(sub.cursor)
                 if batch:
-                    if (wait := self._linger_left(sub)) > 0:
-                        await self._linger(sub, wait)
-                        continue
-                    sub.cursor = batch[-1].seq
                     if sub.linger:
-                        sub.taken_at = time.monotonic()
+                        now = time.monotonic()
+                        if (wait := self._linger_left(sub, now)) > 0:
+                            await self._linger(sub, wait)
+                            continue
+                        sub.taken_at = now
+                    sub.cursor = batch[-1].seq
                     published_at, sub.published_at = sub.published_at, 0.0
                     if sub.fresh:
                         sub.fresh = False
@@ -250,10 +251,10 @@ class RunChannel:
             if self._writable is not None and not self._lagging():
                 self._writable.set()
 
-    def _linger_left(self, sub: _Subscriber) -> float:
-        if not sub.linger or self._closed or self._ended or self.full:
+    def _linger_left(self, sub: _Subscriber, now: float) -> float:
+        if self._closed or self._ended or self.full:
             return 0.0
-        return sub.taken_at + sub.linger - time.monotonic()
+        return sub.taken_at + sub.linger - now
 
     async def _linger(self, sub: _Subscriber, wait: float) -> None:
         """For `wait` seconds, unless the run ends, the ring fills or the subscriber is dropped."""

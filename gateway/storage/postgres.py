@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -427,13 +428,18 @@ def _cron_where(where: CronFilter) -> tuple[str, list[Any]]:
 class PooledPostgresSaver(AsyncPostgresSaver):
     """LangGraph's Postgres saver over a pool: its lock exists to share one connection, and a
     pool hands each operation its own, so concurrent runs do not queue behind one another.
-    Made on the pool's loop, where its operations run (its sync methods hand over to it), in
-    the runs' lane of the pool."""
+    Made on the pool's loop, where its operations run (its sync methods hand over to it), with
+    the storage's way to a connection in the runs' lane of the pool."""
 
-    def __init__(self, pool: AsyncConnectionPool, io: IoLoop, lane: RunsLane) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        io: IoLoop,
+        connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
+    ) -> None:
         super().__init__(pool)  # type: ignore[arg-type]
         self.io = io
-        self._lane = lane
+        self._connection = connection
 
     async def aput(
         self,
@@ -446,8 +452,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
-        assert isinstance(self.conn, AsyncConnectionPool)
-        async with self._lane(), self.conn.connection() as conn:
+        async with self._connection() as conn:
             if pipeline:
                 async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
@@ -520,7 +525,7 @@ class PostgresStorage:
                         async with conn.transaction():
                             await conn.execute(migration)
                             await conn.execute("INSERT INTO gw_schema (version) VALUES (%s)", (number,))
-                saver = PooledPostgresSaver(self._pool, self.io, self.runs_lane)
+                saver = PooledPostgresSaver(self._pool, self.io, functools.partial(self._connection, True))
                 await saver.setup()
                 self._saver = saver
 

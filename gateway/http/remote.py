@@ -146,8 +146,31 @@ def _fragment(text: str, default: bytes) -> orjson.Fragment:
     return orjson.Fragment(text.encode() if text else default)
 
 
+# JSON levels a Struct may nest: each is two of protobuf's (a Struct, then a Value), and a
+# request message built with one refuses past 33 (upb's decode depth).
+_MAX_NESTING = 32
+
+
 def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    if value and (path := _too_deep(value, _MAX_NESTING)) is not None:
+        raise InvalidArgument(
+            f"a JSON value nested more than {_MAX_NESTING} levels deep cannot be sent to the gateway "
+            f"(at {'.'.join(path[:8])}...)"
+        )
     return convert.dict_to_struct(value)
+
+
+def _too_deep(value: Any, levels: int) -> list[str] | None:
+    """The keys down to where `value` nests past `levels` objects or arrays, if it does."""
+    if not isinstance(value, (dict, list)):
+        return None
+    if levels == 0:
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if (below := _too_deep(item, levels - 1)) is not None:
+            return [str(key), *below]
+    return None
 
 
 def _run_request(req: RunCreate) -> runs_pb2.CreateRunRequest:

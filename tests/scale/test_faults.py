@@ -5,11 +5,13 @@ resumes when the backend is back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc, threads_pb2, threads_pb2_grpc
 
 from tests._backends import Switch, postgres_database, redis_prefix
 from tests._server import GatewayProcess
@@ -80,4 +82,74 @@ def test_redis_lost_and_back(switched: tuple[GatewayProcess, Switch, Switch]) ->
         )
         replay = http.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers={"Last-Event-ID": "0"})
         assert replay.status_code == 200 and b"event: values" in replay.content
+    assert not [line for line in proc.stderr_lines if "internal error" in line]
+
+
+def _code(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    try:
+        call()
+    except grpc.RpcError as err:
+        return err.code(), err.details() or ""
+    raise AssertionError("the call succeeded")
+
+
+def test_postgres_lost_and_back_over_grpc(switched: tuple[GatewayProcess, Switch, Switch]) -> None:
+    proc, pg, _ = switched
+    with grpc.insecure_channel(proc.grpc_target) as channel:
+        threads, runs = threads_pb2_grpc.ThreadsServiceStub(channel), runs_pb2_grpc.RunsServiceStub(channel)
+        thread_id = threads.CreateThread(threads_pb2.CreateThreadRequest()).thread_id
+        pg.cut()
+        code, details = _code(lambda: threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=30))
+        assert code == grpc.StatusCode.UNAVAILABLE and "database" in details, details
+        assert _code(lambda: threads.CreateThread(threads_pb2.CreateThreadRequest(), timeout=30))[0] == (
+            grpc.StatusCode.UNAVAILABLE
+        )
+        stateless = runs_pb2.CreateRunRequest(assistant_id="agent", stream_mode=[runs_pb2.STREAM_MODE_VALUES])
+        stateless.input.struct_value.update({"topic": "x"})
+        code, details = _code(lambda: list(runs.RunStreamBatch(stateless, timeout=30)))
+        assert code == grpc.StatusCode.UNAVAILABLE, details
+        pg.restore()
+
+        def back() -> bool:
+            try:
+                threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=10)
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+                return False
+            return True
+
+        _until(back)
+        ends = [e.end for m in runs.RunStreamBatch(stateless, timeout=60) for e in m.events if e.HasField("end")]
+        assert [e.status for e in ends] == [runs_pb2.RUN_STATUS_SUCCESS]
+    assert not [line for line in proc.stderr_lines if "internal error" in line]
+
+
+def test_redis_lost_and_back_over_grpc(switched: tuple[GatewayProcess, Switch, Switch]) -> None:
+    proc, _, rd = switched
+    with grpc.insecure_channel(proc.grpc_target) as channel:
+        threads, runs = threads_pb2_grpc.ThreadsServiceStub(channel), runs_pb2_grpc.RunsServiceStub(channel)
+        thread_id = threads.CreateThread(threads_pb2.CreateThreadRequest()).thread_id
+        request = runs_pb2.CreateRunRequest(
+            assistant_id="agent", thread_id=thread_id, stream_mode=[runs_pb2.STREAM_MODE_VALUES], stream_resumable=True
+        )
+        request.input.struct_value.update({"topic": "x"})
+        run_id = runs.WaitRun(request, timeout=60).run.run_id
+        rd.cut()
+        join = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=run_id, last_event_id="0")
+        # Replaying a resumable run reads its log in Redis: refused, not hung.
+        code, details = _code(lambda: list(runs.JoinRunStreamBatch(join, timeout=30)))
+        assert code == grpc.StatusCode.UNAVAILABLE, details
+        # Records need only Postgres.
+        assert threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=30).thread_id == thread_id
+        rd.restore()
+
+        def replayed() -> bool:
+            try:
+                messages = list(runs.JoinRunStreamBatch(join, timeout=10))
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+                return False
+            return any(e.HasField("values") for m in messages for e in m.events)
+
+        _until(replayed)
     assert not [line for line in proc.stderr_lines if "internal error" in line]

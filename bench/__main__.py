@@ -3,7 +3,8 @@ asserted, only that each run completed without errors and with the events it sho
 `--scenarios`: a subset of them (`--scenarios stateful_load`: only stateful runs under load);
 `--profile`: py-spy on the gateway during the small-run, long-stream and 32-chain scenarios.
 The scale-out targets (pg_*, pg2_*, w2_*) and the takeover and cancel timings run on Postgres +
-Redis (bench/_backends.py: a database and key prefix of their own, removed afterwards);
+Redis (bench/_backends.py: a database and key prefix of their own, removed afterwards); sq2_*,
+two independent sqlite gateways, measure what two processes sharing nothing carry here;
 `python -m bench load`: hundreds of streams at once on one gateway (see `load --help`);
 `python -m bench tokens`: a token stream over the thread protocol beside runs.stream.
 BENCH_GATEWAY_ARGS adds options to every gateway started (BENCH_GATEWAY_ARGS="--stream-linger-ms 0")."""
@@ -53,7 +54,8 @@ from bench.graphs import CHAIN_LENGTH
 
 RESULTS = BENCH / "results"
 # The scale-out targets: (deployment, transport). Deployments: "pg", one process on Postgres +
-# Redis; "pg2", two replicas of one deployment on ports of their own; "w2", `--workers 2`.
+# Redis; "pg2", two replicas of one deployment on ports of their own; "w2", `--workers 2`;
+# "sq2", two independent sqlite gateways (no deployment shared: the ceiling of two processes).
 SCALE_TARGETS = {
     "pg_sse": ("pg", "sse"),
     "pg_batch": ("pg", "batch"),
@@ -61,6 +63,8 @@ SCALE_TARGETS = {
     "pg2_batch": ("pg2", "batch"),
     "w2_sse": ("w2", "sse"),
     "w2_batch": ("w2", "batch"),
+    "sq2_sse": ("sq2", "sse"),
+    "sq2_batch": ("sq2", "batch"),
 }
 
 
@@ -164,6 +168,15 @@ class _Servers:
     def deployment(self, kind: str) -> ServerProcess | None:
         if kind in self._deployments:
             return self._deployments[kind]
+        if kind == "sq2":
+            _log("starting two independent sqlite gateways")
+            servers = []
+            for i in (1, 2):
+                db = self.config.parent / f"independent-{i}.sqlite"
+                servers.append(GatewayServer(self.config, args=("--db", str(db))).start())
+                self.stack.callback(servers[-1].stop)
+            self._deployments[kind] = Replicas(servers)
+            return self._deployments[kind]
         args = self.scale_out_backends()
         if args is None:
             return None
@@ -186,7 +199,7 @@ class _Servers:
             return None
         label = COLUMNS[key]
         servers = deployment.servers if isinstance(deployment, Replicas) else [deployment]
-        # Two replicas: a client for each, runs alternating between them. Two workers on one
+        # Two replicas (or independent gateways): a client for each, runs alternating between them. Two workers on one
         # port: a client (a connection) for each of SPREAD_CONNECTIONS, so that they spread.
         if kind == "w2":
             servers = servers * SPREAD_CONNECTIONS

@@ -23,20 +23,24 @@ COLUMNS = {
     "pg2_batch": "ours gRPC batch, 2 replicas",
     "w2_sse": "ours SSE, 2 workers",
     "w2_batch": "ours gRPC batch, 2 workers",
+    # Two independent sqlite gateways, runs spread round-robin over them: what two processes
+    # that share nothing carry here, the ceiling that the two shared-deployment ones stand by.
+    "sq2_sse": "ours SSE, 2 sqlite",
+    "sq2_batch": "ours gRPC batch, 2 sqlite",
 }
 # The columns of the main table; the scale-out ones have tables of their own (SCALE).
 MAIN = ("inprocess", "reference", "sse", "grpc", "grpc_batch")
 OURS = ("sse", "grpc", "grpc_batch")
 RATIOS = tuple((ours, other) for other in ("reference", "inprocess") for ours in OURS)
 # Per transport: the sqlite default (one process), then one, two replicas and two workers on
-# Postgres + Redis.
+# Postgres + Redis, then two independent sqlite gateways.
 SCALE = {
-    "SSE": ("sse", "pg_sse", "pg2_sse", "w2_sse"),
-    "gRPC batch": ("grpc_batch", "pg_batch", "pg2_batch", "w2_batch"),
+    "SSE": ("sse", "pg_sse", "pg2_sse", "w2_sse", "sq2_sse"),
+    "gRPC batch": ("grpc_batch", "pg_batch", "pg2_batch", "w2_batch", "sq2_batch"),
 }
-_DEPLOYMENT = {0: "sqlite", 1: "pg+redis", 2: "2 replicas", 3: "2 workers"}
+_DEPLOYMENT = {0: "sqlite", 1: "pg+redis", 2: "2 replicas", 3: "2 workers", 4: "2 sqlite"}
 # (numerator, denominator) as indexes into a SCALE row.
-_SCALE_PAIRS = ((1, 0), (2, 1), (3, 1), (2, 0), (3, 0))
+_SCALE_PAIRS = ((1, 0), (2, 1), (3, 1), (2, 0), (3, 0), (4, 0))
 SCALE_RATIOS = tuple((row[a], row[b]) for row in SCALE.values() for a, b in _SCALE_PAIRS)
 _NAMES = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "gRPC batch"}
 # Connections the client of a `--workers` deployment spreads its runs over (bench._clients.Spread).
@@ -212,7 +216,7 @@ def _scale_targets() -> tuple[Target, ...]:
     replica on the same backends, and against the sqlite default); one replica on Postgres +
     Redis keeps ≥ 0.7× the sqlite default's events/s, and small runs within 2× its latency."""
     out = []
-    for transport, (sqlite, pg, pg2, w2) in SCALE.items():
+    for transport, (sqlite, pg, pg2, w2, _) in SCALE.items():
         for two, name in ((pg2, "2 replicas"), (w2, "2 workers")):
             for one, base in ((pg, "1 replica (pg+redis)"), (sqlite, "sqlite")):
                 out.append(
@@ -352,8 +356,9 @@ def _scale_tables(report: dict[str, Any]) -> list[str]:
             "pg+redis: one gateway process on Postgres + Redis; 2 replicas: two processes of one deployment "
             "(one database, one key prefix) on ports of their own, runs spread round-robin over them; "
             "2 workers: `--workers 2`, two processes on one port, the client's runs spread round-robin over "
-            f"{SPREAD_CONNECTIONS} connections that the kernel hands to one worker or the other. Server CPU "
-            "counts the gateway's processes, not Postgres' or Redis'.",
+            f"{SPREAD_CONNECTIONS} connections that the kernel hands to one worker or the other; 2 sqlite: two "
+            "independent sqlite gateways, runs spread round-robin over them, what two processes that share "
+            "nothing carry on this machine. Server CPU counts the gateway's processes, not Postgres' or Redis'.",
         ]
     return lines
 

@@ -218,8 +218,9 @@ class GatewayServer(ServerProcess):
 
 
 class Replicas(ServerProcess):
-    """Gateway processes of one deployment (one database, one key prefix), each on its own ports:
-    the stats are their sums, and they stop together."""
+    """Gateway processes, each on its own ports (replicas of one deployment, one database and
+    one key prefix; or independent sqlite gateways): the stats are their sums, and they stop
+    together."""
 
     name = "replicas"
 

@@ -170,25 +170,20 @@ class _Servers:
             return self._deployments[kind]
         if kind == "sq2":
             _log("starting two independent sqlite gateways")
-            servers = []
-            for i in (1, 2):
-                db = self.config.parent / f"independent-{i}.sqlite"
-                servers.append(GatewayServer(self.config, args=("--db", str(db))).start())
-                self.stack.callback(servers[-1].stop)
-            self._deployments[kind] = Replicas(servers)
-            return self._deployments[kind]
-        args = self.scale_out_backends()
-        if args is None:
-            return None
-        _log({"pg": "starting a gateway on Postgres + Redis", "pg2": "starting two replicas on Postgres + Redis",
-              "w2": "starting a gateway with --workers 2 on Postgres + Redis"}[kind])  # fmt: skip
-        args = (*args, *self.scale_args)
-        servers: list[GatewayServer] = []
-        for _ in range(2 if kind == "pg2" else 1):
+            each = [("--db", str(self.config.parent / f"independent-{i}.sqlite")) for i in (1, 2)]
+        else:
+            backends = self.scale_out_backends()
+            if backends is None:
+                return None
+            _log({"pg": "starting a gateway on Postgres + Redis", "pg2": "starting two replicas on Postgres + Redis",
+                  "w2": "starting a gateway with --workers 2 on Postgres + Redis"}[kind])  # fmt: skip
             workers = ("--workers", "2") if kind == "w2" else ()
-            servers.append(GatewayServer(self.config, args=(*args, *workers)).start())
+            each = [(*backends, *self.scale_args, *workers)] * (2 if kind == "pg2" else 1)
+        servers: list[GatewayServer] = []
+        for args in each:
+            servers.append(GatewayServer(self.config, args=args).start())
             self.stack.callback(servers[-1].stop)
-        deployment: ServerProcess = Replicas(servers) if kind == "pg2" else servers[0]
+        deployment: ServerProcess = Replicas(servers) if len(servers) > 1 else servers[0]
         self._deployments[kind] = deployment
         return deployment
 

@@ -258,13 +258,13 @@ async def concurrent_chains(targets: list[Target], plan: Plan) -> dict[str, dict
                 events[target.key] += sum(t.events for t in ok)
                 rates[target.key].append(sum(t.events for t in ok) / wall)
                 latencies[target.key].extend(t.latency for t in ok)
-        for t in targets:
-            out[t.key][str(level)] = {
+        for target in targets:
+            out[target.key][str(level)] = {
                 "streams": level,
-                "runs": len(latencies[t.key]),
-                "events_per_s": median(rates[t.key]),
-                "latency_ms": _spread(latencies[t.key]),
-                **t.per_event(events[t.key]),
+                "runs": len(latencies[target.key]),
+                "events_per_s": median(rates[target.key]),
+                "latency_ms": _spread(latencies[target.key]),
+                **target.per_event(events[target.key]),
             }
     return out
 
@@ -275,14 +275,14 @@ async def payloads(targets: list[Target], plan: Plan) -> dict[str, dict[str, Any
         latencies: dict[str, list[float]] = {t.key: [] for t in targets}
         for i, order in enumerate(_rotations(targets, plan.payload_warmup + plan.payload_runs)):
             for target in order:
-                t = await target.client.run("payload", {"size": size}, "values")
-                if target.errors.check(f"values of {size} B", t, 2) and i >= plan.payload_warmup:
-                    latencies[target.key].append(t.latency)
-        for t in targets:
-            out[t.key][str(size)] = {
+                timing = await target.client.run("payload", {"size": size}, "values")
+                if target.errors.check(f"values of {size} B", timing, 2) and i >= plan.payload_warmup:
+                    latencies[target.key].append(timing.latency)
+        for target in targets:
+            out[target.key][str(size)] = {
                 "bytes": size,
-                "runs": len(latencies[t.key]),
-                "ms_per_run": _ms(median(latencies[t.key])),
+                "runs": len(latencies[target.key]),
+                "ms_per_run": _ms(median(latencies[target.key])),
             }
     return out
 

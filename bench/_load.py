@@ -1023,8 +1023,10 @@ def _parser() -> argparse.ArgumentParser:
 def _deployment(plan: LoadPlan, config: Path) -> Iterator[tuple[ServerProcess, list[tuple[int, int]]]]:
     """The gateway processes the plan asks for, and each one's (gRPC, HTTP) ports; stopped,
     and their database and key prefix removed, afterwards."""
+    # Every stream's run live at once: a process runs 256 at most by default, and queues the rest.
+    live = ("--max-concurrent-runs", str(plan.flowing + plan.idle + 64))
     if not plan.postgres:
-        gateway = GatewayServer(config).start()
+        gateway = GatewayServer(config, args=live).start()
         try:
             yield gateway, [(gateway.grpc_port, gateway.http_port)]
         finally:
@@ -1033,9 +1035,7 @@ def _deployment(plan: LoadPlan, config: Path) -> Iterator[tuple[ServerProcess, l
     if (reason := _backends.unreachable()) is not None:
         sys.exit(f"error: {reason}")
     with _backends.shared_backends() as args, contextlib.ExitStack() as stack:
-        # Every stream's run live at once, as on one sqlite process (whose stateless runs are
-        # not queued): each process of a shared deployment runs 256 at most by default.
-        args = (*args, "--max-concurrent-runs", str(plan.flowing + plan.idle + 64))
+        args = (*args, *live)
         servers: list[GatewayServer] = []
         for _ in range(plan.replicas):
             workers = ("--workers", str(plan.workers)) if plan.workers > 1 else ()

@@ -6,9 +6,12 @@ that hand a dead process's runs to another, and cancellation from anywhere.
 The storage is the queue: a run is admitted `pending` and claimed `running` by one transaction
 each, so the same decisions hold however many processes share the database. A run whose thread
 is idle is claimed in its admission's transaction by the process that admitted it, and starts
-at once; others wait for a claim. Each process claims when woken (a run was admitted or ended,
-here or, through the signals, elsewhere) and, in a shared deployment, every poll interval, since
-signals may be lost.
+at once, unless the process has no slot free or runs admitted before it wait for one; others wait
+for a claim, which takes the oldest first. Each process claims when woken (a run was admitted or
+ended, here or, through the signals, elsewhere) and, in a shared deployment, every poll interval,
+since signals may be lost. A stateless run of a single process is kept in memory only, unless it
+has to wait for a slot: it is then queued like any other, so that it cannot overtake, and
+starve, the runs on threads that wait before it.
 
 A process renews the leases of the runs it executes; when a process dies, its leases run out,
 and any process's sweep puts those runs back in the queue for another attempt (up to
@@ -75,6 +78,9 @@ class Scheduler:
         self._live: dict[str, LiveRun] = {}
         self._finished: OrderedDict[str, Finished] = OrderedDict()
         self._executing = 0
+        # Runs may wait for a slot here: a new run takes none before them (set when one was
+        # admitted without a slot; cleared when a claim finds no more to take).
+        self._backlog = False
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -111,6 +117,11 @@ class Scheduler:
     def _free(self) -> int:
         return self._settings.max_concurrent_runs - self._executing
 
+    @property
+    def _slot(self) -> bool:
+        """Whether a run admitted now may start at once: a slot is free and no run waits for one."""
+        return self._free > 0 and not self._backlog
+
     async def admit(
         self,
         record: RunRecord,
@@ -124,7 +135,7 @@ class Scheduler:
         run): AssistantChanged if that is no longer the assistant's stored state."""
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
-        if request.temporary and not self._shared:
+        if request.temporary and not self._shared and self._slot:
             # Its own new thread, nothing to queue behind, nothing stored: it starts now.
             record.status, record.attempt = "running", 1
             live = self._register(record, request, spec)
@@ -140,12 +151,15 @@ class Scheduler:
             access=access,
             thread_metadata={"graph_id": spec.graph_id, "assistant_id": record.assistant_id},
             max_unfinished=self._settings.max_queued_runs,
-            claim_as=self.owner if self._free > 0 else None,
+            claim_as=self.owner if self._slot else None,
             lease_seconds=self._settings.lease_seconds,
             assistant_config=assistant.config if assistant is not None else None,
             new_thread=request.thread_id is None,
             assistant=assistant,
         )
+        if not admission.claimed and self._free <= 0:
+            # Queued for a slot (or behind its thread's run): it goes before those admitted later.
+            self._backlog = True
         if admission.claimed:
             # Streamed from here by its caller: its events reach the shared log only if a reader
             # elsewhere asks (or it is resumable).
@@ -209,10 +223,14 @@ class Scheduler:
 
     async def _claim(self) -> None:
         while self._free > 0:
-            claims = await self._storage.claim_runs(self.owner, self._free, self._settings.lease_seconds)
+            wanted = self._free
+            claims = await self._storage.claim_runs(self.owner, wanted, self._settings.lease_seconds)
+            # Fewer than asked: none is left that a slot would start, and new runs may take
+            # slots at once again; as many: more may wait.
+            self._backlog = len(claims) == wanted
             for claim in claims:
                 await self._take(claim)
-            if not claims:
+            if not self._backlog:
                 return
 
     async def _take(self, claim: Claim) -> None:
@@ -273,7 +291,7 @@ class Scheduler:
             self._executing -= 1
             RUNS_RUNNING.dec()
             self._retire(live)
-            if not live.temporary or self._free == 1:
+            if not live.temporary or self._backlog or self._free == 1:
                 # Its thread's next run, or another waiting for the slot it freed, may go now
                 # (a temporary thread has no next run: a claim would find nothing new).
                 self._wake.set()

@@ -106,3 +106,46 @@ async def test_shutdown_refuses_new_runs_and_interrupts_live_ones(make_core: Mak
             assert type(exc).__name__ == "Unavailable"
         else:
             raise AssertionError("a run was taken while draining")
+
+
+async def _status_once_started(*records: RunRecord) -> list[str]:
+    """The statuses of `records` at the moment the first of them leaves `pending`."""
+    for _ in range(1000):
+        if any(r.status != "pending" for r in records):
+            return [r.status for r in records]
+        await asyncio.sleep(0.005)
+    raise AssertionError("none of the runs started")
+
+
+async def test_at_the_limit_runs_wait_their_turn_whether_stateless_or_on_a_thread(make_core: MakeCore) -> None:
+    async with make_core(max_concurrent_runs=1) as core:
+        first = await core.runs.create(RunCreate("slow", input={"n": 20, "delay": 0.01}))
+        assert first.status == "running"
+        thread_id = await _thread(core)
+        on_thread = await core.runs.create(_slow(thread_id, "enqueue"))
+        # Stateless, after the run on the thread: no slot, and one waits before it.
+        stateless = await core.runs.create(RunCreate("slow", input=SHORT))
+        assert (on_thread.status, stateless.status) == ("pending", "pending")
+        # The slot goes to the oldest run that waits for one, then to the next.
+        assert await _status_once_started(on_thread, stateless) == ["running", "pending"]
+        assert json.loads(await core.runs.outcome(None, stateless.run_id)) == {**SHORT, "ticks": 3}
+        assert [first.status, on_thread.status, stateless.status] == ["success"] * 3
+
+
+async def test_stateless_runs_do_not_starve_a_run_on_a_thread(make_core: MakeCore) -> None:
+    async with make_core(max_concurrent_runs=2) as core:
+        live = [await core.runs.create(RunCreate("slow", input={"n": 5, "delay": 0.01})) for _ in range(2)]
+        thread_id = await _thread(core)
+        on_thread = await core.runs.create(_slow(thread_id, "enqueue"))
+        # Stateless runs keep coming, always more than the slots: the run on the thread still
+        # gets the first slot that frees.
+        for _ in range(20):
+            live.append(await core.runs.create(RunCreate("slow", input={"n": 5, "delay": 0.01})))
+            await asyncio.sleep(0.01)
+            if on_thread.status != "pending":
+                break
+        assert on_thread.status != "pending"
+        assert sum(1 for r in live if r.status == "running") + (on_thread.status == "running") <= 2
+        assert await _ended(core, thread_id) == ["success"]
+        for record in live:
+            await core.runs.outcome(None, record.run_id)

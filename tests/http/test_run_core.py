@@ -71,8 +71,9 @@ async def test_concurrent_interrupts_leave_only_the_last_run_to_finish(
 ) -> None:
     for _ in range(TRIALS // 2):
         thread_id = await _thread(client)
-        # Each run lasts long enough for the others to arrive while it runs.
-        body = {"assistant_id": "slow", "input": {"n": 10, "delay": 0.02}, "multitask_strategy": strategy}
+        # Each run lasts long enough for the others to arrive while it runs, on a gateway busy
+        # with the other tests too (at 0.2 s, a run once ended before the next one was admitted).
+        body = {"assistant_id": "slow", "input": {"n": 25, "delay": 0.02}, "multitask_strategy": strategy}
         answers = await asyncio.gather(*(client.post(f"/threads/{thread_id}/runs", json=body) for _ in range(4)))
         assert [a.status_code for a in answers] == [200] * 4
         runs = await _settle(client, thread_id)

@@ -181,8 +181,10 @@ class WorkerResult:
     idle_delays: array[float] = dataclasses.field(default_factory=lambda: array("d"))
     # Seconds each flowing event was written after its schedule: the server's event loop lag.
     lateness: array[float] = dataclasses.field(default_factory=lambda: array("d"))
-    # Seconds from each run's request to its first reply, by edge ("gRPC", "SSE").
+    # Seconds from each run's request to its first reply, by edge ("gRPC", "SSE") and by kind
+    # of stream (LABELS).
     first_reply: dict[str, array[float]] = dataclasses.field(default_factory=dict)
+    first_reply_by_kind: dict[str, array[float]] = dataclasses.field(default_factory=dict)
     # Events received per wall-clock second.
     per_second: Counter[int] = dataclasses.field(default_factory=Counter)
     # (time, flowing streams open, idle streams open), every SAMPLE_S.
@@ -224,7 +226,9 @@ class _Tally:
             self.opened, self.opened_at = True, time.time()
             if self.kind != "thread_stream":  # it replies with the run's first event
                 edge = "gRPC" if self.kind.startswith("grpc") else "SSE"
-                self.result.first_reply.setdefault(edge, array("d")).append(self.opened_at - self.created)
+                waited = self.opened_at - self.created
+                self.result.first_reply.setdefault(edge, array("d")).append(waited)
+                self.result.first_reply_by_kind.setdefault(self.kind, array("d")).append(waited)
             self.on_open()
 
     def due(self, until: float) -> None:
@@ -785,6 +789,7 @@ def summarise(
     lateness: list[float] = []
     per_second: Counter[int] = Counter()
     first_reply: dict[str, list[float]] = {}
+    first_reply_by_kind: dict[str, list[float]] = {}
     open_at: Counter[int] = Counter()
     causes = Counter(warm.causes)
     samples_by_cause = dict(warm.error_samples)
@@ -796,6 +801,8 @@ def summarise(
         lateness += r.lateness
         for edge, values in r.first_reply.items():
             first_reply.setdefault(edge, []).extend(values)
+        for kind, values in r.first_reply_by_kind.items():
+            first_reply_by_kind.setdefault(kind, []).extend(values)
         per_second.update(r.per_second)
         for t, flowing, idle in r.timeline:
             open_at[round(t / SAMPLE_S)] += flowing + idle
@@ -877,6 +884,11 @@ def summarise(
                 edge: {"p50": _ms(v, 50), "p99": _ms(v, 99), "max": _ms(v, 100)}
                 for edge, v in sorted(first_reply.items())
             },
+            "first_reply_by_kind_ms": {
+                kind: {"p50": _ms(first_reply_by_kind[kind], 50), "p99": _ms(first_reply_by_kind[kind], 99)}
+                for kind in LABELS
+                if kind in first_reply_by_kind
+            },
         },
         "server": {
             "rss_mb": {"before": _mb(before["rss"]), "peak": _mb(peak_rss), "after": _mb(after["rss"])},
@@ -945,6 +957,10 @@ def render(report: dict[str, Any]) -> str:
         "- a run's request to its first reply: "
         + "; ".join(
             f"{edge} p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms" for edge, v in d["first_reply_ms"].items()
+        ),
+        "- first reply by stream: "
+        + "; ".join(
+            f"{LABELS[kind]} p50 {v['p50']} ms, p99 {v['p99']} ms" for kind, v in d["first_reply_by_kind_ms"].items()
         ),
         f"- server RSS: {s['rss_mb']['before']} MB before, {s['rss_mb']['peak']} MB peak with "
         f"{s['peak_open_streams']} streams open, {s['rss_mb']['after']} MB after: "

@@ -338,3 +338,34 @@ def test_workers_serve_one_port_and_a_dead_one_is_replaced(replica: Replica) -> 
         assert http.get("/ok").status_code == 200
     assert supervisor.terminate() == 0
     assert _children(pid) == []
+
+
+def test_at_the_run_limit_runs_wait_their_turn_oldest_first(replica: Replica) -> None:
+    proc = replica("--max-concurrent-runs", "1")
+    with httpx.Client(base_url=proc.http_url, timeout=60) as http:
+
+        def status(run: dict[str, str]) -> str:
+            # A stateless run's thread goes with it once it ended (the process that ran it
+            # remembers how it ended for a while).
+            answer = http.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}")
+            return "gone" if answer.status_code == 404 else str(answer.raise_for_status().json()["status"])
+
+        first = http.post("/runs", json={**SLOW, "input": {"n": 100, "delay": 0.01}}).raise_for_status().json()
+        assert status(first) == "running"
+        thread_id = _thread(http)
+        short = {**SLOW, "input": {"n": 5, "delay": 0.01}}
+        on_thread = http.post(f"/threads/{thread_id}/runs", json=short).raise_for_status().json()
+        stateless = http.post("/runs", json=short).raise_for_status().json()
+        # One slot, taken: both wait, stateless or not.
+        assert (status(on_thread), status(stateless)) == ("pending", "pending")
+        deadline = time.monotonic() + 30
+        while (seen := (status(on_thread), status(stateless))) == ("pending", "pending"):
+            assert time.monotonic() < deadline, "neither run started"
+            time.sleep(0.01)
+        # The slot went to the older of the two.
+        assert seen[0] != "pending", f"the newer run started first: {seen}"
+        assert _wait_status(http, thread_id, on_thread["run_id"], "success") == "success"
+        deadline = time.monotonic() + 30
+        while status(stateless) not in ("success", "gone"):
+            assert time.monotonic() < deadline, f"the stateless run did not end: {status(stateless)}"
+            time.sleep(0.05)

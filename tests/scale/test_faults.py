@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import httpx
@@ -15,6 +16,8 @@ from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc, threads_pb2, threads_p
 
 from tests._backends import Switch, postgres_database, redis_prefix
 from tests._server import GatewayProcess
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -85,6 +88,16 @@ def test_redis_lost_and_back(switched: tuple[GatewayProcess, Switch, Switch]) ->
     assert not [line for line in proc.stderr_lines if "internal error" in line]
 
 
+def _unless_unavailable(call: Callable[[], T]) -> T | None:
+    """What `call()` answers, or None while it fails with UNAVAILABLE (a backend still away);
+    any other failure fails the test."""
+    try:
+        return call()
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+        return None
+
+
 def _code(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     try:
         call()
@@ -109,16 +122,14 @@ def test_postgres_lost_and_back_over_grpc(switched: tuple[GatewayProcess, Switch
         code, details = _code(lambda: list(runs.RunStreamBatch(stateless, timeout=30)))
         assert code == grpc.StatusCode.UNAVAILABLE, details
         pg.restore()
-
-        def back() -> bool:
-            try:
-                threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=10)
-            except grpc.RpcError as err:
-                assert err.code() == grpc.StatusCode.UNAVAILABLE, err
-                return False
-            return True
-
-        _until(back)
+        _until(
+            lambda: (
+                _unless_unavailable(
+                    lambda: threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=10)
+                )
+                is not None
+            )
+        )
         ends = [e.end for m in runs.RunStreamBatch(stateless, timeout=60) for e in m.events if e.HasField("end")]
         assert [e.status for e in ends] == [runs_pb2.RUN_STATUS_SUCCESS]
     assert not [line for line in proc.stderr_lines if "internal error" in line]
@@ -142,14 +153,11 @@ def test_redis_lost_and_back_over_grpc(switched: tuple[GatewayProcess, Switch, S
         # Records need only Postgres.
         assert threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), timeout=30).thread_id == thread_id
         rd.restore()
-
-        def replayed() -> bool:
-            try:
-                messages = list(runs.JoinRunStreamBatch(join, timeout=10))
-            except grpc.RpcError as err:
-                assert err.code() == grpc.StatusCode.UNAVAILABLE, err
-                return False
-            return any(e.HasField("values") for m in messages for e in m.events)
-
-        _until(replayed)
+        _until(
+            lambda: any(
+                e.HasField("values")
+                for m in _unless_unavailable(lambda: list(runs.JoinRunStreamBatch(join, timeout=10))) or []
+                for e in m.events
+            )
+        )
     assert not [line for line in proc.stderr_lines if "internal error" in line]

@@ -181,10 +181,8 @@ class WorkerResult:
     idle_delays: array[float] = dataclasses.field(default_factory=lambda: array("d"))
     # Seconds each flowing event was written after its schedule: the server's event loop lag.
     lateness: array[float] = dataclasses.field(default_factory=lambda: array("d"))
-    # Seconds from each run's request to its first reply, by edge ("gRPC", "SSE") and by kind
-    # of stream (LABELS).
+    # Seconds from each run's request to its first reply, by kind of stream (LABELS).
     first_reply: dict[str, array[float]] = dataclasses.field(default_factory=dict)
-    first_reply_by_kind: dict[str, array[float]] = dataclasses.field(default_factory=dict)
     # Events received per wall-clock second.
     per_second: Counter[int] = dataclasses.field(default_factory=Counter)
     # (time, flowing streams open, idle streams open), every SAMPLE_S.
@@ -225,10 +223,7 @@ class _Tally:
         if not self.opened:
             self.opened, self.opened_at = True, time.time()
             if self.kind != "thread_stream":  # it replies with the run's first event
-                edge = "gRPC" if self.kind.startswith("grpc") else "SSE"
-                waited = self.opened_at - self.created
-                self.result.first_reply.setdefault(edge, array("d")).append(waited)
-                self.result.first_reply_by_kind.setdefault(self.kind, array("d")).append(waited)
+                self.result.first_reply.setdefault(self.kind, array("d")).append(self.opened_at - self.created)
             self.on_open()
 
     def due(self, until: float) -> None:
@@ -799,10 +794,10 @@ def summarise(
         delays += r.delays
         idle_delays += r.idle_delays
         lateness += r.lateness
-        for edge, values in r.first_reply.items():
-            first_reply.setdefault(edge, []).extend(values)
-        for kind, values in r.first_reply_by_kind.items():
+        for kind, values in r.first_reply.items():
             first_reply_by_kind.setdefault(kind, []).extend(values)
+            edge = "gRPC" if kind.startswith("grpc") else "SSE"
+            first_reply.setdefault(edge, []).extend(values)
         per_second.update(r.per_second)
         for t, flowing, idle in r.timeline:
             open_at[round(t / SAMPLE_S)] += flowing + idle

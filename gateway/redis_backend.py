@@ -38,6 +38,8 @@ logger = logging.getLogger("gateway.redis")
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _BLOCK_MS = 5_000
+# How long closing waits for the signals published before it to go out.
+_CLOSE_FLUSH_SECONDS = 2.0
 
 
 # Connections a process opens to Redis at most, besides its tail's and its subscriber's; a
@@ -319,7 +321,11 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
 
 
 class RedisSignals:
-    """Signals over one pub/sub channel; cancel marks as keys that expire."""
+    """Signals over one pub/sub channel; cancel marks as keys that expire.
+
+    A publisher does not wait for Redis: a signal is a hint, and the runs' admissions, which
+    publish them, must not wait a round trip on a busy loop for one. One task sends them, in the
+    order they were published, everything published while it waits in the next pipeline."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client: Any = client
@@ -328,19 +334,35 @@ class RedisSignals:
         self._handlers: list[Handler] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        # Signals not yet sent, and the task sending them (None when there are none).
+        self._outbox: list[tuple[SignalKind, bytes]] = []
+        self._sender: asyncio.Task[None] | None = None
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
     async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None:
-        message = orjson.dumps({"kind": kind, "payload": payload})
+        self._outbox.append((kind, orjson.dumps({"kind": kind, "payload": payload})))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="redis-signals-out")
+
+    async def _send(self) -> None:
         try:
-            await self._client.publish(self._channel, message)
-        except REDIS_ERRORS as exc:
-            backend_error("redis")
-            # A hint lost: storage has the truth and the scheduler polls it.
-            logger.warning("could not publish a %s signal: %s", kind, exc)
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for _, message in batch:
+                            pipe.publish(self._channel, message)
+                        await pipe.execute()
+                except REDIS_ERRORS as exc:
+                    backend_error("redis")
+                    # Hints lost: storage has the truth and the scheduler polls it.
+                    kinds = ", ".join(sorted({kind for kind, _ in batch}))
+                    logger.warning("could not publish %d signals (%s): %s", len(batch), kinds, exc)
+        finally:
+            self._sender = None
 
     async def mark_cancel(self, run_id: str, action: str) -> None:
         try:
@@ -363,6 +385,11 @@ class RedisSignals:
             await self._ready.wait()
 
     async def close(self) -> None:
+        sender = self._sender
+        if sender is not None:
+            # What was published before closing goes out (a draining process's last wake).
+            await asyncio.wait([sender], timeout=_CLOSE_FLUSH_SECONDS)
+            sender.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

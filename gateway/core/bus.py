@@ -418,6 +418,10 @@ class LocalBus:
             return
         first = await self._read(run_id, after, 1)
         if not first and not await self.log.read_events(run_id, 0, 1):
+            # Nothing logged: a run that has not written yet (queued, or just started by
+            # another process) is followed from its start; one that ended has expired.
+            if self.ended is not None and not await self.ended(run_id):
+                return
             raise self._expired(run_id)
 
     def _expired(self, run_id: str) -> EventsExpired:

@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import redis
+from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
 
 from tests._backends import REDIS
 from tests._server import ROOT, TEST_CONFIG
@@ -204,6 +206,36 @@ def test_cancel_from_another_replica_stops_a_running_and_a_queued_run(replica: R
         # Both streams end, each with its own end, joined from either replica.
         assert _join(hb, thread_id, queued["run_id"]) == []
         assert _join(ha, thread_id, running["run_id"])[-1].event == "custom"
+
+
+def test_a_resumable_run_that_has_not_written_yet_is_joined_from_its_start_through_another_replica(
+    replica: Replica,
+) -> None:
+    # Queued behind its thread's run, it has no event anywhere yet: a join from its start
+    # through the other replica waits for them, where it was once refused as expired.
+    a, b = replica(), replica()
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        first = ha.post(f"/threads/{thread_id}/runs", json={**SLOW, "input": {"n": 10, "delay": 0.05}}).json()
+        body = {**SLOW, "input": {"n": 3, "delay": 0.01}, "stream_resumable": True}
+        queued = ha.post(f"/threads/{thread_id}/runs", json=body).json()
+        assert _status(hb, thread_id, queued["run_id"]) == "pending"
+        events = _join(hb, thread_id, queued["run_id"])
+        assert [e.data["tick"] for e in events if e.event == "custom"] == [0, 1, 2]
+        assert events[0].event == "metadata" and events[-1].event == "values"
+        assert_ids_increase(events)
+        assert _status(ha, thread_id, first["run_id"]) == "success"
+        # Over gRPC the same, right after the run is created through the other replica.
+        fresh = ha.post(f"/threads/{thread_id}/runs", json=body).json()
+
+        async def join_over_grpc() -> list[str]:
+            async with grpc.aio.insecure_channel(b.grpc_target) as channel:
+                request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=fresh["run_id"], last_event_id="0")
+                call = runs_pb2_grpc.RunsServiceStub(channel).JoinRunStream(request)
+                return [str(event.WhichOneof("event")) async for event in call]
+
+        cases = asyncio.run(join_over_grpc())
+        assert cases[0] == "metadata" and cases.count("custom") == 3 and cases[-1] == "end", cases
 
 
 def test_a_killed_replicas_run_is_taken_over_from_its_last_checkpoint(replica: Replica) -> None:

@@ -209,7 +209,7 @@ class _Servers:
                 makers.append(functools.partial(Grpc, grpc_target, batched=True, own_connection=own, name=label))
         if len(makers) == 1:
             return makers[0], deployment
-        return functools.partial(Spread, label, tuple(makers)), deployment
+        return functools.partial(Spread, label, tuple(makers), own_threads=kind == "sq2"), deployment
 
     def target(self, key: str) -> tuple[Callable[[], Client], ServerProcess | None] | None:
         if key in SCALE_TARGETS:

@@ -332,12 +332,14 @@ class Spread:
     """Round-robin over several clients of one kind, run by run: over the replicas of a
     deployment (a client for each), or over connections to one port that `--workers`
     processes share, where the kernel gives each new connection to one of them and a
-    connection stays with it (a client for each connection, so that they spread)."""
+    connection stays with it (a client for each connection, so that they spread). Over
+    gateways that share nothing (`own_threads`), a thread's runs go where it was created."""
 
-    def __init__(self, name: str, makers: Sequence[Callable[[], Client]]) -> None:
+    def __init__(self, name: str, makers: Sequence[Callable[[], Client]], *, own_threads: bool = False) -> None:
         self.name = name
         self.clients = [make() for make in makers]
         self._next = 0
+        self._owners: dict[str, Client] | None = {} if own_threads else None
 
     def _pick(self) -> Client:
         client = self.clients[self._next % len(self.clients)]
@@ -345,10 +347,15 @@ class Spread:
         return client
 
     async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
-        return await self._pick().run(graph, graph_input, mode, thread_id=thread_id)
+        owner = self._owners.get(thread_id) if self._owners is not None and thread_id is not None else None
+        return await (owner or self._pick()).run(graph, graph_input, mode, thread_id=thread_id)
 
     async def create_thread(self) -> str:
-        return await self._pick().create_thread()
+        client = self._pick()
+        thread_id = await client.create_thread()
+        if self._owners is not None:
+            self._owners[thread_id] = client
+        return thread_id
 
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from gateway.core.signals import SignalKind
 from gateway.redis_backend import RedisSignals, connect
@@ -39,14 +40,24 @@ async def prefix() -> AsyncIterator[str]:
         yield prefix
 
 
-async def _started(prefix: str) -> RedisSignals:
-    signals = RedisSignals(connect(REDIS), prefix)
+@pytest.fixture
+async def clients() -> AsyncIterator[list[aioredis.Redis]]:
+    """The Redis clients a test made (a process's signals use the client it is given)."""
+    made: list[aioredis.Redis] = []
+    yield made
+    for client in made:
+        await client.aclose()
+
+
+async def _started(prefix: str, clients: list[aioredis.Redis]) -> RedisSignals:
+    clients.append(connect(REDIS))
+    signals = RedisSignals(clients[-1], prefix)
     await signals.start()
     return signals
 
 
-async def test_a_burst_arrives_whole_and_in_order(prefix: str) -> None:
-    publisher, listener = await _started(prefix), await _started(prefix)
+async def test_a_burst_arrives_whole_and_in_order(prefix: str, clients: list[aioredis.Redis]) -> None:
+    publisher, listener = await _started(prefix, clients), await _started(prefix, clients)
     received = _Received()
     listener.subscribe(received)
     try:
@@ -68,12 +79,12 @@ async def test_a_burst_arrives_whole_and_in_order(prefix: str) -> None:
         await listener.close()
 
 
-async def test_what_was_published_before_closing_goes_out(prefix: str) -> None:
-    listener = await _started(prefix)
+async def test_what_was_published_before_closing_goes_out(prefix: str, clients: list[aioredis.Redis]) -> None:
+    listener = await _started(prefix, clients)
     received = _Received()
     listener.subscribe(received)
     try:
-        publisher = await _started(prefix)
+        publisher = await _started(prefix, clients)
         for i in range(50):
             await publisher.publish("cancel", {"run_id": f"run-{i}", "action": "interrupt"})
         await publisher.close()
@@ -84,9 +95,10 @@ async def test_what_was_published_before_closing_goes_out(prefix: str) -> None:
 
 
 async def test_an_unreachable_redis_loses_the_signal_not_the_caller(
-    prefix: str, caplog: pytest.LogCaptureFixture
+    prefix: str, clients: list[aioredis.Redis], caplog: pytest.LogCaptureFixture
 ) -> None:
-    signals = RedisSignals(connect("redis://127.0.0.1:1"), prefix)
+    clients.append(connect("redis://127.0.0.1:1"))
+    signals = RedisSignals(clients[-1], prefix)
     with caplog.at_level(logging.WARNING, logger="gateway.redis"):
         await signals.publish("admitted", {"thread_id": "t", "run_id": "r"})
         await signals.publish("wake", {})

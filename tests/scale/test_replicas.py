@@ -227,14 +227,10 @@ def test_a_resumable_run_that_has_not_written_yet_is_joined_from_its_start_throu
         assert _status(ha, thread_id, first["run_id"]) == "success"
         # Over gRPC the same, right after the run is created through the other replica.
         fresh = ha.post(f"/threads/{thread_id}/runs", json=body).json()
-
-        async def join_over_grpc() -> list[str]:
-            async with grpc.aio.insecure_channel(b.grpc_target) as channel:
-                request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=fresh["run_id"], last_event_id="0")
-                call = runs_pb2_grpc.RunsServiceStub(channel).JoinRunStream(request)
-                return [str(event.WhichOneof("event")) async for event in call]
-
-        cases = asyncio.run(join_over_grpc())
+        request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=fresh["run_id"], last_event_id="0")
+        with grpc.insecure_channel(b.grpc_target) as channel:
+            joined = runs_pb2_grpc.RunsServiceStub(channel).JoinRunStream(request, timeout=60)
+            cases = [event.WhichOneof("event") for event in joined]
         assert cases[0] == "metadata" and cases.count("custom") == 3 and cases[-1] == "end", cases
 
 

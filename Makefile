@@ -58,10 +58,13 @@ proto-lint: node_modules/.installed
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 
+# protos/baseline/v1.binpb is the v1 API as released (`buf build --exclude-source-info -o ...`):
+# any change that breaks a v1 client fails here, whatever the branch or clone. Adding
+# fields, messages and RPCs passes; the baseline is replaced only by a new major version.
 proto-breaking: node_modules/.installed
-	$(BUF) breaking --against '.git#branch=main'
+	$(BUF) breaking --against protos/baseline/v1.binpb
 
-check: lint proto-check typecheck test
+check: lint proto-check proto-breaking typecheck test
 
 bench: install
 	$(PY) -m bench

@@ -98,6 +98,8 @@ class AssistantsServiceServicer:
 
     def GetAssistant(self, request, context):
         """Gets one assistant by id or graph name.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,6 +121,8 @@ class AssistantsServiceServicer:
 
     def CreateAssistant(self, request, context):
         """Creates an assistant as its version 1.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,6 +130,8 @@ class AssistantsServiceServicer:
 
     def UpdateAssistant(self, request, context):
         """Makes the assistant's next version and returns it.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +153,8 @@ class AssistantsServiceServicer:
 
     def SetLatestAssistantVersion(self, request, context):
         """Makes one of an assistant's versions the latest again.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +162,7 @@ class AssistantsServiceServicer:
 
     def GetAssistantGraph(self, request, context):
         """Draws the assistant's graph.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,6 +170,7 @@ class AssistantsServiceServicer:
 
     def GetAssistantSchemas(self, request, context):
         """Gets the JSON schemas of the assistant's graph.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -110,6 +110,9 @@ class RunsServiceServicer:
         """Creates a run and streams its events until it ends. An empty thread_id
         runs on a temporary thread. Errors in the request end the call with
         INVALID_ARGUMENT, NOT_FOUND or FAILED_PRECONDITION before any event.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,6 +120,8 @@ class RunsServiceServicer:
 
     def JoinRunStream(self, request, context):
         """Streams an existing run: live events, or a replay after last_event_id.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,6 +131,9 @@ class RunsServiceServicer:
         """RunStream, with the events that are ready together sent in one message: the same
         events, far fewer messages. A single event is still sent at once. Meant for high-rate
         streams (tokens, progress), where gRPC's cost per message would dominate.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +141,9 @@ class RunsServiceServicer:
 
     def JoinRunStreamBatch(self, request, context):
         """JoinRunStream in batches, as RunStreamBatch.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +151,8 @@ class RunsServiceServicer:
 
     def CreateRun(self, request, context):
         """Creates a run in the background and returns it at once.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +160,9 @@ class RunsServiceServicer:
 
     def WaitRun(self, request, context):
         """Creates a run and returns its outcome when it ends.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +170,8 @@ class RunsServiceServicer:
 
     def JoinRun(self, request, context):
         """Waits for an existing run to end and returns its outcome.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,6 +179,8 @@ class RunsServiceServicer:
 
     def GetRun(self, request, context):
         """Gets a run.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -175,6 +195,8 @@ class RunsServiceServicer:
 
     def CancelRun(self, request, context):
         """Cancels a pending or running run.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

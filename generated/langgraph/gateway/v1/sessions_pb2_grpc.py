@@ -52,6 +52,8 @@ class SessionsServiceServicer:
         session's subscriptions. The call ends when the client closes its side. A subscription
         whose replay is past the events' retention ends the call with OUT_OF_RANGE; one that
         held a run back too long, with RESOURCE_EXHAUSTED.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -103,6 +103,8 @@ class ThreadsServiceServicer:
 
     def CreateThread(self, request, context):
         """Creates a thread.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,6 +112,8 @@ class ThreadsServiceServicer:
 
     def GetThread(self, request, context):
         """Gets a thread.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,6 +135,7 @@ class ThreadsServiceServicer:
 
     def GetThreadState(self, request, context):
         """Gets the state of a thread, at its latest or a given checkpoint.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +157,8 @@ class ThreadsServiceServicer:
 
     def UpdateThread(self, request, context):
         """Merges metadata into a thread's.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +166,8 @@ class ThreadsServiceServicer:
 
     def CopyThread(self, request, context):
         """Copies a thread with its state and checkpoints into a new one.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +189,7 @@ class ThreadsServiceServicer:
 
     def JoinThreadStream(self, request, context):
         """Streams every run on a thread and its state updates, as they come.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -282,7 +282,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
             from gateway.http.server import HttpServer
 
             if settings.http_port >= 0:
-                app = create_app(gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+                app = create_app(
+                    gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes, web=grpc_server.web()
+                )
                 servers.append(HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port))
                 ports["http_port"] = await servers[-1].start()
             if settings.metrics_port >= 0:

@@ -21,7 +21,7 @@ from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
 from gateway.http._sse import event_name, frame
 from gateway.http._utils import iterating
-from gateway.http.app import build_app
+from gateway.http.app import WebApi, build_app
 from gateway.protocol import Command
 from gateway.records import Event, RunCreate, RunStatus
 from gateway.settings import MAX_BODY_BYTES
@@ -286,9 +286,11 @@ class LocalBackend:
         return await self.gw.assistants.subgraphs(assistant_id, namespace=namespace, recurse=recurse)
 
 
-def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None) -> Starlette:
+def create_app(
+    gateway: Gateway, *, api_key: str | None = None, max_body_bytes: int | None = None, web: WebApi | None = None
+) -> Starlette:
     """The API over the run core, with the custom auth and the `http` section of the gateway's
-    langgraph.json."""
+    langgraph.json; `web`, the gRPC API over Connect and gRPC-Web."""
     about = info(__version__, langgraph.version.__version__)
     config = gateway.config
     limit = max_body_bytes or MAX_BODY_BYTES
@@ -303,4 +305,5 @@ def create_app(gateway: Gateway, *, api_key: str | None = None, max_body_bytes: 
         custom_app=config.http_app,
         health=Health(gateway.dependency_checks(), draining=lambda: gateway.draining),
         refresh_metrics=gateway.refresh_metrics,
+        web=web,
     )

@@ -14,14 +14,18 @@ langgraph.json's `http` section as the Agent Server shapes its own:
   auth applies to its routes only with `enable_custom_route_auth`.
 
 Outside all of it: the metrics middleware (gateway.http._metrics), which also answers
-`/metrics`, and with tracing on, OpenTelemetry's ASGI middleware.
+`/metrics`, and with tracing on, OpenTelemetry's ASGI middleware. Outside those, the gRPC
+API's own paths (`/langgraph.gateway.v1.*`, `/grpc.health.v1.*`) go to `web`, the same
+services over Connect and gRPC-Web (gateway.rpc.web), whose interceptors do their auth,
+metrics and tracing as on the gRPC port; CORS applies to them as to the rest, with the
+protocols' own headers allowed and exposed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,6 +34,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.health import Health
@@ -59,23 +64,58 @@ async def get_info(request: Request) -> Response:
     return json_response(request.app.state.info)
 
 
-def cors_middleware(http: HttpConfig) -> Middleware:
+def _merged(given: Sequence[str], required: Sequence[str]) -> list[str]:
+    if "*" in given:
+        return list(given)
+    return list(given) + [h for h in required if h.lower() not in map(str.lower, given)]
+
+
+def cors_middleware(http: HttpConfig, *, allow: Sequence[str] = (), expose: Sequence[str] = _EXPOSED) -> Middleware:
+    """`allow` and `expose`: headers a browser client of these routes must send and read,
+    whatever the `cors` section lists."""
     if http.cors is None:
         return Middleware(
-            CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=_EXPOSED
+            CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=expose
         )
     cors = http.cors
-    exposed = list(cors.expose_headers) + [h for h in _EXPOSED if h.lower() not in map(str.lower, cors.expose_headers)]
     return Middleware(
         CORSMiddleware,
         allow_origins=cors.allow_origins,
         allow_methods=cors.allow_methods,
-        allow_headers=cors.allow_headers,
+        allow_headers=_merged(cors.allow_headers, allow),
         allow_credentials=cors.allow_credentials,
         allow_origin_regex=cors.allow_origin_regex,
-        expose_headers=exposed,
+        expose_headers=_merged(cors.expose_headers, expose),
         max_age=cors.max_age,
     )
+
+
+WEB_PREFIXES = ("/langgraph.gateway.v1.", "/grpc.health.v1.")
+
+
+class WebApi(Protocol):
+    """The gRPC API over HTTP (gateway.rpc.web.WebRpc), and the headers its browser clients
+    send and read."""
+
+    allow_headers: Sequence[str]
+    expose_headers: Sequence[str]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class WebRoutes:
+    """The gRPC API's paths to `web` (behind CORS), everything else to `app`."""
+
+    def __init__(self, app: ASGIApp, web: WebApi, http: HttpConfig) -> None:
+        self.app = app
+        cors = cors_middleware(http, allow=web.allow_headers, expose=web.expose_headers)
+        self.web = cors.cls(web, *cors.args, **cors.kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(WEB_PREFIXES):
+            await self.web(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _with_middleware(routes: Sequence[BaseRoute], middleware: Sequence[Middleware]) -> list[BaseRoute]:
@@ -97,11 +137,12 @@ def build_app(
     custom_app: Starlette | None = None,
     health: Health | None = None,
     refresh_metrics: Refresh | None = None,
+    web: WebApi | None = None,
 ) -> Starlette:
     """`auth` is the middleware that authenticates requests to the API (the custom auth of
     langgraph.json in the gateway, the forwarding of credentials in the bridge); `custom_app`
     is `http.app`, loaded; `health` answers `/ok?check_db=1`; `refresh_metrics` updates the
-    gauges read at each scrape."""
+    gauges read at each scrape; `web` serves the gRPC API's paths (gateway.rpc.web)."""
     http = http or HttpConfig()
     protected = [Middleware(ApiKeyMiddleware, api_key=api_key)] if api_key else []
     protected += auth
@@ -139,6 +180,8 @@ def build_app(
     app = api if custom_app is None else _beside(custom_app, api, http, protected)
     app.add_middleware(MetricsMiddleware, endpoint=not http.disable_meta, refresh=refresh_metrics)
     tracing.instrument_app(app)
+    if web is not None:
+        app.add_middleware(WebRoutes, web=web, http=http)
     return app
 
 

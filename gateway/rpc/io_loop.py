@@ -160,6 +160,19 @@ class Lookup:
         return None
 
 
+async def resolve(
+    lookup: Lookup, interceptors: Sequence[grpc.aio.ServerInterceptor], details: grpc.HandlerCallDetails
+) -> grpc.RpcMethodHandler | None:
+    """A method's handler as grpc.aio applies server interceptors: the first one outermost."""
+
+    async def step(index: int, d: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if index == len(interceptors):
+            return lookup(d)
+        return await interceptors[index].intercept_service(functools.partial(step, index + 1), d)
+
+    return await step(0, details)
+
+
 def _unimplemented() -> grpc.RpcMethodHandler:
     async def abort(request: Any, context: Any) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
@@ -265,14 +278,7 @@ class Bridge(grpc.GenericRpcHandler):
         self._context = contextvars.copy_context()
 
     async def resolve(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        """As grpc.aio applies server interceptors: the first one outermost."""
-
-        async def step(index: int, d: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-            if index == len(self._interceptors):
-                return self._lookup(d)
-            return await self._interceptors[index].intercept_service(functools.partial(step, index + 1), d)
-
-        return await step(0, details)
+        return await resolve(self._lookup, self._interceptors, details)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         # The shape of the call is the registered method's; an unknown method is looked up

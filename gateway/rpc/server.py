@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import cast
 
 import grpc
@@ -30,12 +31,13 @@ from gateway.core.gateway import Gateway
 from gateway.loops import IoLoop
 from gateway.rpc._convert import MAX_MESSAGE_BYTES
 from gateway.rpc.crons import CronsService
-from gateway.rpc.io_loop import Bridge, Lookup
+from gateway.rpc.io_loop import Bridge, Lookup, resolve
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
 from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 from gateway.rpc.sessions import SessionsService
 from gateway.rpc.store import StoreService
+from gateway.rpc.web import WebRpc
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
@@ -104,6 +106,10 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), server)
+
+    def web(self) -> WebRpc:
+        """The same services, interceptors and handlers, for the HTTP port (Connect, gRPC-Web)."""
+        return WebRpc(functools.partial(resolve, self._lookup, self._interceptors), max_message_bytes=MAX_MESSAGE_BYTES)
 
     async def start(self, address: str) -> int:
         host, _, port = address.rpartition(":")

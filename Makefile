@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
 
-.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking bench bench-smoke clean
+.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts bench bench-smoke clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -43,16 +43,26 @@ format: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-proto: install
+TS_CLIENT := clients/typescript
+
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+proto: install $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && npm run --silent generate
 	rm -rf generated/langgraph
 	mkdir -p generated
 	$(PY) -m grpc_tools.protoc -I protos --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
 
 # generated/ is committed; this fails when it no longer matches protos/.
-proto-check: install
+proto-check: install $(TS_CLIENT)/node_modules/.installed
 	rm -rf build/proto-check && mkdir -p build/proto-check
 	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto-check --pyi_out=build/proto-check --grpc_python_out=build/proto-check $(PROTOS)
 	diff -r build/proto-check/langgraph generated/langgraph || (echo "generated/ is stale: run make proto" && exit 1)
+	cd $(TS_CLIENT) && npm run --silent generate
+	@git diff --quiet -- $(TS_CLIENT)/src/gen && test -z "$$(git ls-files --others --exclude-standard -- $(TS_CLIENT)/src/gen)" \
+		|| (echo "$(TS_CLIENT)/src/gen is stale: run make proto" && exit 1)
 
 proto-lint: node_modules/.installed
 	$(BUF) lint
@@ -64,7 +74,11 @@ proto-lint: node_modules/.installed
 proto-breaking: node_modules/.installed
 	$(BUF) breaking --against protos/baseline/v1.binpb
 
-check: lint proto-check proto-breaking typecheck test
+# The TypeScript client's own tests, against a real gateway over gRPC, Connect and gRPC-Web.
+client-ts: install $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && npm test
+
+check: lint proto-check proto-breaking typecheck test client-ts
 
 bench: install
 	$(PY) -m bench

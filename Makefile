@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
 
-.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts bench bench-smoke clean
+.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts web-test bench bench-smoke clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -78,7 +78,20 @@ proto-breaking: node_modules/.installed
 client-ts: install $(TS_CLIENT)/node_modules/.installed
 	cd $(TS_CLIENT) && npm test
 
-check: lint proto-check proto-breaking typecheck test client-ts
+# examples/web in real headless Chromium (Debian's package, installed here when missing).
+WEB := examples/web
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+web-test: install $(TS_CLIENT)/node_modules/.installed $(WEB)/node_modules/.installed /usr/bin/chromium
+	cd $(WEB) && npm test
+
+check: lint proto-check proto-breaking typecheck test client-ts web-test
 
 bench: install
 	$(PY) -m bench

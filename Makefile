@@ -10,9 +10,12 @@ PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The server depends on clients/python (the stubs and the light client), which is not on PyPI:
+# it goes in first. `make proto` puts it in again with the new stubs.
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet ./clients/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -31,17 +34,18 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check gateway tests bench examples
-	$(VENV)/bin/ruff format --check gateway tests bench examples
+	$(VENV)/bin/ruff check gateway tests bench examples clients/python
+	$(VENV)/bin/ruff format --check gateway tests bench examples clients/python
 	$(MAKE) proto-lint
 
 format: install
-	$(VENV)/bin/ruff format gateway tests bench examples
-	$(VENV)/bin/ruff check --fix gateway tests bench examples
+	$(VENV)/bin/ruff format gateway tests bench examples clients/python
+	$(VENV)/bin/ruff check --fix gateway tests bench examples clients/python
 	$(BUF) format -w
 
 typecheck: install
 	$(VENV)/bin/mypy
+	cd clients/python && ../../$(VENV)/bin/mypy
 
 TS_CLIENT := clients/typescript
 
@@ -54,6 +58,7 @@ proto: install $(TS_CLIENT)/node_modules/.installed
 	rm -rf generated/langgraph
 	mkdir -p generated
 	$(PY) -m grpc_tools.protoc -I protos --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
+	$(PY) -m pip install --quiet --no-deps --force-reinstall ./clients/python
 
 # generated/ is committed; this fails when it no longer matches protos/.
 proto-check: install $(TS_CLIENT)/node_modules/.installed

@@ -34,7 +34,7 @@ import langgraph.version
 from langgraph.gateway.v1 import runs_pb2
 
 from bench import _backends, _failover, _load, _profile
-from bench._clients import Client, Grpc, InProcess, Spread, Sse
+from bench._clients import Client, Connect, Grpc, InProcess, PyClient, Spread, Sse
 from bench._report import COLUMNS, SPREAD_CONNECTIONS, failover_verdicts, markdown, table, targets
 from bench._scenarios import FULL, SCENARIOS, SMOKE, Errors, Plan, measure, measure_open_streams
 from bench._servers import (
@@ -233,7 +233,11 @@ class _Servers:
                 self.notes.append("ours gRPC batch: skipped, RunsService has no RunStreamBatch")
                 return None
             return functools.partial(Grpc, grpc_target, batched=True), gateway
+        if key == "client":
+            return functools.partial(PyClient, grpc_target), gateway
         url = f"http://127.0.0.1:{gateway.http_port}"
+        if key == "connect" and gateway.http_port > 0:
+            return functools.partial(Connect, url), gateway
         if gateway.http_port > 0 and _serves_http(url):
             return functools.partial(Sse, "ours, SSE", url), gateway
         self.notes.append("ours SSE: skipped, the gateway serves no HTTP API (gateway/http)")

@@ -9,6 +9,8 @@ lines are looked at, and data lines are skipped without being decoded or kept wh
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -222,6 +224,120 @@ class Grpc:
 
     async def aclose(self) -> None:
         await self.channel.close()
+
+
+class PyClient:
+    """The light Python client (clients/python): `runs.stream`, which reads RunStreamBatch and
+    decodes each event's payload into Python values, as its users get them."""
+
+    def __init__(self, target: str, *, name: str = "ours, Python client") -> None:
+        from langgraph.gateway.client import get_client
+
+        self.name = name
+        self.client = get_client(target, options=GRPC_OPTIONS)
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
+        timing = Timing(time.perf_counter())
+
+        async def consume() -> None:
+            first_batch: bool | None = None
+            stream = self.client.runs.stream(
+                thread_id, graph, input=graph_input, stream_mode=mode, config=RUN_CONFIG, on_disconnect="cancel"
+            )
+            async for part in stream:
+                if part.event == mode:
+                    if timing.first is None:
+                        timing.first = time.perf_counter()
+                        first_batch = True
+                    if first_batch:
+                        timing.at_first += 1
+                    timing.events += 1
+                elif part.event == "error":
+                    raise RuntimeError(f"error event: {part.data}")
+                elif first_batch:
+                    first_batch = False
+
+        return await _timed(consume(), timing)
+
+    async def create_thread(self) -> str:
+        thread_id: str = (await self.client.threads.create())["thread_id"]
+        return thread_id
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class Connect:
+    """RunsService.RunStreamBatch over the Connect protocol (binary) on the HTTP port, as the
+    TypeScript client in a browser streams a run, read with httpx over HTTP/1.1."""
+
+    PATH = "/langgraph.gateway.v1.RunsService/RunStreamBatch"
+
+    def __init__(self, base_url: str, *, name: str = "ours, Connect") -> None:
+        self.name = name
+        self.client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(RUN_TIMEOUT, connect=60),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0),
+            headers={"content-type": "application/connect+proto", "connect-protocol-version": "1"},
+        )
+
+    async def run(self, graph: str, graph_input: dict[str, Any], mode: str, *, thread_id: str | None = None) -> Timing:
+        request = Grpc._request(graph, graph_input, mode, thread_id).SerializeToString()
+        body = struct.pack(">BI", 0, len(request)) + request
+        timing = Timing(time.perf_counter())
+
+        async def consume() -> None:
+            buffer = b""
+            async with self.client.stream("POST", self.PATH, content=body) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+                async for chunk in response.aiter_raw():
+                    buffer += chunk
+                    while len(buffer) >= 5:
+                        flags, size = buffer[0], int.from_bytes(buffer[1:5])
+                        if len(buffer) < 5 + size:
+                            break
+                        data, buffer = buffer[5 : 5 + size], buffer[5 + size :]
+                        if flags & 0x02:
+                            end = json.loads(data)
+                            if "error" in end:
+                                raise RuntimeError(f"Connect error: {end['error']}")
+                            continue
+                        first = timing.first is None
+                        for event in runs_pb2.RunEventBatch.FromString(data).events:
+                            case = event.WhichOneof("event")
+                            if case == mode:
+                                if timing.first is None:
+                                    timing.first = time.perf_counter()
+                                if first:
+                                    timing.at_first += 1
+                                timing.events += 1
+                            elif case == "error":
+                                raise RuntimeError(f"error event: {event.error.error}: {event.error.message}")
+
+        return await _timed(consume(), timing)
+
+    async def create_thread(self) -> str:
+        response = await self.client.post(
+            "/threads", json={}, headers={"content-type": "application/json", "accept": "application/json"}
+        )
+        thread_id: str = response.json()["thread_id"]
+        return thread_id
+
+    async def hold(
+        self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 class _SseCounter:

@@ -15,6 +15,10 @@ COLUMNS = {
     "sse": "ours SSE",
     "grpc": "ours gRPC",
     "grpc_batch": "ours gRPC batch",
+    # The light Python client's runs.stream (over RunStreamBatch), and RunStreamBatch over the
+    # Connect protocol on the HTTP port (what a browser uses).
+    "client": "ours, Python client",
+    "connect": "ours, Connect",
     # Scale-out deployments on Postgres + Redis: one process, two replicas (each on its own
     # ports, runs spread round-robin over them), `--workers 2` (two processes on one port).
     "pg_sse": "ours SSE, pg+redis",
@@ -29,9 +33,13 @@ COLUMNS = {
     "sq2_batch": "ours gRPC batch, 2 sqlite",
 }
 # The columns of the main table; the scale-out ones have tables of their own (SCALE).
-MAIN = ("inprocess", "reference", "sse", "grpc", "grpc_batch")
+MAIN = ("inprocess", "reference", "sse", "grpc", "grpc_batch", "client", "connect")
 OURS = ("sse", "grpc", "grpc_batch")
-RATIOS = tuple((ours, other) for other in ("reference", "inprocess") for ours in OURS)
+RATIOS = (
+    *((ours, other) for other in ("reference", "inprocess") for ours in OURS),
+    ("client", "grpc_batch"),
+    ("connect", "sse"),
+)
 # Per transport: the sqlite default (one process), then one, two replicas and two workers on
 # Postgres + Redis, then two independent sqlite gateways.
 SCALE = {
@@ -45,7 +53,15 @@ SCALE_RATIOS = tuple((row[a], row[b]) for row in SCALE.values() for a, b in _SCA
 _NAMES = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "gRPC batch"}
 # Connections the client of a `--workers` deployment spreads its runs over (bench._clients.Spread).
 SPREAD_CONNECTIONS = 32
-_SHORT = {"sse": "SSE", "grpc": "gRPC", "grpc_batch": "batch", "reference": "ref", "inprocess": "floor"}
+_SHORT = {
+    "sse": "SSE",
+    "grpc": "gRPC",
+    "grpc_batch": "batch",
+    "reference": "ref",
+    "inprocess": "floor",
+    "client": "client",
+    "connect": "Connect",
+}
 
 
 def _get(result: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
@@ -204,6 +220,17 @@ def _targets() -> tuple[Target, ...]:
         out.append(
             Target(f"{name} 32 chains vs in-process", _ratio_of(key, "inprocess", _C32), "≥ 0.6×", lambda v: v >= 0.6)
         )
+    # The clients: the Python client costs little over the raw batch RPC; Connect on the HTTP
+    # port carries a browser's stream at half SSE's rate or better.
+    out.append(
+        Target(
+            "Python client long stream ÷ gRPC batch",
+            _ratio_of("client", "grpc_batch", _LONG),
+            "≥ 0.9×",
+            lambda v: v >= 0.9,
+        )
+    )
+    out.append(Target("Connect long stream ÷ SSE", _ratio_of("connect", "sse", _LONG), "≥ 0.5×", lambda v: v >= 0.5))
     for key in OURS:
         name = _NAMES[key]
         # A few threads may start lazily (executors, sqlite); one per stream would be hundreds.

@@ -880,7 +880,7 @@ async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
                 if case == "error":
                     outcome.add("error", (), dumps({"error": msg.error.error, "message": msg.error.message}))
                 elif case in ("values", "updates"):
-                    outcome.add(case, msg.namespace, getattr(msg, case).json.encode())
+                    outcome.add(case, list(msg.namespace), getattr(msg, case).json.encode())
             batch = await call.read()
     except grpc.aio.AioRpcError as exc:
         _raise(exc)

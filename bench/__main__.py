@@ -35,8 +35,9 @@ from langgraph.gateway.v1 import runs_pb2
 
 from bench import _backends, _failover, _load, _profile
 from bench._clients import Client, Connect, Grpc, InProcess, PyClient, Spread, Sse
+from bench._raw import RawClient, RawServer
 from bench._report import COLUMNS, SPREAD_CONNECTIONS, failover_verdicts, markdown, table, targets
-from bench._scenarios import FULL, SCENARIOS, SMOKE, Errors, Plan, measure, measure_open_streams
+from bench._scenarios import FULL, LONG_STREAM_ONLY, SCENARIOS, SMOKE, Errors, Plan, measure, measure_open_streams
 from bench._servers import (
     BENCH,
     REF_VENV,
@@ -216,6 +217,10 @@ class _Servers:
             return self._scale_target(key)
         if key == "inprocess":
             return InProcess, None
+        if key == "raw_grpc":
+            raw = RawServer().start()
+            self.stack.callback(raw.stop)
+            return functools.partial(RawClient, f"127.0.0.1:{raw.port}"), raw
         if key == "reference":
             reference = self.reference()
             if reference is None:
@@ -300,7 +305,7 @@ def run(
             stack.close()
         failover = _failover_timings(plan, scenarios, config, args, notes)
         for key in targets:
-            if key == "inprocess" or "open_streams" not in scenarios:
+            if key in ("inprocess", *LONG_STREAM_ONLY) or "open_streams" not in scenarios:
                 continue
             with contextlib.ExitStack() as fresh_stack:
                 # Each process of a scale-out deployment runs at most --max-concurrent-runs (256)

@@ -18,6 +18,9 @@ COLUMNS = {
     # The light Python client's runs.stream (over RunStreamBatch), and RunStreamBatch over the
     # Connect protocol on the HTTP port (what a browser uses).
     "client": "ours, Python client",
+    # A plain grpc.aio server streaming pre-encoded messages of the long stream's mean size:
+    # grpcio's own cost per message, the floor of RunStream (bench._raw).
+    "raw_grpc": "raw grpc.aio",
     "connect": "ours, Connect",
     # Scale-out deployments on Postgres + Redis: one process, two replicas (each on its own
     # ports, runs spread round-robin over them), `--workers 2` (two processes on one port).
@@ -33,12 +36,13 @@ COLUMNS = {
     "sq2_batch": "ours gRPC batch, 2 sqlite",
 }
 # The columns of the main table; the scale-out ones have tables of their own (SCALE).
-MAIN = ("inprocess", "reference", "sse", "grpc", "grpc_batch", "client", "connect")
+MAIN = ("inprocess", "raw_grpc", "reference", "sse", "grpc", "grpc_batch", "client", "connect")
 OURS = ("sse", "grpc", "grpc_batch")
 RATIOS = (
     *((ours, other) for other in ("reference", "inprocess") for ours in OURS),
     ("client", "grpc_batch"),
     ("connect", "sse"),
+    ("grpc", "raw_grpc"),
 )
 # Per transport: the sqlite default (one process), then one, two replicas and two workers on
 # Postgres + Redis, then two independent sqlite gateways.
@@ -61,6 +65,7 @@ _SHORT = {
     "inprocess": "floor",
     "client": "client",
     "connect": "Connect",
+    "raw_grpc": "raw",
 }
 
 
@@ -192,6 +197,7 @@ _SMALL = ("small", "latency_ms", "p50")
 _FIRST = ("small", "first_event_ms", "p50")
 _LONG = ("long_stream", "events_per_s")
 _C32 = ("concurrency", "32", "events_per_s")
+_LONG_CPU = ("long_stream", "server_cpu_us_per_event")
 
 
 def _targets() -> tuple[Target, ...]:
@@ -231,6 +237,23 @@ def _targets() -> tuple[Target, ...]:
         )
     )
     out.append(Target("Connect long stream ÷ SSE", _ratio_of("connect", "sse", _LONG), "≥ 0.5×", lambda v: v >= 0.5))
+    # RunStream, one message per event, at grpcio's own cost per message.
+    out.append(
+        Target(
+            "gRPC RunStream server CPU per event ÷ raw grpc.aio per message",
+            _ratio_of("grpc", "raw_grpc", _LONG_CPU),
+            "≤ 1.3×",
+            lambda v: v <= 1.3,
+        )
+    )
+    out.append(
+        Target(
+            "gRPC RunStream events/s ÷ raw grpc.aio messages/s",
+            _ratio_of("grpc", "raw_grpc", _LONG),
+            "≥ 0.75×",
+            lambda v: v >= 0.75,
+        )
+    )
     for key in OURS:
         name = _NAMES[key]
         # A few threads may start lazily (executors, sqlite); one per stream would be hundreds.

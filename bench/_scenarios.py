@@ -429,6 +429,9 @@ async def open_streams(target: Target, plan: Plan) -> dict[str, Any]:
     }
 
 
+LONG_STREAM_ONLY = frozenset({"raw_grpc"})
+
+
 async def measure(
     clients: Mapping[str, Callable[[], Client]],
     servers: Mapping[str, ServerProcess | None],
@@ -453,10 +456,13 @@ async def measure(
                 continue
             log(name.replace("_", " "))
             selected = targets
+            if name != "long_stream":
+                # The raw grpc.aio floor serves the long stream's messages only.
+                selected = [t for t in targets if t.key not in LONG_STREAM_ONLY]
             if name == "stateful_load":
                 # The reference takes about a second a run, and this scenario does dozens of
                 # runs per level: minutes more, for a question about our gateway only.
-                selected = [t for t in targets if t.key != "reference"]
+                selected = [t for t in selected if t.key != "reference"]
             for key, result in (await scenario(selected, plan)).items():
                 out[key][name] = result
     finally:

@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
+TS_CLIENT := clients/typescript
+WEB := examples/web
 
 .PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts web-test bench bench-smoke clean
 
@@ -30,7 +32,7 @@ HTTP_PORT ?= 2024
 run: install
 	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
-test: install
+test: install $(TS_CLIENT)/node_modules/.installed
 	$(PY) -m pytest
 
 lint: install
@@ -46,8 +48,6 @@ format: install
 typecheck: install
 	$(VENV)/bin/mypy
 	cd clients/python && ../../$(VENV)/bin/mypy
-
-TS_CLIENT := clients/typescript
 
 $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
@@ -84,8 +84,6 @@ client-ts: install $(TS_CLIENT)/node_modules/.installed
 	cd $(TS_CLIENT) && npm test
 
 # examples/web in real headless Chromium (Debian's package, installed here when missing).
-WEB := examples/web
-
 $(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@

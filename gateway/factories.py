@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 from langchain_core.runnables import RunnableConfig
-from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from langgraph_sdk.runtime import ServerRuntime
+
+from gateway.shared.compat import _ExecutionRuntime, _ReadRuntime
 
 # Names a factory's string annotations may use without importing them at runtime (for instance
 # under `if TYPE_CHECKING:`), as the Agent Server resolves them.

@@ -17,15 +17,15 @@ from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
-from langgraph._internal._constants import CONFIG_KEY_RUNTIME
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
-from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from langgraph_sdk.runtime import AccessContext, ServerRuntime
 
 from gateway.auth import current_caller, put_caller
 from gateway.config import GraphSpec
 from gateway.errors import GatewayError
+from gateway.shared.compat import CONFIG_KEY_RUNTIME, _ExecutionRuntime, _ReadRuntime
 from gateway.storage.store import Store
 
 

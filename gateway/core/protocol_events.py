@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from langchain_core.language_models._compat_bridge import (
+from langchain_core.messages import AIMessage, AIMessageChunk
+
+from gateway.protocol import Namespace
+from gateway.records import Event
+from gateway.shared.compat import (
     _accumulate,
     _accumulate_usage,
     _build_message_finish,
@@ -24,13 +28,9 @@ from langchain_core.language_models._compat_bridge import (
     _iter_protocol_blocks,
     _start_skeleton,
     _to_content_delta,
+    merge_dicts,
     message_to_events,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.utils._merge import merge_dicts
-
-from gateway.protocol import Namespace
-from gateway.records import Event
 
 # (method, namespace, data as JSON, node)
 Out = tuple[str, Namespace, bytes, str | None]

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore, Op, PutOp, Result, SearchOp, TTLConfig, ensure_embeddings
 from langgraph.store.sqlite import SqliteStore
-from langgraph.store.sqlite.base import _group_ops
 
+from gateway.shared.compat import _group_ops
 from gateway.storage.base import Storage
 
 if TYPE_CHECKING:

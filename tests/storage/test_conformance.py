@@ -5,6 +5,8 @@ is one step that no concurrent request splits."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -12,6 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from gateway._utils import uuid7
 from gateway.core.gateway import Gateway
 from gateway.core.signals import SignalKind, Signals
+from gateway.core.thread_stream import ThreadEvent
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
     Admission,
@@ -447,7 +450,9 @@ async def test_a_signal_holding_langchain_messages_arrives_as_json(signals: Sign
 
 async def test_a_state_update_with_messages_reaches_the_thread_stream(core: Gateway) -> None:
     thread_id = (await core.threads.create(metadata={"graph_id": "tool_agent"})).thread_id
-    stream = core.thread_streams.subscribe(thread_id, modes=frozenset({"state_update"}))
+    stream = cast(
+        AsyncGenerator[list[ThreadEvent]], core.thread_streams.subscribe(thread_id, modes=frozenset({"state_update"}))
+    )
     first = asyncio.ensure_future(anext(stream))
     try:
         await asyncio.sleep(0.2)  # subscribed

@@ -131,11 +131,15 @@ def test_metadata_over_its_size_is_422_on_every_route(http: httpx.Client) -> Non
 
 def test_metadata_that_a_patch_would_grow_past_its_size_is_422(http: httpx.Client) -> None:
     half = {"a": "x" * (MAX_METADATA_BYTES // 2)}
-    thread = http.post("/threads", json={"metadata": half}).raise_for_status().json()["thread_id"]
-    response = http.patch(f"/threads/{thread}", json={"metadata": {"b": half["a"]}})
-    assert response.status_code == 422 and "metadata is" in response.json()["detail"], response.text
-    assert str(MAX_METADATA_BYTES) in response.json()["detail"]
-    assert http.get(f"/threads/{thread}").json()["metadata"] == half
+    ids = Ids(http)
+    for path in ("/threads/{thread}", "/assistants/{assistant}", "/runs/crons/{cron}"):
+        url = path.format(**vars(ids))
+        assert http.patch(url, json={"metadata": half}).status_code == 200, url
+        response = http.patch(url, json={"metadata": {"b": half["a"]}})
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["detail"].startswith("metadata is "), url
+        assert response.json()["detail"].endswith(f"metadata may be at most {MAX_METADATA_BYTES}"), url
+        assert "b" not in http.get(url).json()["metadata"], url
 
 
 def test_a_filter_of_as_many_keys_as_allowed_finds_what_it_should(http: httpx.Client) -> None:

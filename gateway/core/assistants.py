@@ -230,6 +230,11 @@ class Assistants:
         _check_config(config, context)
         if graph_id is not None:
             self._check_graph(graph_id)
+        if metadata:
+            current = await self.storage.get_assistant(assistant_id, access=access)
+            if current is not None:
+                # What the assistant would hold, not only what this request adds to it.
+                check_metadata("metadata", {**current.metadata, **metadata_of(value)})
         change = AssistantChange(
             graph_id=graph_id,
             config=config,

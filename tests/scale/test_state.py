@@ -30,14 +30,18 @@ def pair(shared_backends: tuple[str, ...], tmp_path: Path) -> Iterator[tuple[Gat
 
 
 @asynccontextmanager
-async def state_updates(url: str, thread_id: str) -> AsyncIterator[asyncio.Queue[Event]]:
+async def thread_events(url: str, thread_id: str) -> AsyncIterator[asyncio.Queue[Event]]:
+    """The thread's runs' ends and state updates, from the start of what its runs still hold."""
     events: asyncio.Queue[Event] = asyncio.Queue()
     opened = asyncio.get_running_loop().create_future()
 
     async def read() -> None:
+        params = {"stream_modes": "lifecycle,state_update"}
         async with (
             httpx.AsyncClient(base_url=url, timeout=30) as client,
-            client.stream("GET", f"/threads/{thread_id}/stream", params={"stream_modes": "state_update"}) as response,
+            client.stream(
+                "GET", f"/threads/{thread_id}/stream", params=params, headers={"Last-Event-ID": "0"}
+            ) as response,
         ):
             opened.set_result(response.status_code)
             async for event in aiter_events(response):
@@ -53,16 +57,32 @@ async def state_updates(url: str, thread_id: str) -> AsyncIterator[asyncio.Queue
         await asyncio.gather(reader, return_exceptions=True)
 
 
+async def _next(events: asyncio.Queue[Event], name: str) -> Event:
+    async with asyncio.timeout(10):
+        while True:
+            event = await events.get()
+            if event.event == name:
+                return event
+
+
 async def test_a_state_update_with_messages_answers_200_and_reaches_every_gateways_stream(
     pair: tuple[GatewayProcess, GatewayProcess],
 ) -> None:
     a, b = pair
     async with httpx.AsyncClient(base_url=a.http_url, timeout=30) as client:
-        created = await client.post("/threads", json={"metadata": {"graph_id": "tool_agent"}})
-        thread_id = created.raise_for_status().json()["thread_id"]
-        async with state_updates(a.http_url, thread_id) as here, state_updates(b.http_url, thread_id) as there:
-            await asyncio.sleep(0.2)  # both subscribed, on their gateway and through Redis
-            update = {"values": {"messages": [{"type": "human", "content": "hi", "id": "h-1"}]}, "as_node": "agent"}
+        thread_id = (await client.post("/threads", json={})).raise_for_status().json()["thread_id"]
+        async with thread_events(a.http_url, thread_id) as here, thread_events(b.http_url, thread_id) as there:
+            question = {"messages": [{"role": "user", "content": "weather in Paris"}]}
+            ran = await client.post(
+                f"/threads/{thread_id}/runs/wait", json={"assistant_id": "tool_agent", "input": question}
+            )
+            assert ran.status_code == 200, ran.text
+            # Both streams follow the thread (its run replayed or live, to its end) before its
+            # state changes, which only live subscribers see.
+            for events in (here, there):
+                while (await _next(events, "metadata")).data.get("status") != "run_done":
+                    pass
+            update = {"values": {"messages": [{"type": "human", "content": "thanks", "id": "h-1"}]}, "as_node": "agent"}
             response = await client.post(f"/threads/{thread_id}/state", json=update)
             assert response.status_code == 200, response.text
             # An update without values still publishes the state it leaves, messages and all.
@@ -70,10 +90,11 @@ async def test_a_state_update_with_messages_answers_200_and_reaches_every_gatewa
             assert response.status_code == 200, response.text
             for events in (here, there):
                 for _ in range(2):
-                    async with asyncio.timeout(10):
-                        event = await events.get()
-                    assert event.event == "state_update" and event.data["thread_id"] == thread_id
-                    (message,) = event.data["state"]["values"]["messages"]
-                    assert (message["type"], message["content"], message["id"]) == ("human", "hi", "h-1")
+                    event = await _next(events, "state_update")
+                    assert event.data["thread_id"] == thread_id
+                    messages = event.data["state"]["values"]["messages"]
+                    assert [m["type"] for m in messages] == ["human", "ai", "tool", "ai", "human"]
+                    assert (messages[-1]["content"], messages[-1]["id"]) == ("thanks", "h-1")
+                    assert messages[1]["tool_calls"][0]["args"] == {"city": "Paris"}
         state = (await client.get(f"/threads/{thread_id}/state")).json()
-        assert [m["content"] for m in state["values"]["messages"]] == ["hi"]
+        assert [m["content"] for m in state["values"]["messages"]][-1] == "thanks"

@@ -455,7 +455,8 @@ async def test_a_state_update_with_messages_reaches_the_thread_stream(core: Gate
     )
     first = asyncio.ensure_future(anext(stream))
     try:
-        await asyncio.sleep(0.2)  # subscribed
+        await asyncio.sleep(0)  # the subscriber's first step registers it
+        assert thread_id in core.thread_streams._followers
         # As POST /threads/{id}/state does: the update, then its state to the thread's streams.
         _, state = await core.threads.update_state(
             thread_id, {"messages": [{"type": "human", "content": "hi", "id": "h-1"}]}, as_node="agent"

@@ -86,6 +86,12 @@ class Unavailable(GatewayError):
     http_status = 503
 
 
+class TimedOut(GatewayError):
+    """A query ran past its time bound and was stopped (HTTP 504, gRPC DEADLINE_EXCEEDED)."""
+
+    http_status = 504
+
+
 class SubscriberTooSlow(GatewayError):
     """A stream's reader held its run back for longer than the stall timeout and was detached
     (gRPC RESOURCE_EXHAUSTED; over SSE, after the headers, an `error` event)."""

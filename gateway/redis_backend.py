@@ -22,14 +22,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway._utils import run_base_ms
-from gateway.core.signals import Handler, SignalKind
+from gateway.core.signals import Handler, SignalKind, decode, encode
 from gateway.errors import Unavailable
 from gateway.metrics import backend_error
 from gateway.records import Event
@@ -343,7 +342,7 @@ class RedisSignals:
         self._handlers.append(handler)
 
     async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None:
-        self._outbox.append((kind, orjson.dumps({"kind": kind, "payload": payload})))
+        self._outbox.append((kind, encode(kind, payload)))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send(), name="redis-signals-out")
 
@@ -416,11 +415,10 @@ class RedisSignals:
     def _dispatch(self, data: Any) -> None:
         if not isinstance(data, bytes):
             return
-        try:
-            message = orjson.loads(data)
-            kind, payload = message["kind"], message["payload"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        signal = decode(data)
+        if signal is None:
             return
+        kind, payload = signal
         for handler in self._handlers:
             try:
                 handler(kind, payload)

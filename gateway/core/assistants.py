@@ -21,6 +21,7 @@ from gateway.config import GraphSpec
 from gateway.core.access import Access, metadata_of
 from gateway.core.graphs import Graphs
 from gateway.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound
+from gateway.limits import check_filter, check_metadata
 from gateway.records import (
     ASSISTANT_SORT_KEYS,
     AccessFilter,
@@ -170,6 +171,7 @@ class Assistants:
         assistant_id = check_assistant_id(assistant_id) if assistant_id else str(uuid.uuid4())
         self._check_graph(graph_id)
         _check_config(config, context)
+        check_metadata("metadata", metadata)
         value: dict[str, Any] = {
             "assistant_id": UUID(assistant_id),
             "graph_id": graph_id,
@@ -215,6 +217,7 @@ class Assistants:
         """Makes the assistant's next version: `config` and `context` replace the latest
         version's, `metadata` is merged into it."""
         check_assistant_id(assistant_id)
+        check_metadata("metadata", metadata)
         value = {
             "assistant_id": UUID(assistant_id),
             "graph_id": graph_id,
@@ -227,6 +230,11 @@ class Assistants:
         _check_config(config, context)
         if graph_id is not None:
             self._check_graph(graph_id)
+        if metadata:
+            current = await self.storage.get_assistant(assistant_id, access=access)
+            if current is not None:
+                # What the assistant would hold, not only what this request adds to it.
+                check_metadata("metadata", {**current.metadata, **metadata_of(value)})
         change = AssistantChange(
             graph_id=graph_id,
             config=config,
@@ -257,6 +265,7 @@ class Assistants:
     ) -> list[AssistantRecord]:
         """The assistant's versions, newest first."""
         check_assistant_id(assistant_id)
+        check_filter("metadata", metadata)
         access = await self._access.check("assistants", "read", {"assistant_id": UUID(assistant_id)})
         found = await self.storage.list_assistant_versions(
             assistant_id, metadata=metadata or None, limit=limit, offset=offset, access=access
@@ -296,6 +305,7 @@ class Assistants:
             raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(ASSISTANT_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
             raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
+        check_filter("metadata", metadata)
         value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": limit, "offset": offset}
         access = await self._access.check("assistants", "search", value)
         where = self._filter(graph_id, name, metadata_of(value), access)
@@ -306,6 +316,7 @@ class Assistants:
     async def count(
         self, *, graph_id: str | None = None, name: str | None = None, metadata: dict[str, Any] | None = None
     ) -> int:
+        check_filter("metadata", metadata)
         value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": 0, "offset": 0}
         access = await self._access.check("assistants", "search", value)
         return await self.storage.count_assistants(self._filter(graph_id, name, metadata_of(value), access))

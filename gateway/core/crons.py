@@ -28,6 +28,7 @@ from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.service import RunService
 from gateway.errors import BadRequest, GatewayError, InvalidArgument, NotFound
+from gateway.limits import check_filter, check_metadata
 from gateway.records import CRON_SORT_KEYS, CronChange, CronFilter, CronRecord, OnCompletion, RunCreate
 from gateway.run_body import run_create
 from gateway.storage import Storage
@@ -151,6 +152,7 @@ class Crons:
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidArgument("metadata must be an object")
+        check_metadata("metadata", metadata)
         cron_id = uuid7()
         caller = current_caller()
         user_id = caller.user.identity if caller is not None else ""
@@ -238,6 +240,7 @@ class Crons:
         metadata = body.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidArgument("metadata must be an object")
+        check_metadata("metadata", metadata)
         value: dict[str, Any] = {
             "cron_id": UUID(cron_id),
             "schedule": schedule,
@@ -271,6 +274,8 @@ class Crons:
             payload=payload,
             metadata={**current.metadata, **metadata_of(value)} if metadata is not None else None,
         )
+        # What the cron would hold, not only what this request adds to it.
+        check_metadata("metadata", change.metadata)
         run_request(replace(current, payload=payload, metadata=change.metadata or current.metadata))
         updated = await self._storage.update_cron(cron_id, change, access=access)
         if updated is None:
@@ -299,6 +304,7 @@ class Crons:
             assistant_id = _check_id(assistant_id, "assistant_id")
         if thread_id is not None:
             thread_id = _check_id(thread_id, "thread_id")
+        check_filter("metadata", metadata)
         value: dict[str, Any] = {
             "assistant_id": UUID(assistant_id) if assistant_id else None,
             "thread_id": UUID(thread_id) if thread_id else None,

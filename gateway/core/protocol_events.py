@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 
 from gateway.protocol import Namespace
 from gateway.records import Event
+from gateway.serde import dumps as _dumps
 from gateway.shared.compat import (
     _accumulate,
     _accumulate_usage,
@@ -38,10 +39,6 @@ Out = tuple[str, Namespace, bytes, str | None]
 # The key LangChain's bridge gives a text block that carries no index of its own.
 _TEXT_KEY = ("__lc_no_index__", "text", 0)
 _INTERRUPT = b'"__interrupt__"'
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass

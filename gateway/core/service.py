@@ -16,6 +16,7 @@ from gateway.core.bus import EventBus
 from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
+from gateway.limits import check_metadata
 from gateway.metrics import edge
 from gateway.outcome import Outcome
 from gateway.records import (
@@ -95,6 +96,7 @@ def _span_ids(record: RunRecord) -> dict[str, str]:
 def validate(req: RunCreate) -> None:
     if not req.assistant_id:
         raise InvalidArgument("assistant_id is required")
+    check_metadata("metadata", req.metadata)
     for mode in req.stream_mode:
         if mode not in STREAM_MODES:
             raise InvalidArgument(f"stream_mode {mode!r} is not one of: {', '.join(STREAM_MODES)}")

@@ -7,16 +7,38 @@ everything they say can also be found in storage, and the scheduler polls it. A 
 leaves a mark (`cancel_mark`) that the process which claims the run later reads.
 
 `LocalSignals` is the single-process case: a signal reaches this process's handlers only.
+Every backend encodes a signal with the gateway's serializer (`gateway.serde`) and hands its
+handlers the decoded JSON, so a payload holding LangChain messages or other non-JSON values
+reaches them the same way in one process as across several.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
+
+from gateway.serde import dumps, loads
 
 SignalKind = Literal["wake", "cancel", "admitted", "state", "watch"]
 Handler = Callable[[SignalKind, dict[str, Any]], None]
+_KINDS: frozenset[str] = frozenset(get_args(SignalKind))
+
+
+def encode(kind: SignalKind, payload: dict[str, Any]) -> bytes:
+    return dumps({"kind": kind, "payload": payload})
+
+
+def decode(data: bytes) -> tuple[SignalKind, dict[str, Any]] | None:
+    """The signal in `data`; None for what no backend's `encode` wrote."""
+    try:
+        message = loads(data)
+        kind, payload = message["kind"], message["payload"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if kind not in _KINDS or not isinstance(payload, dict):
+        return None
+    return kind, payload
 
 
 class Signals(Protocol):
@@ -46,6 +68,8 @@ class LocalSignals:
         self._handlers.append(handler)
 
     async def publish(self, kind: SignalKind, payload: dict[str, Any]) -> None:
+        # What a remote process would get: the payload as JSON, not the publisher's objects.
+        payload = loads(encode(kind, payload))["payload"]
         loop = asyncio.get_running_loop()
         for handler in self._handlers:
             # As a remote signal would: after the publisher's own step, not inside it.

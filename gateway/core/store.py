@@ -21,6 +21,7 @@ from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, SearchItem
 from gateway.auth import InvalidFilter
 from gateway.core.access import Access
 from gateway.errors import BadRequest, InvalidArgument
+from gateway.limits import check_filter
 from gateway.records import AccessFilter, Contains, Equals
 from gateway.storage.store import Store
 
@@ -170,6 +171,7 @@ class StoreService:
     ) -> list[Json]:
         if limit < 0 or offset < 0:
             raise InvalidArgument("limit and offset must not be negative")
+        check_filter("filter", filter)
         request: Json = {
             "namespace": check_namespace(namespace_prefix, "namespace_prefix"),
             "filter": filter,

@@ -29,6 +29,7 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
 )
+from gateway.limits import check_filter, check_metadata
 from gateway.records import (
     THREAD_STATUSES,
     UNFINISHED,
@@ -96,6 +97,7 @@ class Threads:
         if if_exists not in ("raise", "do_nothing"):
             raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
         thread_id = check_thread_id(thread_id) if thread_id else uuid7()
+        check_metadata("metadata", metadata)
         value = {"thread_id": UUID(thread_id), "metadata": dict(metadata or {}), "if_exists": if_exists}
         access = await self._access.check("threads", "create", value)
         now = now_iso()
@@ -198,11 +200,15 @@ class Threads:
 
     async def patch(self, thread_id: str, *, metadata: dict[str, Any]) -> ThreadRecord:
         """Merges `metadata` into the thread's metadata."""
+        check_metadata("metadata", metadata)
         value = {"thread_id": UUID(check_thread_id(thread_id)), "metadata": metadata}
         access = await self._access.check("threads", "update", value)
         metadata = metadata_of(value)
         thread = await self.storage.get_thread(thread_id, access=access)
         change = ThreadChange(metadata={**thread.metadata, **metadata}) if thread is not None else None
+        if change is not None:
+            # What the thread would hold, not only what this request adds to it.
+            check_metadata("metadata", change.metadata)
         if change is None or not await self.storage.update_thread(thread_id, change, access=access):
             raise NotFound(f"Thread with ID {thread_id} not found")
         updated = await self.storage.get_thread(thread_id)
@@ -226,6 +232,8 @@ class Threads:
             raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(THREAD_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
             raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
+        check_filter("metadata", metadata)
+        check_filter("values", values)
         value: dict[str, Any] = {"metadata": dict(metadata or {}), "values": dict(values or {}), "status": status}
         access = await self._access.check("threads", "search", {**value, "limit": limit, "offset": offset})
         where = ThreadFilter(
@@ -246,6 +254,8 @@ class Threads:
         status: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> int:
+        check_filter("metadata", metadata)
+        check_filter("values", values)
         value: dict[str, Any] = {"metadata": dict(metadata or {}), "values": dict(values or {}), "status": status}
         access = await self._access.check("threads", "search", {**value, "limit": 0, "offset": 0})
         where = ThreadFilter(
@@ -345,6 +355,7 @@ class Threads:
             raise InvalidArgument(f"before {before!r} is not a checkpoint id")
         if limit < 0:
             raise InvalidArgument("limit must not be negative")
+        check_filter("metadata", metadata)
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
         before_config: Any = {"configurable": {"checkpoint_id": before}} if before else None
         states = []

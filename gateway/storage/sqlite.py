@@ -25,7 +25,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, TimedOut
+from gateway.limits import MAX_SEARCH_SECONDS
 from gateway.records import (
     UNFINISHED,
     AccessFilter,
@@ -157,6 +158,8 @@ _CRON_COLUMNS = (
     "on_run_completed, enabled, created_at, updated_at"
 )
 _UNFINISHED = "status IN ('pending', 'running')"
+# Virtual machine steps between two looks at a search's deadline (about a millisecond's worth).
+_PROGRESS_STEPS = 10_000
 _SORT_COLUMNS = {
     "thread_id": "thread_id",
     "status": "status",
@@ -191,11 +194,23 @@ def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:
 
 
 def _contains(column: str, wanted: dict[str, Any] | None, where: list[str], args: list[Any]) -> None:
-    """Conditions that hold when the JSON object in `column` has each key of `wanted` with its value."""
-    for key, value in (wanted or {}).items():
+    """A condition that holds when the JSON object in `column` has each key of `wanted` with its
+    value. One json_each() per record, whatever the number of keys: a walk of the object each
+    (an EXISTS per key) made a search's cost its keys times its records' size, on the loop."""
+    if not wanted:
+        return
+    tests: list[str] = []
+    test_args: list[Any] = []
+    for key, value in wanted.items():
         condition, values = _json_value(value)
-        where.append(f"EXISTS (SELECT 1 FROM json_each(CAST({column} AS TEXT)) WHERE key = ? AND {condition})")
-        args.extend((key, *values))
+        tests.append(f"(key = ? AND {condition})")
+        test_args.extend((key, *values))
+    # The object's keys are distinct (written from a dict): one matching member per wanted key.
+    where.append(
+        f"(SELECT count(*) FROM json_each(CAST({column} AS TEXT)) WHERE key IN ({', '.join('?' * len(wanted))}) "
+        f"AND ({' OR '.join(tests)})) = ?"
+    )
+    args.extend((*wanted, *test_args, len(wanted)))
 
 
 def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
@@ -354,8 +369,9 @@ class InlineSqliteSaver(SqliteSaver):
 
 
 class SqliteStorage:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, search_seconds: float = MAX_SEARCH_SECONDS) -> None:
         self.path = path
+        self._search_seconds = search_seconds
         self._conn: sqlite3.Connection | None = None
         self._saver: InlineSqliteSaver | None = None
         self._lock = threading.Lock()
@@ -421,6 +437,27 @@ class SqliteStorage:
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         with self._lock:
             return self.conn.execute(sql, args).fetchone()
+
+    def _matching(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """The rows of a search or count on a caller's filter, which is stopped (TimedOut) past
+        `search_seconds`: it runs on the loop's thread, and the filter's limits bound its cost
+        per record, not the number of records."""
+        deadline = time.monotonic() + self._search_seconds
+
+        def past_deadline() -> bool:
+            return time.monotonic() > deadline
+
+        with self._lock:
+            conn = self.conn
+            conn.set_progress_handler(past_deadline, _PROGRESS_STEPS)
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if str(exc) != "interrupted":
+                    raise
+                raise TimedOut(f"the search ran longer than {self._search_seconds:g} s and was stopped") from None
+            finally:
+                conn.set_progress_handler(None, 0)
 
     # Assistants
 
@@ -553,7 +590,7 @@ class SqliteStorage:
         where, args = ["assistant_id = ?"], [assistant_id]
         _contains("metadata", metadata, where, args)
         _access_clause("metadata", access, where, args)
-        rows = self._all(
+        rows = self._matching(
             f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE {' AND '.join(where)} "
             "ORDER BY version DESC LIMIT ? OFFSET ?",
             (*args, limit, offset),
@@ -580,7 +617,7 @@ class SqliteStorage:
         descending: bool = True,
     ) -> list[AssistantRecord]:
         clause, args = _assistant_where(where)
-        rows = self._all(
+        rows = self._matching(
             f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY {_assistant_order(sort_by, descending)} "
             "LIMIT ? OFFSET ?",
             (*args, limit, offset),
@@ -589,7 +626,7 @@ class SqliteStorage:
 
     async def count_assistants(self, where: AssistantFilter) -> int:
         clause, args = _assistant_where(where)
-        return int(self._one(f"SELECT count(*) FROM gw_assistants{clause}", args)[0])
+        return int(self._matching(f"SELECT count(*) FROM gw_assistants{clause}", args)[0][0])
 
     # Threads
 
@@ -713,7 +750,7 @@ class SqliteStorage:
     ) -> list[ThreadRecord]:
         clause, args = _thread_where(where)
         order = f"{_SORT_COLUMNS[sort_by]} {'DESC' if descending else 'ASC'}, thread_id"
-        rows = self._all(
+        rows = self._matching(
             f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
@@ -721,7 +758,7 @@ class SqliteStorage:
 
     async def count_threads(self, where: ThreadFilter) -> int:
         clause, args = _thread_where(where)
-        return int(self._one(f"SELECT count(*) FROM gw_threads{clause}", args)[0])
+        return int(self._matching(f"SELECT count(*) FROM gw_threads{clause}", args)[0][0])
 
     # Runs
 
@@ -1069,7 +1106,7 @@ class SqliteStorage:
     ) -> list[CronRecord]:
         clause, args = _cron_where(where)
         direction = "DESC" if descending else "ASC"
-        rows = self._all(
+        rows = self._matching(
             f"SELECT {_CRON_COLUMNS} FROM gw_crons{clause} ORDER BY {sort_by} {direction}, cron_id {direction} "
             "LIMIT ? OFFSET ?",
             (*args, limit, offset),
@@ -1078,7 +1115,7 @@ class SqliteStorage:
 
     async def count_crons(self, where: CronFilter) -> int:
         clause, args = _cron_where(where)
-        return int(self._one(f"SELECT count(*) FROM gw_crons{clause}", args)[0])
+        return int(self._matching(f"SELECT count(*) FROM gw_crons{clause}", args)[0][0])
 
     async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
         moment = _moment(now)

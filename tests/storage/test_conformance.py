@@ -5,10 +5,16 @@ is one step that no concurrent request splits."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
 from gateway._utils import uuid7
+from gateway.core.gateway import Gateway
+from gateway.core.signals import SignalKind, Signals
+from gateway.core.thread_stream import ThreadEvent
 from gateway.errors import Conflict, NotFound, TooManyRuns
 from gateway.records import (
     Admission,
@@ -23,6 +29,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.serde import loads
 from gateway.storage import Storage
 from gateway.storage.base import AssistantChanged
 
@@ -415,3 +422,59 @@ async def test_a_stateless_runs_new_thread_is_made_with_it_and_goes_with_it(stor
     assert not await storage.finish_run(
         claimed.run_id, claimed.thread_id, "success", ThreadChange(), owner=OWNER, attempt=1, delete_thread=True
     )
+
+
+# Signals and thread streams: what a process publishes reaches every process as the JSON that
+# the gateway's serializer makes of it, LangChain messages included, whatever the deployment.
+
+SIGNAL_KINDS: tuple[SignalKind, ...] = ("wake", "cancel", "admitted", "state", "watch")
+
+
+def _messages() -> list[object]:
+    return [HumanMessage(content="hi", id="h-1"), AIMessage(content="hello", id="a-1")]
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS)
+async def test_a_signal_holding_langchain_messages_arrives_as_json(signals: Signals, kind: SignalKind) -> None:
+    received: asyncio.Queue[tuple[SignalKind, dict[str, object]]] = asyncio.Queue()
+    signals.subscribe(lambda k, p: received.put_nowait((k, p)))
+    payload = {"thread_id": "t", "run_id": "r", "state": {"values": {"messages": _messages()}}}
+    await signals.publish(kind, payload)
+    async with asyncio.timeout(10):
+        got_kind, got = await received.get()
+    assert got_kind == kind
+    assert got["thread_id"] == "t" and got["run_id"] == "r"
+    messages = got["state"]["values"]["messages"]  # type: ignore[index]
+    assert [(m["type"], m["content"], m["id"]) for m in messages] == [("human", "hi", "h-1"), ("ai", "hello", "a-1")]
+
+
+async def test_a_state_update_with_messages_reaches_the_thread_stream(core: Gateway) -> None:
+    thread_id = (await core.threads.create(metadata={"graph_id": "tool_agent"})).thread_id
+    stream = cast(
+        AsyncGenerator[list[ThreadEvent]], core.thread_streams.subscribe(thread_id, modes=frozenset({"state_update"}))
+    )
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        await asyncio.sleep(0)  # the subscriber's first step registers it
+        assert thread_id in core.thread_streams._followers
+        # As POST /threads/{id}/state does: the update, then its state to the thread's streams.
+        _, state = await core.threads.update_state(
+            thread_id, {"messages": [{"type": "human", "content": "hi", "id": "h-1"}]}, as_node="agent"
+        )
+        assert isinstance(state["values"]["messages"][0], HumanMessage)
+        await core.thread_streams.state_updated(thread_id, state)
+        async with asyncio.timeout(10):
+            (event,) = await first
+        update = loads(event.data)
+        assert event.name == "state_update" and update["thread_id"] == thread_id
+        assert [(m["type"], m["content"]) for m in update["state"]["values"]["messages"]] == [("human", "hi")]
+        # An update with no values still publishes the state, messages and all.
+        _, state = await core.threads.update_state(thread_id, None, as_node="agent")
+        await core.thread_streams.state_updated(thread_id, state)
+        async with asyncio.timeout(10):
+            (event,) = await anext(stream)
+        assert [m["id"] for m in loads(event.data)["state"]["values"]["messages"]] == ["h-1"]
+    finally:
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await stream.aclose()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -19,7 +21,7 @@ from langgraph.gateway.v1 import runs_pb2, store_pb2, store_pb2_grpc, threads_pb
 
 from gateway.rpc.server import server_options
 from gateway.settings import Settings
-from tests._server import GatewayProcess
+from tests._server import ROOT, GatewayProcess
 from tests.conftest import Stubs, make_stubs
 from tests.rpc.test_run_stream import value
 
@@ -258,3 +260,26 @@ def test_the_age_grace_defaults_to_the_run_timeout_else_to_no_limit() -> None:
     explicit = options(grpc_max_connection_age=60, grpc_max_connection_age_grace=5, run_timeout=300)
     assert explicit["grpc.max_connection_age_grace_ms"] == 5_000
     assert options(grpc_max_connection_idle=0.5)["grpc.max_connection_idle_ms"] == 500
+
+
+@pytest.mark.parametrize(
+    ("flag", "given"),
+    [
+        ("--grpc-max-connection-age", "0"),
+        ("--grpc-max-connection-age-grace", "-1"),
+        ("--grpc-max-connection-idle", "inf"),
+        ("--grpc-max-message-mb", "0"),
+        ("--grpc-compression", "brotli"),
+    ],
+)
+def test_a_bad_connection_flag_is_refused_by_name(tmp_path: Path, flag: str, given: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--db", str(tmp_path / "db.sqlite"), flag, given],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"argument {flag}" in result.stderr and given in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,8 +1,7 @@
-"""`grpc.health.v1.Health`: Check, and Watch as a response stream that the I/O-loop bridge pulls
-(grpc_health's own aio servicer writes with `context.write()`, which the bridge has no way to
-pull). Watch is what gRPC's client-side health checking (gRFC A17) calls on every connection:
-SERVING at once, NOT_SERVING when the process starts to drain, and the stream ends when the
-server stops, so that a client turns to another replica without waiting for the socket."""
+"""`grpc.health.v1.Health`: Check, and Watch, which gRPC's client-side health checking (gRFC A17)
+calls on every connection: SERVING at once, NOT_SERVING when the process starts to drain, and
+the stream ends when the server stops (grpc_health's own aio Watch waits until it is cancelled),
+so that a client turns to another replica without waiting for the socket or a grace period."""
 
 from __future__ import annotations
 

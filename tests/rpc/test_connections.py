@@ -123,6 +123,15 @@ async def test_max_connection_age_grace_cuts_a_stream_that_outlives_it(tmp_path:
         await calls_succeed(stubs)
 
 
+async def test_max_connection_idle_closes_a_connection_without_calls(tmp_path: Path) -> None:
+    async with gateway_channel(tmp_path, "--grpc-max-connection-idle", "1") as (_, stubs):
+        await calls_succeed(stubs)
+        assert stubs.channel.get_state() == grpc.ChannelConnectivity.READY
+        # The gateway's GOAWAY, about a second after the last call: the channel leaves READY.
+        await asyncio.wait_for(stubs.channel.wait_for_state_change(grpc.ChannelConnectivity.READY), 30)
+        await calls_succeed(stubs)
+
+
 class Meter:
     """A TCP proxy in a thread of its own that counts the bytes each way."""
 

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import threads_pb2
 
 from gateway.rpc.server import SERVICE_NAMES
 from tests._server import GatewayProcess
 from tests.conftest import make_stubs
+from tests.rpc.test_web import envelope, envelopes
 
 Status = health_pb2.HealthCheckResponse
 # What a client that balances over replicas and drops the ones that are not SERVING sets.
@@ -52,3 +54,16 @@ async def test_client_side_health_checking_lets_calls_through(gateway: GatewayPr
             got = await stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=thread.thread_id), timeout=30)
             assert got.thread_id == thread.thread_id
         assert channel.get_state() == grpc.ChannelConnectivity.READY
+
+
+async def test_watch_over_connect_on_the_http_port(gateway: GatewayProcess) -> None:
+    # The same servicer behind the HTTP port: SERVING at once, then the deadline ends the watch.
+    async with httpx.AsyncClient(base_url=gateway.http_url, timeout=30) as http:
+        reply = await http.post(
+            "/grpc.health.v1.Health/Watch",
+            content=envelope(json.dumps({"service": ""}).encode()),
+            headers={"content-type": "application/connect+json", "connect-timeout-ms": "1000"},
+        )
+    (first_flags, first), (end_flags, end) = envelopes(reply.content)
+    assert (first_flags, json.loads(first)) == (0, {"status": "SERVING"})
+    assert end_flags == 2 and json.loads(end)["error"]["code"] == "deadline_exceeded"

@@ -39,6 +39,50 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _grpc_connection_flags(group: argparse._ArgumentGroup, d: Settings) -> None:
+    group.add_argument(
+        "--grpc-max-message-mb",
+        type=_positive,
+        default=d.grpc_max_message_mb,
+        help="largest gRPC message, received or sent, in MiB; clients set grpc.max_receive_message_length "
+        "(and grpc.max_send_message_length) to match (default: %(default)s)",
+    )
+    group.add_argument(
+        "--grpc-compression",
+        choices=("none", "gzip", "deflate"),
+        default=d.grpc_compression,
+        help="compress gRPC responses for clients that accept it; compressed requests are read "
+        "either way (default: %(default)s)",
+    )
+    group.add_argument(
+        "--grpc-max-connection-age",
+        type=_seconds,
+        default=None,
+        help="seconds after which a client is asked (GOAWAY) to reconnect for new calls, so that a load "
+        "balancer spreads clients over new replicas (default: no limit)",
+    )
+    group.add_argument(
+        "--grpc-max-connection-age-grace",
+        type=_seconds,
+        default=None,
+        help="seconds the live streams of such a connection then get before it is closed "
+        "(default: --run-timeout, or no limit without it)",
+    )
+    group.add_argument(
+        "--grpc-max-connection-idle",
+        type=_seconds,
+        default=None,
+        help="seconds a connection without calls is kept before it is closed (default: no limit)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     d, b = Settings(), BridgeSettings()
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
@@ -111,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         default=d.reflection,
         help="gRPC reflection: without credentials, with the same as any RPC, or not served (default: %(default)s)",
     )
+    _grpc_connection_flags(serve.add_argument_group("gRPC messages and connections"), d)
     scale = serve.add_argument_group("scale-out (Postgres + Redis; several processes)")
     scale.add_argument(
         "--database-url",

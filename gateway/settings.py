@@ -9,6 +9,7 @@ from typing import Literal
 Loop = Literal["auto", "uvloop", "asyncio"]
 # gRPC reflection: served to anyone, to callers with credentials, or not at all.
 Reflection = Literal["open", "auth", "off"]
+GrpcCompression = Literal["none", "gzip", "deflate"]
 
 # As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES.
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -73,6 +74,16 @@ class Settings:
     # grpc.aio servers each process runs on its gRPC port (gateway.rpc.server: each accepts one
     # call of a method at a time, a few turns of a busy loop apiece).
     grpc_acceptors: int = 4
+    # The largest gRPC message either way (grpc's own default: 4 MiB received, no send limit).
+    grpc_max_message_mb: int = 64
+    # Responses compressed for the clients that accept it; requests are read either way.
+    grpc_compression: GrpcCompression = "none"
+    # Seconds a connection may live (then GOAWAY: the client reconnects, maybe to another
+    # replica), the seconds its live streams then get (None: run_timeout, else no limit), and
+    # the seconds an idle one is kept; None: no limit.
+    grpc_max_connection_age: float | None = None
+    grpc_max_connection_age_grace: float | None = None
+    grpc_max_connection_idle: float | None = None
     # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).
     metrics_port: int = -1
     # OpenTelemetry traces (gateway.tracing); the standard OTEL_* variables can turn them on too.

@@ -23,7 +23,11 @@ from typing import Any
 from gateway.errors import StartupError
 
 # The gRPC services whose calls get no span: probes and tooling, not traffic.
-_UNTRACED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+_UNTRACED_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
 # Likewise for HTTP (regular expressions, as OTEL_PYTHON_ASGI_EXCLUDED_URLS takes them).
 _UNTRACED_URLS = r"/ok(\?.*)?$,/metrics(\?.*)?$"
 _INSTALL = "pip install 'langgraph-grpc-gateway[otel]'"

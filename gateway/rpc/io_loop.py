@@ -53,6 +53,7 @@ class ServicerContext:
         self._details: str | None = None
         self._trailers: Sequence[tuple[str, Any]] = ()
         self.aborted = False
+        self._writes: asyncio.Queue[Any] | None = None
 
     # What the call brought
     def invocation_metadata(self) -> Any:
@@ -111,6 +112,35 @@ class ServicerContext:
 
     def trailing_metadata(self) -> Any:
         return self._trailers
+
+    # A handler that writes its messages instead of yielding them (grpc_health's Watch does)
+    async def write(self, message: Any) -> None:
+        if self._writes is None:
+            raise RuntimeError("write() is for a response-streaming handler that returns no iterator")
+        await self._writes.put(message)
+        # As grpc's own: back once the message is sent, which the bridge's next pull tells.
+        await self._writes.join()
+
+    async def written(self, handler: Coroutine[Any, Any, Any]) -> AsyncIterator[Any]:
+        """The messages `handler` writes, as the stream of a handler that yields them."""
+        writes: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+        self._writes = writes
+        task = asyncio.ensure_future(handler)
+        get: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                get = asyncio.ensure_future(writes.get())
+                await asyncio.wait((get, task), return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    task.result()  # the handler's end: its exception (an abort) is the call's
+                    return
+                yield get.result()
+                writes.task_done()
+        finally:
+            for future in (get, task):
+                if future is not None and not future.done():
+                    future.cancel()
+            await asyncio.wait({task})
 
     # Before the handler's next message: handed to the I/O loop ahead of it
     def set_compression(self, compression: Any) -> None:
@@ -214,7 +244,8 @@ class _Call:
         context: Any = self.context
         if handler.response_streaming:
             behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
-            self._responses = behaviour(argument, context)
+            responses = behaviour(argument, context)
+            self._responses = self.context.written(responses) if asyncio.iscoroutine(responses) else responses
         else:
             behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
             self._result = behaviour(argument, context)

@@ -7,9 +7,7 @@ import functools
 from typing import cast
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import _async as reflection_aio
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -29,8 +27,9 @@ from gateway import tracing
 from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
 from gateway.loops import IoLoop
-from gateway.rpc._convert import MAX_MESSAGE_BYTES
+from gateway.rpc import reflection
 from gateway.rpc.crons import CronsService
+from gateway.rpc.health import SERVING, HealthServicer
 from gateway.rpc.io_loop import Bridge, Lookup, resolve
 from gateway.rpc.malformed import MalformedRequestInterceptor
 from gateway.rpc.metrics import MetricsInterceptor
@@ -38,6 +37,7 @@ from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 from gateway.rpc.sessions import SessionsService
 from gateway.rpc.store import StoreService
 from gateway.rpc.web import WebRpc
+from gateway.settings import Settings
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
@@ -48,17 +48,56 @@ SERVICE_NAMES = (
     crons_pb2.DESCRIPTOR.services_by_name["CronsService"].full_name,
 )
 
-SERVER_OPTIONS = (
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Long, quiet runs (an LLM thinking, a tool waiting) keep their connection alive.
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
-    # Off unless several servers share the port (--workers, --grpc-acceptors): grpc turns it on
-    # by default, and then a second server could bind a port that one is already serving.
-    ("grpc.so_reuseport", 0),
-)
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+COMPRESSION = {
+    "none": grpc.Compression.NoCompression,
+    "gzip": grpc.Compression.Gzip,
+    "deflate": grpc.Compression.Deflate,
+}
+
+
+def max_message_bytes(settings: Settings) -> int:
+    return settings.grpc_max_message_mb * 1024 * 1024
+
+
+def server_options(settings: Settings, *, reuse_port: bool) -> list[tuple[str, int]]:
+    """The servers' channel arguments: message sizes, keepalive, connection lifetimes."""
+    message_bytes = max_message_bytes(settings)
+    options = [
+        ("grpc.max_send_message_length", message_bytes),
+        ("grpc.max_receive_message_length", message_bytes),
+        # Long, quiet runs (an LLM thinking, a tool waiting) keep their connection alive.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Clients may ping every 10 s or more, with calls or without: behind a proxy or a NAT
+        # that drops quiet connections, a client's keepalive is what keeps its stream. grpc's
+        # defaults (5 minutes; 2 hours without calls) answer such a client with GOAWAY
+        # "too_many_pings" after a few pings. Half of 10 s leaves room for timer jitter. (This
+        # is C-core's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, a server setting.)
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        # Off unless several servers share the port (--workers, --grpc-acceptors): grpc turns it on
+        # by default, and then a second server could bind a port that one is already serving.
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    if settings.grpc_max_connection_age is not None:
+        options.append(("grpc.max_connection_age_ms", _ms(settings.grpc_max_connection_age)))
+        # grpc's default grace is unlimited: a connection told to go away keeps its live streams.
+        grace = settings.grpc_max_connection_age_grace
+        if grace is None:
+            grace = settings.run_timeout
+        if grace is not None:
+            options.append(("grpc.max_connection_age_grace_ms", _ms(grace)))
+    if settings.grpc_max_connection_idle is not None:
+        options.append(("grpc.max_connection_idle_ms", _ms(settings.grpc_max_connection_idle)))
+    return options
+
+
+def _ms(seconds: float) -> int:
+    # A channel argument is a C int: past it (24 days), as good as no limit.
+    return min(max(1, round(seconds * 1000)), 2**31 - 1)
 
 
 class GrpcServer:
@@ -78,17 +117,16 @@ class GrpcServer:
         acceptors: int = 1,
     ) -> None:
         self.gateway = gateway
+        settings = gateway.settings
         # With several servers in this process, the port is shared even with one process.
         self._reuse_port = reuse_port
-        shared = reuse_port or acceptors > 1
-        self._options = (
-            [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in SERVER_OPTIONS] if shared else SERVER_OPTIONS
-        )
+        self._options = server_options(settings, reuse_port=reuse_port or acceptors > 1)
+        self._compression = COMPRESSION[settings.grpc_compression]
         self._acceptors = acceptors
         # Outermost first: tracing's span and the metrics see every call, refused ones too.
         outer = (*tracing.grpc_server_interceptors(), MetricsInterceptor())
         self._interceptors = (*outer, *interceptors, MalformedRequestInterceptor())
-        self.health = health.aio.HealthServicer()
+        self.health = HealthServicer()
         self._lookup = Lookup()
         self._register(self._lookup)
         self._io = IoLoop("grpc-io")
@@ -104,12 +142,12 @@ class GrpcServer:
         store_pb2_grpc.add_StoreServiceServicer_to_server(StoreService(gateway), server)
         crons_pb2_grpc.add_CronsServiceServicer_to_server(CronsService(gateway), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), server)
+        lookup.add_generic_rpc_handlers(reflection.handlers((*SERVICE_NAMES, HEALTH_SERVICE_NAME)))
 
     def web(self) -> WebRpc:
         """The same services, interceptors and handlers, for the HTTP port (Connect, gRPC-Web)."""
-        return WebRpc(functools.partial(resolve, self._lookup, self._interceptors), max_message_bytes=MAX_MESSAGE_BYTES)
+        limit = max_message_bytes(self.gateway.settings)
+        return WebRpc(functools.partial(resolve, self._lookup, self._interceptors), max_message_bytes=limit)
 
     async def start(self, address: str) -> int:
         host, _, port = address.rpartition(":")
@@ -123,12 +161,15 @@ class GrpcServer:
         if self.port == 0:
             raise cannot_listen("gRPC", host, int(port), "--grpc-port")
         for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, SERVING)
         return self.port
 
     async def _listen(self, address: str, host: str, bridge: Bridge) -> int:
         """On the I/O loop: its servers, listening; the port, or 0 when it is taken."""
-        self.servers = [grpc.aio.server(handlers=(bridge,), options=self._options) for _ in range(self._acceptors)]
+        self.servers = [
+            grpc.aio.server(handlers=(bridge,), options=self._options, compression=self._compression)
+            for _ in range(self._acceptors)
+        ]
         first, *others = self.servers
         try:
             port = first.add_insecure_port(address)
@@ -143,9 +184,11 @@ class GrpcServer:
         return port
 
     async def enter_graceful_shutdown(self) -> None:
-        await self.health.enter_graceful_shutdown()
+        self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float | None) -> None:
+        # Health watches would last until grace runs out: they end first, and cleanly.
+        self.health.close()
         try:
             if self.servers:
                 await self._io.run(self._stop(grace))

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from langgraph.gateway.v1 import assistants_pb2, runs_pb2, sessions_pb2, sessions_pb2_grpc, threads_pb2
@@ -223,13 +223,20 @@ async def test_the_caller_reaches_the_graphs_config(stubs: Stubs) -> None:
     )
 
 
-async def _reflection_code(channel: grpc.aio.Channel, metadata: Metadata = ()) -> grpc.StatusCode:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+async def _reflection_code(
+    channel: grpc.aio.Channel, metadata: Metadata = (), *, version: str = "v1alpha"
+) -> grpc.StatusCode:
+    # v1's messages are v1alpha's under another package: the same bytes.
+    info = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
 
     async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
         yield reflection_pb2.ServerReflectionRequest(list_services="")
 
-    code, _ = await streamed(stub.ServerReflectionInfo(ask(), metadata=metadata))
+    code, _ = await streamed(info(ask(), metadata=metadata))
     return code
 
 
@@ -237,6 +244,7 @@ async def test_health_and_reflection_stay_open(stubs: Stubs) -> None:
     status = await health_pb2_grpc.HealthStub(stubs.channel).Check(health_pb2.HealthCheckRequest())
     assert status.status == health_pb2.HealthCheckResponse.SERVING
     assert await _reflection_code(stubs.channel) == grpc.StatusCode.OK
+    assert await _reflection_code(stubs.channel, version="v1") == grpc.StatusCode.OK
 
 
 async def test_reflection_can_need_credentials_or_be_off(tmp_path: Path) -> None:
@@ -249,8 +257,9 @@ async def test_reflection_can_need_credentials_or_be_off(tmp_path: Path) -> None
         proc, _ = auth_gateway(folder, "--reflection", mode)
         try:
             async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
-                assert await _reflection_code(channel) == anonymous
-                assert await _reflection_code(channel, A) == alice
+                for version in ("v1", "v1alpha"):
+                    assert await _reflection_code(channel, version=version) == anonymous, version
+                    assert await _reflection_code(channel, A, version=version) == alice, version
                 health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
                 assert health.status == health_pb2.HealthCheckResponse.SERVING
         finally:

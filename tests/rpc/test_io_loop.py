@@ -72,6 +72,23 @@ def _handlers(seen: Seen) -> grpc.GenericRpcHandler:
             seen.here()
             yield request.upper()
 
+    async def written(requests: AsyncIterator[str], context: Any) -> None:
+        # Writes its messages and yields none, as grpc_health's Watch does.
+        try:
+            async for request in requests:
+                seen.here()
+                if request == "abort":
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to")
+                while request == "forever":
+                    await asyncio.sleep(0.005)
+                    await context.write("more")
+                await context.write(request.upper())
+        except BaseException as exc:
+            seen.end = exc
+            raise
+        finally:
+            seen.ended.set()
+
     async def total(requests: AsyncIterator[str], context: Any) -> str:
         return str(sum([int(r) async for r in requests]))
 
@@ -95,6 +112,9 @@ def _handlers(seen: Seen) -> grpc.GenericRpcHandler:
             "Forever": us(forever),
             "Upper": grpc.stream_stream_rpc_method_handler(
                 upper, request_deserializer=decode, response_serializer=encode
+            ),
+            "Written": grpc.stream_stream_rpc_method_handler(
+                written, request_deserializer=decode, response_serializer=encode
             ),
             "Total": grpc.stream_unary_rpc_method_handler(
                 total, request_deserializer=decode, response_serializer=encode
@@ -254,6 +274,45 @@ async def test_request_streams_reach_the_handler_in_order(channel: grpc.aio.Chan
             yield str(i)
 
     assert await total(numbers(), metadata=WHO) == "5050"
+
+
+async def _words(*words: str) -> AsyncIterator[str]:
+    for word in words:
+        yield word
+
+
+async def test_a_handler_that_writes_its_messages_streams_them(channel: grpc.aio.Channel, seen: Seen) -> None:
+    written = channel.stream_stream(
+        f"/{SERVICE}/Written", request_serializer=str.encode, response_deserializer=bytes.decode
+    )
+    call = written(_words("alpha", "beta", "gamma"), metadata=WHO)
+    assert [m async for m in call] == ["ALPHA", "BETA", "GAMMA"]
+    assert await call.code() == grpc.StatusCode.OK
+    assert seen.threads == {threading.get_ident()} and seen.end is None
+
+    aborted = written(_words("alpha", "abort", "beta"), metadata=WHO)
+    got = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for message in aborted:
+            got.append(message)
+    assert got == ["ALPHA"]
+    assert (raised.value.code(), raised.value.details()) == (grpc.StatusCode.FAILED_PRECONDITION, "asked to")
+
+
+async def test_a_client_that_cancels_cancels_a_writing_handler(channel: grpc.aio.Channel, seen: Seen) -> None:
+    written = channel.stream_stream(
+        f"/{SERVICE}/Written", request_serializer=str.encode, response_deserializer=bytes.decode
+    )
+    call = written(_words("forever"), metadata=WHO)
+    got = []
+    async for message in call:
+        got.append(message)
+        if len(got) == 3:
+            break
+    call.cancel()
+    await asyncio.wait_for(seen.ended.wait(), 10)
+    assert got == ["more"] * 3
+    assert isinstance(seen.end, asyncio.CancelledError)
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ class RunCreate:
 
     @property
     def temporary(self) -> bool:
-        """A stateless run whose thread is deleted when it ends: it lives in memory only."""
+        """A stateless run whose thread is deleted with it when it ends."""
         return self.thread_id is None and self.on_completion == "delete"
 
 

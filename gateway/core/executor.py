@@ -174,15 +174,11 @@ class Executor:
         return True
 
     async def _record_end(self, live: LiveRun, status: RunStatus, queued: bool, graph: Pregel | None) -> bool:
-        # A temporary run kept in memory (no owner) has nothing stored to end.
-        stored = queued or live.owner is not None
         conditions: dict[str, Any] = (
             {"expect": ("pending",)} if queued else {"owner": live.owner, "attempt": live.attempt}
         )
         if live.cancel_action == "rollback":
             await live.writer.discard()
-            if not stored:
-                return True
             if not live.temporary:
                 await self._storage.delete_run_checkpoints(live.thread_id, live.run_id)
                 if graph is not None and isinstance(graph.checkpointer, RunCheckpoints):
@@ -191,8 +187,6 @@ class Executor:
             return await self._storage.finish_run(
                 live.run_id, live.thread_id, None, change, delete_thread=live.temporary, **conditions
             )
-        if not stored:
-            return True
         change = ThreadChange() if live.temporary else await self._thread_change(live, status, graph)
         return await self._storage.finish_run(
             live.run_id, live.thread_id, status, change, delete_thread=live.temporary, **conditions

@@ -32,7 +32,7 @@ class LiveRun:
     ending: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     attempt: int = 1
-    # The process holding the run's claim (None: a temporary run kept in memory only).
+    # The process holding the run's claim (None: a queued run this process ends unclaimed).
     owner: str | None = None
     # The edge that created it ("unknown": another process did), and the trace context it was
     # created in (None: tracing is off), which its span continues.

@@ -9,9 +9,9 @@ is idle is claimed in its admission's transaction by the process that admitted i
 at once, unless the process has no slot free or runs admitted before it wait for one; others wait
 for a claim, which takes the oldest first. Each process claims when woken (a run was admitted or
 ended, here or, through the signals, elsewhere) and, in a shared deployment, every poll interval,
-since signals may be lost. A stateless run of a single process is kept in memory only, unless it
-has to wait for a slot: it is then queued like any other, so that it cannot overtake, and
-starve, the runs on threads that wait before it.
+since signals may be lost. A stateless run is stored like any other, with its temporary thread
+(deleted with it when it ends): a process that dies does not lose it, a bulk cancel finds it,
+and one that waits for a slot cannot overtake, and starve, the runs on threads before it.
 
 A process renews the leases of the runs it executes; when a process dies, its leases run out,
 and any process's sweep puts those runs back in the queue for another attempt (up to
@@ -135,14 +135,6 @@ class Scheduler:
         run): AssistantChanged if that is no longer the assistant's stored state."""
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
-        if request.temporary and not self._shared and self._slot:
-            # Its own new thread, nothing to queue behind, nothing stored: it starts now.
-            record.status, record.attempt = "running", 1
-            live = self._register(record, request, spec)
-            live.owner = None
-            self._start(live)
-            await self._signals.publish("admitted", {"thread_id": record.thread_id, "run_id": record.run_id})
-            return record
         admission = await self._storage.admit_run(
             record,
             orjson.dumps(request),

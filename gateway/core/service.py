@@ -251,7 +251,8 @@ class RunService:
 
     async def _find(self, thread_id: str | None, run_id: str) -> RunRecord:
         """The run, whether queued, running or ended. A stateless run (thread_id None) is found
-        while this process remembers it: its temporary thread is gone when it ends."""
+        while it is stored, then while this process remembers it: its record goes with its
+        temporary thread when it ends."""
         check_ids(thread_id, run_id)
         live = self._scheduler.live(run_id)
         if live is not None and thread_id in (None, live.thread_id):
@@ -261,8 +262,8 @@ class RunService:
             return finished.record
         record = await self._storage.get_run(run_id)
         if record is not None and thread_id in (None, record.thread_id):
-            # Without a thread id, only a stateless run is found: in a shared deployment its
-            # temporary thread and record are stored while it runs.
+            # Without a thread id, only a stateless run is found: its temporary thread and
+            # record are stored until it ends.
             if thread_id is not None or record.kwargs.get("temporary"):
                 return record
         if thread_id is not None:

@@ -52,6 +52,7 @@ from gateway.records import (
 )
 from gateway.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
+from gateway.storage._owner import FileOwner
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import AssistantChanged, check_admission, same_assistant
 
@@ -375,6 +376,7 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = None
         self._saver: InlineSqliteSaver | None = None
         self._lock = threading.Lock()
+        self._owner = FileOwner(path)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -396,6 +398,7 @@ class SqliteStorage:
     async def setup(self) -> None:
         # check_same_thread=False: a graph may read its checkpoints from a worker thread (a sync
         # node calling get_state); the lock keeps it out of our transactions.
+        self._owner.acquire()
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -417,6 +420,7 @@ class SqliteStorage:
                 self._conn.close()
             self._conn = None
             self._saver = None
+        self._owner.release()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

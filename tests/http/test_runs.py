@@ -173,6 +173,18 @@ def test_bulk_cancel(http: httpx.Client, new_thread: NewThread) -> None:
     assert http.post("/runs/cancel", json={"status": "bogus"}).status_code == 422
 
 
+def test_bulk_cancel_of_every_run_reaches_stateless_ones(http: httpx.Client, new_thread: NewThread) -> None:
+    thread_id = new_thread()
+    on_thread = start_slow(http, thread_id)
+    body = {"assistant_id": "slow", "input": {"n": 400, "delay": 0.05}, "stream_mode": "custom"}
+    stateless = http.post("/runs", json=body).json()
+    assert http.post("/runs/cancel", json={"status": "all"}).status_code == 204
+    assert wait_for_status(http, thread_id, on_thread, "interrupted", "success") == "interrupted"
+    # Read through its temporary thread, which only the gateway's memory keeps once it ended.
+    ended = wait_for_status(http, stateless["thread_id"], stateless["run_id"], "interrupted", "success")
+    assert ended == "interrupted"
+
+
 def test_multitask_interrupt_ends_the_first_stream(http: httpx.Client, new_thread: NewThread) -> None:
     thread_id = new_thread()
     first = start_slow(http, thread_id)

@@ -9,11 +9,13 @@ import signal
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
 from tests._server import GatewayProcess
-from tests.conftest import Stubs, make_stubs, own_gateway
+from tests.conftest import BACKENDS, Stubs, backend_args, make_stubs, own_gateway
+from tests.http._sse import parse
 from tests.rpc.test_run_stream import new_thread, stream, value
 from tests.rpc.test_runs import create, wait_status
 
@@ -166,6 +168,37 @@ async def test_after_kill_9_live_runs_go_on_from_their_checkpoint(tmp_path: Path
             assert json.loads(thread.values_json)["joke"] == "This is a joke about y and cats"
     finally:
         second.kill()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_after_kill_9_a_stateless_background_run_runs_again(backend: str, tmp_path: Path) -> None:
+    with backend_args(backend) as backends:
+        # A dead process's runs are taken over once their leases run out (Postgres + Redis).
+        args = (*backends, "--lease-seconds", "2")
+        first = GatewayProcess(tmp_path / "gateway.sqlite", extra_args=args).start()
+        try:
+            async with grpc.aio.insecure_channel(first.grpc_target) as channel:
+                stubs = make_stubs(channel)
+                run = await stubs.runs.CreateRun(create("slow", "", {"n": 40, "delay": 0.05}, stream_mode=["custom"]))
+                request = runs_pb2.JoinRunStreamRequest(thread_id=run.thread_id, run_id=run.run_id, last_event_id="0")
+                async for event in stubs.runs.JoinRunStream(request):
+                    if event.HasField("custom"):
+                        break  # it runs
+            first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            first.proc.wait(10)  # type: ignore[union-attr]
+        finally:
+            first.kill()
+        second = GatewayProcess(tmp_path / "gateway.sqlite", extra_args=args).start()
+        try:
+            async with httpx.AsyncClient(base_url=second.http_url, timeout=60) as http:
+                joined = await http.get(f"/runs/{run.run_id}/stream", headers={"Last-Event-ID": "-1"})
+                assert joined.status_code == 200, joined.text
+                events = parse(joined.content)
+            # Run again from its input: a stateless run keeps no checkpoints.
+            assert [e.data["attempt"] for e in events if e.event == "metadata"] == [2]
+            assert [e.data["tick"] for e in events if e.event == "custom"] == list(range(40))
+        finally:
+            second.kill()
 
 
 async def test_a_full_queue_is_refused_with_resource_exhausted(tmp_path: Path) -> None:

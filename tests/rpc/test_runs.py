@@ -124,6 +124,19 @@ async def test_cancel_interrupts_a_running_run(stubs: Stubs) -> None:
     assert err is not None and err.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_cancelling_every_run_reaches_stateless_ones(stubs: Stubs) -> None:
+    thread_id = await new_thread(stubs)
+    long = {"n": 500, "delay": 0.02}
+    on_thread = await stubs.runs.CreateRun(create("slow", thread_id, long, stream_mode=["custom"]))
+    stateless = await stubs.runs.CreateRun(create("slow", "", long, stream_mode=["custom"]))
+    every = runs_pb2.CancelRunsRequest(status=runs_pb2.CANCEL_STATUS_ALL)
+    assert (await stubs.runs.CancelRuns(every)).count >= 2
+    for run in (on_thread, stateless):
+        request = runs_pb2.JoinRunStreamRequest(thread_id=run.thread_id, run_id=run.run_id)
+        events = [e async for e in stubs.runs.JoinRunStream(request)]
+        assert events[-1].end.status == runs_pb2.RUN_STATUS_INTERRUPTED, run.run_id
+
+
 async def test_client_cancel_with_on_disconnect_cancel_stops_the_run(stubs: Stubs) -> None:
     thread_id = await new_thread(stubs)
     call = stubs.runs.RunStream(

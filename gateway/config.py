@@ -88,9 +88,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: 'graphs' must be an object mapping graph names to 'file.py:attribute'")
     base = path.parent
     _apply_env(raw.get("env"), base)
-    for dep in raw.get("dependencies") or ["."]:
-        dep_path = (base / dep).resolve()
-        if dep_path.is_dir() and str(dep_path) not in sys.path:
+    for dep_path in _local_dependencies(path, raw.get("dependencies")):
+        if str(dep_path) not in sys.path:
             sys.path.insert(0, str(dep_path))
     config = Config(path=path)
     for graph_id, ref in raw["graphs"].items():
@@ -146,6 +145,26 @@ def _load_auth(config: Config, section: Any, base: Path) -> None:
         config.auth = AuthHandlers(load_auth(section["path"], base))
     except ValueError as exc:
         raise ConfigError(f"{config.path}: auth.path: {exc}") from None
+
+
+def _local_dependencies(path: Path, section: Any) -> list[Path]:
+    """The folders of `dependencies`, which go on the import path. As `langgraph build` reads
+    them, an entry that starts with "." (or here, an absolute path) is a folder, which must
+    exist: a mistyped one would otherwise surface as a graph that fails to import, far from
+    its cause. Other entries are packages, which the environment provides (or folders beside
+    the config, as the gateway has always taken them)."""
+    section = section or ["."]
+    if not isinstance(section, list) or not all(isinstance(dep, str) for dep in section):
+        raise ConfigError(f"{path}: 'dependencies' must be a list of folders and package names")
+    folders = []
+    for dep in section:
+        folder = (path.parent / dep).resolve()
+        if folder.is_dir():
+            folders.append(folder)
+        elif dep.startswith((".", "/")):
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise ConfigError(f"{path}: dependencies: {dep!r} {what} ({folder})")
+    return folders
 
 
 def _apply_env(env: Any, base: Path) -> None:

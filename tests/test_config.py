@@ -170,3 +170,16 @@ def test_a_factory_the_server_cannot_call_stops_the_start(tmp_path: Path, name: 
     (tmp_path / "factories.py").write_text(FACTORIES)
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, graphs={name: f"./factories.py:{name}"}))
+
+
+def test_dependencies_name_folders_that_exist_or_packages(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    # Package names are the environment's to provide; folders must be there.
+    load_config(write(tmp_path, dependencies=[".", "./src", str(tmp_path / "src"), "langchain-openai"]))
+    with pytest.raises(ConfigError, match=r"dependencies: './srcs' does not exist \(.*/srcs\)"):
+        load_config(write(tmp_path, dependencies=[".", "./srcs"]))
+    with pytest.raises(ConfigError, match=r"dependencies: './notes.txt' is not a folder"):
+        load_config(write(tmp_path, dependencies=["./notes.txt"]))
+    with pytest.raises(ConfigError, match="'dependencies' must be a list"):
+        load_config(write(tmp_path, dependencies=[3]))

@@ -97,3 +97,24 @@ def test_make_run_takes_the_ports() -> None:
 def test_a_stream_linger_out_of_range(tmp_path: Path, value: str) -> None:
     line = one_line(serve(tmp_path, "--stream-linger-ms", value))
     assert "--stream-linger-ms must be from 0 to 1000" in line and value in line
+
+
+@pytest.mark.parametrize("dep", ["./no_such_folder", "../missing/src"])
+def test_a_dependency_folder_that_does_not_exist(tmp_path: Path, dep: str) -> None:
+    config = tmp_path / "langgraph.json"
+    config.write_text(
+        json.dumps({"graphs": {"agent": f"{ROOT / 'examples' / 'joke.py'}:graph"}, "dependencies": [dep]})
+    )
+    line = one_line(serve(tmp_path, config=config))
+    assert f"dependencies: {dep!r} does not exist" in line and str((tmp_path / dep).resolve()) in line
+
+
+def test_an_unreachable_postgres_is_one_line_with_its_cause(tmp_path: Path) -> None:
+    # A port that listens but never speaks Postgres would hang the probe: a closed one refuses.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    line = one_line(serve(tmp_path, "--database-url", f"postgresql://postgres@127.0.0.1:{closed}/test"))
+    assert f"cannot connect to Postgres at 127.0.0.1:{closed}/test" in line
+    # libpq's two lines: the failure, and its hint, which used to arrive with a tab.
+    assert "Connection refused" in line and "Is the server running" in line and "\t" not in line

@@ -255,8 +255,9 @@ def _names(columns: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    # libpq's messages span lines (the failure, then an indented hint): one line, all of it.
+    text = "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
 
 
 def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[str, list[Any]]:

@@ -30,6 +30,11 @@ _LOOP_HELP = "event loop: uvloop where installed, else asyncio's (default: %(def
 _LOG_FORMAT_HELP = "text lines, or one JSON object per line with run and thread ids (default: %(default)s)"
 _MAX_BODY_HELP = "largest HTTP request body; larger ones get 413 (default: 300 MiB, as the Agent Server)"
 _OTEL_HELP = "send OpenTelemetry traces (needs the otel extra; OTEL_* variables configure the exporter)"
+_HEADER_KB_HELP = "largest HTTP request line and headers, in KiB; larger ones get 431 (default: %(default)s)"
+_HEADER_TIMEOUT_HELP = (
+    "seconds an HTTP connection has to send a request's headers, from when it opens (or from a later "
+    "request's first byte); then it is closed (default: %(default)s)"
+)
 
 
 def _positive(text: str) -> int:
@@ -133,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         "wait; 0: no wait (default: %(default)s)",
     )
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
+    serve.add_argument("--http-max-header-kb", type=_positive, default=d.http_max_header_kb, help=_HEADER_KB_HELP)
+    serve.add_argument("--http-header-timeout", type=_seconds, default=d.http_header_timeout, help=_HEADER_TIMEOUT_HELP)
     serve.add_argument("--loop", choices=_LOOPS, default=d.loop, help=_LOOP_HELP)
     serve.add_argument("--log-level", default=d.log_level)
     serve.add_argument("--log-format", choices=("text", "json"), default=d.log_format, help=_LOG_FORMAT_HELP)
@@ -209,6 +216,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default=None, help="a langgraph.json whose http section (cors, disable_*, app) applies"
     )
     bridge.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
+    bridge.add_argument("--http-max-header-kb", type=_positive, default=b.http_max_header_kb, help=_HEADER_KB_HELP)
+    bridge.add_argument(
+        "--http-header-timeout", type=_seconds, default=b.http_header_timeout, help=_HEADER_TIMEOUT_HELP
+    )
     bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
     bridge.add_argument("--log-level", default=b.log_level)
     bridge.add_argument("--log-format", choices=("text", "json"), default=b.log_format, help=_LOG_FORMAT_HELP)
@@ -324,19 +335,22 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
             from gateway.health import Health
             from gateway.http._local import create_app
             from gateway.http.app import metrics_app
-            from gateway.http.server import HttpServer
+            from gateway.http.server import HttpServer, http_limits
 
+            limits = http_limits(settings)
             if settings.http_port >= 0:
                 app = create_app(
                     gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes, web=grpc_server.web()
                 )
-                servers.append(HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port))
+                servers.append(HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port, limits=limits))
                 ports["http_port"] = await servers[-1].start()
             if settings.metrics_port >= 0:
                 health = Health(gateway.dependency_checks(), draining=lambda: gateway.draining)
                 app = metrics_app(health=health, refresh_metrics=gateway.refresh_metrics)
                 port, option = settings.metrics_port, "--metrics-port"
-                servers.append(HttpServer(app, settings.host, port, reuse_port=reuse_port, option=option))
+                servers.append(
+                    HttpServer(app, settings.host, port, reuse_port=reuse_port, option=option, limits=limits)
+                )
                 ports["metrics_port"] = await servers[-1].start()
         graphs = ", ".join(config.graphs)
         logger.info(
@@ -367,7 +381,7 @@ async def run_bridge(settings: BridgeSettings) -> None:
     from gateway import tracing
     from gateway.http.config import HttpConfig, HttpConfigError, read_http
     from gateway.http.remote import create_remote_app
-    from gateway.http.server import HttpServer
+    from gateway.http.server import HttpServer, http_limits
 
     tracing.setup(settings.otel, "langgraph-gateway-bridge")
 
@@ -387,7 +401,7 @@ async def run_bridge(settings: BridgeSettings) -> None:
         custom_app=custom_app,
     )
     try:
-        http = HttpServer(app, settings.host, settings.http_port)
+        http = HttpServer(app, settings.host, settings.http_port, limits=http_limits(settings))
         port = await http.start()
         _tune_gc()
         _ready(http_port=port)

@@ -13,6 +13,9 @@ GrpcCompression = Literal["none", "gzip", "deflate"]
 
 # As the LangGraph Agent Server's HTTP_MAX_REQUEST_BODY_BYTES.
 MAX_BODY_BYTES = 300 * 1024 * 1024
+# An HTTP request's line and headers: at most this many bytes, all in within this many seconds.
+MAX_HEADER_BYTES = 64 * 1024
+HEADER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Settings:
     # Seconds the events of resumable runs are kept, and how often they are pruned.
     event_retention: float = 3600.0
     max_body_bytes: int = MAX_BODY_BYTES
+    http_max_header_kb: int = MAX_HEADER_BYTES // 1024
+    http_header_timeout: float = HEADER_TIMEOUT
     loop: Loop = "auto"
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
@@ -104,6 +109,8 @@ class BridgeSettings:
     # A langgraph.json whose `http` section (CORS, disabled routes, the custom app) applies.
     config: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    http_max_header_kb: int = MAX_HEADER_BYTES // 1024
+    http_header_timeout: float = HEADER_TIMEOUT
     loop: Loop = "auto"
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"

@@ -4,16 +4,109 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import http
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway._utils import cannot_listen
+from gateway.serde import dumps
+from gateway.settings import HEADER_TIMEOUT, MAX_HEADER_BYTES, BridgeSettings, Settings
 
 # Requests still running this many seconds after a stop are cancelled.
 SHUTDOWN_TIMEOUT = 3
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the two limits it lacks. uvicorn caps a request's
+    headers only in its h11 protocol (`h11_max_incomplete_event_size`), and httptools buffers a
+    header of any size; its only timeout, `timeout_keep_alive`, runs between two requests of a
+    connection, not before the first nor while headers trickle in. Without these, a client
+    that sends no credentials can fill the memory with one endless header, or hold connections
+    open forever by saying nothing or a byte at a time.
+
+    So: a request whose head (request line and headers) passes `max_header_bytes` is answered
+    431 and its connection closed; a connection whose request head is not complete
+    `header_timeout` seconds after it opened (or after the first byte of a later request) is
+    closed, with a 408 if the request had begun. The head is measured by the bytes read while
+    it is incomplete: a read that also holds the end of the previous request counts whole."""
+
+    max_header_bytes = MAX_HEADER_BYTES
+    header_timeout = HEADER_TIMEOUT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_bytes = 0
+        self._in_head = True
+        self._begun = False
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.header_timeout, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._refuse(431, f"Request headers too large (limit: {self.max_header_bytes} bytes)")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._begun, self._head_bytes = True, True, 0
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = self._begun = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._begun:
+            self._refuse(408, f"Request headers not received within {self.header_timeout:g} s")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, detail: str) -> None:
+        self._stop_head_timer()
+        body = dumps({"detail": detail})
+        head = (
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int = MAX_HEADER_BYTES
+    header_timeout: float = HEADER_TIMEOUT
+
+
+def http_limits(settings: Settings | BridgeSettings) -> HttpLimits:
+    return HttpLimits(settings.http_max_header_kb * 1024, settings.http_header_timeout)
+
+
+def _protocol(limits: HttpLimits) -> type[_GuardedProtocol]:
+    return type("GuardedHttpToolsProtocol", (_GuardedProtocol,), dataclasses.asdict(limits))
 
 
 class _Server(uvicorn.Server):
@@ -43,7 +136,14 @@ def _socket(host: str, port: int, *, reuse_port: bool, option: str) -> socket.so
 
 class HttpServer:
     def __init__(
-        self, app: Any, host: str, port: int, *, reuse_port: bool = False, option: str = "--http-port"
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        option: str = "--http-port",
+        limits: HttpLimits = HttpLimits(),
     ) -> None:
         config = uvicorn.Config(
             app,
@@ -56,7 +156,7 @@ class HttpServer:
             timeout_keep_alive=5,
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
             # httptools parses HTTP in C; h11 (uvicorn's fallback) costs ~7% of the CPU of a stream.
-            http="httptools",
+            http=_protocol(limits),
         )
         self._app = app
         self._server = _Server(config)

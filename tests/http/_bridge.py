@@ -11,10 +11,13 @@ from tests._server import ROOT
 
 
 class BridgeProcess:
-    def __init__(self, target: str, *, api_key: str | None = None, config: str | None = None) -> None:
+    def __init__(
+        self, target: str, *, api_key: str | None = None, config: str | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.target = target
         self.api_key = api_key
         self.config = config
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[str] | None = None
         self.http_port = 0
         self.stderr_lines: list[str] = []
@@ -29,6 +32,7 @@ class BridgeProcess:
             cmd += ["--api-key", self.api_key]
         if self.config:
             cmd += ["--config", self.config]
+        cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         stderr = self.proc.stderr

@@ -1,5 +1,5 @@
 """x-api-key for HTTP: every route but /ok needs the header when the server has a key, WebSocket
-upgrades included."""
+upgrades included, and once only (gateway.auth.credentials)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from gateway.auth import RepeatedCredential, repeated_credential
 from gateway.http._errors import error_response
 
 OPEN_PATHS = frozenset({"/ok"})
@@ -28,7 +29,9 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         sent = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
-        if sent is None:
+        if (repeated := repeated_credential(k for k, _ in scope["headers"])) is not None:
+            response = error_response(400, RepeatedCredential(repeated, "header").message)
+        elif sent is None:
             response = error_response(401, "Missing x-api-key header")
         elif not hmac.compare_digest(sent, self._key):
             response = error_response(401, "Invalid x-api-key")
@@ -36,11 +39,12 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            # The upgrade is refused with the 401; a server that cannot send one closes with 4401.
+            # The upgrade is refused with the response; a server that cannot send one closes
+            # with 4000 + its status (4401, 4400).
             socket = WebSocket(scope, receive, send)
             if "websocket.http.response" in scope.get("extensions", {}):
                 await socket.send_denial_response(response)
             else:
-                await socket.close(code=4401)
+                await socket.close(code=4000 + response.status_code)
             return
         await response(scope, receive, send)

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from gateway.auth import AuthHandlers, Caller, acting_as
+from gateway.auth import AuthHandlers, Caller, RepeatedCredential, acting_as, repeated_credential
 from gateway.errors import GatewayError
 from gateway.rpc.servicers import abort_with
 
@@ -33,6 +33,16 @@ def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
+def _refuse(error: GatewayError) -> grpc.RpcMethodHandler:
+    """A handler that ends the call with the error as the servicers would, its HTTP status in
+    the trailers for the bridge."""
+
+    async def abort(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await abort_with(context, error)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, api_key: str, *, open_methods: tuple[str, ...] = _HEALTH) -> None:
         self._key = api_key.encode()
@@ -44,7 +54,10 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if method.startswith(self._open):
             return await continuation(handler_call_details)
-        sent = dict(handler_call_details.invocation_metadata or ()).get("x-api-key")
+        metadata = handler_call_details.invocation_metadata or ()
+        if (repeated := repeated_credential(key for key, _ in metadata)) is not None:
+            return _refuse(RepeatedCredential(repeated, "metadata"))
+        sent = dict(metadata).get("x-api-key")
         if sent is None:
             return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing x-api-key metadata")
         if not hmac.compare_digest(str(sent).encode(), self._key):
@@ -133,6 +146,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 return None
 
             try:
+                metadata = context.invocation_metadata() or ()
+                if (repeated := repeated_credential(key for key, _ in metadata)) is not None:
+                    raise RepeatedCredential(repeated, "metadata")
                 return await self._handlers.authenticate(_scope(method, context), body)
             except GatewayError as exc:
                 await abort_with(context, exc)

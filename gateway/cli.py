@@ -153,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=d.metrics_port,
-        help="also serve /metrics and /ok on this port (0 picks a free one; default: none, they are on --http-port)",
+        help="also serve /metrics and /ok on this port, on --host, without credentials (0 picks a free one; "
+        "default: none, they are on --http-port, /metrics behind the API's auth)",
     )
     serve.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     serve.add_argument(
@@ -223,6 +224,12 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--loop", choices=_LOOPS, default=b.loop, help=_LOOP_HELP)
     bridge.add_argument("--log-level", default=b.log_level)
     bridge.add_argument("--log-format", choices=("text", "json"), default=b.log_format, help=_LOG_FORMAT_HELP)
+    bridge.add_argument(
+        "--metrics-port",
+        type=int,
+        default=b.metrics_port,
+        help="also serve /metrics and /ok on this port, without credentials (0 picks a free one; default: none)",
+    )
     bridge.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     return parser
 
@@ -400,14 +407,23 @@ async def run_bridge(settings: BridgeSettings) -> None:
         http=section,
         custom_app=custom_app,
     )
+    servers: list[HttpServer] = []
     try:
-        http = HttpServer(app, settings.host, settings.http_port, limits=http_limits(settings))
-        port = await http.start()
+        servers.append(HttpServer(app, settings.host, settings.http_port, limits=http_limits(settings)))
+        ports = {"http_port": await servers[-1].start()}
+        if settings.metrics_port >= 0:
+            from gateway.http.app import metrics_app
+
+            scrape = metrics_app(health=app.state.health, refresh_metrics=None)
+            port, option = settings.metrics_port, "--metrics-port"
+            servers.append(HttpServer(scrape, settings.host, port, option=option, limits=http_limits(settings)))
+            ports["metrics_port"] = await servers[-1].start()
         _tune_gc()
-        _ready(http_port=port)
+        _ready(**ports)
         await _stop_event().wait()
-        await http.stop()
     finally:
+        for server in servers:
+            await server.stop()
         await close()
         tracing.shutdown()
 

@@ -108,6 +108,8 @@ class BridgeSettings:
     api_key: str | None = None
     # A langgraph.json whose `http` section (CORS, disabled routes, the custom app) applies.
     config: str | None = None
+    # As Settings.metrics_port.
+    metrics_port: int = -1
     max_body_bytes: int = MAX_BODY_BYTES
     http_max_header_kb: int = MAX_HEADER_BYTES // 1024
     http_header_timeout: float = HEADER_TIMEOUT

@@ -13,6 +13,7 @@ import pytest
 from langgraph.gateway.v1 import runs_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests._auth import ALICE, auth_gateway
 from tests._server import GatewayProcess
 from tests.conftest import Stubs, backend_args
 from tests.http._bridge import BridgeProcess
@@ -189,3 +190,48 @@ def test_workers_report_each_others_counts(tmp_path: Path) -> None:
 
 def _uuid() -> str:
     return str(uuid.uuid4())
+
+
+def _is_scrape(answer: httpx.Response) -> bool:
+    return answer.status_code == 200 and "langgraph_gateway_http_requests_total" in answer.text
+
+
+def test_with_the_api_key_metrics_need_it_but_not_on_the_metrics_port(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path / "db.sqlite", extra_args=("--api-key", "k3y", "--metrics-port", "0")).start()
+    try:
+        assert httpx.get(f"{proc.http_url}/ok").status_code == 200
+        refused = httpx.get(f"{proc.http_url}/metrics")
+        assert refused.status_code == 401 and refused.json() == {"detail": "Missing x-api-key header"}
+        assert httpx.get(f"{proc.http_url}/metrics", headers={"x-api-key": "wrong"}).status_code == 401
+        assert _is_scrape(httpx.get(f"{proc.http_url}/metrics", headers={"x-api-key": "k3y"}))
+        # The port of its own, for a scraper on a private network: /metrics and /ok, open.
+        private = f"http://127.0.0.1:{proc.ready['metrics_port']}"
+        assert _is_scrape(httpx.get(f"{private}/metrics"))
+        assert httpx.get(f"{private}/ok").json() == {"ok": True}
+        assert httpx.post(f"{private}/threads/search", json={}).status_code == 404
+    finally:
+        proc.kill()
+
+
+def test_with_custom_auth_metrics_need_a_caller(tmp_path: Path) -> None:
+    proc, _ = auth_gateway(tmp_path)
+    try:
+        assert httpx.get(f"{proc.http_url}/metrics").status_code == 401
+        assert _is_scrape(httpx.get(f"{proc.http_url}/metrics", headers=ALICE))
+    finally:
+        proc.kill()
+
+
+def test_the_bridges_metrics_need_its_key_but_not_on_its_metrics_port(gateway: GatewayProcess) -> None:
+    bridge = BridgeProcess(gateway.grpc_target, api_key="k3y", extra_args=("--metrics-port", "0")).start()
+    try:
+        assert httpx.get(f"{bridge.http_url}/metrics").status_code == 401
+        assert _is_scrape(httpx.get(f"{bridge.http_url}/metrics", headers={"x-api-key": "k3y"}))
+        private = f"http://127.0.0.1:{bridge.ready['metrics_port']}"
+        assert _is_scrape(httpx.get(f"{private}/metrics"))
+        assert httpx.get(f"{private}/ok", params={"check_db": "1"}).json() == {
+            "ok": True,
+            "services": {"gateway": "healthy"},
+        }
+    finally:
+        bridge.kill()

@@ -1,15 +1,17 @@
 """HTTP requests counted and timed by route template and status, and `GET /metrics` answered
-before any other middleware: like `/ok`, it needs no credentials and no app route shadows it,
-as on the LangGraph Agent Server."""
+before any other middleware, so that no app route shadows it, as on the LangGraph Agent Server.
+It needs what the API's routes need (the x-api-key, custom auth): the counters name graphs,
+routes and the traffic of the deployment. `--metrics-port` serves it openly on a port of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import tracing
@@ -27,12 +29,24 @@ Refresh = Callable[[], Awaitable[None]]
 
 class MetricsMiddleware:
     """`refresh` updates the gauges that are read rather than counted (the run queue) before a
-    scrape; `endpoint=False` serves no /metrics (langgraph.json's `http.disable_meta`)."""
+    scrape; `endpoint=False` serves no /metrics (langgraph.json's `http.disable_meta`); `guard`
+    is the middleware a scrape passes first (outermost first): the API's auth."""
 
-    def __init__(self, app: ASGIApp, *, endpoint: bool = True, refresh: Refresh | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        endpoint: bool = True,
+        refresh: Refresh | None = None,
+        guard: Sequence[Middleware] = (),
+    ) -> None:
         self.app = app
         self._endpoint = endpoint
         self._refresh = refresh
+        scrape: ASGIApp = self._scrape_app
+        for cls, args, kwargs in reversed(guard):
+            scrape = cls(scrape, *args, **kwargs)
+        self._guarded_scrape = scrape
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._seconds: dict[tuple[str, str], Any] = {}
 
@@ -45,7 +59,7 @@ class MetricsMiddleware:
         edge.set("http")
         method = scope["method"]
         if self._endpoint and scope["path"] == METRICS_PATH and method in ("GET", "HEAD"):
-            await self._scrape(method, send)
+            await self._guarded_scrape(scope, receive, send)
             return
         started = time.perf_counter()
         status = 0
@@ -76,6 +90,9 @@ class MetricsMiddleware:
         if requests is None:
             requests = self._requests[(method, route, status)] = HTTP_REQUESTS.labels(method, route, str(status))
         requests.inc()
+
+    async def _scrape_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._scrape(scope["method"], send)
 
     async def _scrape(self, method: str, send: Send) -> None:
         if self._refresh is not None:

@@ -14,11 +14,11 @@ langgraph.json's `http` section as the Agent Server shapes its own:
   auth applies to its routes only with `enable_custom_route_auth`.
 
 Outside all of it: the metrics middleware (gateway.http._metrics), which also answers
-`/metrics`, and with tracing on, OpenTelemetry's ASGI middleware. Outside those, the gRPC
-API's own paths (`/langgraph.gateway.v1.*`, `/grpc.health.v1.*`) go to `web`, the same
-services over Connect and gRPC-Web (gateway.rpc.web), whose interceptors do their auth,
-metrics and tracing as on the gRPC port; CORS applies to them as to the rest, with the
-protocols' own headers allowed and exposed.
+`/metrics` (behind the same auth as the API), and with tracing on, OpenTelemetry's ASGI
+middleware. Outside those, the gRPC API's own paths (`/langgraph.gateway.v1.*`,
+`/grpc.health.v1.*`) go to `web`, the same services over Connect and gRPC-Web
+(gateway.rpc.web), whose interceptors do their auth, metrics and tracing as on the gRPC port;
+CORS applies to them as to the rest, with the protocols' own headers allowed and exposed.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def build_app(
     # With disable_meta, /ok answers but checks nothing, as the Agent Server's.
     api.state.health = None if http.disable_meta else health
     app = api if custom_app is None else _beside(custom_app, api, http, protected)
-    app.add_middleware(MetricsMiddleware, endpoint=not http.disable_meta, refresh=refresh_metrics)
+    app.add_middleware(MetricsMiddleware, endpoint=not http.disable_meta, refresh=refresh_metrics, guard=protected)
     tracing.instrument_app(app)
     if web is not None:
         app.add_middleware(WebRoutes, web=web, http=http)
@@ -186,8 +186,8 @@ def build_app(
 
 
 def metrics_app(*, health: Health | None, refresh_metrics: Refresh | None) -> Starlette:
-    """What `--metrics-port` serves: /metrics and /ok only (a gateway that serves gRPC alone,
-    or whose API port is not the one to scrape)."""
+    """What `--metrics-port` serves: /metrics and /ok only, without credentials (a gateway that
+    serves gRPC alone, or whose API port needs credentials a scraper does not have)."""
     app = Starlette(routes=[Route("/ok", ok, methods=["GET"])])
     app.state.health = health
     app.state.closing = asyncio.Event()

@@ -20,6 +20,8 @@ class BridgeProcess:
         self.extra_args = extra_args
         self.proc: subprocess.Popen[str] | None = None
         self.http_port = 0
+        # The ready line, with every port the bridge serves.
+        self.ready: dict[str, int] = {}
         self.stderr_lines: list[str] = []
 
     @property
@@ -53,6 +55,7 @@ class BridgeProcess:
             self.kill()
             raise RuntimeError("bridge did not start:\n" + "".join(self.stderr_lines[-40:]))
         self.http_port = ready["http_port"]
+        self.ready = ready
         return self
 
     def kill(self) -> None:

@@ -7,8 +7,15 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 
-from gateway.errors import StartupError
+from gateway.errors import BadRequest, StartupError
+
+# Credentials a request may carry once only. With two `Authorization` (or `x-api-key`) headers,
+# which one counts is up to whoever reads them (most frameworks and proxies take the first, a
+# dict of the headers keeps the last), so a proxy in front may check one and the gateway honour
+# the other. Both edges refuse such a request rather than pick either.
+CREDENTIALS = frozenset({"authorization", "x-api-key"})
 
 
 def uuid7() -> str:
@@ -63,3 +70,21 @@ def cannot_listen(what: str, host: str, port: int, option: str, error: OSError |
     else:
         reason = "the address cannot be used"
     return StartupError(f"cannot listen for {what} on {host}:{port}: {reason}")
+
+
+def repeated_credential(names: Iterable[str | bytes]) -> str | None:
+    """The first credential header (or gRPC metadata key) of `names` given more than once."""
+    seen: set[str] = set()
+    for raw in names:
+        name = (raw.decode("latin-1") if isinstance(raw, bytes) else raw).lower()
+        if name in CREDENTIALS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
+
+
+def repeated(name: str, what: str) -> BadRequest:
+    """The refusal of a repeated credential (HTTP 400, INVALID_ARGUMENT); `what` is "header"
+    or "metadata"."""
+    return BadRequest(f"{name} {what} is given more than once: send one")

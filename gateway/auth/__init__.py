@@ -4,7 +4,6 @@ authenticate each request and serve it as its caller (`acting_as`); the core ask
 
 from __future__ import annotations
 
-from gateway.auth.credentials import RepeatedCredential, repeated_credential
 from gateway.auth.filters import InvalidFilter, parse_filter
 from gateway.auth.handlers import AuthHandlers, load_auth, refusal
 from gateway.auth.user import AuthUser, Caller, acting_as, as_user, current_caller, put_caller
@@ -14,7 +13,6 @@ __all__ = [
     "AuthUser",
     "Caller",
     "InvalidFilter",
-    "RepeatedCredential",
     "acting_as",
     "as_user",
     "current_caller",
@@ -22,5 +20,4 @@ __all__ = [
     "parse_filter",
     "put_caller",
     "refusal",
-    "repeated_credential",
 ]

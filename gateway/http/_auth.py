@@ -1,5 +1,5 @@
 """x-api-key for HTTP: every route but /ok needs the header when the server has a key, WebSocket
-upgrades included, and once only (gateway.auth.credentials)."""
+upgrades included, and once only (gateway._utils.CREDENTIALS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from gateway.auth import RepeatedCredential, repeated_credential
+from gateway._utils import repeated, repeated_credential
 from gateway.http._errors import error_response
 
 OPEN_PATHS = frozenset({"/ok"})
@@ -29,8 +29,8 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         sent = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
-        if (repeated := repeated_credential(k for k, _ in scope["headers"])) is not None:
-            response = error_response(400, RepeatedCredential(repeated, "header").message)
+        if (name := repeated_credential(k for k, _ in scope["headers"])) is not None:
+            response = error_response(400, repeated(name, "header").message)
         elif sent is None:
             response = error_response(401, "Missing x-api-key header")
         elif not hmac.compare_digest(sent, self._key):

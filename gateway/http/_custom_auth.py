@@ -14,7 +14,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from gateway.auth import AuthHandlers, RepeatedCredential, acting_as, repeated_credential
+from gateway._utils import repeated, repeated_credential
+from gateway.auth import AuthHandlers, acting_as
 from gateway.errors import GatewayError
 from gateway.http._errors import PayloadTooLarge, error_response, incident
 
@@ -56,8 +57,8 @@ class AuthMiddleware:
 
         wants_body = self._handlers.wants_body and scope["type"] == "http"
         try:
-            if (repeated := repeated_credential(k for k, _ in scope["headers"])) is not None:
-                raise RepeatedCredential(repeated, "header")
+            if (name := repeated_credential(k for k, _ in scope["headers"])) is not None:
+                raise repeated(name, "header")
             caller = await self._handlers.authenticate(scope, parsed_body if wants_body else None)
         except GatewayError as exc:
             await _refuse(error_response(exc.http_status, exc.message, dict(exc.headers)), scope, receive, send)

@@ -12,7 +12,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from gateway.auth import AuthHandlers, Caller, RepeatedCredential, acting_as, repeated_credential
+from gateway._utils import repeated, repeated_credential
+from gateway.auth import AuthHandlers, Caller, acting_as
 from gateway.errors import GatewayError
 from gateway.rpc.servicers import abort_with
 
@@ -55,8 +56,8 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(self._open):
             return await continuation(handler_call_details)
         metadata = handler_call_details.invocation_metadata or ()
-        if (repeated := repeated_credential(key for key, _ in metadata)) is not None:
-            return _refuse(RepeatedCredential(repeated, "metadata"))
+        if (name := repeated_credential(key for key, _ in metadata)) is not None:
+            return _refuse(repeated(name, "metadata"))
         sent = dict(metadata).get("x-api-key")
         if sent is None:
             return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing x-api-key metadata")
@@ -147,8 +148,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             try:
                 metadata = context.invocation_metadata() or ()
-                if (repeated := repeated_credential(key for key, _ in metadata)) is not None:
-                    raise RepeatedCredential(repeated, "metadata")
+                if (name := repeated_credential(key for key, _ in metadata)) is not None:
+                    raise repeated(name, "metadata")
                 return await self._handlers.authenticate(_scope(method, context), body)
             except GatewayError as exc:
                 await abort_with(context, exc)

@@ -135,3 +135,16 @@ def test_through_the_bridge_the_gateway_refuses_as_its_own_edge(custom: tuple[Ga
         assert status == 400 and body == {"detail": "authorization metadata is given more than once: send one"}
     finally:
         bridge.kill()
+
+
+@pytest.mark.parametrize(("headers", "name"), [KEYED["two keys, the right one first"], CUSTOM["two users"]])
+def test_connect_on_the_http_port_refuses_a_repeated_credential(
+    keyed: GatewayProcess, custom: tuple[GatewayProcess, Path], headers: Headers, name: str
+) -> None:
+    # The gRPC API over Connect, on the HTTP port, goes through the gRPC port's interceptors.
+    url = keyed.http_url if name == "x-api-key" else custom[0].http_url
+    answer = httpx.post(f"{url}/langgraph.gateway.v1.ThreadsService/SearchThreads", json={}, headers=headers)
+    assert answer.status_code == 400 and answer.json() == {
+        "code": "invalid_argument",
+        "message": f"{name} metadata is given more than once: send one",
+    }

@@ -41,6 +41,12 @@ T = TypeVar("T")
 _END = object()
 
 
+class Several(list[Any]):
+    """Messages that a streaming handler yields at once, to go out one after the other: they
+    cross from the core's loop to the I/O loop in one hand-off, not one each. A stream of one
+    event per message (RunStream) yields the events that were ready together this way."""
+
+
 class ServicerContext:
     """What a handler on the core's loop sees of its call on the I/O loop."""
 
@@ -271,6 +277,8 @@ class _Call:
             message = _END
         if message is _END or self._serialize is None:
             return message
+        if type(message) is Several:
+            return Several(map(self._serialize, message))
         return self._serialize(message)
 
     async def close(self) -> None:
@@ -325,7 +333,11 @@ class Bridge(grpc.GenericRpcHandler):
             try:
                 message = await hop(call.start(request), self.core, ctx)
                 while message is not _END:
-                    yield message
+                    if type(message) is Several:
+                        for each in message:
+                            yield each
+                    else:
+                        yield message
                     message = _END if call.single else await hop(call.next(), self.core, ctx)
             except BaseException:
                 if call.context.aborted:

@@ -41,6 +41,7 @@ from gateway.errors import (
 from gateway.metrics import internal_error
 from gateway.records import CancelAction, Event, RunStatus, ThreadStatus
 from gateway.rpc import _convert as convert
+from gateway.rpc.io_loop import Several
 from gateway.rpc.malformed import MalformedRequest
 from gateway.serde import dumps
 
@@ -490,14 +491,19 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     @staticmethod
     async def _one_by_one(
         run_id: str, thread_id: str, batches: AsyncIterator[Sequence[Event]]
-    ) -> AsyncIterator[runs_pb2.RunEvent]:
+    ) -> AsyncIterator[Several]:
+        """One message per event; the events that were ready together go to the I/O loop in
+        one hand-off (Several), each still its own message."""
         base_ms = run_base_ms(run_id)
         fill = convert.fill_run_event
         async for batch in batches:
+            out = Several()
             for event in batch:
                 msg = runs_pb2.RunEvent()
                 if fill(msg, base_ms, thread_id, event):
-                    yield msg
+                    out.append(msg)
+            if out:
+                yield out
 
     @staticmethod
     async def _batched(
@@ -523,7 +529,7 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     @streaming
     async def RunStream(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[runs_pb2.RunEvent]:
+    ) -> AsyncIterator[Several]:
         async for msg in self._one_by_one(*await self._create(request)):
             yield msg
 
@@ -537,7 +543,7 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     @streaming
     async def JoinRunStream(
         self, request: runs_pb2.JoinRunStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[runs_pb2.RunEvent]:
+    ) -> AsyncIterator[Several]:
         async for msg in self._one_by_one(*await self._join(request)):
             yield msg
 

@@ -35,6 +35,7 @@ from google.rpc import status_pb2
 from starlette.types import Receive, Scope, Send
 
 from gateway.metrics import internal_error
+from gateway.rpc.io_loop import Several
 
 logger = logging.getLogger("gateway.rpc.web")
 
@@ -549,7 +550,10 @@ class WebRpc:
                     if not headers_sent:
                         await start(200, _header_pairs(context.initial))
                         headers_sent = True
-                    await body(envelope(0, codec.encode(message)))
+                    if type(message) is Several:  # events ready together: one write
+                        await body(b"".join(envelope(0, codec.encode(each)) for each in message))
+                    else:
+                        await body(envelope(0, codec.encode(message)))
             finally:
                 await responses.aclose()
 

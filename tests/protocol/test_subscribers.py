@@ -14,6 +14,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests._server import GatewayProcess
+from tests.conftest import BACKENDS, backend_args
 from tests.http._sse import aiter_events
 from tests.protocol.conftest import PROTOCOL_CONFIG
 from tests.test_metrics import Samples, get, scrape
@@ -25,12 +26,13 @@ SESSIONS = "langgraph_gateway_open_streams"
 DROPPED = "langgraph_gateway_slow_subscribers_dropped_total"
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     db = Path(tmp_path_factory.mktemp("subscribers")) / "gateway.sqlite"
-    proc = GatewayProcess(db, config=PROTOCOL_CONFIG, extra_args=("--stall-timeout", "2")).start()
-    yield proc
-    proc.kill()
+    with backend_args(request.param) as args:
+        proc = GatewayProcess(db, config=PROTOCOL_CONFIG, extra_args=("--stall-timeout", "2", *args)).start()
+        yield proc
+        proc.kill()
 
 
 async def _settled(url: str, subscriptions: float) -> Samples:

@@ -137,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         "a busy stream sends fewer, fuller messages; the first event after a quiet spell and a run's end never "
         "wait; 0: no wait (default: %(default)s)",
     )
+    serve.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=d.stall_timeout,
+        help="seconds a reader may hold a run back before it is detached (default: %(default)s)",
+    )
     serve.add_argument("--max-body-bytes", type=_positive, default=None, help=_MAX_BODY_HELP)
     serve.add_argument("--http-max-header-kb", type=_positive, default=d.http_max_header_kb, help=_HEADER_KB_HELP)
     serve.add_argument("--http-header-timeout", type=_seconds, default=d.http_header_timeout, help=_HEADER_TIMEOUT_HELP)
@@ -296,6 +302,8 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("--workers above 1 needs --database-url and --redis-url: the processes share their runs")
     if settings.lease_seconds <= 0:
         raise ConfigError("--lease-seconds must be positive")
+    if settings.stall_timeout <= 0:
+        raise ConfigError("--stall-timeout must be positive")
     if not 0 <= settings.stream_linger_ms <= 1000:
         raise ConfigError(f"--stream-linger-ms must be from 0 to 1000, not {settings.stream_linger_ms:g}")
 

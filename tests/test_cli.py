@@ -32,6 +32,18 @@ def test_a_broken_config_is_a_clear_error(tmp_path: Path) -> None:
     assert "graphs.g" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_stall_timeout_must_be_positive(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--stall-timeout", "0", "--db", str(tmp_path / "db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--stall-timeout must be positive" in result.stderr and "Traceback" not in result.stderr
+
+
 async def test_serves_on_asyncios_own_loop_as_on_uvloop(tmp_path: Path) -> None:
     # The shared gateway runs on uvloop (the default where installed); this one on asyncio's.
     async with own_gateway(tmp_path / "db.sqlite", "--loop", "asyncio") as stubs:

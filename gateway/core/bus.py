@@ -93,11 +93,18 @@ class EventBus(Protocol):
         ...
 
     def events(
-        self, run_id: str, *, after: int | None, logged: bool = False, paced: bool = False
+        self,
+        run_id: str,
+        *,
+        after: int | None,
+        logged: bool = False,
+        paced: bool = False,
+        on_drop: Callable[[], None] | None = None,
     ) -> AsyncIterator[Sequence[Event]]:
         """`logged`: the run keeps its events for replay (a resumable run), so a replay that
         finds none of them raises EventsExpired instead of yielding nothing. `paced`: a run's
-        stream to its client, which lingers between batches (gateway.core.channel)."""
+        stream to its client, which lingers between batches (gateway.core.channel). `on_drop`:
+        called when the reader, having held the run back too long, is detached."""
         ...
 
     async def last_seq(self, run_id: str) -> int:
@@ -318,7 +325,13 @@ class LocalBus:
         return run
 
     async def events(
-        self, run_id: str, *, after: int | None, logged: bool = False, paced: bool = False
+        self,
+        run_id: str,
+        *,
+        after: int | None,
+        logged: bool = False,
+        paced: bool = False,
+        on_drop: Callable[[], None] | None = None,
     ) -> AsyncIterator[Sequence[Event]]:
         run = self._find(run_id)
         if run is None and self.shared is not None:
@@ -337,7 +350,7 @@ class LocalBus:
             return
         channel = run.channel
         if not run.resumable:
-            async for batch in channel.subscribe(after, paced=paced):
+            async for batch in channel.subscribe(after, paced=paced, on_drop=on_drop):
                 yield batch
             return
         # A resumable run's readers never hold it back: what the ring no longer holds comes

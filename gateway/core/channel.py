@@ -28,7 +28,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from gateway.core.metrics import DELAY_SAMPLE, SLOW_DROPPED, delayed
 from gateway.errors import SubscriberTooSlow
@@ -53,17 +53,20 @@ class _Subscriber:
         "fresh",
         "lingering",
         "linger",
+        "on_drop",
         "published_at",
         "taken_at",
         "waiter",
     )
 
-    def __init__(self, cursor: int, can_lag: bool, linger: float) -> None:
+    def __init__(self, cursor: int, can_lag: bool, linger: float, on_drop: Callable[[], None] | None = None) -> None:
         self.cursor = cursor  # seq of the last event it has read
         self.can_lag = can_lag  # it never holds the producer back
         self.linger = linger  # seconds it waits after a batch before it takes the next
         self.waiter: asyncio.Future[None] | None = None
         self.dropped = False
+        # Told at once, for a reader that learns of its drop only when it reads next.
+        self.on_drop = on_drop
         # For the event delay, sampled: live batches taken (a replay of what was published
         # before it came is not one), whether one is waiting, and when its oldest event was
         # published, stamped only for the batches that are observed.
@@ -191,6 +194,8 @@ class RunChannel:
                     SLOW_DROPPED.inc()
                     sub.dropped = True
                     self._subscribers.discard(sub)
+                    if sub.on_drop is not None:
+                        sub.on_drop()
                     if sub.waiter is not None and not sub.waiter.done():
                         sub.waiter.set_result(None)
             finally:
@@ -200,15 +205,22 @@ class RunChannel:
         return self._buffer[0].seq if self._buffer else self._seq + 1
 
     async def subscribe(
-        self, after: int | None = None, *, can_lag: bool = False, paced: bool = False
+        self,
+        after: int | None = None,
+        *,
+        can_lag: bool = False,
+        paced: bool = False,
+        on_drop: Callable[[], None] | None = None,
     ) -> AsyncIterator[Sequence[Event]]:
         """Yields batches of events in order. `after=None` means live events only;
         `after=0` replays everything still buffered. Ends when the run's channel closes.
 
         A subscriber with `can_lag` never holds the producer back; when it needs events the
         ring no longer holds it gets FellBehind, and reads them from the run's log. A `paced`
-        one lingers between batches."""
-        sub = _Subscriber(self._seq if after is None else max(after, 0), can_lag, self.linger if paced else 0.0)
+        one lingers between batches. `on_drop` is called when the subscriber is dropped."""
+        sub = _Subscriber(
+            self._seq if after is None else max(after, 0), can_lag, self.linger if paced else 0.0, on_drop
+        )
         self._subscribers.add(sub)
         try:
             while True:

@@ -56,6 +56,11 @@ EVENT_DELAY = Histogram(
     ["edge"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+SUBSCRIPTIONS = Gauge(
+    "langgraph_gateway_protocol_subscriptions",
+    "Thread protocol subscriptions following their thread now, each with a reader on its runs",
+    multiprocess_mode="livesum",
+)
 SLOW_DROPPED = Counter(
     "langgraph_gateway_slow_subscribers_dropped",
     "Readers detached because they held a run back for longer than the stall timeout",

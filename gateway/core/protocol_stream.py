@@ -15,7 +15,9 @@ run as it is admitted (through Scheduler.on_admitted), with a bounded queue: a r
 log keeps its events in a ring that drops what no reader holds, so its reader holds it back
 while the client lags, as every reader of it does (the bus's stall timeout then detaches it);
 a run with a log (the protocol's own) is never held back, and what its reader could not keep
-comes from the log.
+comes from the log. A stream one of whose readers was detached leaves the thread at once, so
+that it holds back no later run, and ends with SubscriberTooSlow where its client reads up to
+it. A stream leaves the thread when its session closes, however the transport ended.
 """
 
 from __future__ import annotations
@@ -25,21 +27,21 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 import orjson
 
 from gateway._utils import run_base_ms
-from gateway.core.metrics import OpenStream
+from gateway.core.metrics import SUBSCRIPTIONS, OpenStream
 from gateway.core.protocol_events import RunTranslator
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
 from gateway.core.threads import Threads
-from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound, SubscriberTooSlow
 from gateway.protocol import (
     METHODS,
     CancelRun,
@@ -96,15 +98,24 @@ def _graph_name(record: RunRecord) -> str:
 class _Primed:
     """A reader attached to a run without a log when it was admitted."""
 
-    def __init__(self, runs: RunService, run_id: str) -> None:
+    def __init__(self, runs: RunService, run_id: str, failed: Callable[[Exception], None]) -> None:
         self.queue: asyncio.Queue[Sequence[Event] | BaseException | None] = asyncio.Queue(_PRIMED_BATCHES)
-        self.task = asyncio.create_task(self._read(runs, run_id), name=f"protocol-prime-{run_id}")
+        self.task = asyncio.create_task(self._read(runs, run_id, failed), name=f"protocol-prime-{run_id}")
 
-    async def _read(self, runs: RunService, run_id: str) -> None:
+    async def _read(self, runs: RunService, run_id: str, failed: Callable[[Exception], None]) -> None:
+        def dropped() -> None:
+            # Told while this reader waits for room in its queue, long before it reads again
+            # and gets the error from the ring.
+            failed(SubscriberTooSlow(f"the thread's stream held run {run_id} back and was detached"))
+
         try:
-            async for batch in runs.events(run_id, 0):
-                await self.queue.put(batch)
+            # Closed here, so that a reader cancelled leaves the run's ring at once.
+            events = cast(AsyncGenerator[Sequence[Event]], runs.events(run_id, 0, on_drop=dropped))
+            async with contextlib.aclosing(events) as batches:
+                async for batch in batches:
+                    await self.queue.put(batch)
         except Exception as exc:
+            failed(exc)
             await self.queue.put(exc)
         await self.queue.put(None)
 
@@ -119,11 +130,13 @@ class _Feed:
     """The runs admitted to one thread while a stream follows it, each with a reader attached
     from its admission (a run with a log does not wait for it, one without does)."""
 
-    def __init__(self, runs: RunService) -> None:
+    def __init__(self, runs: RunService, detach: Callable[[_Feed], None]) -> None:
         self._runs = runs
+        self._detach = detach
         self.admitted: deque[str] = deque()
         self.primed: dict[str, _Primed] = {}
         self.wake = asyncio.Event()
+        self.failure: Exception | None = None
 
     def add(self, run_id: str) -> None:
         self.admitted.append(run_id)
@@ -131,8 +144,20 @@ class _Feed:
         self.wake.set()
 
     def prime(self, run_id: str) -> None:
-        if run_id not in self.primed:
-            self.primed[run_id] = _Primed(self._runs, run_id)
+        if run_id not in self.primed and self.failure is None:
+            self.primed[run_id] = _Primed(self._runs, run_id, self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        """One of its readers was detached (it held its run back) or failed: the stream ends
+        with that at the next run it reads, and until then holds back no run."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        self._detach(self)
+        self.wake.set()
+        # The stream ends before it reads any of these (the run being read is not among them).
+        for primed in self.primed.values():
+            primed.task.cancel()
 
     async def close(self) -> None:
         for primed in self.primed.values():
@@ -193,7 +218,9 @@ class ThreadProtocol:
         for feed in self._feeds.get(thread_id, ()):
             feed.add(run_id)
 
-    def session(self, thread_id: str, *, dedupe: bool) -> Session:
+    async def session(self, thread_id: str, *, dedupe: bool) -> Session:
+        """A session on a thread the caller may see, or one not created yet."""
+        await self.visible(thread_id)
         return Session(self, thread_id, dedupe=dedupe)
 
     # Commands
@@ -313,10 +340,13 @@ class ThreadProtocol:
         return {"run_ids": cancelled}
 
     async def busy(self, thread_id: str) -> bool:
-        """Whether the thread has a pending or running run."""
-        for status in UNFINISHED:
-            if await self._runs.list(thread_id, status=status, limit=1, offset=0):
-                return True
+        """Whether the thread has a pending or running run (one not created yet has none)."""
+        try:
+            for status in UNFINISHED:
+                if await self._runs.list(thread_id, status=status, limit=1, offset=0):
+                    return True
+        except NotFound:
+            return False
         return False
 
     async def tree(self, thread_id: str, run_id: str | None) -> dict[str, Any]:
@@ -341,16 +371,29 @@ class ThreadProtocol:
 
     # Events
 
+    async def visible(self, thread_id: str) -> None:
+        """NotFound for a thread that exists but the caller may not read, worded as for one that
+        does not exist; a thread not created yet is not refused (a stream may open before the
+        run.start that creates it)."""
+        try:
+            await self._threads.get(thread_id)
+        except NotFound:
+            if await self._threads.storage.get_thread(thread_id) is not None:
+                raise
+
     async def _thread(self, thread_id: str, feed: _Feed, position: _Position) -> ThreadRecord:
         while True:
+            feed.wake.clear()
             try:
                 return await self._threads.get(thread_id)
             except NotFound:
-                # A stream may open before the run.start that creates its thread: it has
-                # nothing to catch up on, and waits for the thread's first run.
-                position.done()
-                feed.wake.clear()
-                await feed.wake.wait()
+                # Created meanwhile by a caller who may see it, but not by this one.
+                await self.visible(thread_id)
+            # A stream may open before the run.start that creates its thread: it has nothing to
+            # catch up on, and waits for the thread's first run.
+            position.done()
+            position.resting(True)
+            await feed.wake.wait()
 
     async def _listed(self, thread_id: str) -> list[RunRecord]:
         runs: list[RunRecord] = []
@@ -371,12 +414,13 @@ class ThreadProtocol:
         caught_up: asyncio.Event | None = None,
         idle: asyncio.Event | None = None,
         subscription_id: str = "",
-    ) -> AsyncIterator[list[Frame]]:
+    ) -> AsyncGenerator[list[Frame]]:
         """The thread's protocol events that `wanted` takes, after `since` (none: from the
         thread's first run), live and replayed alike; never ends on its own. `caught_up` is set
         once what the thread had when the stream opened has gone by."""
-        feed = _Feed(self._runs)
+        feed = _Feed(self._runs, lambda gone: self._detach(thread_id, gone))
         self._feeds.setdefault(thread_id, set()).add(feed)
+        SUBSCRIPTIONS.inc()
         position = _Position(caught_up=caught_up, idle=idle)
         try:
             thread = await self._thread(thread_id, feed, position)
@@ -406,6 +450,8 @@ class ThreadProtocol:
                 async for frames in self._run(record, created, feed, position, wanted, since, subscription_id):
                     yield frames
             while True:
+                if feed.failure is not None:
+                    raise feed.failure
                 position.done()
                 feed.wake.clear()
                 while feed.admitted:
@@ -432,12 +478,16 @@ class ThreadProtocol:
                         if record.run_id not in seen and record.run_id > latest:
                             feed.add(record.run_id)
         finally:
-            feeds = self._feeds.get(thread_id)
-            if feeds is not None:
-                feeds.discard(feed)
-                if not feeds:
-                    del self._feeds[thread_id]
+            self._detach(thread_id, feed)
             await feed.close()
+
+    def _detach(self, thread_id: str, feed: _Feed) -> None:
+        feeds = self._feeds.get(thread_id)
+        if feeds is not None and feed in feeds:
+            feeds.discard(feed)
+            SUBSCRIPTIONS.dec()
+            if not feeds:
+                del self._feeds[thread_id]
 
     async def _run(
         self,
@@ -455,6 +505,8 @@ class ThreadProtocol:
         if position.target is not None and position.target[0] == run_id and position.target[1] == 0:
             position.reached(run_id, 0)
         primed = feed.primed.pop(run_id, None)
+        if feed.failure is not None:
+            raise feed.failure
         batches = primed.batches() if primed is not None else self._runs.events(run_id, 0)
         wants_custom_names = any(c.startswith("custom:") for c in wanted.channels)
         try:
@@ -560,6 +612,7 @@ class Session:
             subscription_id = f"sub-{self._next_id}"
         elif subscription_id in self._subscriptions:
             raise ProtocolError("invalid_argument", f"subscription {subscription_id} exists already")
+        await self._protocol.visible(self.thread_id)
         sub = _Subscription(subscription_id, wanted)
         self._subscriptions[subscription_id] = sub
         sub.task = asyncio.create_task(self._pump(sub, since), name=f"protocol-{self.thread_id}-{subscription_id}")
@@ -572,14 +625,17 @@ class Session:
         await _stop(sub)
 
     async def _pump(self, sub: _Subscription, since: int | None) -> None:
+        events = self._protocol.events(
+            self.thread_id, sub.wanted, since=since, caught_up=sub.caught_up, idle=sub.idle, subscription_id=sub.id
+        )
         try:
-            events = self._protocol.events(
-                self.thread_id, sub.wanted, since=since, caught_up=sub.caught_up, idle=sub.idle, subscription_id=sub.id
-            )
-            async for frames in events:
-                if not sub.caught_up.is_set():
-                    sub.sent += len(frames)
-                await self._outbound.put(frames)
+            # Closed here, so that the stream leaves its thread when the pump is cancelled,
+            # not when the collector finds it.
+            async with contextlib.aclosing(events):
+                async for frames in events:
+                    if not sub.caught_up.is_set():
+                        sub.sent += len(frames)
+                    await self._outbound.put(frames)
         except asyncio.CancelledError:
             raise
         except GatewayError as exc:
@@ -629,9 +685,13 @@ class Session:
             return
         self._closed = True
         self._open.close()
-        subs = list(self._subscriptions.values())
+        tasks = [s.task for s in self._subscriptions.values() if s.task is not None]
         self._subscriptions.clear()
-        await asyncio.gather(*(_stop(s) for s in subs))
+        # Cancelled before the first await: a transport closes the session from a cancelled
+        # scope (an SSE response whose client left), where any await is cancelled at once.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _stop(sub: _Subscription) -> None:

@@ -5,7 +5,7 @@ alike; the scheduler, the executor and the bus behind it are not the edges' busi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from uuid import UUID
 
 from gateway import tracing
@@ -310,9 +310,9 @@ class RunService:
             await self._bus.check_replay(run_id, after)
         return record, self._events(record, after, modes, cancel=cancel_on_disconnect, kind="join")
 
-    def events(self, run_id: str, after: int | None) -> Batches:
+    def events(self, run_id: str, after: int | None, *, on_drop: Callable[[], None] | None = None) -> Batches:
         """Every event of a run after `after`, as the bus has them (thread streams read this)."""
-        return self._bus.events(run_id, after=after)
+        return self._bus.events(run_id, after=after, on_drop=on_drop)
 
     async def last_seq(self, run_id: str) -> int:
         return await self._bus.last_seq(run_id)

@@ -226,7 +226,7 @@ class LocalBackend:
         return await ThreadProtocol.of(self.gw).execute(thread_id, command)
 
     async def protocol_session(self, thread_id: str) -> Session:
-        return ThreadProtocol.of(self.gw).session(thread_id, dedupe=True)
+        return await ThreadProtocol.of(self.gw).session(thread_id, dedupe=True)
 
     # Assistants
 

@@ -14,13 +14,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from gateway._utils import is_uuid
 from gateway.errors import GatewayError
 from gateway.http._backend import ProtocolSession
 from gateway.http._errors import endpoint, error_response, incident
-from gateway.http._sse import event_stream, frame
+from gateway.http._sse import HEARTBEAT, SSE_HEADERS, KeepAliveStream, frame
 from gateway.http._utils import backend, json_response, path_uuid, read_body
 from gateway.protocol import (
     ProtocolError,
@@ -63,16 +64,29 @@ async def commands(request: Request) -> Response:
 
 
 async def _sse(session: ProtocolSession) -> AsyncIterator[bytes]:
-    try:
-        async for item in session.items():
-            if isinstance(item, list):
-                # The SSE id is the event's seq, what `since` resumes after.
-                yield b"".join(frame(f.method, f.envelope(), str(f.seq)) for f in item)
-            elif isinstance(item, SessionFailed):
-                yield frame("error", orjson.dumps(item.to_json()))
-                return
-    finally:
-        await session.close()
+    async for item in session.items():
+        if isinstance(item, list):
+            # The SSE id is the event's seq, what `since` resumes after.
+            yield b"".join(frame(f.method, f.envelope(), str(f.seq)) for f in item)
+        elif isinstance(item, SessionFailed):
+            yield frame("error", orjson.dumps(item.to_json()))
+            return
+
+
+class _SessionEvents(KeepAliveStream):
+    """The session's events as SSE. The session is closed however the response ends, the
+    client gone before its body started included: its subscriptions would otherwise stay on
+    the thread and, once nothing reads them, hold its runs back."""
+
+    def __init__(self, session: ProtocolSession) -> None:
+        super().__init__(_sse(session), media_type="text/event-stream", ping=HEARTBEAT, headers=SSE_HEADERS)
+        self._session = session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._session.close()
 
 
 @endpoint
@@ -97,7 +111,7 @@ async def stream_events(request: Request) -> Response:
     except BaseException:
         await session.close()
         raise
-    return event_stream(_sse(session))
+    return _SessionEvents(session)
 
 
 async def _send_items(websocket: WebSocket, session: ProtocolSession) -> None:

@@ -757,7 +757,11 @@ class RemoteBackend:
     async def protocol_command(self, thread_id: str, command: Command) -> Json:
         if (refused := session_only(thread_id, command.body)) is not None:
             return failure(command.id, refused.code, refused.message)
-        session = await self.protocol_session(thread_id)
+        try:
+            session = await self.protocol_session(thread_id)
+        except NotFound as exc:
+            # A thread the caller may not see, refused as the gateway's own edge refuses it.
+            return failure(command.id, "not_found", exc.message)
         try:
             return await session.execute(command)
         finally:

@@ -18,9 +18,11 @@ from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 from gateway._utils import is_uuid
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
+from gateway.errors import GatewayError
 from gateway.protocol import Frame, ProtocolError, SessionFailed
 from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
 from gateway.rpc.malformed import MalformedRequest
+from gateway.rpc.servicers import abort_with
 
 logger = logging.getLogger("gateway.rpc")
 
@@ -67,7 +69,10 @@ class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
         thread_id = first.open.thread_id
         if not is_uuid(thread_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"open.thread_id {thread_id!r} is not a UUID")
-        session = self._protocol.session(thread_id, dedupe=False)
+        try:
+            session = await self._protocol.session(thread_id, dedupe=False)
+        except GatewayError as exc:
+            await abort_with(context, exc)
         reader = asyncio.create_task(self._read(requests, session), name=f"session-{thread_id}")
         try:
             opened = sessions_pb2.SessionResponse()

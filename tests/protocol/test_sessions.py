@@ -222,6 +222,37 @@ async def test_command_errors_keep_the_session(session: Session) -> None:
     assert list(cancelled.result.cancelled.run_ids) == [started.result.run_started.run_id]
 
 
+async def _ends(session: Session) -> None:
+    """The call completes: every response read, then OK."""
+    async with asyncio.timeout(TIMEOUT):
+        while (response := await session.call.read()) is not grpc.aio.EOF:
+            assert not response.HasField("error"), response
+            session.events.extend(response.events.events)
+        assert await session.call.code() == grpc.StatusCode.OK
+
+
+async def test_a_half_closed_session_ends(session: Session) -> None:
+    # Nothing asked: no run has created the thread, and none will.
+    session.done_sending()
+    await _ends(session)
+
+
+async def test_a_half_closed_session_waiting_for_its_thread_ends(session: Session) -> None:
+    subscribed = await session.reply(session.send(subscribe=sessions_pb2.Subscribe(channels=["lifecycle"])))
+    assert subscribed.result.HasField("subscribed")
+    session.done_sending()
+    await _ends(session)
+
+
+async def test_a_half_closed_session_ends_after_its_runs(session: Session) -> None:
+    await session.reply(session.send(subscribe=sessions_pb2.Subscribe(channels=["lifecycle"])))
+    await session.reply(session.send(start_run=_start("slow", {"n": 5, "delay": 0.01})))
+    session.done_sending()
+    await _ends(session)
+    statuses = [e.lifecycle.status for e in session.events if not e.namespace]
+    assert statuses[-1] == sessions_pb2.AGENT_STATUS_COMPLETED
+
+
 async def test_a_session_must_open_first(protocol_gateway: GatewayProcess) -> None:
     async with grpc.aio.insecure_channel(protocol_gateway.grpc_target) as channel:
         stub = sessions_pb2_grpc.SessionsServiceStub(channel)

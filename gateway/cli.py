@@ -170,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
         help="gRPC reflection: without credentials, with the same as any RPC, or not served (default: %(default)s)",
     )
     _grpc_connection_flags(serve.add_argument_group("gRPC messages and connections"), d)
+    tls = serve.add_argument_group("TLS, on the gRPC, HTTP and metrics ports")
+    tls.add_argument("--tls-cert-file", default=None, help="PEM certificate chain: serve TLS on every port")
+    tls.add_argument("--tls-key-file", default=None, help="PEM private key of --tls-cert-file")
+    tls.add_argument(
+        "--tls-client-ca-file",
+        default=None,
+        help="PEM CA certificates: require a client certificate signed by one of them (mTLS)",
+    )
     scale = serve.add_argument_group("scale-out (Postgres + Redis; several processes)")
     scale.add_argument(
         "--database-url",
@@ -266,7 +274,7 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def _ready(**ports: int) -> None:
+def _ready(**ports: int | bool) -> None:
     # One machine-readable line on stdout: tests and scripts read the ports from it.
     print(json.dumps({"event": "ready", **ports}), flush=True)
 
@@ -306,6 +314,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("--stall-timeout must be positive")
     if not 0 <= settings.stream_linger_ms <= 1000:
         raise ConfigError(f"--stream-linger-ms must be from 0 to 1000, not {settings.stream_linger_ms:g}")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ConfigError("--tls-cert-file and --tls-key-file go together: give both, or neither")
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise ConfigError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file: mTLS is TLS first")
 
 
 def _announce(config: Config) -> None:
@@ -328,6 +340,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
     from gateway.errors import StartupError
     from gateway.rpc.auth import grpc_interceptors
     from gateway.rpc.server import GrpcServer
+    from gateway.shared.tls import Tls
 
     config = load_config(settings.config)
     _announce(config)
@@ -339,8 +352,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
         hint = " (its folder must exist and be writable)" if "unable to open" in str(exc) else ""
         raise StartupError(f"cannot use the database {settings.db}: {exc}{hint}") from None
     interceptors = grpc_interceptors(config, settings)
+    tls = Tls.load(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
     grpc_server = GrpcServer(
-        gateway, interceptors=interceptors, reuse_port=reuse_port, acceptors=settings.grpc_acceptors
+        gateway, interceptors=interceptors, reuse_port=reuse_port, acceptors=settings.grpc_acceptors, tls=tls
     )
     servers = []
     try:
@@ -357,27 +371,30 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
                 app = create_app(
                     gateway, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes, web=grpc_server.web()
                 )
-                servers.append(HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port, limits=limits))
+                servers.append(
+                    HttpServer(app, settings.host, settings.http_port, reuse_port=reuse_port, limits=limits, tls=tls)
+                )
                 ports["http_port"] = await servers[-1].start()
             if settings.metrics_port >= 0:
                 health = Health(gateway.dependency_checks(), draining=lambda: gateway.draining)
                 app = metrics_app(health=health, refresh_metrics=gateway.refresh_metrics)
                 port, option = settings.metrics_port, "--metrics-port"
                 servers.append(
-                    HttpServer(app, settings.host, port, reuse_port=reuse_port, option=option, limits=limits)
+                    HttpServer(app, settings.host, port, reuse_port=reuse_port, option=option, limits=limits, tls=tls)
                 )
                 ports["metrics_port"] = await servers[-1].start()
         graphs = ", ".join(config.graphs)
         logger.info(
-            "serving %s: gRPC on %s:%s, HTTP on %s:%s",
+            "serving %s: gRPC on %s:%s, HTTP on %s:%s, tls: %s",
             graphs,
             settings.host,
             grpc_port,
             settings.host,
             ports["http_port"],
+            "mTLS" if tls is not None and tls.client_ca else tls is not None,
         )
         _tune_gc()
-        (ready or _ready)(**ports)
+        (ready or _ready)(**ports, tls=tls is not None)
         await _stop_event().wait()
         logger.info("draining: no new runs; live runs get %.0f s to finish", settings.grace)
         await grpc_server.enter_graceful_shutdown()
@@ -442,7 +459,7 @@ def _worker(settings: Settings, ready_fd: int) -> int:
     from gateway.config import ConfigError
     from gateway.errors import StartupError, Unavailable
 
-    def ready(**ports: int) -> None:
+    def ready(**ports: int | bool) -> None:
         os.write(ready_fd, json.dumps(ports).encode() + b"\n")
 
     try:

@@ -91,6 +91,11 @@ class Settings:
     grpc_max_connection_idle: float | None = None
     # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).
     metrics_port: int = -1
+    # TLS on every port (PEM files): the certificate chain and its key; with a CA, clients must
+    # present a certificate it signed (mTLS).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
     # OpenTelemetry traces (gateway.tracing); the standard OTEL_* variables can turn them on too.
     otel: bool = False
 

@@ -146,7 +146,13 @@ class Supervisor:
                 return 1
         if not self._stopping:
             s = self.settings
-            line = {"event": "ready", "grpc_port": s.grpc_port, "http_port": s.http_port, "workers": self.count}
+            line = {
+                "event": "ready",
+                "grpc_port": s.grpc_port,
+                "http_port": s.http_port,
+                "workers": self.count,
+                "tls": bool(s.tls_cert_file),
+            }
             if s.metrics_port >= 0:
                 line["metrics_port"] = s.metrics_port
             print(json.dumps(line), flush=True)

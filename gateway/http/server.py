@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway._utils import cannot_listen
 from gateway.serde import dumps
 from gateway.settings import HEADER_TIMEOUT, MAX_HEADER_BYTES, BridgeSettings, Settings
+from gateway.shared.tls import Tls
 
 # Requests still running this many seconds after a stop are cancelled.
 SHUTDOWN_TIMEOUT = 3
@@ -144,6 +145,7 @@ class HttpServer:
         reuse_port: bool = False,
         option: str = "--http-port",
         limits: HttpLimits = HttpLimits(),
+        tls: Tls | None = None,
     ) -> None:
         config = uvicorn.Config(
             app,
@@ -157,6 +159,7 @@ class HttpServer:
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
             # httptools parses HTTP in C; h11 (uvicorn's fallback) costs ~7% of the CPU of a stream.
             http=_protocol(limits),
+            **(tls.uvicorn_options() if tls is not None else {}),
         )
         self._app = app
         self._server = _Server(config)

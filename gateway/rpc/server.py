@@ -38,6 +38,7 @@ from gateway.rpc.sessions import SessionsService
 from gateway.rpc.store import StoreService
 from gateway.rpc.web import WebRpc
 from gateway.settings import Settings
+from gateway.shared.tls import Tls
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
@@ -115,8 +116,16 @@ class GrpcServer:
         interceptors: tuple[grpc.aio.ServerInterceptor, ...] = (),
         reuse_port: bool = False,
         acceptors: int = 1,
+        tls: Tls | None = None,
     ) -> None:
         self.gateway = gateway
+        self._credentials = (
+            None
+            if tls is None
+            else grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.client_ca, require_client_auth=tls.client_ca is not None
+            )
+        )
         settings = gateway.settings
         # With several servers in this process, the port is shared even with one process.
         self._reuse_port = reuse_port
@@ -172,9 +181,9 @@ class GrpcServer:
         ]
         first, *others = self.servers
         try:
-            port = first.add_insecure_port(address)
+            port = self._add_port(first, address)
             for server in others:
-                if server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") == 0:
+                if self._add_port(server, f"[{host}]:{port}" if ":" in host else f"{host}:{port}") == 0:
                     port = 0
         except RuntimeError:
             port = 0
@@ -182,6 +191,11 @@ class GrpcServer:
             for server in self.servers:
                 await server.start()
         return port
+
+    def _add_port(self, server: grpc.aio.Server, address: str) -> int:
+        if self._credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, self._credentials)
 
     async def enter_graceful_shutdown(self) -> None:
         self.health.enter_graceful_shutdown()

@@ -1,0 +1,173 @@
+"""TLS and mTLS on the gRPC, HTTP/SSE (and Connect) and metrics ports, with certificates made by
+the test (trustme): clients that trust the CA get through, plaintext and unknown clients fail
+cleanly, and the server goes on serving."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import trustme
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from langgraph.gateway.v1 import assistants_pb2, assistants_pb2_grpc
+
+from tests._server import GatewayProcess
+
+
+@dataclass
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+    client: trustme.LeafCert
+    client_cert: Path
+    client_key: Path
+    other_client: trustme.LeafCert
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    folder = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("client@gateway.test")
+    out = Certs(
+        folder / "ca.pem", folder / "server.pem", folder / "server.key", client,
+        folder / "client.pem", folder / "client.key", trustme.CA().issue_cert("stranger@gateway.test"),
+    )  # fmt: skip
+    ca.cert_pem.write_to_path(out.ca)
+    server.private_key_pem.write_to_path(out.key)
+    for i, pem in enumerate(server.cert_chain_pems):
+        pem.write_to_path(out.cert, append=i > 0)
+    client.private_key_pem.write_to_path(out.client_key)
+    for i, pem in enumerate(client.cert_chain_pems):
+        pem.write_to_path(out.client_cert, append=i > 0)
+    return out
+
+
+def _gateway(tmp_path: Path, certs: Certs, *, mtls: bool) -> GatewayProcess:
+    args = ["--tls-cert-file", str(certs.cert), "--tls-key-file", str(certs.key), "--metrics-port", "0"]
+    if mtls:
+        args += ["--tls-client-ca-file", str(certs.ca)]
+    return GatewayProcess(tmp_path / "gateway.sqlite", extra_args=tuple(args)).start()
+
+
+@pytest.fixture
+def tls_gateway(tmp_path: Path, certs: Certs) -> Iterator[GatewayProcess]:
+    proc = _gateway(tmp_path, certs, mtls=False)
+    yield proc
+    proc.kill()
+
+
+def _credentials(certs: Certs, client: trustme.LeafCert | None = None) -> grpc.ChannelCredentials:
+    if client is None:
+        return grpc.ssl_channel_credentials(root_certificates=certs.ca.read_bytes())
+    return grpc.ssl_channel_credentials(
+        root_certificates=certs.ca.read_bytes(),
+        private_key=client.private_key_pem.bytes(),
+        certificate_chain=b"".join(p.bytes() for p in client.cert_chain_pems),
+    )
+
+
+async def _search(target: str, credentials: grpc.ChannelCredentials | None) -> int:
+    channel = grpc.aio.insecure_channel(target) if credentials is None else grpc.aio.secure_channel(target, credentials)
+    async with channel:
+        stub = assistants_pb2_grpc.AssistantsServiceStub(channel)
+        found = await stub.SearchAssistants(assistants_pb2.SearchAssistantsRequest(graph_id="agent"), timeout=10)
+        return len(found.assistants)
+
+
+async def _get(url: str, verify: ssl.SSLContext | bool = True) -> httpx.Response:
+    async with httpx.AsyncClient(verify=verify, timeout=10) as http:
+        return await http.get(url)
+
+
+def _https(certs: Certs, *, client: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    if client:
+        context.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+    return context
+
+
+async def test_tls_on_every_port(tls_gateway: GatewayProcess, certs: Certs) -> None:
+    assert tls_gateway.ready["tls"] is True
+    assert await _search(tls_gateway.grpc_target, _credentials(certs)) == 1
+    base = f"https://127.0.0.1:{tls_gateway.http_port}"
+    async with httpx.AsyncClient(base_url=base, verify=_https(certs)) as http:
+        assert (await http.get("/ok")).json() == {"ok": True}
+        assert [a["graph_id"] for a in (await http.post("/assistants/search", json={"graph_id": "agent"})).json()] == [
+            "agent"
+        ]
+        # Connect on the same port, over TLS.
+        found = await http.post("/langgraph.gateway.v1.AssistantsService/SearchAssistants", json={"graph_id": "agent"})
+        assert found.status_code == 200 and len(found.json()["assistants"]) == 1
+    metrics = f"https://127.0.0.1:{tls_gateway.ready['metrics_port']}/metrics"
+    assert "grpc" in (await _get(metrics, _https(certs))).text
+
+
+async def test_plaintext_and_untrusting_clients_fail_cleanly(tls_gateway: GatewayProcess, certs: Certs) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as plain:
+        await _search(tls_gateway.grpc_target, None)
+    assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(grpc.aio.AioRpcError) as untrusting:
+        await _search(
+            tls_gateway.grpc_target,
+            grpc.ssl_channel_credentials(root_certificates=certs.client.cert_chain_pems[-1].bytes()),
+        )
+    assert untrusting.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(httpx.HTTPError):
+        await _get(f"http://127.0.0.1:{tls_gateway.http_port}/ok")
+    with pytest.raises(httpx.ConnectError):
+        await _get(f"https://127.0.0.1:{tls_gateway.http_port}/ok")  # the system's roots
+    # And the server goes on serving.
+    assert await _search(tls_gateway.grpc_target, _credentials(certs)) == 1
+    assert (await _get(f"https://127.0.0.1:{tls_gateway.http_port}/ok", _https(certs))).status_code == 200
+
+
+async def test_mtls_requires_a_client_certificate_from_the_ca(tmp_path: Path, certs: Certs) -> None:
+    proc = _gateway(tmp_path, certs, mtls=True)
+    try:
+        assert any("tls: mTLS" in line for line in proc.stderr_lines)
+        assert await _search(proc.grpc_target, _credentials(certs, certs.client)) == 1
+        for refused in (_credentials(certs), _credentials(certs, certs.other_client)):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await _search(proc.grpc_target, refused)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        base = f"https://127.0.0.1:{proc.http_port}"
+        assert (await _get(f"{base}/ok", _https(certs, client=True))).json() == {"ok": True}
+        with pytest.raises(httpx.HTTPError):
+            await _get(f"{base}/ok", _https(certs))
+        # Health checks need the certificate too: mTLS covers every call.
+        async with grpc.aio.secure_channel(proc.grpc_target, _credentials(certs, certs.client)) as channel:
+            status = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--tls-cert-file", "{cert}"), "--tls-cert-file and --tls-key-file go together"),
+        (("--tls-client-ca-file", "{ca}"), "--tls-client-ca-file needs --tls-cert-file"),
+        (("--tls-cert-file", "{cert}", "--tls-key-file", "{missing}"), "--tls-key-file {missing}: No such file"),
+        (("--tls-cert-file", "{key}", "--tls-key-file", "{key}"), "not a PEM certificate chain and its private key"),
+        (
+            ("--tls-cert-file", "{cert}", "--tls-key-file", "{key}", "--tls-client-ca-file", "{key}"),
+            "--tls-client-ca-file {key}: not PEM CA certificates",
+        ),
+    ],
+)
+def test_bad_tls_flags_are_one_line_naming_them(tmp_path: Path, certs: Certs, args: tuple[str, ...], said: str) -> None:
+    names = {"cert": certs.cert, "key": certs.key, "ca": certs.ca, "missing": tmp_path / "missing.key"}
+    proc = GatewayProcess(tmp_path / "gateway.sqlite", extra_args=tuple(a.format(**names) for a in args))
+    with pytest.raises(RuntimeError):
+        proc.start(timeout=30)
+    errors = [line for line in proc.stderr_lines if line.startswith("error:")]
+    assert len(errors) == 1 and said.format(**names) in errors[0], proc.stderr_lines
+    assert not any("Traceback" in line for line in proc.stderr_lines)

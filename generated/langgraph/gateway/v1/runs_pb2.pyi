@@ -151,7 +151,7 @@ class Run(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kwargs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
-    __slots__ = ("assistant_id", "thread_id", "input", "command", "config", "context", "metadata", "stream_mode", "stream_subgraphs", "stream_resumable", "on_disconnect", "multitask_strategy", "if_not_exists", "interrupt_before", "interrupt_after", "checkpoint_id", "durability", "keep_thread")
+    __slots__ = ("assistant_id", "thread_id", "input", "command", "config", "context", "metadata", "stream_mode", "stream_subgraphs", "stream_resumable", "on_disconnect", "multitask_strategy", "if_not_exists", "interrupt_before", "interrupt_after", "checkpoint_id", "durability", "keep_thread", "request_id")
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class CreateRunRequest(_message.Message):
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     DURABILITY_FIELD_NUMBER: _ClassVar[int]
     KEEP_THREAD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     assistant_id: str
     thread_id: str
     input: _struct_pb2.Value
@@ -188,7 +189,8 @@ class CreateRunRequest(_message.Message):
     checkpoint_id: str
     durability: Durability
     keep_thread: bool
-    def __init__(self, assistant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., command: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stream_mode: _Optional[_Iterable[_Union[StreamMode, str]]] = ..., stream_subgraphs: _Optional[bool] = ..., stream_resumable: _Optional[bool] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., checkpoint_id: _Optional[str] = ..., durability: _Optional[_Union[Durability, str]] = ..., keep_thread: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, assistant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., command: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stream_mode: _Optional[_Iterable[_Union[StreamMode, str]]] = ..., stream_subgraphs: _Optional[bool] = ..., stream_resumable: _Optional[bool] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., checkpoint_id: _Optional[str] = ..., durability: _Optional[_Union[Durability, str]] = ..., keep_thread: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class JoinRunStreamRequest(_message.Message):
     __slots__ = ("thread_id", "run_id", "last_event_id", "stream_mode", "cancel_on_disconnect")

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"langgraph/gateway/v1/threads.proto\x12\x14langgraph.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n\x06Thread\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\x13\n\x0bvalues_json\x18\x06 \x01(\t\x12\x17\n\x0finterrupts_json\x18\x07 \x01(\t\x12\x12\n\nerror_json\x18\x08 \x01(\t\x12\x34\n\x10state_updated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63onfig\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\"M\n\nCheckpoint\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\"\x97\x02\n\x0bThreadState\x12\x13\n\x0bvalues_json\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x03(\t\x12\x12\n\ntasks_json\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\ncheckpoint\x18\x06 \x01(\x0b\x32 .langgraph.gateway.v1.Checkpoint\x12;\n\x11parent_checkpoint\x18\x07 \x01(\x0b\x32 .langgraph.gateway.v1.Checkpoint\x12\x17\n\x0finterrupts_json\x18\x08 \x01(\t\"f\n\x13\x43reateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tif_exists\x18\x03 \x01(\t\"%\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"(\n\x13\x44\x65leteThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteThreadResponse\"\xef\x01\n\x14SearchThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x0b\n\x03ids\x18\x05 \x03(\t\x12\'\n\x06values\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07sort_by\x18\x07 \x01(\t\x12\x12\n\nsort_order\x18\x08 \x01(\t\"F\n\x15SearchThreadsResponse\x12-\n\x07threads\x18\x01 \x03(\x0b\x32\x1c.langgraph.gateway.v1.Thread\"T\n\x15GetThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\"\xa3\x01\n\x17GetThreadHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"M\n\x18GetThreadHistoryResponse\x12\x31\n\x06states\x18\x01 \x03(\x0b\x32!.langgraph.gateway.v1.ThreadState\"\x9d\x01\n\x13\x43ountThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\'\n\x06values\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"%\n\x14\x43ountThreadsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"S\n\x13UpdateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"&\n\x11\x43opyThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\";\n\x13PruneThreadsRequest\x12\x12\n\nthread_ids\x18\x01 \x03(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\",\n\x14PruneThreadsResponse\x12\x14\n\x0cpruned_count\x18\x01 \x01(\x05\"\x93\x01\n\x18UpdateThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12&\n\x06values\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12+\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"H\n\x19UpdateThreadStateResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x17JoinThreadStreamRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rlast_event_id\x18\x02 \x01(\t\x12\x14\n\x0cstream_modes\x18\x03 \x03(\t\"A\n\x0bThreadEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\"E\n\x10ThreadEventBatch\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.langgraph.gateway.v1.ThreadEvent*\x95\x01\n\x0cThreadStatus\x12\x1d\n\x19THREAD_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12THREAD_STATUS_IDLE\x10\x01\x12\x16\n\x12THREAD_STATUS_BUSY\x10\x02\x12\x1d\n\x19THREAD_STATUS_INTERRUPTED\x10\x03\x12\x17\n\x13THREAD_STATUS_ERROR\x10\x04\x32\xc1\t\n\x0eThreadsService\x12W\n\x0c\x43reateThread\x12).langgraph.gateway.v1.CreateThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12Q\n\tGetThread\x12&.langgraph.gateway.v1.GetThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12\x65\n\x0c\x44\x65leteThread\x12).langgraph.gateway.v1.DeleteThreadRequest\x1a*.langgraph.gateway.v1.DeleteThreadResponse\x12h\n\rSearchThreads\x12*.langgraph.gateway.v1.SearchThreadsRequest\x1a+.langgraph.gateway.v1.SearchThreadsResponse\x12`\n\x0eGetThreadState\x12+.langgraph.gateway.v1.GetThreadStateRequest\x1a!.langgraph.gateway.v1.ThreadState\x12q\n\x10GetThreadHistory\x12-.langgraph.gateway.v1.GetThreadHistoryRequest\x1a..langgraph.gateway.v1.GetThreadHistoryResponse\x12\x65\n\x0c\x43ountThreads\x12).langgraph.gateway.v1.CountThreadsRequest\x1a*.langgraph.gateway.v1.CountThreadsResponse\x12W\n\x0cUpdateThread\x12).langgraph.gateway.v1.UpdateThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12S\n\nCopyThread\x12\'.langgraph.gateway.v1.CopyThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12\x65\n\x0cPruneThreads\x12).langgraph.gateway.v1.PruneThreadsRequest\x1a*.langgraph.gateway.v1.PruneThreadsResponse\x12t\n\x11UpdateThreadState\x12..langgraph.gateway.v1.UpdateThreadStateRequest\x1a/.langgraph.gateway.v1.UpdateThreadStateResponse\x12k\n\x10JoinThreadStream\x12-.langgraph.gateway.v1.JoinThreadStreamRequest\x1a&.langgraph.gateway.v1.ThreadEventBatch0\x01\x42\x9c\x01\n\x18\x64\x65v.langgraph.gateway.v1B\x0cThreadsProtoP\x01ZYgithub.com/langgraph-gateway/langgraph-grpc-gateway/gen/go/langgraph/gateway/v1;gatewayv1\xaa\x02\x14LangGraph.Gateway.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"langgraph/gateway/v1/threads.proto\x12\x14langgraph.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n\x06Thread\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\x13\n\x0bvalues_json\x18\x06 \x01(\t\x12\x17\n\x0finterrupts_json\x18\x07 \x01(\t\x12\x12\n\nerror_json\x18\x08 \x01(\t\x12\x34\n\x10state_updated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63onfig\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\"M\n\nCheckpoint\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\"\x97\x02\n\x0bThreadState\x12\x13\n\x0bvalues_json\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x03(\t\x12\x12\n\ntasks_json\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\ncheckpoint\x18\x06 \x01(\x0b\x32 .langgraph.gateway.v1.Checkpoint\x12;\n\x11parent_checkpoint\x18\x07 \x01(\x0b\x32 .langgraph.gateway.v1.Checkpoint\x12\x17\n\x0finterrupts_json\x18\x08 \x01(\t\"z\n\x13\x43reateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tif_exists\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"%\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"(\n\x13\x44\x65leteThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteThreadResponse\"\xef\x01\n\x14SearchThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x0b\n\x03ids\x18\x05 \x03(\t\x12\'\n\x06values\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07sort_by\x18\x07 \x01(\t\x12\x12\n\nsort_order\x18\x08 \x01(\t\"F\n\x15SearchThreadsResponse\x12-\n\x07threads\x18\x01 \x03(\x0b\x32\x1c.langgraph.gateway.v1.Thread\"T\n\x15GetThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\"\xa3\x01\n\x17GetThreadHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"M\n\x18GetThreadHistoryResponse\x12\x31\n\x06states\x18\x01 \x03(\x0b\x32!.langgraph.gateway.v1.ThreadState\"\x9d\x01\n\x13\x43ountThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".langgraph.gateway.v1.ThreadStatus\x12\'\n\x06values\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"%\n\x14\x43ountThreadsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"S\n\x13UpdateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"&\n\x11\x43opyThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\";\n\x13PruneThreadsRequest\x12\x12\n\nthread_ids\x18\x01 \x03(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\",\n\x14PruneThreadsResponse\x12\x14\n\x0cpruned_count\x18\x01 \x01(\x05\"\x93\x01\n\x18UpdateThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12&\n\x06values\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12+\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"H\n\x19UpdateThreadStateResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x17JoinThreadStreamRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rlast_event_id\x18\x02 \x01(\t\x12\x14\n\x0cstream_modes\x18\x03 \x03(\t\"A\n\x0bThreadEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\"E\n\x10ThreadEventBatch\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.langgraph.gateway.v1.ThreadEvent*\x95\x01\n\x0cThreadStatus\x12\x1d\n\x19THREAD_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12THREAD_STATUS_IDLE\x10\x01\x12\x16\n\x12THREAD_STATUS_BUSY\x10\x02\x12\x1d\n\x19THREAD_STATUS_INTERRUPTED\x10\x03\x12\x17\n\x13THREAD_STATUS_ERROR\x10\x04\x32\xc1\t\n\x0eThreadsService\x12W\n\x0c\x43reateThread\x12).langgraph.gateway.v1.CreateThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12Q\n\tGetThread\x12&.langgraph.gateway.v1.GetThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12\x65\n\x0c\x44\x65leteThread\x12).langgraph.gateway.v1.DeleteThreadRequest\x1a*.langgraph.gateway.v1.DeleteThreadResponse\x12h\n\rSearchThreads\x12*.langgraph.gateway.v1.SearchThreadsRequest\x1a+.langgraph.gateway.v1.SearchThreadsResponse\x12`\n\x0eGetThreadState\x12+.langgraph.gateway.v1.GetThreadStateRequest\x1a!.langgraph.gateway.v1.ThreadState\x12q\n\x10GetThreadHistory\x12-.langgraph.gateway.v1.GetThreadHistoryRequest\x1a..langgraph.gateway.v1.GetThreadHistoryResponse\x12\x65\n\x0c\x43ountThreads\x12).langgraph.gateway.v1.CountThreadsRequest\x1a*.langgraph.gateway.v1.CountThreadsResponse\x12W\n\x0cUpdateThread\x12).langgraph.gateway.v1.UpdateThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12S\n\nCopyThread\x12\'.langgraph.gateway.v1.CopyThreadRequest\x1a\x1c.langgraph.gateway.v1.Thread\x12\x65\n\x0cPruneThreads\x12).langgraph.gateway.v1.PruneThreadsRequest\x1a*.langgraph.gateway.v1.PruneThreadsResponse\x12t\n\x11UpdateThreadState\x12..langgraph.gateway.v1.UpdateThreadStateRequest\x1a/.langgraph.gateway.v1.UpdateThreadStateResponse\x12k\n\x10JoinThreadStream\x12-.langgraph.gateway.v1.JoinThreadStreamRequest\x1a&.langgraph.gateway.v1.ThreadEventBatch0\x01\x42\x9c\x01\n\x18\x64\x65v.langgraph.gateway.v1B\x0cThreadsProtoP\x01ZYgithub.com/langgraph-gateway/langgraph-grpc-gateway/gen/go/langgraph/gateway/v1;gatewayv1\xaa\x02\x14LangGraph.Gateway.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'langgraph.gateway.v1.thread
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\030dev.langgraph.gateway.v1B\014ThreadsProtoP\001ZYgithub.com/langgraph-gateway/langgraph-grpc-gateway/gen/go/langgraph/gateway/v1;gatewayv1\252\002\024LangGraph.Gateway.V1'
-  _globals['_THREADSTATUS']._serialized_start=2605
-  _globals['_THREADSTATUS']._serialized_end=2754
+  _globals['_THREADSTATUS']._serialized_start=2625
+  _globals['_THREADSTATUS']._serialized_end=2774
   _globals['_THREAD']._serialized_start=124
   _globals['_THREAD']._serialized_end=503
   _globals['_CHECKPOINT']._serialized_start=505
@@ -43,45 +43,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_THREADSTATE']._serialized_start=585
   _globals['_THREADSTATE']._serialized_end=864
   _globals['_CREATETHREADREQUEST']._serialized_start=866
-  _globals['_CREATETHREADREQUEST']._serialized_end=968
-  _globals['_GETTHREADREQUEST']._serialized_start=970
-  _globals['_GETTHREADREQUEST']._serialized_end=1007
-  _globals['_DELETETHREADREQUEST']._serialized_start=1009
-  _globals['_DELETETHREADREQUEST']._serialized_end=1049
-  _globals['_DELETETHREADRESPONSE']._serialized_start=1051
-  _globals['_DELETETHREADRESPONSE']._serialized_end=1073
-  _globals['_SEARCHTHREADSREQUEST']._serialized_start=1076
-  _globals['_SEARCHTHREADSREQUEST']._serialized_end=1315
-  _globals['_SEARCHTHREADSRESPONSE']._serialized_start=1317
-  _globals['_SEARCHTHREADSRESPONSE']._serialized_end=1387
-  _globals['_GETTHREADSTATEREQUEST']._serialized_start=1389
-  _globals['_GETTHREADSTATEREQUEST']._serialized_end=1473
-  _globals['_GETTHREADHISTORYREQUEST']._serialized_start=1476
-  _globals['_GETTHREADHISTORYREQUEST']._serialized_end=1639
-  _globals['_GETTHREADHISTORYRESPONSE']._serialized_start=1641
-  _globals['_GETTHREADHISTORYRESPONSE']._serialized_end=1718
-  _globals['_COUNTTHREADSREQUEST']._serialized_start=1721
-  _globals['_COUNTTHREADSREQUEST']._serialized_end=1878
-  _globals['_COUNTTHREADSRESPONSE']._serialized_start=1880
-  _globals['_COUNTTHREADSRESPONSE']._serialized_end=1917
-  _globals['_UPDATETHREADREQUEST']._serialized_start=1919
-  _globals['_UPDATETHREADREQUEST']._serialized_end=2002
-  _globals['_COPYTHREADREQUEST']._serialized_start=2004
-  _globals['_COPYTHREADREQUEST']._serialized_end=2042
-  _globals['_PRUNETHREADSREQUEST']._serialized_start=2044
-  _globals['_PRUNETHREADSREQUEST']._serialized_end=2103
-  _globals['_PRUNETHREADSRESPONSE']._serialized_start=2105
-  _globals['_PRUNETHREADSRESPONSE']._serialized_end=2149
-  _globals['_UPDATETHREADSTATEREQUEST']._serialized_start=2152
-  _globals['_UPDATETHREADSTATEREQUEST']._serialized_end=2299
-  _globals['_UPDATETHREADSTATERESPONSE']._serialized_start=2301
-  _globals['_UPDATETHREADSTATERESPONSE']._serialized_end=2373
-  _globals['_JOINTHREADSTREAMREQUEST']._serialized_start=2375
-  _globals['_JOINTHREADSTREAMREQUEST']._serialized_end=2464
-  _globals['_THREADEVENT']._serialized_start=2466
-  _globals['_THREADEVENT']._serialized_end=2531
-  _globals['_THREADEVENTBATCH']._serialized_start=2533
-  _globals['_THREADEVENTBATCH']._serialized_end=2602
-  _globals['_THREADSSERVICE']._serialized_start=2757
-  _globals['_THREADSSERVICE']._serialized_end=3974
+  _globals['_CREATETHREADREQUEST']._serialized_end=988
+  _globals['_GETTHREADREQUEST']._serialized_start=990
+  _globals['_GETTHREADREQUEST']._serialized_end=1027
+  _globals['_DELETETHREADREQUEST']._serialized_start=1029
+  _globals['_DELETETHREADREQUEST']._serialized_end=1069
+  _globals['_DELETETHREADRESPONSE']._serialized_start=1071
+  _globals['_DELETETHREADRESPONSE']._serialized_end=1093
+  _globals['_SEARCHTHREADSREQUEST']._serialized_start=1096
+  _globals['_SEARCHTHREADSREQUEST']._serialized_end=1335
+  _globals['_SEARCHTHREADSRESPONSE']._serialized_start=1337
+  _globals['_SEARCHTHREADSRESPONSE']._serialized_end=1407
+  _globals['_GETTHREADSTATEREQUEST']._serialized_start=1409
+  _globals['_GETTHREADSTATEREQUEST']._serialized_end=1493
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_start=1496
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_end=1659
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_start=1661
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_end=1738
+  _globals['_COUNTTHREADSREQUEST']._serialized_start=1741
+  _globals['_COUNTTHREADSREQUEST']._serialized_end=1898
+  _globals['_COUNTTHREADSRESPONSE']._serialized_start=1900
+  _globals['_COUNTTHREADSRESPONSE']._serialized_end=1937
+  _globals['_UPDATETHREADREQUEST']._serialized_start=1939
+  _globals['_UPDATETHREADREQUEST']._serialized_end=2022
+  _globals['_COPYTHREADREQUEST']._serialized_start=2024
+  _globals['_COPYTHREADREQUEST']._serialized_end=2062
+  _globals['_PRUNETHREADSREQUEST']._serialized_start=2064
+  _globals['_PRUNETHREADSREQUEST']._serialized_end=2123
+  _globals['_PRUNETHREADSRESPONSE']._serialized_start=2125
+  _globals['_PRUNETHREADSRESPONSE']._serialized_end=2169
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_start=2172
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_end=2319
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_start=2321
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_end=2393
+  _globals['_JOINTHREADSTREAMREQUEST']._serialized_start=2395
+  _globals['_JOINTHREADSTREAMREQUEST']._serialized_end=2484
+  _globals['_THREADEVENT']._serialized_start=2486
+  _globals['_THREADEVENT']._serialized_end=2551
+  _globals['_THREADEVENTBATCH']._serialized_start=2553
+  _globals['_THREADEVENTBATCH']._serialized_end=2622
+  _globals['_THREADSSERVICE']._serialized_start=2777
+  _globals['_THREADSSERVICE']._serialized_end=3994
 # @@protoc_insertion_point(module_scope)

@@ -79,14 +79,16 @@ class ThreadState(_message.Message):
     def __init__(self, values_json: _Optional[str] = ..., next: _Optional[_Iterable[str]] = ..., tasks_json: _Optional[str] = ..., metadata_json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., parent_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., interrupts_json: _Optional[str] = ...) -> None: ...
 
 class CreateThreadRequest(_message.Message):
-    __slots__ = ("thread_id", "metadata", "if_exists")
+    __slots__ = ("thread_id", "metadata", "if_exists", "request_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     metadata: _struct_pb2.Struct
     if_exists: str
-    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., if_exists: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., if_exists: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetThreadRequest(_message.Message):
     __slots__ = ("thread_id",)

@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds the events of resumable runs are kept (default: %(default)s)",
     )
     serve.add_argument(
+        "--idempotency-window",
+        type=float,
+        default=d.idempotency_window,
+        help="seconds a request_id of a run or thread creation is remembered (default: %(default)s)",
+    )
+    serve.add_argument(
         "--stream-linger-ms",
         type=float,
         default=d.stream_linger_ms,
@@ -318,6 +324,8 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("--tls-cert-file and --tls-key-file go together: give both, or neither")
     if settings.tls_client_ca_file and not settings.tls_cert_file:
         raise ConfigError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file: mTLS is TLS first")
+    if settings.idempotency_window <= 0:
+        raise ConfigError("--idempotency-window must be positive")
 
 
 def _announce(config: Config) -> None:

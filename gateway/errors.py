@@ -46,6 +46,11 @@ class AlreadyExists(Conflict):
     """A resource with that id exists already (HTTP 409)."""
 
 
+class RequestIdReused(AlreadyExists):
+    """A creation's request_id (or Idempotency-Key) was used within the idempotency window for a
+    request with another body (HTTP 409, gRPC ALREADY_EXISTS)."""
+
+
 class EventsExpired(GatewayError):
     """Events asked for by a replay are past their retention (HTTP 410)."""
 

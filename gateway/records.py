@@ -96,6 +96,8 @@ class RunCreate:
     # granted, which the graph finds in its config. Set by the core, never from a request.
     auth_user: dict[str, Any] | None = None
     auth_permissions: list[str] = field(default_factory=list)
+    # A client-chosen UUID that makes the creation idempotent (gateway.core.idempotency).
+    request_id: str | None = None
 
     @property
     def temporary(self) -> bool:
@@ -277,6 +279,18 @@ class Admission:
 
     cancel: list[str]
     claimed: bool = False
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """What an idempotent creation stores with the run or thread it makes, in the same
+    transaction: unique per (caller, request_id) for `window` seconds. `body` is a digest of
+    the request, which a repeat must match."""
+
+    caller: str
+    request_id: str
+    body: str
+    window: float
 
 
 @dataclass(frozen=True)

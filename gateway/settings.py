@@ -35,6 +35,8 @@ class Settings:
     max_queued_runs: int = 100
     # Seconds the events of resumable runs are kept, and how often they are pruned.
     event_retention: float = 3600.0
+    # Seconds a creation's request_id is remembered: a repeat within it gets what the first made.
+    idempotency_window: float = 86_400.0
     max_body_bytes: int = MAX_BODY_BYTES
     http_max_header_kb: int = MAX_HEADER_BYTES // 1024
     http_header_timeout: float = HEADER_TIMEOUT

@@ -466,10 +466,3 @@ class LocalBus:
     async def prune(self) -> int:
         self._expire()
         return await self.log.prune_events(self._settings.event_retention)
-
-    async def prune_forever(self) -> None:
-        """Prunes every tenth of the retention (at most every minute) until cancelled."""
-        interval = min(max(self._settings.event_retention / 10, 0.1), 60.0)
-        while True:
-            await asyncio.sleep(interval)
-            await self.prune()

@@ -74,9 +74,24 @@ class Gateway:
         self.assistants = Assistants(self.storage, config.graphs, graphs, access=access)
         executor = Executor(self.storage, graphs, run_timeout=settings.run_timeout)
         self.scheduler = Scheduler(self.storage, self.bus, executor, self.assistants, signals, settings)
-        self.runs = RunService(self.storage, self.bus, self.scheduler, self.assistants, access=access)
+        self.runs = RunService(
+            self.storage,
+            self.bus,
+            self.scheduler,
+            self.assistants,
+            access=access,
+            idempotency_window=settings.idempotency_window,
+        )
         self.bus.ended = self.runs.ended
-        self.threads = Threads(self.storage, self.assistants, self.scheduler, self.bus, graphs, access=access)
+        self.threads = Threads(
+            self.storage,
+            self.assistants,
+            self.scheduler,
+            self.bus,
+            graphs,
+            access=access,
+            idempotency_window=settings.idempotency_window,
+        )
         self.assistants.cascade = self.threads.assistant_deleted
         self.crons = Crons(self.storage, self.assistants, self.runs, access=access, interval=settings.cron_interval)
         self.thread_streams = ThreadStreams(self.runs, self.scheduler, self.storage, signals)
@@ -96,19 +111,27 @@ class Gateway:
         await self.signals.start()
         await self.assistants.setup()
         await self.scheduler.start()
-        pruned = await self.bus.prune()
-        if pruned:
-            logger.info("pruned %d events of resumable runs older than %.0f s", pruned, self.settings.event_retention)
+        await self._prune_once()
         self._pruner = asyncio.create_task(self._prune(), name="prune-events")
         self.crons.start()
 
+    async def _prune_once(self) -> None:
+        pruned = await self.bus.prune()
+        if pruned:
+            logger.info("pruned %d events of resumable runs older than %.0f s", pruned, self.settings.event_retention)
+        pruned = await self.storage.prune_request_keys()
+        if pruned:
+            logger.info("pruned %d request ids past the idempotency window", pruned)
+
     async def _prune(self) -> None:
+        """Prunes every tenth of the event retention (at most every minute) until cancelled."""
+        interval = min(max(self.settings.event_retention / 10, 0.1), 60.0)
         while True:
+            await asyncio.sleep(interval)
             try:
-                await self.bus.prune_forever()
+                await self._prune_once()
             except Exception:
-                logger.exception("pruning the event log failed; retrying")
-                await asyncio.sleep(1)
+                logger.exception("pruning the event log or the request ids failed; retrying")
 
     async def drain(self, grace: float) -> None:
         """Takes no new runs; live ones get `grace` seconds to finish, then are interrupted

@@ -43,7 +43,16 @@ from gateway.core.metrics import RUNS_RUNNING
 from gateway.core.signals import SignalKind, Signals
 from gateway.errors import GatewayError, Unavailable
 from gateway.logs import run_context
-from gateway.records import AccessFilter, AssistantRecord, CancelAction, Claim, RunCreate, RunRecord, ThreadChange
+from gateway.records import (
+    AccessFilter,
+    AssistantRecord,
+    CancelAction,
+    Claim,
+    RequestKey,
+    RunCreate,
+    RunRecord,
+    ThreadChange,
+)
 from gateway.serde import dumps
 from gateway.settings import Settings
 from gateway.storage import Storage
@@ -130,9 +139,11 @@ class Scheduler:
         *,
         access: AccessFilter | None = None,
         assistant: AssistantRecord | None = None,
+        request_key: RequestKey | None = None,
     ) -> RunRecord:
         """Admits `record`, made with `assistant` (its config goes to a thread made for the
-        run): AssistantChanged if that is no longer the assistant's stored state."""
+        run): AssistantChanged if that is no longer the assistant's stored state. With
+        `request_key`, Repeated when an earlier call stored it (nothing is admitted)."""
         if not self._accepting:
             raise Unavailable("the gateway is shutting down and takes no new runs")
         admission = await self._storage.admit_run(
@@ -148,6 +159,7 @@ class Scheduler:
             assistant_config=assistant.config if assistant is not None else None,
             new_thread=request.thread_id is None,
             assistant=assistant,
+            request_key=request_key,
         )
         if not admission.claimed and self._free <= 0:
             # Queued for a slot (or behind its thread's run): it goes before those admitted later.

@@ -13,6 +13,7 @@ from gateway._utils import is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
+from gateway.core.idempotency import request_key, run_body
 from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
@@ -35,7 +36,7 @@ from gateway.records import (
     now_iso,
 )
 from gateway.storage import Storage
-from gateway.storage.base import AssistantChanged
+from gateway.storage.base import AssistantChanged, Repeated
 
 Batches = AsyncIterator[Sequence[Event]]
 
@@ -171,9 +172,11 @@ class RunService:
         assistants: Assistants,
         *,
         access: Access | None = None,
+        idempotency_window: float = 86_400.0,
     ) -> None:
         self._storage = storage
         self._access = access or Access(None, storage)
+        self._idempotency_window = idempotency_window
         self._bus = bus
         self._scheduler = scheduler
         self._assistants = assistants
@@ -184,7 +187,10 @@ class RunService:
         return await self._admit(req)
 
     async def _admit(self, req: RunCreate) -> RunRecord:
+        """The run made for `req`; for a repeat of a request with a request_id, the run the
+        first call made (its caller follows it as it would its own)."""
         validate(req)
+        key = request_key(req.request_id, "run", run_body(req), self._idempotency_window)
         config, context = req.config, req.context
         thread_id = req.thread_id
         if thread_id is None:
@@ -211,14 +217,29 @@ class RunService:
             )
             access = await self._access.create_run(req, record, assistant)
             try:
-                admitted = await self._scheduler.admit(record, req, spec, access=access, assistant=assistant)
+                admitted = await self._scheduler.admit(
+                    record, req, spec, access=access, assistant=assistant, request_key=key
+                )
             except AssistantChanged:
                 self._assistants.forget(assistant.assistant_id)
                 continue
+            except Repeated as repeat:
+                return await self._repeated(repeat, req.request_id)
             RUNS_CREATED.labels(spec.graph_id, edge.get()).inc()
             tracing.annotate(_span_ids(admitted))
             return admitted
         raise Conflict(f"Assistant {req.assistant_id} kept changing while the run was created; try again.")
+
+    async def _repeated(self, repeat: Repeated, request_id: str | None) -> RunRecord:
+        try:
+            # Made by this caller (the key is the caller's): no other check to pass.
+            record = await self._find(repeat.thread_id, repeat.resource_id)
+        except NotFound:
+            raise NotFound(
+                f"Run {repeat.resource_id}, which request_id {request_id} created, no longer exists."
+            ) from None
+        tracing.annotate(_span_ids(record))
+        return record
 
     async def stream(self, req: RunCreate) -> tuple[RunRecord, Batches]:
         """Creates the run and streams it from its first event."""

@@ -18,6 +18,7 @@ from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.graphs import Graphs
+from gateway.core.idempotency import request_key
 from gateway.core.scheduler import Scheduler
 from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
 from gateway.errors import (
@@ -40,6 +41,7 @@ from gateway.records import (
     now_iso,
 )
 from gateway.storage import THREAD_SORT_KEYS, Storage
+from gateway.storage.base import Repeated
 
 logger = logging.getLogger("gateway.threads")
 
@@ -83,26 +85,47 @@ class Threads:
         graphs: Graphs,
         *,
         access: Access | None = None,
+        idempotency_window: float = 86_400.0,
     ) -> None:
         self.storage = storage
         self._access = access or Access(None, storage)
+        self._idempotency_window = idempotency_window
         self.assistants = assistants
         self._scheduler = scheduler
         self._bus = bus
         self._graphs = graphs
 
     async def create(
-        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
+        self,
+        *,
+        thread_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_exists: str = "raise",
+        request_id: str | None = None,
     ) -> ThreadRecord:
+        """The thread made; for a repeat of a request with a request_id, the one the first
+        call made."""
         if if_exists not in ("raise", "do_nothing"):
             raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
+        body = {"thread_id": thread_id or None, "metadata": metadata or {}, "if_exists": if_exists}
+        key = request_key(request_id, "thread", body, self._idempotency_window)
         thread_id = check_thread_id(thread_id) if thread_id else uuid7()
         check_metadata("metadata", metadata)
         value = {"thread_id": UUID(thread_id), "metadata": dict(metadata or {}), "if_exists": if_exists}
         access = await self._access.check("threads", "create", value)
         now = now_iso()
         record = ThreadRecord(thread_id, now, now, now, metadata_of(value))
-        if not await self.storage.create_thread(record):
+        try:
+            created = await self.storage.create_thread(record, request_key=key)
+        except Repeated as repeat:
+            # Made by this caller (the key is the caller's): no other check to pass.
+            first = await self.storage.get_thread(repeat.thread_id)
+            if first is None:
+                raise NotFound(
+                    f"Thread {repeat.thread_id}, which request_id {request_id} created, no longer exists."
+                ) from None
+            return first
+        if not created:
             # Another caller's thread exists too, as far as this one can tell: not revealed as such.
             existing = await self.storage.get_thread(thread_id, access=access)
             if existing is not None and if_exists == "do_nothing":

@@ -197,6 +197,7 @@ def run_create(request: runs_pb2.CreateRunRequest) -> RunCreate:
         checkpoint_id=request.checkpoint_id or None,
         durability=_enum(request.durability, _DURABILITY, "durability", "async"),
         on_completion="keep" if request.keep_thread else "delete",
+        request_id=request.request_id or None,
     )
 
 

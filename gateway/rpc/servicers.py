@@ -340,6 +340,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
             thread_id=request.thread_id or None,
             metadata=convert.struct_to_dict(request, "metadata"),
             if_exists=request.if_exists or "raise",
+            request_id=request.request_id or None,
         )
         return convert.thread(record)
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from gateway.errors import Conflict, TooManyRuns
+from gateway.errors import Conflict, RequestIdReused, TooManyRuns
 from gateway.records import (
     AccessFilter,
     Admission,
@@ -35,6 +35,7 @@ from gateway.records import (
     CronRecord,
     Event,
     IfNotExists,
+    RequestKey,
     RunRecord,
     RunStatus,
     ThreadChange,
@@ -48,6 +49,27 @@ THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_up
 class AssistantChanged(Exception):
     """The assistant a run was made with is no longer the latest version of it (updated, made
     another version the latest, or deleted) by the time of its admission: nothing was stored."""
+
+
+class Repeated(Exception):
+    """A creation's request key was stored by an earlier one with the same body, within its
+    window: nothing was stored, and what that creation made is `resource_id` (a run of
+    `thread_id`, or the thread `thread_id`)."""
+
+    def __init__(self, resource_id: str, thread_id: str) -> None:
+        super().__init__(resource_id)
+        self.resource_id = resource_id
+        self.thread_id = thread_id
+
+
+def check_repeat(key: RequestKey, body: str, resource_id: str, thread_id: str) -> None:
+    """What every backend decides once it finds `key` stored (with `body`, for `resource_id`)."""
+    if body != key.body:
+        raise RequestIdReused(
+            f"request_id {key.request_id} was used for another request with a different body; "
+            "a repeat must send the same request, and a new request a new request_id"
+        )
+    raise Repeated(resource_id, thread_id)
 
 
 def same_assistant(assistant: AssistantRecord) -> tuple[str, int, str]:
@@ -130,8 +152,10 @@ class RecordStore(Protocol):
 
     # Threads
 
-    async def create_thread(self, thread: ThreadRecord) -> bool:
-        """False when a thread with its id exists already."""
+    async def create_thread(self, thread: ThreadRecord, *, request_key: RequestKey | None = None) -> bool:
+        """False when a thread with its id exists already. With `request_key`, the key is
+        stored with the thread, in the same transaction (not when no thread was made); if it
+        is stored already, nothing is: raises Repeated, or RequestIdReused for another body."""
         ...
 
     async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None: ...
@@ -180,6 +204,7 @@ class RecordStore(Protocol):
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
         assistant: AssistantRecord | None = None,
+        request_key: RequestKey | None = None,
     ) -> Admission:
         """Queues `run` (pending) on its thread, applying its multitask strategy to the thread's
         unfinished runs, all in one step: raises NotFound (no thread, `if_not_exists` reject),
@@ -191,7 +216,10 @@ class RecordStore(Protocol):
         `new_thread`: the thread id was just made for this run (a stateless run), so no thread
         has it and nothing else can refer to it yet. `assistant`: the record the run was made
         with, read earlier (perhaps by another process's change since): raises AssistantChanged
-        unless it is still the stored one (`same_assistant`), checked in the same step."""
+        unless it is still the stored one (`same_assistant`), checked in the same step.
+        `request_key`: stored with the run in the same step, before anything else is decided;
+        if it is stored already, nothing is: raises Repeated (with the run it made), or
+        RequestIdReused for another body."""
         ...
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
@@ -260,6 +288,10 @@ class RecordStore(Protocol):
 
     async def count_runs(self, statuses: Sequence[RunStatus]) -> int:
         """How many runs have one of `statuses` (the queue's depth, for the metrics)."""
+        ...
+
+    async def prune_request_keys(self) -> int:
+        """Deletes the request keys whose window has passed; returns how many."""
         ...
 
     async def ping(self) -> None:

@@ -62,6 +62,7 @@ from gateway.records import (
     Equals,
     Event,
     IfNotExists,
+    RequestKey,
     RunRecord,
     RunStatus,
     ThreadChange,
@@ -74,7 +75,7 @@ from gateway.records import (
 from gateway.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
-from gateway.storage.base import AssistantChanged, check_admission, same_assistant
+from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant
 
 logger = logging.getLogger("gateway.storage")
 
@@ -220,6 +221,19 @@ _MIGRATIONS = (
     );
     CREATE INDEX gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
     CREATE INDEX gw_crons_thread ON gw_crons (thread_id);
+    """,
+    # The keys of idempotent creations (gateway.core.idempotency).
+    """
+    CREATE TABLE gw_request_keys (
+        caller text NOT NULL,
+        request_id text NOT NULL,
+        body text NOT NULL,
+        resource_id text NOT NULL,
+        thread_id text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (caller, request_id)
+    );
+    CREATE INDEX gw_request_keys_expires ON gw_request_keys (expires_at);
     """,
 )
 
@@ -788,9 +802,49 @@ class PostgresStorage:
         # Fetched, not counted: in a pipeline, a fetch is what waits for the answer.
         return await cur.fetchone() is not None
 
-    async def create_thread(self, thread: ThreadRecord) -> bool:
+    async def create_thread(self, thread: ThreadRecord, *, request_key: RequestKey | None = None) -> bool:
         async with self._transaction() as cur:
-            return await self._insert_thread(cur, thread)
+            if request_key is not None:
+                await self._claim_key(cur, request_key, thread.thread_id, thread.thread_id)
+            if await self._insert_thread(cur, thread):
+                return True
+            if request_key is not None:
+                # No thread made: the key is not this request's to keep.
+                await cur.execute(
+                    "DELETE FROM gw_request_keys WHERE caller = %s AND request_id = %s",
+                    (request_key.caller, request_key.request_id),
+                )
+            return False
+
+    # Request keys
+
+    @staticmethod
+    async def _claim_key(cur: AsyncCursor[Any], key: RequestKey, resource_id: str, thread_id: str) -> None:
+        """Stores the key, first in its transaction: a concurrent one with the same key waits
+        at this insert until this transaction ends, then finds the key (or, if it rolled back,
+        stores it)."""
+        await cur.execute(
+            "INSERT INTO gw_request_keys AS k VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
+            "ON CONFLICT (caller, request_id) DO UPDATE SET body = EXCLUDED.body, "
+            "resource_id = EXCLUDED.resource_id, thread_id = EXCLUDED.thread_id, expires_at = EXCLUDED.expires_at "
+            "WHERE k.expires_at <= now() RETURNING 1",
+            (key.caller, key.request_id, key.body, resource_id, thread_id, key.window),
+        )
+        if await cur.fetchone() is not None:
+            return
+        await cur.execute(
+            "SELECT body, resource_id, thread_id FROM gw_request_keys WHERE caller = %s AND request_id = %s",
+            (key.caller, key.request_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise Conflict(f"request_id {key.request_id} expired while it was being used; try again.")
+        check_repeat(key, *row)
+
+    async def prune_request_keys(self) -> int:
+        async with self._cursor(runs=True) as cur:
+            await cur.execute("DELETE FROM gw_request_keys WHERE expires_at <= now()")
+            return cur.rowcount
 
     async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None:
         where, args = ["thread_id = %s"], [thread_id]
@@ -909,9 +963,10 @@ class PostgresStorage:
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
         assistant: AssistantRecord | None = None,
+        request_key: RequestKey | None = None,
     ) -> Admission:
         thread_id = run.thread_id
-        if new_thread:
+        if new_thread and request_key is None:
             return await self._admit_on_new_thread(
                 run,
                 request,
@@ -928,6 +983,8 @@ class PostgresStorage:
         ):
             # One round trip for the assistant's check, the thread, locked, and its unfinished
             # runs (read once the lock is held), one for the rest and the commit.
+            if request_key is not None:
+                await self._claim_key(cur, request_key, run.run_id, thread_id)
             if assistant is not None:
                 await same.execute(_SAME_ASSISTANT, same_assistant(assistant))
             await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))

@@ -41,6 +41,7 @@ from gateway.records import (
     Equals,
     Event,
     IfNotExists,
+    RequestKey,
     RunRecord,
     RunStatus,
     ThreadChange,
@@ -54,7 +55,7 @@ from gateway.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._owner import FileOwner
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
-from gateway.storage.base import AssistantChanged, check_admission, same_assistant
+from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gw_assistants (
@@ -133,6 +134,16 @@ CREATE TABLE IF NOT EXISTS gw_crons (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
+CREATE TABLE IF NOT EXISTS gw_request_keys (
+    caller TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (caller, request_id)
+);
+CREATE INDEX IF NOT EXISTS gw_request_keys_expires ON gw_request_keys (expires_at);
 """
 # Columns added since the first schema: (table, column, definition).
 _MIGRATIONS = (
@@ -653,9 +664,41 @@ class SqliteStorage:
         )
         return cur.rowcount == 1
 
-    async def create_thread(self, thread: ThreadRecord) -> bool:
+    async def create_thread(self, thread: ThreadRecord, *, request_key: RequestKey | None = None) -> bool:
         with self._write() as conn:
-            return self._insert_thread(conn, thread)
+            if request_key is not None:
+                self._check_key(conn, request_key)
+            if not self._insert_thread(conn, thread):
+                return False
+            if request_key is not None:
+                self._insert_key(conn, request_key, thread.thread_id, thread.thread_id)
+            return True
+
+    # Request keys
+
+    @staticmethod
+    def _check_key(conn: sqlite3.Connection, key: RequestKey) -> None:
+        # Every write holds the database's one write lock: no other process can store the key
+        # between this look and the insert that follows in the same transaction.
+        row = conn.execute(
+            "SELECT body, resource_id, thread_id FROM gw_request_keys "
+            "WHERE caller = ? AND request_id = ? AND expires_at > ?",
+            (key.caller, key.request_id, time.time()),
+        ).fetchone()
+        if row is not None:
+            check_repeat(key, *row)
+
+    @staticmethod
+    def _insert_key(conn: sqlite3.Connection, key: RequestKey, resource_id: str, thread_id: str) -> None:
+        # REPLACE: an expired key of the same id that was not pruned yet.
+        conn.execute(
+            "INSERT OR REPLACE INTO gw_request_keys VALUES (?, ?, ?, ?, ?, ?)",
+            (key.caller, key.request_id, key.body, resource_id, thread_id, time.time() + key.window),
+        )
+
+    async def prune_request_keys(self) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM gw_request_keys WHERE expires_at <= ?", (time.time(),)).rowcount
 
     async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None:
         where, args = ["thread_id = ?"], [thread_id]
@@ -781,9 +824,12 @@ class SqliteStorage:
         assistant_config: dict[str, Any] | None = None,
         new_thread: bool = False,
         assistant: AssistantRecord | None = None,
+        request_key: RequestKey | None = None,
     ) -> Admission:
         thread_id = run.thread_id
         with self._write() as conn:
+            if request_key is not None:
+                self._check_key(conn, request_key)
             if assistant is not None and (
                 conn.execute(
                     "SELECT 1 FROM gw_assistants WHERE assistant_id = ? AND version = ? AND updated_at = ?",
@@ -843,6 +889,8 @@ class SqliteStorage:
                 ),
             )
             self._change_thread(conn, thread_id, change)
+            if request_key is not None:
+                self._insert_key(conn, request_key, run.run_id, thread_id)
         cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
         return Admission(cancel, claimed)
 

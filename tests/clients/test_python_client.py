@@ -130,3 +130,21 @@ async def test_assistants_and_crons(gateway: GatewayProcess) -> None:
         await client.assistants.delete(bot["assistant_id"])
         with pytest.raises(NotFoundError):
             await client.assistants.get(bot["assistant_id"])
+
+
+async def test_a_request_id_makes_creation_idempotent(gateway: GatewayProcess) -> None:
+    request_id = str(uuid.uuid4())
+    async with get_client(gateway.grpc_target) as client:
+        thread = await client.threads.create(request_id=request_id)
+        assert (await client.threads.create(request_id=request_id))["thread_id"] == thread["thread_id"]
+        run_id = str(uuid.uuid4())
+        first = await client.runs.create(thread["thread_id"], "agent", input={"topic": "x"}, request_id=run_id)
+        again = await client.runs.create(thread["thread_id"], "agent", input={"topic": "x"}, request_id=run_id)
+        assert again["run_id"] == first["run_id"]
+        streamed = [
+            p async for p in client.runs.stream(thread["thread_id"], "agent", input={"topic": "x"}, request_id=run_id)
+        ]
+        assert streamed[0].data["run_id"] == first["run_id"]
+        with pytest.raises(GatewayError) as reused:
+            await client.runs.create(thread["thread_id"], "agent", input={"topic": "y"}, request_id=run_id)
+        assert reused.value.status_code.name == "ALREADY_EXISTS" and "request_id" in reused.value.message

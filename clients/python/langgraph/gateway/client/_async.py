@@ -135,6 +135,8 @@ class RunArgs(TypedDict, total=False):
     on_disconnect: str | None
     checkpoint_id: str | None
     durability: str | None
+    # A UUID of the caller's choosing: a repeat with it gets the run the first call made.
+    request_id: str | None
 
 
 def _run_request(
@@ -156,6 +158,7 @@ def _run_request(
     on_disconnect: str | None = None,
     checkpoint_id: str | None = None,
     durability: str | None = None,
+    request_id: str | None = None,
 ) -> runs_pb2.CreateRunRequest:
     request: runs_pb2.CreateRunRequest = convert.build(
         runs_pb2.CreateRunRequest,
@@ -177,6 +180,7 @@ def _run_request(
         on_disconnect=on_disconnect and convert.enum_value(_ON_DISCONNECT, on_disconnect, "on_disconnect"),
         checkpoint_id=checkpoint_id,
         durability=durability and convert.enum_value(_DURABILITY, durability, "durability"),
+        request_id=request_id,
     )
     return request
 
@@ -197,7 +201,8 @@ class RunsClient:
         together come in one message). `thread_id` None: a stateless run. Keyword arguments
         as `langgraph_sdk`'s: input, command, stream_mode, stream_subgraphs, stream_resumable,
         config, context, metadata, interrupt_before, interrupt_after, multitask_strategy,
-        if_not_exists, on_disconnect, checkpoint_id, durability."""
+        if_not_exists, on_disconnect, checkpoint_id, durability, and request_id (a repeat with
+        it follows the run the first call made)."""
         request = _run_request(assistant_id, thread_id, **kwargs)
         async for batch in self._calls.stream(self._stub.RunStreamBatch, request):
             for part in parts_of(batch.events):
@@ -294,12 +299,16 @@ class ThreadsClient:
         metadata: Mapping[str, Any] | None = None,
         thread_id: str | None = None,
         if_exists: str | None = None,
+        request_id: str | None = None,
     ) -> Json:
+        """`request_id`: a UUID of the caller's choosing; a repeat with it gets the thread the
+        first call made."""
         request = convert.build(
             threads_pb2.CreateThreadRequest,
             thread_id=thread_id,
             metadata=convert.struct(metadata, "metadata"),
             if_exists=if_exists,
+            request_id=request_id,
         )
         return convert.to_dict(await self._calls.unary(self._stub.CreateThread, request))
 

@@ -40,4 +40,8 @@ def run_body(req: RunCreate) -> dict[str, Any]:
     body = dataclasses.asdict(req)
     for name in _NOT_BODY:
         body.pop(name)
+    if req.on_completion == "keep":
+        # A stateless run that keeps its thread: the HTTP edge gave it a new thread id, which
+        # a repeat's differs from.
+        body["thread_id"] = None
     return body

@@ -151,7 +151,9 @@ class Backend(Protocol):
 
     # Threads
 
-    async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json: ...
+    async def create_thread(
+        self, thread_id: str | None, metadata: Json, if_exists: str, *, request_id: str | None = None
+    ) -> Json: ...
 
     async def get_thread(self, thread_id: str) -> Json: ...
 

@@ -161,8 +161,12 @@ class LocalBackend:
 
     # Threads
 
-    async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json:
-        record = await self.gw.threads.create(thread_id=thread_id, metadata=metadata, if_exists=if_exists)
+    async def create_thread(
+        self, thread_id: str | None, metadata: Json, if_exists: str, *, request_id: str | None = None
+    ) -> Json:
+        record = await self.gw.threads.create(
+            thread_id=thread_id, metadata=metadata, if_exists=if_exists, request_id=request_id
+        )
         return record.to_json()
 
     async def get_thread(self, thread_id: str) -> Json:

@@ -13,7 +13,17 @@ from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound
 from gateway.http._backend import RunOutcome, RunStream
 from gateway.http._errors import endpoint, error_event_payload
 from gateway.http._sse import event_stream, guarded, json_keepalive
-from gateway.http._utils import backend, flag, json_response, path_uuid, query_int, read_json, read_object
+from gateway.http._utils import (
+    backend,
+    flag,
+    idempotency_key,
+    json_response,
+    path_uuid,
+    query_int,
+    read_json,
+    read_object,
+)
+from gateway.records import RunCreate
 from gateway.run_body import run_create, stream_modes
 
 RUN_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
@@ -23,6 +33,11 @@ def _sse(stream: RunStream, location: str, where: str) -> Response:
     # Location is where the SDKs reconnect; Content-Location is the run they check on close.
     headers = {"Location": f"{location}/stream", "Content-Location": location}
     return event_stream(guarded(stream.body, where), headers=headers, on_disconnect=stream.cancel)
+
+
+def _keyed(request: Request, req: RunCreate) -> RunCreate:
+    req.request_id = idempotency_key(request)
+    return req
 
 
 def _run_path(thread_id: str | None, run_id: str) -> str:
@@ -45,17 +60,18 @@ def _result(outcome: RunOutcome, where: str) -> Response:
 async def stream_run(request: Request) -> Response:
     body = await read_object(request)
     thread_id = path_uuid(request, "thread_id", status=400)
-    stream = await backend(request).stream_run(run_create(body, thread_id=thread_id, streaming=True))
+    stream = await backend(request).stream_run(_keyed(request, run_create(body, thread_id=thread_id, streaming=True)))
     return _sse(stream, _run_path(thread_id, stream.run_id), request.url.path)
 
 
 @endpoint
 async def stream_stateless_run(request: Request) -> Response:
     body = await read_object(request)
-    req = run_create(body, thread_id=None, streaming=True)
+    req = _keyed(request, run_create(body, thread_id=None, streaming=True))
     stream = await backend(request).stream_run(req)
-    # req.thread_id is set when the run keeps its thread: then its thread's paths work.
-    return _sse(stream, _run_path(req.thread_id, stream.run_id), request.url.path)
+    # req.thread_id is set when the run keeps its thread: then its thread's paths work (the
+    # thread of a repeat's run is the first call's).
+    return _sse(stream, _run_path(req.thread_id and stream.thread_id, stream.run_id), request.url.path)
 
 
 def _join_modes(request: Request) -> list[str] | None:
@@ -103,16 +119,17 @@ async def join_stateless_stream(request: Request) -> Response:
 async def create_run(request: Request) -> Response:
     body = await read_object(request)
     thread_id = path_uuid(request, "thread_id")
-    run = await backend(request).create_run(run_create(body, thread_id=thread_id, streaming=False))
+    run = await backend(request).create_run(_keyed(request, run_create(body, thread_id=thread_id, streaming=False)))
     return json_response(run, headers={"Content-Location": _run_path(thread_id, run["run_id"])})
 
 
 @endpoint
 async def create_stateless_run(request: Request) -> Response:
     body = await read_object(request)
-    req = run_create(body, thread_id=None, streaming=False)
+    req = _keyed(request, run_create(body, thread_id=None, streaming=False))
     run = await backend(request).create_run(req)
-    return json_response(run, headers={"Content-Location": _run_path(req.thread_id, run["run_id"])})
+    location = _run_path(req.thread_id and run["thread_id"], run["run_id"])
+    return json_response(run, headers={"Content-Location": location})
 
 
 @endpoint
@@ -140,14 +157,14 @@ async def delete_run(request: Request) -> Response:
 async def wait_run(request: Request) -> Response:
     body = await read_object(request)
     thread_id = path_uuid(request, "thread_id", status=400)
-    outcome = await backend(request).wait_run(run_create(body, thread_id=thread_id, streaming=True))
+    outcome = await backend(request).wait_run(_keyed(request, run_create(body, thread_id=thread_id, streaming=True)))
     return _result(outcome, request.url.path)
 
 
 @endpoint
 async def wait_stateless_run(request: Request) -> Response:
     body = await read_object(request)
-    outcome = await backend(request).wait_run(run_create(body, thread_id=None, streaming=True))
+    outcome = await backend(request).wait_run(_keyed(request, run_create(body, thread_id=None, streaming=True)))
     return _result(outcome, request.url.path)
 
 

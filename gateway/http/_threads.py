@@ -15,6 +15,7 @@ from gateway.http._sse import event_stream, guarded
 from gateway.http._utils import (
     INT32_MAX,
     backend,
+    idempotency_key,
     json_response,
     pagination_headers,
     path_uuid,
@@ -68,7 +69,8 @@ async def create_thread(request: Request) -> Response:
     thread_id = _get(body, "thread_id", str, "a UUID")
     if_exists = _get(body, "if_exists", str, "'raise' or 'do_nothing'") or "raise"
     metadata = _get(body, "metadata", dict, "an object") or {}
-    return json_response(await backend(request).create_thread(thread_id, metadata, if_exists))
+    thread = await backend(request).create_thread(thread_id, metadata, if_exists, request_id=idempotency_key(request))
+    return json_response(thread)
 
 
 @endpoint

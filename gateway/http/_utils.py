@@ -88,6 +88,16 @@ def _too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
     return False
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header: the HTTP edge's request_id (a UUID)."""
+    value = request.headers.get("idempotency-key")
+    if value is None or value == "":
+        return None
+    if not is_uuid(value):
+        raise InvalidArgument(f"Idempotency-Key {value!r} is not a UUID")
+    return value
+
+
 def flag(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "yes", "1")
 

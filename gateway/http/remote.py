@@ -189,6 +189,7 @@ def _run_request(req: RunCreate) -> runs_pb2.CreateRunRequest:
         checkpoint_id=req.checkpoint_id or "",
         durability=_DURABILITY[req.durability],
         keep_thread=req.on_completion == "keep",
+        request_id=req.request_id or "",
     )
     with _fits("input"):
         if req.input is not None:
@@ -651,9 +652,11 @@ class RemoteBackend:
 
     # Threads
 
-    async def create_thread(self, thread_id: str | None, metadata: Json, if_exists: str) -> Json:
+    async def create_thread(
+        self, thread_id: str | None, metadata: Json, if_exists: str, *, request_id: str | None = None
+    ) -> Json:
         request = threads_pb2.CreateThreadRequest(
-            thread_id=thread_id or "", metadata=_struct(metadata), if_exists=if_exists
+            thread_id=thread_id or "", metadata=_struct(metadata), if_exists=if_exists, request_id=request_id or ""
         )
         return _thread(await self._call(self._threads.CreateThread, request))
 

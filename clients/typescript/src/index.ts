@@ -170,6 +170,8 @@ export interface StreamRunOptions {
   ifNotExists?: "reject" | "create";
   onDisconnect?: "cancel" | "continue";
   checkpointId?: string;
+  /** A UUID of the caller's choosing: a repeat with it gets the run the first call made. */
+  requestId?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
 }
@@ -198,6 +200,7 @@ export function runRequest(assistantId: string, options: StreamRunOptions = {}):
     interruptBefore: options.interruptBefore ?? [],
     interruptAfter: options.interruptAfter ?? [],
     checkpointId: options.checkpointId ?? "",
+    requestId: options.requestId ?? "",
     multitaskStrategy: options.multitaskStrategy === undefined ? MultitaskStrategy.UNSPECIFIED : STRATEGIES[options.multitaskStrategy],
     ifNotExists: options.ifNotExists === "create" ? IfNotExists.CREATE : options.ifNotExists === "reject" ? IfNotExists.REJECT : IfNotExists.UNSPECIFIED,
     onDisconnect: options.onDisconnect === "cancel" ? OnDisconnect.CANCEL : options.onDisconnect === "continue" ? OnDisconnect.CONTINUE : OnDisconnect.UNSPECIFIED,

@@ -92,5 +92,15 @@ for (const transport of transports) {
         ["refine_topic", "generate_joke"],
       );
     });
+
+    test("a repeat with the same requestId gets the run the first call made", async () => {
+      const thread = await client.threads.createThread({});
+      const request = runRequest("agent", { threadId: thread.threadId, input: { topic: "tea" }, requestId: crypto.randomUUID() });
+      const first = await client.runs.createRun(request);
+      const again = await client.runs.createRun(request);
+      assert.equal(again.runId, first.runId);
+      const listed = await client.runs.listRuns({ threadId: thread.threadId });
+      assert.deepEqual(listed.runs.map((r) => r.runId), [first.runId]);
+    });
   });
 }

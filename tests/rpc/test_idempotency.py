@@ -14,7 +14,8 @@ import pytest
 from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
-from tests.conftest import Stubs, own_gateway
+from tests._auth import ALICE, BOB, auth_gateway
+from tests.conftest import BACKENDS, Stubs, backend_args, make_stubs, own_gateway
 from tests.rpc.test_run_stream import new_thread
 from tests.rpc.test_runs import create
 
@@ -153,3 +154,27 @@ async def test_request_ids_are_forgotten_after_the_window(db_path: Path) -> None
         await asyncio.sleep(1)
         again = await stubs.runs.CreateRun(request)
         assert again.run_id != first.run_id
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_request_id_is_each_callers_own(tmp_path: Path, backend: str) -> None:
+    alice, bob = tuple(ALICE.items()), tuple(BOB.items())
+    with backend_args(backend) as args:
+        proc, _ = auth_gateway(tmp_path, *args)
+        try:
+            async with grpc.aio.insecure_channel(proc.grpc_target) as channel:
+                stubs = make_stubs(channel)
+                thread_request = threads_pb2.CreateThreadRequest(request_id=str(uuid4()))
+                mine = await stubs.threads.CreateThread(thread_request, metadata=alice)
+                theirs = await stubs.threads.CreateThread(thread_request, metadata=bob)
+                assert theirs.thread_id != mine.thread_id
+                assert (await stubs.threads.CreateThread(thread_request, metadata=alice)).thread_id == mine.thread_id
+                request = create("whoami", mine.thread_id, {}, request_id=str(uuid4()))
+                run = await stubs.runs.CreateRun(request, metadata=alice)
+                assert (await stubs.runs.CreateRun(request, metadata=alice)).run_id == run.run_id
+                # Bob's repeat of Alice's request is a request of his own: her thread is not his.
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stubs.runs.CreateRun(request, metadata=bob)
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        finally:
+            proc.kill()

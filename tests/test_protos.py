@@ -69,8 +69,8 @@ def test_a_removed_rpc_fails(scratch: Path) -> None:
 def test_an_added_field_passes(scratch: Path) -> None:
     edit(
         scratch,
-        "  bool keep_thread = 18;\n}",
-        "  bool keep_thread = 18;\n  // A field added after v1.\n  string added_later = 99;\n}",
+        "  bool keep_thread = 18;\n",
+        "  bool keep_thread = 18;\n  // A field added after v1.\n  string added_later = 99;\n",
     )
     result = breaking(scratch)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,9 @@ backend, across a restart of the gateway, and when the repeats race."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from uuid import uuid4
 
@@ -151,9 +153,20 @@ async def test_request_ids_are_forgotten_after_the_window(db_path: Path) -> None
     request = create("agent", "", {"topic": "dogs"}, keep_thread=True, request_id=str(uuid4()))
     async with own_gateway(db_path, "--idempotency-window", "0.5", "--event-retention", "1") as stubs:
         first = await stubs.runs.CreateRun(request)
-        await asyncio.sleep(1)
+        assert _stored_keys(db_path) == 1
+        # The pruning loop runs every tenth of --event-retention.
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if _stored_keys(db_path) == 0:
+                break
+        assert _stored_keys(db_path) == 0
         again = await stubs.runs.CreateRun(request)
         assert again.run_id != first.run_id
+
+
+def _stored_keys(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM gw_request_keys").fetchone()[0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,5 +1,6 @@
-"""x-api-key for HTTP: every route but /ok needs the header when the server has a key, WebSocket
-upgrades included, and once only (gateway._utils.CREDENTIALS)."""
+"""x-api-key for HTTP: every route but /ok and the API's description (/openapi.json, /docs)
+needs the header when the server has a key, WebSocket upgrades included, and once only
+(gateway._utils.CREDENTIALS)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.websockets import WebSocket
 from gateway._utils import repeated, repeated_credential
 from gateway.http._errors import error_response
 
-OPEN_PATHS = frozenset({"/ok"})
+OPEN_PATHS = frozenset({"/ok", "/openapi.json", "/docs"})
 
 
 class ApiKeyMiddleware:

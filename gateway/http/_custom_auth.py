@@ -1,7 +1,7 @@
-"""langgraph.json's `@auth.authenticate` for HTTP: every request but /ok and /info (open on the
-Agent Server too), WebSocket upgrades included, is authenticated, then served as its caller;
-what the handler raises is the response (401, 403, or the status it chose), and nothing of the
-request runs."""
+"""langgraph.json's `@auth.authenticate` for HTTP: every request but /ok, /info and the API's
+description (/openapi.json, /docs), open on the Agent Server too, WebSocket upgrades included,
+is authenticated, then served as its caller; what the handler raises is the response (401, 403,
+or the status it chose), and nothing of the request runs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gateway.auth import AuthHandlers, acting_as
 from gateway.errors import GatewayError
 from gateway.http._errors import PayloadTooLarge, error_response, incident
 
-OPEN_PATHS = frozenset({"/ok", "/info"})
+OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json", "/docs"})
 
 
 class AuthMiddleware:

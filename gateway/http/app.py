@@ -8,7 +8,10 @@ langgraph.json's `http` section as the Agent Server shapes its own:
   SDKs read them.
 - `disable_assistants`, `disable_threads` (the thread protocol's routes too), `disable_runs`,
   `disable_store`: those routes are not served (404);
-  `disable_meta`: no /info (/ok stays, so an operator can see the server is up).
+  `disable_meta`: no /info, /metrics, /openapi.json or /docs (/ok stays, so an operator can see
+  the server is up).
+- `/openapi.json` and `/docs` (gateway.http._openapi) describe the routes served, need no
+  credentials, and no route of `app` shadows them, as on the Agent Server.
 - `app`: a user's Starlette or FastAPI app; its routes win over the API's (not over /ok), its
   middleware runs first (`middleware_order: auth_first`: after auth, on every route), and
   auth applies to its routes only with `enable_custom_route_auth`.
@@ -38,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.health import Health
-from gateway.http import _assistants, _crons, _protocol, _runs, _store, _threads
+from gateway.http import _assistants, _crons, _openapi, _protocol, _runs, _store, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
@@ -157,7 +160,10 @@ def build_app(
         routes += _assistants.routes
     if not http.disable_store:
         routes += _store.routes
-    meta: list[BaseRoute] = [] if http.disable_meta else [Route("/info", get_info, methods=["GET"])]
+    meta: list[BaseRoute] = []
+    if not http.disable_meta:
+        meta.append(Route("/info", get_info, methods=["GET"]))
+        meta += _openapi.routes(_openapi.served(_openapi.document(), [*meta, *routes]))
     if custom_app is None:
         middleware = [cors_middleware(http), *protected]
     elif http.middleware_order == "auth_first":
@@ -208,7 +214,8 @@ def _beside(custom: Starlette, api: Starlette, http: HttpConfig, protected: list
         user_routes = _with_middleware(custom.router.routes, route_auth)
         ok_route = Route("/ok", ok, methods=["GET"])
         custom.user_middleware = [*own_middleware, cors_middleware(http)]
-    custom.router.routes = [ok_route, *user_routes, Mount("", app=api)]
+    described = [r for r in api.routes if isinstance(r, Route) and r.path in ("/openapi.json", "/docs")]
+    custom.router.routes = [ok_route, *described, *user_routes, Mount("", app=api)]
     custom.state.closing = api.state.closing
     custom.state.health = api.state.health
     return custom

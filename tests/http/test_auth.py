@@ -282,6 +282,9 @@ def test_ok_and_the_custom_app_stay_open(anonymous: httpx.Client) -> None:
     assert anonymous.get("/custom/hello").json() == {"hello": "world"}
     # The app's routes win over the API's, as on the Agent Server; /ok is not shadowed.
     assert anonymous.get("/info").json() == {"info": "the app's own"}
+    # Nor is the API's description, open as /ok is.
+    assert anonymous.get("/openapi.json").json()["openapi"] == "3.1.0"
+    assert anonymous.get("/docs").headers["content-type"].startswith("text/html")
 
 
 def test_cors_as_configured(served: Served, anonymous: httpx.Client) -> None:

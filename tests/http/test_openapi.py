@@ -15,13 +15,17 @@ from typing import Any, cast
 import httpx
 import pytest
 import schemathesis
+from langgraph_sdk import Auth
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from gateway.auth import AuthHandlers
 from gateway.http._backend import Backend
+from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._openapi import DOCUMENT, METHODS, WEBSOCKET, operations
 from gateway.http.app import build_app
 from gateway.http.config import HttpConfig
@@ -68,6 +72,20 @@ def test_the_document_is_served_as_committed_without_credentials() -> None:
         assert served.json() == _committed()
         assert client.get("/docs").status_code == 200
         assert client.get("/info").status_code == 401
+
+
+def test_custom_auth_leaves_the_document_open() -> None:
+    auth = Auth()
+
+    @auth.authenticate
+    async def nobody(authorization: str | None) -> str:
+        raise Auth.exceptions.HTTPException(status_code=401, detail="nobody gets in")
+
+    guard = Middleware(AuthMiddleware, handlers=AuthHandlers(auth), max_body_bytes=1 << 20)
+    with TestClient(build_app(cast(Backend, None), info={}, auth=[guard])) as client:
+        assert client.get("/openapi.json").json() == _committed()
+        assert client.get("/docs").status_code == 200
+        assert client.post("/threads/search", json={}).status_code == 401
 
 
 def test_the_document_leaves_out_what_is_disabled() -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
@@ -225,6 +226,17 @@ def test_the_answers_of_a_session_are_as_documented(gateway: GatewayProcess) -> 
         call("GET", "/ok")
         schema["/ok"]["GET"].validate_response(client.get("/ok?check_db=1"))
         call("GET", "/metrics")
+        # The subscriptions the schemathesis run leaves out, where they answer at once.
+        stream, events = (
+            schema["/threads/{thread_id}/stream"]["GET"],
+            schema["/threads/{thread_id}/stream/events"]["POST"],
+        )
+        unknown = client.get(f"/threads/{uuid.uuid4()}/stream")
+        assert unknown.status_code == 404 and stream.validate_response(unknown) is not False
+        malformed = client.get("/threads/nope/stream")
+        assert malformed.status_code == 422 and stream.validate_response(malformed) is not False
+        refused = client.post(f"/threads/{thread_id}/stream/events", json=[])
+        assert refused.status_code == 400 and events.validate_response(refused) is not False
         call("DELETE", "/runs/crons/{cron_id}", cron_id=cron_id)
         call("DELETE", "/assistants/{assistant_id}", assistant_id=assistant_id)
         call("DELETE", "/store/items", {"namespace": ["users", "ann"], "key": "k"})

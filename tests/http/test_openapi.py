@@ -35,6 +35,7 @@ from tests._server import GatewayProcess
 HOOKS = Path(__file__).with_name("_schemathesis_hooks.py")
 # Graphs that end in well under a second, for the runs the run starts.
 QUICK_GRAPHS = ["agent", "subgraphs", "chat", "custom", "approval", "failing", "secret", "nested"]
+SCHEDULES = ["0 0 * * *", "*/5 * * * *", "0 9 * * 1-5"]
 # Open-ended subscriptions: they answer 200 and stream until the client leaves, which a
 # request-response fuzzer only sees as a timeout (tests/http/test_stream.py covers them).
 SUBSCRIPTIONS = ["/threads/{thread_id}/stream", "/threads/{thread_id}/stream/events"]
@@ -136,7 +137,7 @@ def test_the_docs_page_is_self_contained_and_lists_every_operation() -> None:
 
 def _for_the_run(doc: dict[str, Any]) -> dict[str, Any]:
     """The served document with the graph ids that can be run, as the Agent Server's document
-    lists its own graphs: without them, almost every create would be a 404."""
+    lists its own graphs, and cron schedules: without them, almost every create would fail."""
     schemas = doc["components"]["schemas"]
     for name in ("AssistantCreate", "AssistantPatch", "AssistantSearchRequest"):
         schemas[name]["properties"]["graph_id"]["enum"] = QUICK_GRAPHS
@@ -147,6 +148,9 @@ def _for_the_run(doc: dict[str, Any]) -> dict[str, Any]:
                 branch if branch.get("format") == "uuid" else {**branch, "enum": QUICK_GRAPHS}
                 for branch in assistant["anyOf"]
             ]
+        if name in ("CronCreate", "ThreadCronCreate", "CronPatch") and "schedule" in schema.get("properties", {}):
+            # Random text is rarely a cron expression: a few that are, so that crons get made.
+            schema["properties"]["schedule"]["enum"] = SCHEDULES
     return doc
 
 

@@ -30,7 +30,7 @@ from gateway.core.service import RunService
 from gateway.errors import BadRequest, GatewayError, InvalidArgument, NotFound
 from gateway.limits import check_filter, check_metadata
 from gateway.records import CRON_SORT_KEYS, CronChange, CronFilter, CronRecord, OnCompletion, RunCreate
-from gateway.run_body import run_create
+from gateway.run_body import run_create, type_name
 from gateway.storage import Storage
 
 logger = logging.getLogger("gateway.crons")
@@ -98,6 +98,17 @@ def _on_completion(value: Any) -> OnCompletion | None:
     raise InvalidArgument(f"on_run_completed: {value!r} is not one of 'delete', 'keep'")
 
 
+def _with_cron_id(config: Any, cron_id: str) -> dict[str, Any]:
+    """The runs' `config` with the cron's id among its `configurable`."""
+    config = config or {}
+    if not isinstance(config, dict):
+        raise InvalidArgument(f"config must be an object, not {type_name(config)}")
+    configurable = config.get("configurable") or {}
+    if not isinstance(configurable, dict):
+        raise InvalidArgument(f"config.configurable must be an object, not {type_name(configurable)}")
+    return {**config, "configurable": {**configurable, "cron_id": cron_id}}
+
+
 def _check_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_uuid(value):
         raise InvalidArgument(f"{name} {value!r} is not a UUID")
@@ -156,10 +167,7 @@ class Crons:
         cron_id = uuid7()
         caller = current_caller()
         user_id = caller.user.identity if caller is not None else ""
-        payload = dict(body)
-        config = dict(payload.get("config") or {})
-        config["configurable"] = {**(config.get("configurable") or {}), "cron_id": cron_id}
-        payload["config"] = config
+        payload = {**body, "config": _with_cron_id(body.get("config"), cron_id)}
         value: dict[str, Any] = {
             "payload": payload,
             "schedule": schedule,
@@ -256,9 +264,7 @@ class Crons:
         if current is None:
             raise NotFound(f"Cron '{cron_id}' not found")
         payload = {**current.payload, **body, "assistant_id": current.payload.get("assistant_id", current.assistant_id)}
-        config = dict(payload.get("config") or {})
-        config["configurable"] = {**(config.get("configurable") or {}), "cron_id": cron_id}
-        payload["config"] = config
+        payload["config"] = _with_cron_id(payload.get("config"), cron_id)
         next_run_date = None
         if schedule is not None or timezone is not None or enabled and not current.enabled:
             # A new schedule, a new timezone or a cron enabled again: its next run from now on.

@@ -344,7 +344,8 @@ def _cron_fields(body: Json, msg: crons_pb2.CreateCronRequest | crons_pb2.Update
             raise InvalidArgument(f"end_time must be an ISO 8601 date and time, not {body['end_time']!r}") from None
         msg.end_time.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     if body.get("on_run_completed") is not None:
-        value = convert.ON_RUN_COMPLETED.get(body["on_run_completed"])
+        name = body["on_run_completed"]
+        value = convert.ON_RUN_COMPLETED.get(name) if isinstance(name, str) else None
         if value is None:
             raise InvalidArgument(f"on_run_completed: {body['on_run_completed']!r} is not one of 'delete', 'keep'")
         msg.on_run_completed = value

@@ -129,3 +129,18 @@ def test_cron_errors_name_the_field(ticking: GatewayProcess) -> None:
         "sort": 422,
     }
     assert "schedule" in answers["schedule"].json()["detail"] and "stream_mode" in answers["input"].json()["detail"]
+
+
+def test_a_runs_config_that_is_not_an_object_is_refused_naming_it(ticking: GatewayProcess) -> None:
+    cron = {"assistant_id": "agent", "schedule": "0 0 * * *"}
+    with httpx.Client(base_url=ticking.http_url) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        cron_id = http.post("/runs/crons", json=cron).json()["cron_id"]
+        for config in ("x", [None], {"configurable": [1]}):
+            for answer in (
+                http.post("/runs/crons", json={**cron, "config": config}),
+                http.post(f"/threads/{thread_id}/runs/crons", json={**cron, "config": config}),
+                http.patch(f"/runs/crons/{cron_id}", json={"config": config}),
+            ):
+                assert answer.status_code == 422, (config, answer.text)
+                assert "config" in answer.json()["detail"]

@@ -250,3 +250,10 @@ def test_values_too_deep_for_protobuf_are_the_clients_error(remote: httpx.Client
         f"/threads/{thread_id}/runs/crons", json={"assistant_id": "agent", "schedule": "0 * * * *", "input": deep}
     )
     assert answer.status_code == 422
+
+
+def test_cron_fields_of_the_wrong_type_are_the_clients_error(remote: httpx.Client) -> None:
+    cron = {"assistant_id": "agent", "schedule": "0 0 * * *"}
+    for name, value in (("on_run_completed", {}), ("on_run_completed", ["keep"]), ("config", "x")):
+        answer = remote.post("/runs/crons", json={**cron, name: value})
+        assert answer.status_code == 422 and name in answer.json()["detail"], answer.text

@@ -76,9 +76,12 @@ def _moment(value: Any, name: str) -> datetime:
         if not isinstance(value, str):
             raise ValueError(value)
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        # Kept in UTC: a moment whose UTC falls outside years 1 to 9999 has no date there.
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidArgument(f"{name} must be an ISO 8601 date and time, not {value!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _flag(body: dict[str, Any], name: str) -> bool | None:

@@ -13,7 +13,7 @@ Graphs use the store directly (gateway.storage.store), with no handler in betwee
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, SearchItem
@@ -128,6 +128,12 @@ class StoreService:
             raise InvalidArgument("index must be false, a list of field paths, or null")
         if ttl is not None and ttl <= 0:
             raise InvalidArgument("ttl must be a positive number of minutes")
+        if ttl is not None:
+            try:
+                datetime.now(UTC) + timedelta(minutes=ttl)
+            except OverflowError:
+                # The stores keep the expiry as a date: past year 9999 there is none.
+                raise InvalidArgument(f"ttl {ttl} minutes is too far in the future") from None
         request: Json = {
             "namespace": check_namespace(namespace),
             "key": key,

@@ -183,7 +183,8 @@ _SORT_COLUMNS = {
 
 def _moment(value: datetime | None) -> str | None:
     """A moment as fixed-width UTC text, which sqlite orders as it orders time."""
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # isoformat, not strftime: strftime's %Y does not pad years before 1000 to four digits.
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _json_value(value: Any) -> tuple[str, tuple[Any, ...]]:

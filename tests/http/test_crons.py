@@ -144,3 +144,18 @@ def test_a_runs_config_that_is_not_an_object_is_refused_naming_it(ticking: Gatew
             ):
                 assert answer.status_code == 422, (config, answer.text)
                 assert "config" in answer.json()["detail"]
+
+
+def test_end_times_before_the_year_1000_are_kept_and_past_the_calendar_refused(ticking: GatewayProcess) -> None:
+    cron = {"assistant_id": "agent", "schedule": "0 0 * * *"}
+    with httpx.Client(base_url=ticking.http_url) as http:
+        made = http.post("/runs/crons", json={**cron, "end_time": "0641-04-10T07:50:46Z"})
+        assert made.status_code == 200, made.text
+        cron_id = made.json()["cron_id"]
+        patched = http.patch(f"/runs/crons/{cron_id}", json={"end_time": "0099-01-01T00:00:00Z"})
+        assert patched.status_code == 200, patched.text
+        assert http.get(f"/runs/crons/{cron_id}").json()["end_time"].startswith("0099-01-01T00:00:00")
+        assert http.post("/runs/crons/search", json={}).status_code == 200
+        # Its UTC would be in year 0.
+        refused = http.post("/runs/crons", json={**cron, "end_time": "0001-01-01T00:00:00+05:00"})
+        assert refused.status_code == 422 and "end_time" in refused.json()["detail"]

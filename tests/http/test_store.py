@@ -226,3 +226,11 @@ def test_disable_store_turns_the_routes_off(tmp_path: Path) -> None:
         assert out.json()["recalled"] == []
     finally:
         proc.kill()
+
+
+def test_a_ttl_past_the_calendar_is_refused_naming_it(store_url: str) -> None:
+    item = {"namespace": ["ttl", "far"], "key": "k", "value": {"v": 1}}
+    with httpx.Client(base_url=store_url) as http:
+        answer = http.put("/store/items", json={**item, "ttl": 3.67e16})
+        assert answer.status_code == 422 and "ttl" in answer.json()["detail"]
+        assert http.put("/store/items", json={**item, "ttl": 60 * 24 * 365}).status_code == 204

@@ -10,9 +10,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument
+from gateway.errors import InvalidArgument, NotFound
 from gateway.http._errors import endpoint
-from gateway.http._utils import backend, body_page, json_response, pagination_headers, path_uuid, read_object, type_name
+from gateway.http._utils import (
+    INT32_MAX,
+    backend,
+    body_page,
+    json_response,
+    pagination_headers,
+    path_uuid,
+    read_object,
+    type_name,
+)
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +125,9 @@ async def set_latest_version(request: Request) -> Response:
     version = body.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise InvalidArgument(f"version must be an integer, not {type_name(version)}")
+    if not 1 <= version <= INT32_MAX:
+        # No such version can be: they count from 1, and gRPC carries them as int32.
+        raise NotFound(f"Assistant {assistant_id} has no version {version}")
     return json_response(await backend(request).set_latest_assistant_version(assistant_id, version))
 
 

@@ -257,3 +257,11 @@ def test_cron_fields_of_the_wrong_type_are_the_clients_error(remote: httpx.Clien
     for name, value in (("on_run_completed", {}), ("on_run_completed", ["keep"]), ("config", "x")):
         answer = remote.post("/runs/crons", json={**cron, name: value})
         assert answer.status_code == 422 and name in answer.json()["detail"], answer.text
+
+
+def test_a_version_no_assistant_can_have_is_not_found(remote: httpx.Client, http: httpx.Client) -> None:
+    assistant_id = remote.post("/assistants", json={"graph_id": "agent"}).json()["assistant_id"]
+    for client in (remote, http):
+        for version in (0, -(2**35), 2**31):
+            answer = client.post(f"/assistants/{assistant_id}/latest", json={"version": version})
+            assert answer.status_code == 404, (version, answer.text)

@@ -55,6 +55,23 @@ async def test_joins_racing_a_resumable_run_get_every_event_once(stubs: Stubs) -
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("resumable", [False, True])
+async def test_a_join_with_an_event_id_not_ours_follows_the_run_live(stubs: Stubs, resumable: bool) -> None:
+    thread_id = await new_thread(stubs)
+    request = create("slow", thread_id, {"n": 4, "delay": 0.3}, stream_mode=["custom"], stream_resumable=resumable)
+    run = await stubs.runs.CreateRun(request)
+    await wait_status(stubs, thread_id, run.run_id, runs_pb2.RUN_STATUS_RUNNING)
+    events = await join(stubs, thread_id, run.run_id, "mock_event_20")
+    assert [e.WhichOneof("event") for e in events[:-1]] == ["custom"] * (len(events) - 1)
+    ticks = [json.loads(e.custom.json)["tick"] for e in events[:-1]]
+    assert ticks and ticks == list(range(4 - len(ticks), 4))
+    assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    # An id of ours of another run is still refused.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await join(stubs, thread_id, run.run_id, "123-1")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_a_finished_resumable_run_replays_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "gateway.sqlite"
     first = GatewayProcess(db).start()

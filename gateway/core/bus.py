@@ -8,7 +8,9 @@ the bus holds nothing more of the run.
 
 `LocalBus` keeps each run's events in a ring in memory (gateway.core.channel) and, for
 resumable runs, in the event log of the storage; a reader the ring has left behind reads on
-from the log and hands back to the ring at the next seq.
+from the log and hands back to the ring at the next seq. A resumable run's readers hand out
+only what the log holds, writing what it lacks first: a client resumes after any event it got,
+even from another process once this one died.
 
 With a shared log (Redis streams, gateway.redis_backend), a run executing in another process is
 read from the log: replayed, then tailed until its `end`. Events go to the log in the background

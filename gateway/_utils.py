@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from gateway.errors import BadRequest, StartupError
+from gateway.errors import BadRequest, InvalidArgument, StartupError
 
 # Credentials a request may carry once only. With two `Authorization` (or `x-api-key`) headers,
 # which one counts is up to whoever reads them (most frameworks and proxies take the first, a
@@ -42,6 +42,20 @@ def is_uuid(value: str) -> bool:
 def run_base_ms(run_id: str) -> int:
     """The millisecond part of a run's event ids: its UUIDv7's timestamp."""
     return int(uuid.UUID(run_id).int >> 80)
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """A client's value in an error message, cut short."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def id_part(digits: str, value: str, field: str, limit: int) -> int:
+    """A number in the event id `value` of a client's `field`, refused past `limit` before
+    int(), which fails on thousands of digits."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:
+        raise InvalidArgument(f"{field} {shown(value)} is out of range: its numbers are at most {limit}")
+    return int(digits)
 
 
 def check_port(what: str, host: str, port: int, option: str, *, reuse_port: bool = False) -> None:

@@ -8,7 +8,9 @@ the bus holds nothing more of the run.
 
 `LocalBus` keeps each run's events in a ring in memory (gateway.core.channel) and, for
 resumable runs, in the event log of the storage; a reader the ring has left behind reads on
-from the log and hands back to the ring at the next seq.
+from the log and hands back to the ring at the next seq. A resumable run's readers hand out
+only what the log holds, writing what it lacks first: a client resumes after any event it got,
+even from another process once this one died.
 
 With a shared log (Redis streams, gateway.redis_backend), a run executing in another process is
 read from the log: replayed, then tailed until its `end`. Events go to the log in the background
@@ -126,7 +128,7 @@ class EventBus(Protocol):
 
 
 class _Run:
-    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "resumable", "run_id", "unlogged")
+    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "resumable", "run_id", "unlogged", "writing")
 
     def __init__(self, run_id: str, channel: RunChannel, *, resumable: bool, logged: bool) -> None:
         self.run_id = run_id
@@ -137,6 +139,8 @@ class _Run:
         self.unlogged: list[Event] | None = [] if logged else None
         self.flushed_at = time.monotonic()
         self.flushing: asyncio.Task[None] | None = None
+        # One write to the log at a time, so that they land, and `logged_seq` moves, in order.
+        self.writing = asyncio.Lock()
         self.closed_at = 0.0
 
 
@@ -219,6 +223,7 @@ class LocalBus:
         run = _Run(run_id, channel, resumable=resumable, logged=resumable or (self.shared is not None and mirror))
         if resumable:
             channel.logged_seq = after
+            channel.persist = lambda: self._persist(run)
         self._runs[run_id] = run
         return _LocalWriter(self, run_id, run)
 
@@ -229,20 +234,29 @@ class LocalBus:
         run.flushing = asyncio.create_task(self._flush_in_background(run))
 
     async def flush(self, run: _Run) -> None:
-        if run.flushing is not None and run.flushing is not asyncio.current_task():
+        async with run.writing:
+            while run.unlogged:
+                events, run.unlogged = run.unlogged, []
+                try:
+                    await self.log.append_events(run.run_id, events)
+                except BaseException:
+                    # Still to be written, before what came meanwhile (the ring keeps them all).
+                    if run.unlogged is not None:
+                        run.unlogged[:0] = events
+                    raise
+                if run.resumable:
+                    run.channel.mark_logged(events[-1].seq)
+            run.flushed_at = time.monotonic()
+
+    async def _persist(self, run: _Run) -> None:
+        """A reader of a resumable run is about to hand out events not yet in the log: they
+        are written first, by a write the bus owns, so that a reader that leaves meanwhile
+        cancels none. A failure is logged; the reader waits for the next event or write."""
+        if run.unlogged:
+            if run.flushing is None:
+                self.flush_soon(run)
+            assert run.flushing is not None
             await asyncio.shield(run.flushing)
-        while run.unlogged:
-            events, run.unlogged = run.unlogged, []
-            try:
-                await self.log.append_events(run.run_id, events)
-            except BaseException:
-                # Still to be written, before what came meanwhile (the ring keeps them all).
-                if run.unlogged is not None:
-                    run.unlogged[:0] = events
-                raise
-            if run.resumable:
-                run.channel.logged_seq = events[-1].seq
-        run.flushed_at = time.monotonic()
 
     async def _flush_in_background(self, run: _Run) -> None:
         try:

@@ -28,7 +28,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from gateway.core.metrics import DELAY_SAMPLE, SLOW_DROPPED, delayed
 from gateway.errors import SubscriberTooSlow
@@ -111,8 +111,11 @@ class RunChannel:
         self._subscribers: set[_Subscriber] = set()
         self._writable: asyncio.Event | None = None
         # For a run that keeps a log: the last seq written to it. The ring keeps what is not
-        # yet in the log, so a subscriber that falls behind always finds its events somewhere.
+        # yet in the log, so a subscriber that falls behind always finds its events somewhere,
+        # and hands out only what is in it, after `persist()` writes the rest: an event that
+        # reached a client survives a crash of the process, for the client to resume after.
         self.logged_seq: int | None = None
+        self.persist: Callable[[], Awaitable[None]] | None = None
 
     @property
     def held_bytes(self) -> int:
@@ -236,6 +239,9 @@ class RunChannel:
                             await self._linger(sub, wait)
                             continue
                         sub.taken_at = now
+                    if self.logged_seq is not None and batch[-1].seq > self.logged_seq and not self._closed:
+                        batch = await self._in_log(batch)
+                if batch:
                     sub.cursor = batch[-1].seq
                     published_at, sub.published_at = sub.published_at, 0.0
                     if sub.fresh:
@@ -249,6 +255,8 @@ class RunChannel:
                         delayed(time.monotonic() - published_at)
                     continue
                 if self._closed:
+                    if self.since(sub.cursor):
+                        continue  # held back for a log that failed to take them; the run is over
                     return
                 sub.waiter = asyncio.get_running_loop().create_future()
                 try:
@@ -262,6 +270,21 @@ class RunChannel:
             self._subscribers.discard(sub)
             if self._writable is not None and not self._lagging():
                 self._writable.set()
+
+    async def _in_log(self, batch: list[Event]) -> list[Event]:
+        """What of `batch` is in the run's log once what it lacks is written; none when the
+        write failed (the subscriber waits for the next event or write)."""
+        if self.persist is not None:
+            await self.persist()
+        assert self.logged_seq is not None
+        return batch[: max(self.logged_seq - batch[0].seq + 1, 0)]
+
+    def mark_logged(self, seq: int) -> None:
+        """Events up to `seq` are in the run's log."""
+        self.logged_seq = seq
+        for sub in self._subscribers:
+            if sub.waiter is not None and not sub.lingering:
+                _wake(sub.waiter)
 
     def _linger_left(self, sub: _Subscriber, now: float) -> float:
         if self._closed or self._ended or self.full:

@@ -267,9 +267,10 @@ class Scheduler:
             live = None
         else:
             after = await self._bus.last_seq(record.run_id)
-            if not after and record.attempt > 1 and not (self._shared and request.stream_resumable):
+            if not after and record.attempt > 1 and not request.stream_resumable:
                 # Its earlier attempt's events died with the process that ran it, unlogged:
-                # ids go on above any it could have sent, so that a resume skips none.
+                # ids go on above any it could have sent, so that a resume skips none. A
+                # resumable run's readers got only what its log holds: it goes on after that.
                 after = (record.attempt - 1) * _LOST_SEQS
             return self._register(record, request, spec, after=after)
         await self._storage.finish_run(

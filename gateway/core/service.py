@@ -5,11 +5,12 @@ alike; the scheduler, the executor and the bus behind it are not the edges' busi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from uuid import UUID
 
 from gateway import tracing
-from gateway._utils import is_uuid, run_base_ms, uuid7
+from gateway._utils import id_part, is_uuid, run_base_ms, shown, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
@@ -44,23 +45,31 @@ Batches = AsyncIterator[Sequence[Event]]
 _ADMISSION_ATTEMPTS = 3
 
 
+# The largest seq storage holds: a signed 64-bit integer.
+MAX_SEQ = 2**63 - 1
+# Our event ids: "<ms>-<seq>" or a bare seq.
+_EVENT_ID = re.compile(r"(?:([0-9]+)-)?([0-9]+)")
+
+
 def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
-    """The seq to replay after, from a Last-Event-ID; None means live only. With `run_id`,
-    an id of another run (its "<ms>" differs) is refused rather than misread."""
+    """The seq to replay after, from a Last-Event-ID; None means live only. An id in another
+    format than ours is none we issued: as the Agent Server, which replays only ids after it
+    and has none after such an id, it follows the run live. With `run_id`, an id of ours of
+    another run (its "<ms>" differs) is refused rather than misread."""
     if value is None or value == "":
         return None
     value = value.strip()
     if value in ("-1", "0", "-"):
         return 0
-    ms, _, seq = value.rpartition("-")
-    try:
-        after = max(int(seq), 0)
-        if ms and run_id is not None and int(ms) != run_base_ms(run_id):
-            raise InvalidArgument(f"last_event_id {value!r} is an event id of another run than {run_id}")
-    except ValueError:
-        raise InvalidArgument(
-            f"last_event_id {value!r} is not an event id: expected '<ms>-<seq>', '-1' or '0'"
-        ) from None
+    match = _EVENT_ID.fullmatch(value)
+    if match is None:
+        return None
+    ms, seq = match.groups()
+    after = id_part(seq, value, "last_event_id", MAX_SEQ)
+    if ms is not None:
+        base = id_part(ms, value, "last_event_id", MAX_SEQ)
+        if run_id is not None and base != run_base_ms(run_id):
+            raise InvalidArgument(f"last_event_id {shown(value)} is an event id of another run than {run_id}")
     return after
 
 
@@ -324,7 +333,7 @@ class RunService:
     ) -> tuple[RunRecord, Batches]:
         """The run's events after `last_event_id` (none: from now on), live while it runs,
         then its end; a run that ended and whose events are gone yields its end only."""
-        parse_event_id(last_event_id)  # a malformed id fails before the lookup
+        parse_event_id(last_event_id)  # an id out of range fails before the lookup
         record = await self.find(thread_id, run_id)
         after = parse_event_id(last_event_id, run_id)
         if after is not None and record.resumable:

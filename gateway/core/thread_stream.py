@@ -16,10 +16,10 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
-from gateway._utils import run_base_ms
+from gateway._utils import id_part, run_base_ms
 from gateway.core.metrics import OpenStream
 from gateway.core.scheduler import Scheduler
-from gateway.core.service import RunService
+from gateway.core.service import MAX_SEQ, RunService
 from gateway.core.signals import SignalKind, Signals
 from gateway.errors import InvalidArgument, SubscriberTooSlow
 from gateway.records import Event
@@ -29,7 +29,8 @@ from gateway.storage import RecordStore
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 
 # Ids the thread stream accepts as Last-Event-ID: "<ms>", "<ms>-<seq>", "<ms>-*", "-", "-1", "0".
-_STREAM_ID = re.compile(r"^(?:-1?|\d+(?:-(?:\d+|\*))?)$")
+_STREAM_ID = re.compile(r"^(?:-1?|[0-9]+(?:-(?:[0-9]+|\*))?)$")
+_MAX_ID = 2**64 - 1
 
 # How many of the thread's newest runs a subscriber looks at when it joins.
 _RECENT_RUNS = 100
@@ -53,9 +54,12 @@ def parse_thread_event_id(value: str | None) -> tuple[int, int] | None:
     if value in ("-", "-1", "0"):
         return (0, 0)
     ms, _, seq = value.partition("-")
+    # A Redis stream id's numbers are unsigned 64-bit; no run has more events than storage
+    # holds, so a seq above that is after all of them.
+    after = id_part(ms, value, "last-event-id", _MAX_ID)
     if seq == "*":
-        return (int(ms), 2**63)
-    return (int(ms), int(seq) if seq else 0)
+        return (after, MAX_SEQ)
+    return (after, min(id_part(seq or "0", value, "last-event-id", _MAX_ID), MAX_SEQ))
 
 
 def stream_modes(values: Iterable[str]) -> frozenset[str]:

@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
-from gateway._utils import is_uuid
+from gateway._utils import id_part, is_uuid
 from gateway.errors import GatewayError
 from gateway.http._backend import ProtocolSession
 from gateway.http._errors import endpoint, error_response, incident
@@ -102,9 +102,9 @@ async def stream_events(request: Request) -> Response:
         since = parse_since(body)
     except ProtocolError as exc:
         return error_response(400, exc.message)
-    if since is None and (last := request.headers.get("last-event-id", "").strip()).isdigit():
-        # A resume by the SSE standard's header: the ids are the events' seqs.
-        since = int(last)
+    if since is None and (last := request.headers.get("last-event-id", "").strip()).isascii() and last.isdigit():
+        # A resume by the SSE standard's header: the ids are the events' seqs, as `since` (uint64).
+        since = id_part(last, last, "last-event-id", 2**64 - 1)
     session = await backend(request).protocol_session(thread_id)
     try:
         await session.subscribe(wanted, since)

@@ -108,3 +108,21 @@ async def test_events_published_before_a_live_reader_joins_are_not_replayed(log:
     writer.publish("end", (), b"{}")
     await writer.close()
     assert await live == [2, 3]
+
+
+async def test_a_resumable_run_hands_its_readers_only_events_already_in_its_log(log: SqliteStorage) -> None:
+    # A client resumes after any event it got, even from a process that restarted since.
+    bus = bus_of(log)
+    writer = bus.open("r", resumable=True)
+    reader = bus.events("r", after=0)
+    got: list[int] = []
+    async with asyncio.timeout(10):
+        for i in range(3):
+            # One at a time, fewer and sooner than the log's batches.
+            writer.publish("custom", (), b'{"i":%d}' % i)
+            assert not writer.pressing
+            got += [e.seq for e in await anext(reader)]
+            assert [e.seq for e in await log.read_events("r", 0, 10)] == got == list(range(1, i + 2))
+        writer.publish("end", (), b'{"status":"success"}')
+        await writer.close()
+        assert [e.seq async for batch in reader for e in batch] == [4]

@@ -260,8 +260,36 @@ def test_join_errors(http: httpx.Client, new_thread: NewThread) -> None:
     assert http.get(f"/threads/{thread_id}/runs/not-a-uuid/stream").status_code == 422
     assert http.get(f"/runs/{missing}/stream").status_code == 404
     run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": "agent", "input": {"topic": "x"}}).json()
-    bad = http.get(f"/threads/{thread_id}/runs/{run['run_id']}/stream", headers={"Last-Event-ID": "garbage"})
-    assert bad.status_code == 422
+    location = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+    # Ours, but of another run, or past what a seq can be: refused before anything happens.
+    for last_id in ("123-4", "18446744073709551616", f"123-{2**63}", "9" * 5000, f"{'9' * 5000}-1"):
+        bad = http.get(location, headers={"Last-Event-ID": last_id})
+        assert bad.status_code == 422 and "last_event_id" in bad.json()["detail"], bad.text
+        assert len(bad.json()["detail"]) < 200
+    for last_id in ("18446744073709551616", "9" * 5000):
+        bad = http.get(f"/threads/{thread_id}/runs/{missing}/stream", headers={"Last-Event-ID": last_id})
+        assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("last_id", ["mock_event_20", "garbage", "x-y", "7-*"])
+def test_a_join_with_an_event_id_not_ours_follows_the_run_live(
+    http: httpx.Client, new_thread: NewThread, last_id: str
+) -> None:
+    # As the Agent Server: nothing of the run comes after an id it did not issue, so nothing
+    # is replayed, and the run is followed to its end.
+    thread_id = new_thread()
+    body = {"assistant_id": "slow", "input": {"n": 4, "delay": 0.3}, "stream_mode": ["custom", "values"]}
+    run = http.post(f"/threads/{thread_id}/runs", json=body).json()
+    wait_for_status(http, thread_id, run["run_id"], "running")
+    location = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+    with http.stream("GET", location, headers={"Last-Event-ID": last_id}) as response:
+        assert response.status_code == 200
+        events = parse(b"".join(response.iter_raw()))
+    assert "metadata" not in [e.event for e in events]
+    assert_ids_increase(events)
+    ticks = [e.data["tick"] for e in events if e.event == "custom"]
+    assert ticks and ticks == list(range(4 - len(ticks), 4))
+    assert events[-1].event == "values" and events[-1].data["ticks"] == 4
 
 
 def test_stateless_location_joins_the_run(http: httpx.Client) -> None:

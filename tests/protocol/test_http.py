@@ -64,6 +64,15 @@ def test_event_streams_refuse_bad_filters(server: str, body: object, words: str)
     assert response.status_code == 400 and words in response.json()["detail"], response.text
 
 
+@pytest.mark.parametrize("last_id", ["18446744073709551616", "9" * 5000])
+def test_event_streams_refuse_a_last_event_id_out_of_range(server: str, last_id: str) -> None:
+    path = f"{server}/threads/{uuid.uuid4()}/stream/events"
+    with httpx.stream(
+        "POST", path, json={"channels": ["values"]}, headers={"Last-Event-ID": last_id}, timeout=30
+    ) as response:
+        assert response.status_code == 422 and b"last-event-id" in response.read()
+
+
 def test_thread_ids_are_uuids(server: str) -> None:
     assert _post(server, "/threads/nope/commands", {"id": 1, "method": "agent.getTree"}).status_code == 422
     assert _post(server, "/threads/nope/stream/events", {"channels": ["values"]}).status_code == 422

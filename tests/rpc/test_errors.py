@@ -95,12 +95,18 @@ async def test_malformed_ids_are_invalid_arguments(stubs: Stubs) -> None:
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "thread_id" in err.details()
     err = await rpc_error(lambda: stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=str(uuid.uuid4()), run_id="r")))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "run_id" in err.details()
-    err = await rpc_error(
-        lambda: stubs.runs.JoinRunStream(
-            runs_pb2.JoinRunStreamRequest(thread_id=str(uuid.uuid4()), run_id=str(uuid.uuid4()), last_event_id="x-y")
+
+    # Event ids of ours past what storage holds, before the lookup of their run or thread.
+    for last_event_id in ("18446744073709551616", f"1-{2**63}", "9" * 5000):
+        join = runs_pb2.JoinRunStreamRequest(
+            thread_id=str(uuid.uuid4()), run_id=str(uuid.uuid4()), last_event_id=last_event_id
         )
-    )
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "last_event_id" in err.details()
+        err = await rpc_error(lambda request=join: stubs.runs.JoinRunStream(request))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "last_event_id" in err.details()
+    for last_event_id in ("x-y", "18446744073709551616", "1-18446744073709551616", "9" * 5000):
+        follow = threads_pb2.JoinThreadStreamRequest(thread_id=str(uuid.uuid4()), last_event_id=last_event_id)
+        err = await rpc_error(lambda request=follow: stubs.threads.JoinThreadStream(request))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "last-event-id" in err.details()
 
 
 def _varint(n: int) -> bytes:

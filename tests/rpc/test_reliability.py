@@ -55,6 +55,23 @@ async def test_joins_racing_a_resumable_run_get_every_event_once(stubs: Stubs) -
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("resumable", [False, True])
+async def test_a_join_with_an_event_id_not_ours_follows_the_run_live(stubs: Stubs, resumable: bool) -> None:
+    thread_id = await new_thread(stubs)
+    request = create("slow", thread_id, {"n": 4, "delay": 0.3}, stream_mode=["custom"], stream_resumable=resumable)
+    run = await stubs.runs.CreateRun(request)
+    await wait_status(stubs, thread_id, run.run_id, runs_pb2.RUN_STATUS_RUNNING)
+    events = await join(stubs, thread_id, run.run_id, "mock_event_20")
+    assert [e.WhichOneof("event") for e in events[:-1]] == ["custom"] * (len(events) - 1)
+    ticks = [json.loads(e.custom.json)["tick"] for e in events[:-1]]
+    assert ticks and ticks == list(range(4 - len(ticks), 4))
+    assert events[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+    # An id of ours of another run is still refused.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await join(stubs, thread_id, run.run_id, "123-1")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_a_finished_resumable_run_replays_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "gateway.sqlite"
     first = GatewayProcess(db).start()
@@ -199,6 +216,41 @@ async def test_after_kill_9_a_stateless_background_run_runs_again(backend: str, 
             assert [e.data["tick"] for e in events if e.event == "custom"] == list(range(40))
         finally:
             second.kill()
+
+
+async def test_events_a_client_got_from_a_resumable_run_survive_kill_9(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.sqlite"
+    first = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(first.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            thread_id = await new_thread(stubs)
+            # Its metadata and first tick come at once, sooner than the log's batches; the next
+            # tick a second later, after the kill.
+            request = create("slow", thread_id, {"n": 4, "delay": 1.0}, stream_mode=["custom"], stream_resumable=True)
+            call = stubs.runs.RunStream(request)
+            got = [await call.read(), await call.read()]
+            assert [e.WhichOneof("event") for e in got] == ["metadata", "custom"]
+            first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            first.proc.wait(10)  # type: ignore[union-attr]
+    finally:
+        first.kill()
+    second = GatewayProcess(db).start()
+    try:
+        async with grpc.aio.insecure_channel(second.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            run_id = got[0].metadata.run_id
+            await wait_status(stubs, thread_id, run_id, runs_pb2.RUN_STATUS_RUNNING)
+            # The client resumes where it was: the second attempt follows, from its start.
+            rest = await join(stubs, thread_id, run_id, got[1].event_id)
+            assert seqs(rest) == list(range(3, 3 + len(rest)))
+            assert rest[0].metadata.attempt == 2
+            assert [json.loads(e.custom.json)["tick"] for e in rest if e.HasField("custom")] == [0, 1, 2, 3]
+            assert rest[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+            # From the start, the first attempt's events as the client got them, then the second's.
+            assert (await join(stubs, thread_id, run_id, "0"))[:2] == got
+    finally:
+        second.kill()
 
 
 async def test_a_full_queue_is_refused_with_resource_exhausted(tmp_path: Path) -> None:

@@ -267,6 +267,31 @@ def test_a_killed_replicas_run_is_taken_over_from_its_last_checkpoint(replica: R
         assert taken_over < 2 * 1 + 20  # 2 lease periods, plus the rest of the run
 
 
+def test_events_a_client_got_from_a_resumable_run_survive_its_replica_s_kill_9(replica: Replica) -> None:
+    lease = ("--lease-seconds", "1")
+    a, b = replica(*lease), replica(*lease)
+    with httpx.Client(base_url=a.http_url, timeout=60) as ha, httpx.Client(base_url=b.http_url, timeout=60) as hb:
+        thread_id = _thread(ha)
+        # Its metadata and first tick come at once; the next tick a second later, after the kill.
+        body = {**SLOW, "input": {"n": 4, "delay": 1.0}, "stream_resumable": True}
+        with ha.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as response:
+            got = []
+            for event in iter_events(response):
+                got.append(event)
+                if event.event == "custom":
+                    break
+            a.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            a.proc.wait(10)  # type: ignore[union-attr]
+        run_id = got[0].data["run_id"]
+        # The client resumes where it was, through the other replica, which takes the run over.
+        rest = _join(hb, thread_id, run_id, got[-1].id or "")
+        assert [e.seq[1] for e in rest] == list(range(got[-1].seq[1] + 1, got[-1].seq[1] + 1 + len(rest)))
+        assert rest[0].event == "metadata" and rest[0].data["attempt"] == 2
+        assert [e.data["tick"] for e in rest if e.event == "custom"] == [0, 1, 2, 3]
+        assert rest[-1].event == "values" and rest[-1].data["ticks"] == 4
+        assert [(e.id, e.data) for e in _join(hb, thread_id, run_id, "0")[: len(got)]] == [(e.id, e.data) for e in got]
+
+
 def test_a_run_whose_process_dies_too_often_ends_with_an_error(replica: Replica) -> None:
     once = ("--lease-seconds", "1", "--max-attempts", "1")
     a, b = replica(*once), replica(*once)

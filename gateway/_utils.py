@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from gateway.errors import BadRequest, InvalidArgument, StartupError
+from gateway.errors import BadRequest, InvalidArgument, StartupError, shown
 
 # Credentials a request may carry once only. With two `Authorization` (or `x-api-key`) headers,
 # which one counts is up to whoever reads them (most frameworks and proxies take the first, a
@@ -42,11 +42,6 @@ def is_uuid(value: str) -> bool:
 def run_base_ms(run_id: str) -> int:
     """The millisecond part of a run's event ids: its UUIDv7's timestamp."""
     return int(uuid.UUID(run_id).int >> 80)
-
-
-def shown(value: str, limit: int = 40) -> str:
-    """A client's value in an error message, cut short."""
-    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def id_part(digits: str, value: str, field: str, limit: int) -> int:

@@ -5,6 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+# How much of a client's value an error message quotes: a UUID whole, but never so much that
+# the message grows with the input (gRPC answers status details past its metadata limit with
+# RESOURCE_EXHAUSTED instead of the error).
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """`value` as an error message quotes it: its repr, cut to a short prefix."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+
 
 class GatewayError(Exception):
     """An expected failure with a message safe to show to the client."""

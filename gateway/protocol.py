@@ -27,6 +27,7 @@ from gateway.errors import (
     TooManyRuns,
     Unauthenticated,
     Unavailable,
+    shown,
 )
 
 CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
@@ -150,14 +151,14 @@ def parse_filter(params: dict[str, Any]) -> Filter:
         parsed = tuple(tuple(ns) for ns in namespaces)
     depth = params.get("depth")
     if depth is not None and not _count(depth):
-        raise _bad(f"depth must be a non-negative integer, not {depth!r}")
+        raise _bad(f"depth must be a non-negative integer, not {shown(depth)}")
     return Filter(frozenset(channels), parsed, depth)
 
 
 def parse_since(params: dict[str, Any]) -> int | None:
     since = params.get("since")
     if since is not None and not _count(since):
-        raise _bad(f"since must be a non-negative integer, not {since!r}")
+        raise _bad(f"since must be a non-negative integer, not {shown(since)}")
     return since
 
 
@@ -296,7 +297,7 @@ def _body(method: str, params: dict[str, Any]) -> CommandBody:
     if method == "run.cancel":
         action = params.get("action", "interrupt")
         if action not in ("interrupt", "rollback"):
-            raise _bad(f"action must be 'interrupt' or 'rollback', not {action!r}")
+            raise _bad(f"action must be 'interrupt' or 'rollback', not {shown(action)}")
         return CancelRun(_string(params, "run_id"), action)
     raise ProtocolError("unknown_command", f"Unknown protocol command: {method}")
 

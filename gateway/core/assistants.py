@@ -20,7 +20,7 @@ from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.core.access import Access, metadata_of
 from gateway.core.graphs import Graphs
-from gateway.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound
+from gateway.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound, shown
 from gateway.limits import check_filter, check_metadata
 from gateway.records import (
     ASSISTANT_SORT_KEYS,
@@ -63,7 +63,7 @@ def _system(spec: GraphSpec) -> AssistantRecord:
 
 def check_assistant_id(assistant_id: str) -> str:
     if not is_uuid(assistant_id):
-        raise InvalidArgument(f"assistant_id {assistant_id!r} is not a UUID")
+        raise InvalidArgument(f"assistant_id {shown(assistant_id)} is not a UUID")
     return assistant_id
 
 
@@ -123,7 +123,7 @@ class Assistants:
     async def _lookup(self, assistant_id: str) -> AssistantRecord:
         if assistant_id not in self.graphs and not is_uuid(assistant_id):
             raise InvalidArgument(
-                f"Invalid assistant: {assistant_id!r}. Must be either:\n- A valid assistant UUID, or\n"
+                f"Invalid assistant: {shown(assistant_id)}. Must be either:\n- A valid assistant UUID, or\n"
                 f"- One of the registered graphs: {', '.join(self.graphs)}"
             )
         assistant_id = self._known(assistant_id)
@@ -167,7 +167,7 @@ class Assistants:
         description: str | None = None,
     ) -> AssistantRecord:
         if if_exists not in ("raise", "do_nothing"):
-            raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
+            raise InvalidArgument(f"if_exists {shown(if_exists)} is not one of: raise, do_nothing")
         assistant_id = check_assistant_id(assistant_id) if assistant_id else str(uuid.uuid4())
         self._check_graph(graph_id)
         _check_config(config, context)
@@ -302,9 +302,9 @@ class Assistants:
         sort_order: str | None = None,
     ) -> list[AssistantRecord]:
         if sort_by is not None and sort_by not in ASSISTANT_SORT_KEYS:
-            raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(ASSISTANT_SORT_KEYS)}")
+            raise InvalidArgument(f"sort_by {shown(sort_by)} is not one of: {', '.join(ASSISTANT_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
-            raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
+            raise InvalidArgument(f"sort_order {shown(sort_order)} is not one of: asc, desc")
         check_filter("metadata", metadata)
         value = {"graph_id": graph_id, "metadata": dict(metadata or {}), "limit": limit, "offset": offset}
         access = await self._access.check("assistants", "search", value)

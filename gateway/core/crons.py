@@ -27,7 +27,7 @@ from gateway.auth import Caller, acting_as, as_user, current_caller
 from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.service import RunService
-from gateway.errors import BadRequest, GatewayError, InvalidArgument, NotFound
+from gateway.errors import BadRequest, GatewayError, InvalidArgument, NotFound, shown
 from gateway.limits import check_filter, check_metadata
 from gateway.records import CRON_SORT_KEYS, CronChange, CronFilter, CronRecord, OnCompletion, RunCreate
 from gateway.run_body import run_create, type_name
@@ -51,7 +51,7 @@ def next_tick(schedule: str, after: datetime, timezone: str | None) -> datetime:
 def _schedule(value: Any) -> str:
     if not isinstance(value, str) or not croniter.is_valid(value):
         raise InvalidArgument(
-            f"Invalid cron schedule: {value!r}. Ensure the schedule uses the standard cron format "
+            f"Invalid cron schedule: {shown(value)}. Ensure the schedule uses the standard cron format "
             "(minute hour day_of_month month day_of_week). Example: '*/5 * * * *' for every 5 minutes."
         )
     return value
@@ -66,7 +66,7 @@ def _timezone(value: Any) -> str | None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, KeyError, ValueError):
         raise InvalidArgument(
-            f"Invalid timezone: {value!r}. Use IANA timezone format (e.g. 'America/New_York')."
+            f"Invalid timezone: {shown(value)}. Use IANA timezone format (e.g. 'America/New_York')."
         ) from None
     return value
 
@@ -80,7 +80,7 @@ def _moment(value: Any, name: str) -> datetime:
         # Kept in UTC: a moment whose UTC falls outside years 1 to 9999 has no date there.
         moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise InvalidArgument(f"{name} must be an ISO 8601 date and time, not {value!r}") from None
+        raise InvalidArgument(f"{name} must be an ISO 8601 date and time, not {shown(value)}") from None
     return moment
 
 
@@ -98,7 +98,7 @@ def _on_completion(value: Any) -> OnCompletion | None:
         return "delete"
     if value == "keep":
         return "keep"
-    raise InvalidArgument(f"on_run_completed: {value!r} is not one of 'delete', 'keep'")
+    raise InvalidArgument(f"on_run_completed: {shown(value)} is not one of 'delete', 'keep'")
 
 
 def _with_cron_id(config: Any, cron_id: str) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _with_cron_id(config: Any, cron_id: str) -> dict[str, Any]:
 
 def _check_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_uuid(value):
-        raise InvalidArgument(f"{name} {value!r} is not a UUID")
+        raise InvalidArgument(f"{name} {shown(value)} is not a UUID")
     return value
 
 
@@ -348,9 +348,11 @@ class Crons:
         sort_order: str | None = None,
     ) -> list[CronRecord]:
         if sort_by is not None and sort_by.lower() not in CRON_SORT_KEYS:
-            raise InvalidArgument(f"Invalid sort_by field: {sort_by!r}. Valid options are: {', '.join(CRON_SORT_KEYS)}")
+            raise InvalidArgument(
+                f"Invalid sort_by field: {shown(sort_by)}. Valid options are: {', '.join(CRON_SORT_KEYS)}"
+            )
         if sort_order is not None and sort_order.lower() not in ("asc", "desc"):
-            raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
+            raise InvalidArgument(f"sort_order {shown(sort_order)} is not one of: asc, desc")
         where = await self._filter(
             assistant_id=assistant_id,
             thread_id=thread_id,

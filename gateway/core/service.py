@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from uuid import UUID
 
 from gateway import tracing
-from gateway._utils import id_part, is_uuid, run_base_ms, shown, uuid7
+from gateway._utils import id_part, is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.idempotency import request_key, run_body
 from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
-from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound
+from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, shown
 from gateway.limits import check_metadata
 from gateway.metrics import edge
 from gateway.outcome import Outcome

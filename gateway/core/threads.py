@@ -29,6 +29,7 @@ from gateway.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    shown,
 )
 from gateway.limits import check_filter, check_metadata
 from gateway.records import (
@@ -62,7 +63,7 @@ def _unfit_state(thread_id: str, graph_id: Any) -> Iterator[None]:
 
 def check_thread_id(thread_id: str) -> str:
     if not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
     return thread_id
 
 
@@ -71,7 +72,7 @@ def _status(status: str | None) -> ThreadStatus | None:
         if status == known:
             return known
     if status is not None:
-        raise InvalidArgument(f"status {status!r} is not one of: {', '.join(THREAD_STATUSES)}")
+        raise InvalidArgument(f"status {shown(status)} is not one of: {', '.join(THREAD_STATUSES)}")
     return None
 
 
@@ -106,7 +107,7 @@ class Threads:
         """The thread made; for a repeat of a request with a request_id, the one the first
         call made."""
         if if_exists not in ("raise", "do_nothing"):
-            raise InvalidArgument(f"if_exists {if_exists!r} is not one of: raise, do_nothing")
+            raise InvalidArgument(f"if_exists {shown(if_exists)} is not one of: raise, do_nothing")
         body = {"thread_id": thread_id or None, "metadata": metadata or {}, "if_exists": if_exists}
         key = request_key(request_id, "thread", body, self._idempotency_window)
         thread_id = check_thread_id(thread_id) if thread_id else uuid7()
@@ -252,9 +253,9 @@ class Threads:
         sort_order: str | None = None,
     ) -> list[ThreadRecord]:
         if sort_by is not None and sort_by not in THREAD_SORT_KEYS:
-            raise InvalidArgument(f"sort_by {sort_by!r} is not one of: {', '.join(THREAD_SORT_KEYS)}")
+            raise InvalidArgument(f"sort_by {shown(sort_by)} is not one of: {', '.join(THREAD_SORT_KEYS)}")
         if sort_order is not None and sort_order not in ("asc", "desc"):
-            raise InvalidArgument(f"sort_order {sort_order!r} is not one of: asc, desc")
+            raise InvalidArgument(f"sort_order {shown(sort_order)} is not one of: asc, desc")
         check_filter("metadata", metadata)
         check_filter("values", values)
         value: dict[str, Any] = {"metadata": dict(metadata or {}), "values": dict(values or {}), "status": status}
@@ -309,7 +310,7 @@ class Threads:
     ) -> dict[str, Any]:
         thread = await self.get(thread_id)
         if checkpoint_id is not None and not is_uuid(checkpoint_id):
-            raise InvalidArgument(f"checkpoint_id {checkpoint_id!r} is not a UUID")
+            raise InvalidArgument(f"checkpoint_id {shown(checkpoint_id)} is not a UUID")
         configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
         if checkpoint_id:
             configurable["checkpoint_id"] = checkpoint_id
@@ -375,7 +376,7 @@ class Threads:
     ) -> list[dict[str, Any]]:
         thread = await self.get(thread_id)
         if before is not None and not is_uuid(before):
-            raise InvalidArgument(f"before {before!r} is not a checkpoint id")
+            raise InvalidArgument(f"before {shown(before)} is not a checkpoint id")
         if limit < 0:
             raise InvalidArgument("limit must not be negative")
         check_filter("metadata", metadata)

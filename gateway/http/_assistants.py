@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument, NotFound
+from gateway.errors import InvalidArgument, NotFound, shown
 from gateway.http._errors import endpoint
 from gateway.http._utils import (
     INT32_MAX,
@@ -165,7 +165,7 @@ def _xray(raw: str | None) -> bool | int:
         return True
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
-    raise InvalidArgument(f"xray must be true, false or a positive depth, not {raw!r}")
+    raise InvalidArgument(f"xray must be true, false or a positive depth, not {shown(raw)}")
 
 
 @endpoint

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from gateway._utils import id_part, is_uuid
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, shown
 from gateway.http._backend import ProtocolSession
 from gateway.http._errors import endpoint, error_response, incident
 from gateway.http._sse import HEARTBEAT, SSE_HEADERS, KeepAliveStream, frame
@@ -146,7 +146,7 @@ async def _receive_commands(websocket: WebSocket, session: ProtocolSession) -> N
 async def socket(websocket: WebSocket) -> None:
     thread_id = websocket.path_params["thread_id"]
     if not is_uuid(thread_id):
-        message = f"thread_id {thread_id!r} is not a UUID"
+        message = f"thread_id {shown(thread_id)} is not a UUID"
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(error_response(422, message))
         else:

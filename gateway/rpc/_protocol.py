@@ -9,6 +9,7 @@ import orjson
 from google.protobuf import json_format
 from langgraph.gateway.v1 import runs_pb2, sessions_pb2
 
+from gateway.errors import shown
 from gateway.protocol import (
     AGENT_STATUSES,
     CancelRun,
@@ -64,7 +65,7 @@ def command_to_proto(command: Command) -> sessions_pb2.SessionRequest:
             start.metadata.CopyFrom(dict_to_struct(body.metadata))
         if body.multitask_strategy is not None:
             if body.multitask_strategy not in MULTITASK_VALUES:
-                raise ProtocolError("invalid_argument", f"unknown multitask strategy {body.multitask_strategy!r}")
+                raise ProtocolError("invalid_argument", f"unknown multitask strategy {shown(body.multitask_strategy)}")
             start.multitask_strategy = MULTITASK_VALUES[body.multitask_strategy]
     elif isinstance(body, InputRespond):
         respond = msg.respond

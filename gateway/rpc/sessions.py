@@ -18,7 +18,7 @@ from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 from gateway._utils import is_uuid
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, shown
 from gateway.protocol import Frame, ProtocolError, SessionFailed
 from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
 from gateway.rpc.malformed import MalformedRequest
@@ -68,7 +68,7 @@ class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request of a session must be open")
         thread_id = first.open.thread_id
         if not is_uuid(thread_id):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"open.thread_id {thread_id!r} is not a UUID")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"open.thread_id {shown(thread_id)} is not a UUID")
         try:
             session = await self._protocol.session(thread_id, dedupe=False)
         except GatewayError as exc:

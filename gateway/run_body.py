@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from gateway._utils import is_uuid, uuid7
-from gateway.errors import BadRequest, InvalidArgument
+from gateway.errors import BadRequest, InvalidArgument, shown
 from gateway.records import DURABILITIES, MULTITASK_STRATEGIES, STREAM_MODES, Durability, OnCompletion, RunCreate
 
 S = TypeVar("S", bound=str)
@@ -78,7 +78,7 @@ def _enum(body: dict[str, Any], name: str, choices: Sequence[S], default: D) -> 
     for choice in choices:
         if value == choice:
             return choice
-    raise InvalidArgument(f"{name}: {value!r} is not one of {_choices(choices)}")
+    raise InvalidArgument(f"{name}: {shown(value)} is not one of {_choices(choices)}")
 
 
 def _choices(choices: Sequence[str]) -> str:
@@ -105,10 +105,10 @@ def stream_modes(value: Any, name: str = "stream_mode") -> list[str]:
         if mode in _PROTOCOL_ONLY:
             # As the Agent Server: tool events are the thread protocol's (its tools channel).
             raise InvalidArgument(
-                f"{name}: {mode!r} is only streamed by the thread protocol (POST /threads/{{thread_id}}/stream/events)"
+                f"{name}: {shown(mode)} is only streamed by the thread protocol (POST /threads/{{thread_id}}/stream/events)"
             )
         if not isinstance(mode, str) or mode not in _RUN_MODES:
-            raise InvalidArgument(f"{name}: {mode!r} is not one of {_choices(_RUN_MODES)}")
+            raise InvalidArgument(f"{name}: {shown(mode)} is not one of {_choices(_RUN_MODES)}")
         if mode not in modes:
             modes.append(mode)
     return modes or ["values"]
@@ -123,7 +123,7 @@ def _nodes(body: dict[str, Any], name: str) -> list[str] | str | None:
     if value == "*":
         return "*"
     if isinstance(value, str):
-        raise InvalidArgument(f'{name} must be "*" or an array of node names, not {value!r}')
+        raise InvalidArgument(f'{name} must be "*" or an array of node names, not {shown(value)}')
     return _strings(value, name)
 
 
@@ -164,7 +164,7 @@ def checkpoint_ref(body: dict[str, Any], name: str = "checkpoint") -> dict[str, 
         if item is None:
             continue
         if not isinstance(item, kind) or (key == "checkpoint_id" and item and not is_uuid(item)):
-            raise InvalidArgument(f"{name}.{key} must be {what}, not {item!r:.100}")
+            raise InvalidArgument(f"{name}.{key} must be {what}, not {shown(item)}")
         ref[key] = item
     if value.get("checkpoint_map") is not None:
         if not isinstance(value["checkpoint_map"], dict):
@@ -173,12 +173,25 @@ def checkpoint_ref(body: dict[str, Any], name: str = "checkpoint") -> dict[str, 
     return ref
 
 
-def _command(body: dict[str, Any]) -> dict[str, Any] | None:
-    command = body.get("command")
+_COMMAND_FIELDS = ("resume", "update", "goto")
+
+
+def check_command(command: Any) -> dict[str, Any] | None:
+    """A run's `command` as the Agent Server's schema has it: `resume` (any JSON), `update` (an
+    object, or an array of [key, value] pairs or a root value), `goto` (a node name, a
+    {"node", "input"} Send, or an array of them), nothing else. An empty object is no command,
+    as there; one that sets none of the three would fail inside the graph."""
     if command is None:
         return None
     if not isinstance(command, dict):
         raise InvalidArgument(f"command must be an object, not {type_name(command)}")
+    if not command:
+        return None
+    for key in command:
+        if key not in _COMMAND_FIELDS:
+            raise InvalidArgument(f"command: unknown field {shown(key)}; a command has {_choices(_COMMAND_FIELDS)}")
+    if all(command.get(key) is None for key in _COMMAND_FIELDS):
+        raise InvalidArgument(f"command must set one of {_choices(_COMMAND_FIELDS)}")
     update = command.get("update")
     if update is not None and not isinstance(update, (dict, list)):
         raise InvalidArgument(f"command.update must be an object or an array, not {type_name(update)}")
@@ -189,6 +202,12 @@ def _command(body: dict[str, Any]) -> dict[str, Any] | None:
         if not isinstance(item, dict) or not isinstance(item.get("node"), str) or "input" not in item:
             raise InvalidArgument('command.goto must be node names or {"node": ..., "input": ...} objects')
     return command
+
+
+def check_input_or_command(input: Any, command: dict[str, Any] | None) -> None:
+    # The Agent Server runs the command and drops the input without a word: refused here instead.
+    if command and input is not None:
+        raise InvalidArgument("input and command: give one or the other (a run with a command ignores its input)")
 
 
 def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) -> RunCreate:
@@ -203,7 +222,8 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
     metadata = _field(body, "metadata", dict, "an object") or {}
     context = _field(body, "context", dict, "an object") or {}
     config = _config(body)
-    command = _command(body)
+    command = check_command(body.get("command"))
+    check_input_or_command(body.get("input"), command)
     context = _without(context, _RESERVED_CONFIGURABLE)
     if config.get("configurable") and context:
         raise BadRequest(

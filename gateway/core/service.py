@@ -36,6 +36,7 @@ from gateway.records import (
     end_event,
     now_iso,
 )
+from gateway.run_body import check_command, check_input_or_command
 from gateway.storage import Storage
 from gateway.storage.base import AssistantChanged, Repeated
 
@@ -75,9 +76,9 @@ def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
 
 def check_ids(thread_id: str | None, run_id: str) -> None:
     if thread_id is not None and not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
     if not is_uuid(run_id):
-        raise InvalidArgument(f"run_id {run_id!r} is not a UUID")
+        raise InvalidArgument(f"run_id {shown(run_id)} is not a UUID")
 
 
 def mode_filter(modes: Sequence[str] | None) -> frozenset[str] | None:
@@ -109,23 +110,23 @@ def validate(req: RunCreate) -> None:
     check_metadata("metadata", req.metadata)
     for mode in req.stream_mode:
         if mode not in STREAM_MODES:
-            raise InvalidArgument(f"stream_mode {mode!r} is not one of: {', '.join(STREAM_MODES)}")
+            raise InvalidArgument(f"stream_mode {shown(mode)} is not one of: {', '.join(STREAM_MODES)}")
     if req.multitask_strategy not in MULTITASK_STRATEGIES:
         raise InvalidArgument(
-            f"multitask_strategy {req.multitask_strategy!r} is not one of: {', '.join(MULTITASK_STRATEGIES)}"
+            f"multitask_strategy {shown(req.multitask_strategy)} is not one of: {', '.join(MULTITASK_STRATEGIES)}"
         )
     if req.on_disconnect not in ("cancel", "continue"):
-        raise InvalidArgument(f"on_disconnect {req.on_disconnect!r} is not one of: cancel, continue")
+        raise InvalidArgument(f"on_disconnect {shown(req.on_disconnect)} is not one of: cancel, continue")
     if req.if_not_exists not in ("create", "reject"):
-        raise InvalidArgument(f"if_not_exists {req.if_not_exists!r} is not one of: create, reject")
+        raise InvalidArgument(f"if_not_exists {shown(req.if_not_exists)} is not one of: create, reject")
     if req.durability not in DURABILITIES:
-        raise InvalidArgument(f"durability {req.durability!r} is not one of: {', '.join(DURABILITIES)}")
+        raise InvalidArgument(f"durability {shown(req.durability)} is not one of: {', '.join(DURABILITIES)}")
     for name in ("interrupt_before", "interrupt_after"):
         value = getattr(req, name)
         if isinstance(value, str) and value != "*":
             raise InvalidArgument(f'{name} must be "*" or a list of node names')
     if req.checkpoint_id is not None and not is_uuid(req.checkpoint_id):
-        raise InvalidArgument(f"checkpoint_id {req.checkpoint_id!r}: Invalid checkpoint ID")
+        raise InvalidArgument(f"checkpoint_id {shown(req.checkpoint_id)}: Invalid checkpoint ID")
     configurable = req.config.get("configurable")
     if configurable is not None and not isinstance(configurable, dict):
         raise InvalidArgument("config.configurable must be an object")
@@ -135,7 +136,9 @@ def validate(req: RunCreate) -> None:
             "introduced in LangGraph 0.6.0 and is the long term planned replacement for configurable."
         )
     if req.thread_id is not None and not is_uuid(req.thread_id):
-        raise InvalidArgument(f"thread_id {req.thread_id!r} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(req.thread_id)} is not a UUID")
+    req.command = check_command(req.command)
+    check_input_or_command(req.input, req.command)
     if req.thread_id is None and req.command and "resume" in req.command:
         raise BadRequest("You must provide a thread_id when resuming.")
 
@@ -312,7 +315,7 @@ class RunService:
 
     async def list(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
         if not is_uuid(thread_id):
-            raise InvalidArgument(f"thread_id {thread_id!r} is not a UUID")
+            raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
         access = await self._access.check("threads", "read", {"thread_id": UUID(thread_id)})
         if await self._storage.get_thread(thread_id, access=access) is None:
             raise NotFound(f"Thread {thread_id} not found.")
@@ -429,7 +432,7 @@ class RunService:
         self, thread_id: str, run_id: str, *, action: CancelAction = "interrupt", wait: bool = False
     ) -> RunRecord:
         if action not in CANCEL_ACTIONS:
-            raise InvalidArgument(f"action {action!r} is not one of: {', '.join(CANCEL_ACTIONS)}")
+            raise InvalidArgument(f"action {shown(action)} is not one of: {', '.join(CANCEL_ACTIONS)}")
         record = await self.find(thread_id, run_id, cancel=action)
         live = self._scheduler.live(run_id)
         if live is not None and live.done.is_set() or record.status not in UNFINISHED:
@@ -473,7 +476,7 @@ class RunService:
             except NotFound:
                 pass
         if targets and not found and not statuses:
-            raise NotFound(f"No runs found to cancel: {', '.join(run_ids or ())} on thread {thread_id}.")
+            raise NotFound(f"No runs found to cancel: {shown(', '.join(run_ids or ()))} on thread {thread_id}.")
         return found
 
     # Deleting runs

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from gateway.errors import InvalidArgument, shown
+
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _AS_STRING = (uuid.UUID, IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, PurePath)
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
@@ -108,3 +110,30 @@ def json_text(obj: Any) -> str:
 
 
 loads: Callable[[bytes | str], Any] = orjson.loads
+
+
+# Levels of arrays and objects ({} is one) that a JSON field of a request may nest, on every
+# edge: what the gRPC edge can send back. Its replies carry such values as Structs, two
+# protobuf messages per level, and upb refuses to copy a message past 64 levels (a run's
+# `kwargs` wrap its input, config and command one level deeper still).
+MAX_NESTING = 32
+
+
+def too_deep(value: Any, levels: int = MAX_NESTING) -> list[str] | None:
+    """The keys down to where `value` nests past `levels` objects or arrays, if it does."""
+    if not isinstance(value, (dict, list)):
+        return None
+    if levels == 0:
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if (below := too_deep(item, levels - 1)) is not None:
+            return [str(key), *below]
+    return None
+
+
+def check_nesting(value: Any, name: str, levels: int = MAX_NESTING) -> None:
+    """Refuses a request's field `name` that nests past `levels` (InvalidArgument, naming it)."""
+    if (path := too_deep(value, levels)) is not None:
+        where = ".".join([name, *path[:8]])
+        raise InvalidArgument(f"{name} is nested more than {levels} levels deep (at {shown(where)})")

@@ -13,19 +13,21 @@ Graphs use the store directly (gateway.storage.store), with no handler in betwee
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, SearchItem
 
 from gateway.auth import InvalidFilter
 from gateway.core.access import Access
-from gateway.errors import BadRequest, InvalidArgument
+from gateway.errors import BadRequest, InvalidArgument, shown
 from gateway.limits import check_filter
 from gateway.records import AccessFilter, Contains, Equals
 from gateway.storage.store import Store
 
 Json = dict[str, Any]
+# About 1,900 years: an expiry time past it would be past what a datetime holds (year 9999).
+MAX_TTL_MINUTES = 10**9
 # What a put's `index` may be: the store's configured fields (None), none (False), or these.
 Index = bool | list[str] | None
 
@@ -37,7 +39,7 @@ def check_namespace(namespace: Any, what: str = "namespace", *, empty: bool = Tr
         raise InvalidArgument(f"{what} must be a list of labels")
     for label in namespace:
         if not isinstance(label, str) or not label or "." in label:
-            raise InvalidArgument(f"{what}: label {label!r} must be a non-empty string without periods")
+            raise InvalidArgument(f"{what}: label {shown(label)} must be a non-empty string without periods")
     if not empty and not namespace:
         raise BadRequest("Namespace cannot be empty.")
     return tuple(namespace)
@@ -126,14 +128,9 @@ class StoreService:
         None: the store's `ttl.default_ttl`, which is none unless configured."""
         if index is True:
             raise InvalidArgument("index must be false, a list of field paths, or null")
-        if ttl is not None and ttl <= 0:
-            raise InvalidArgument("ttl must be a positive number of minutes")
-        if ttl is not None:
-            try:
-                datetime.now(UTC) + timedelta(minutes=ttl)
-            except OverflowError:
-                # The stores keep the expiry as a date: past year 9999 there is none.
-                raise InvalidArgument(f"ttl {ttl} minutes is too far in the future") from None
+        # Written as `not (...)` so that NaN, which compares false, is refused too.
+        if ttl is not None and not 0 < ttl <= MAX_TTL_MINUTES:
+            raise InvalidArgument(f"ttl must be a positive number of minutes, at most {MAX_TTL_MINUTES:,}")
         request: Json = {
             "namespace": check_namespace(namespace),
             "key": key,

@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound, shown
 from gateway.http._backend import RunOutcome, RunStream
 from gateway.http._errors import endpoint, error_event_payload
 from gateway.http._sse import event_stream, guarded, json_keepalive
 from gateway.http._utils import (
     backend,
+    check_fields,
     flag,
     idempotency_key,
     json_response,
@@ -59,7 +60,7 @@ def _result(outcome: RunOutcome, where: str) -> Response:
 @endpoint
 async def stream_run(request: Request) -> Response:
     body = await read_object(request)
-    thread_id = path_uuid(request, "thread_id", status=400)
+    thread_id = path_uuid(request, "thread_id")
     stream = await backend(request).stream_run(_keyed(request, run_create(body, thread_id=thread_id, streaming=True)))
     return _sse(stream, _run_path(thread_id, stream.run_id), request.url.path)
 
@@ -85,7 +86,9 @@ def _join_modes(request: Request) -> list[str] | None:
             try:
                 value = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise InvalidArgument(f"stream_mode: {raw!r} is not a stream mode or a JSON array of them") from None
+                raise InvalidArgument(
+                    f"stream_mode: {shown(raw)} is not a stream mode or a JSON array of them"
+                ) from None
         if value == []:
             continue  # an empty array, like an empty value, filters nothing
         modes.extend(m for m in stream_modes(value) if m not in modes)
@@ -140,6 +143,7 @@ async def create_run_batch(request: Request) -> Response:
     reqs = []
     for index, item in enumerate(body):
         try:
+            check_fields(item)
             reqs.append(run_create(item, thread_id=None, streaming=False))
         except GatewayError as exc:
             exc.message = f"run {index}: {exc.message}"
@@ -156,7 +160,7 @@ async def delete_run(request: Request) -> Response:
 @endpoint
 async def wait_run(request: Request) -> Response:
     body = await read_object(request)
-    thread_id = path_uuid(request, "thread_id", status=400)
+    thread_id = path_uuid(request, "thread_id")
     outcome = await backend(request).wait_run(_keyed(request, run_create(body, thread_id=thread_id, streaming=True)))
     return _result(outcome, request.url.path)
 
@@ -189,7 +193,7 @@ async def list_runs(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     status = request.query_params.get("status") or None
     if status is not None and status not in RUN_STATUSES:
-        raise InvalidArgument(f"status: {status!r} is not one of {', '.join(RUN_STATUSES)}")
+        raise InvalidArgument(f"status: {shown(status)} is not one of {', '.join(RUN_STATUSES)}")
     runs = await backend(request).list_runs(
         thread_id,
         status=status,
@@ -202,7 +206,7 @@ async def list_runs(request: Request) -> Response:
 def _action(request: Request) -> str:
     action = request.query_params.get("action") or "interrupt"
     if action not in ("interrupt", "rollback"):
-        raise InvalidArgument(f"action: {action!r} is not one of 'interrupt', 'rollback'")
+        raise InvalidArgument(f"action: {shown(action)} is not one of 'interrupt', 'rollback'")
     return action
 
 
@@ -228,7 +232,7 @@ async def cancel_runs(request: Request) -> Response:
     thread_id, run_ids = body.get("thread_id"), body.get("run_ids")
     if status is not None:
         if not isinstance(status, str) or status.lower() not in ("pending", "running", "all"):
-            raise InvalidArgument(f"status: {status!r} is not one of 'pending', 'running', 'all'")
+            raise InvalidArgument(f"status: {shown(status)} is not one of 'pending', 'running', 'all'")
         if thread_id is not None or run_ids is not None:
             raise InvalidArgument("give either status, or thread_id and run_ids, not both")
         await backend(request).cancel_runs(thread_id=None, run_ids=None, status=status.lower(), action=action)

@@ -11,19 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway._utils import is_uuid
-from gateway.errors import BadRequest, InvalidArgument
+from gateway.errors import InvalidArgument, shown
 from gateway.http._errors import PayloadTooLarge
 from gateway.run_body import type_name
-from gateway.serde import dumps
+from gateway.serde import MAX_NESTING, check_nesting, dumps
 
 if TYPE_CHECKING:
     from gateway.http._backend import Backend
 
 T = TypeVar("T")
-
-# Levels of arrays and objects a field of a request body may nest. Deeper values could not be
-# sent back: orjson encodes at most 254 levels, and a run's events wrap its input a few more.
-MAX_DEPTH = 100
 
 
 def backend(request: Request) -> Backend:
@@ -61,7 +57,8 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith("depth limit exceeded"):
-            raise InvalidArgument(f"the request body is nested more than {MAX_DEPTH} levels deep") from None
+            # orjson stops parsing far deeper than a field may nest.
+            raise InvalidArgument(f"the request body is nested more than {MAX_NESTING} levels deep") from None
         raise InvalidArgument("Invalid JSON in request body") from None
 
 
@@ -69,23 +66,14 @@ async def read_object(request: Request, *, optional: bool = False) -> dict[str, 
     body = await read_json(request, empty={} if optional else None)
     if not isinstance(body, dict):
         raise InvalidArgument(f"the request body must be a JSON object, not {type_name(body)}")
-    for name, value in body.items():
-        if isinstance(value, (dict, list)) and _too_deep(value, MAX_DEPTH):
-            raise InvalidArgument(f"{name} is nested more than {MAX_DEPTH} levels deep")
+    check_fields(body)
     return body
 
 
-def _too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
-    """Whether `value` nests arrays and objects more than `limit` levels ({} is one level)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return False
+def check_fields(body: dict[str, Any]) -> None:
+    """Each field of a body nests at most as deep as the gRPC edge can send it back."""
+    for name, value in body.items():
+        check_nesting(value, name)
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -102,13 +90,13 @@ def flag(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "yes", "1")
 
 
-def path_uuid(request: Request, name: str, *, status: int = 422) -> str:
+def path_uuid(request: Request, name: str) -> str:
     value: str = request.path_params[name]
     if not is_uuid(value):
-        # The Agent Server answers 400 for a malformed thread id on the streaming and wait
-        # endpoints, 422 elsewhere; clients only see the status, so keep both.
-        error = BadRequest if status == 400 else InvalidArgument
-        raise error(f"Invalid {name.replace('_', ' ').removesuffix(' id')} ID: {value!r} must be a UUID")
+        # 422 on every route, as the Agent Server's own check of path ids answers. (Its in-memory
+        # runtime answers 400 on the stream and wait routes of a thread, where its stream
+        # manager's ValueError about the id comes first.)
+        raise InvalidArgument(f"Invalid {name.replace('_', ' ').removesuffix(' id')} ID: {shown(value)} must be a UUID")
     return value
 
 
@@ -126,7 +114,7 @@ def _body_int(body: dict[str, Any], name: str, default: int, low: int, high: int
     if value is None:
         return default
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidArgument(f"{name} must be an integer from {low} to {high}, not {value!r}")
+        raise InvalidArgument(f"{name} must be an integer from {low} to {high}, not {shown(value)}")
     return value
 
 
@@ -137,7 +125,7 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 0, ma
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an integer, not {raw!r}") from None
+        raise InvalidArgument(f"{name} must be an integer, not {shown(raw)}") from None
     if value < minimum:
         raise InvalidArgument(f"{name} must be at least {minimum}")
     if value > maximum:

@@ -50,6 +50,7 @@ from gateway.errors import (
     TooManyRuns,
     Unauthenticated,
     Unavailable,
+    shown,
 )
 from gateway.health import Health
 from gateway.http._backend import Json, RunOutcome, RunStream
@@ -146,31 +147,9 @@ def _fragment(text: str, default: bytes) -> orjson.Fragment:
     return orjson.Fragment(text.encode() if text else default)
 
 
-# JSON levels a Struct may nest: each is two of protobuf's (a Struct, then a Value), and a
-# request message built with one refuses past 33 (upb's decode depth).
-_MAX_NESTING = 32
-
-
 def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
-    if value and (path := _too_deep(value, _MAX_NESTING)) is not None:
-        raise InvalidArgument(
-            f"a JSON value nested more than {_MAX_NESTING} levels deep cannot be sent to the gateway "
-            f"(at {'.'.join(path[:8])}...)"
-        )
+    # The HTTP edge refused fields nested deeper than a Struct carries (serde.MAX_NESTING).
     return convert.dict_to_struct(value)
-
-
-def _too_deep(value: Any, levels: int) -> list[str] | None:
-    """The keys down to where `value` nests past `levels` objects or arrays, if it does."""
-    if not isinstance(value, (dict, list)):
-        return None
-    if levels == 0:
-        return []
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        if (below := _too_deep(item, levels - 1)) is not None:
-            return [str(key), *below]
-    return None
 
 
 def _run_request(req: RunCreate) -> runs_pb2.CreateRunRequest:
@@ -219,9 +198,9 @@ def _run(msg: runs_pb2.Run) -> Json:
         "run_id": msg.run_id,
         "thread_id": msg.thread_id,
         "assistant_id": msg.assistant_id,
-        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "metadata": convert.reply_to_dict(msg, "metadata"),
         "status": convert.RUN_STATUS_NAMES.get(msg.status, "pending"),
-        "kwargs": convert.struct_to_dict(msg, "kwargs"),
+        "kwargs": convert.reply_to_dict(msg, "kwargs"),
         "multitask_strategy": convert.MULTITASK.get(msg.multitask_strategy, "enqueue"),
         "created_at": _iso(msg.created_at),
         "updated_at": _iso(msg.updated_at),
@@ -235,9 +214,9 @@ def _thread(msg: threads_pb2.Thread) -> Json:
         "created_at": _iso(msg.created_at),
         "updated_at": _iso(msg.updated_at),
         "state_updated_at": _iso(msg.state_updated_at) or _iso(msg.updated_at),
-        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "metadata": convert.reply_to_dict(msg, "metadata"),
         "status": convert.THREAD_STATUS_NAMES.get(msg.status, "idle"),
-        "config": convert.struct_to_dict(msg, "config"),
+        "config": convert.reply_to_dict(msg, "config"),
         "values": _fragment(msg.values_json, b"null"),
         "error": _fragment(msg.error_json, b"null"),
         "interrupts": _fragment(msg.interrupts_json, b"{}"),
@@ -271,9 +250,9 @@ def _assistant(msg: assistants_pb2.Assistant) -> Json:
     return {
         "assistant_id": msg.assistant_id,
         "graph_id": msg.graph_id,
-        "config": convert.struct_to_dict(msg, "config"),
-        "context": convert.struct_to_dict(msg, "context"),
-        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "config": convert.reply_to_dict(msg, "config"),
+        "context": convert.reply_to_dict(msg, "context"),
+        "metadata": convert.reply_to_dict(msg, "metadata"),
         "name": msg.name,
         "created_at": _iso(msg.created_at),
         "updated_at": _iso(msg.updated_at),
@@ -287,9 +266,9 @@ def _version(msg: assistants_pb2.Assistant) -> Json:
         "assistant_id": msg.assistant_id,
         "version": msg.version,
         "graph_id": msg.graph_id,
-        "config": convert.struct_to_dict(msg, "config"),
-        "context": convert.struct_to_dict(msg, "context"),
-        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "config": convert.reply_to_dict(msg, "config"),
+        "context": convert.reply_to_dict(msg, "context"),
+        "metadata": convert.reply_to_dict(msg, "metadata"),
         "created_at": _iso(msg.created_at),
         "name": msg.name,
         "description": msg.description or None,
@@ -313,9 +292,9 @@ def _cron(msg: crons_pb2.Cron) -> Json:
         "created_at": _iso(msg.created_at),
         "updated_at": _iso(msg.updated_at),
         "user_id": msg.user_id,
-        "payload": convert.struct_to_dict(msg, "payload"),
+        "payload": convert.reply_to_dict(msg, "payload"),
         "next_run_date": _iso(msg.next_run_date),
-        "metadata": convert.struct_to_dict(msg, "metadata"),
+        "metadata": convert.reply_to_dict(msg, "metadata"),
         "enabled": msg.enabled,
     }
 
@@ -341,13 +320,15 @@ def _cron_fields(body: Json, msg: crons_pb2.CreateCronRequest | crons_pb2.Update
         try:
             moment = datetime.fromisoformat(body["end_time"])
         except (TypeError, ValueError):
-            raise InvalidArgument(f"end_time must be an ISO 8601 date and time, not {body['end_time']!r}") from None
+            raise InvalidArgument(
+                f"end_time must be an ISO 8601 date and time, not {shown(body['end_time'])}"
+            ) from None
         msg.end_time.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     if body.get("on_run_completed") is not None:
         name = body["on_run_completed"]
         value = convert.ON_RUN_COMPLETED.get(name) if isinstance(name, str) else None
         if value is None:
-            raise InvalidArgument(f"on_run_completed: {body['on_run_completed']!r} is not one of 'delete', 'keep'")
+            raise InvalidArgument(f"on_run_completed: {shown(body['on_run_completed'])} is not one of 'delete', 'keep'")
         msg.on_run_completed = value
     if body.get("metadata") is not None:
         if not isinstance(body["metadata"], dict):
@@ -696,7 +677,7 @@ class RemoteBackend:
     def _thread_status(status: str | None) -> Any:
         value = convert.THREAD_STATUSES.get(status or "", threads_pb2.THREAD_STATUS_UNSPECIFIED)
         if status and not value:
-            raise InvalidArgument(f"status {status!r} is not one of: {', '.join(convert.THREAD_STATUSES)}")
+            raise InvalidArgument(f"status {shown(status)} is not one of: {', '.join(convert.THREAD_STATUSES)}")
         return value
 
     async def count_threads(self, **filters: Any) -> int:
@@ -722,7 +703,7 @@ class RemoteBackend:
         with _fits("values"):
             json_format.ParseDict(values, request.values)
         response = await self._call(self._threads.UpdateThreadState, request)
-        config = convert.struct_to_dict(response, "checkpoint")
+        config = convert.reply_to_dict(response, "checkpoint")
         # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
         return {"checkpoint": config, "configurable": config, "checkpoint_id": config.get("checkpoint_id")}
 

@@ -24,7 +24,7 @@ from gateway.records import (
     RunStatus,
     ThreadRecord,
 )
-from gateway.serde import dumps
+from gateway.serde import MAX_NESTING, check_nesting, dumps
 
 S = TypeVar("S", bound=str)
 
@@ -115,15 +115,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def struct_to_dict(msg: Any, field: str) -> dict[str, Any]:
+def struct_to_dict(msg: Any, field: str, *, levels: int = MAX_NESTING) -> dict[str, Any]:
+    """A request's Struct field, refused (InvalidArgument naming it) if it holds NaN or an
+    infinity or nests past `levels`: the gateway could not send it back."""
     if not msg.HasField(field):
         return {}
-    return _plain(json_format.MessageToDict(getattr(msg, field)))
+    value: dict[str, Any] = _request_json(msg, field, levels)
+    return value
 
 
 def value_to_py(msg: Any, field: str) -> Any:
+    """A request's Value field, None if unset; refused as struct_to_dict refuses."""
     if not msg.HasField(field):
         return None
+    return _request_json(msg, field, MAX_NESTING)
+
+
+def _request_json(msg: Any, field: str, levels: int) -> Any:
+    try:
+        value = json_format.MessageToDict(getattr(msg, field))
+    except ValueError:
+        # json_format's words for a number JSON has not: "Fail to serialize NaN for Value...".
+        raise InvalidArgument(f"{field} holds NaN or an infinity: a JSON number is finite") from None
+    check_nesting(value, field, levels)
+    return _plain(value)
+
+
+def reply_to_dict(msg: Any, field: str) -> dict[str, Any]:
+    """A reply's Struct field (the bridge's reading): the gateway checked it on the way in."""
+    if not msg.HasField(field):
+        return {}
     return _plain(json_format.MessageToDict(getattr(msg, field)))
 
 
@@ -135,10 +156,13 @@ def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
     return struct
 
 
-def timestamp(iso: str | None) -> timestamp_pb2.Timestamp:
+def timestamp(iso: str | None) -> timestamp_pb2.Timestamp | None:
+    """None for a time that is not set: the field stays absent, as HTTP's null (an empty
+    Timestamp would read as 1970-01-01)."""
+    if not iso:
+        return None
     ts = timestamp_pb2.Timestamp()
-    if iso:
-        ts.FromDatetime(datetime.fromisoformat(iso))
+    ts.FromDatetime(datetime.fromisoformat(iso))
     return ts
 
 
@@ -231,10 +255,11 @@ def thread(record: ThreadRecord) -> threads_pb2.Thread:
     )
 
 
-def moment(value: datetime | None) -> timestamp_pb2.Timestamp:
+def moment(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
     ts = timestamp_pb2.Timestamp()
-    if value is not None:
-        ts.FromDatetime(value)
+    ts.FromDatetime(value)
     return ts
 
 

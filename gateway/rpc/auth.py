@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from gateway._utils import repeated, repeated_credential
 from gateway.auth import AuthHandlers, Caller, acting_as
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidArgument
 from gateway.rpc.servicers import abort_with
 
 if TYPE_CHECKING:
@@ -142,9 +142,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def authenticate(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
             async def body() -> Any:
-                if isinstance(request, Message):
+                if not isinstance(request, Message):
+                    return None
+                try:
                     return MessageToDict(request, preserving_proto_field_name=True)
-                return None
+                except ValueError:
+                    # NaN or an infinity in a Struct or Value, which the servicer refuses too.
+                    raise InvalidArgument("the request holds NaN or an infinity: a JSON number is finite") from None
 
             try:
                 metadata = context.invocation_metadata() or ()

@@ -7,12 +7,14 @@ from datetime import UTC
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf import timestamp_pb2
 from langgraph.gateway.v1 import crons_pb2, crons_pb2_grpc
 
 from gateway.core.gateway import Gateway
 from gateway.errors import InvalidArgument
 from gateway.rpc import _convert as convert
 from gateway.rpc.servicers import unary
+from gateway.serde import MAX_NESTING
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -28,7 +30,8 @@ def _on_run_completed(value: int) -> str | None:
 
 def _body(request: crons_pb2.CreateCronRequest | crons_pb2.UpdateCronRequest) -> dict[str, Any]:
     """The cron body of the HTTP API: the payload's run-create fields, and the cron's own."""
-    body = convert.struct_to_dict(request, "payload")
+    # The payload is a bag of a run's fields, each of which may nest as deep as a field may.
+    body = convert.struct_to_dict(request, "payload", levels=MAX_NESTING + 1)
     if isinstance(request, crons_pb2.UpdateCronRequest):
         given = [name for name in ("schedule", "timezone") if request.HasField(name)]
     else:
@@ -38,12 +41,21 @@ def _body(request: crons_pb2.CreateCronRequest | crons_pb2.UpdateCronRequest) ->
     if request.HasField("enabled"):
         body["enabled"] = request.enabled
     if request.HasField("end_time"):
-        body["end_time"] = request.end_time.ToDatetime(tzinfo=UTC).isoformat()
+        body["end_time"] = _end_time(request.end_time)
     if (on_run_completed := _on_run_completed(request.on_run_completed)) is not None:
         body["on_run_completed"] = on_run_completed
     if request.HasField("metadata"):
         body["metadata"] = convert.struct_to_dict(request, "metadata")
     return body
+
+
+def _end_time(value: timestamp_pb2.Timestamp) -> str:
+    try:
+        return value.ToDatetime(tzinfo=UTC).isoformat()
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f"end_time: {value.seconds} seconds is out of the range of a Timestamp (years 1 to 9999)"
+        ) from None
 
 
 def _filter_id(value: str) -> str | None:

@@ -43,6 +43,7 @@ from gateway.records import CancelAction, Event, RunStatus, ThreadStatus
 from gateway.rpc import _convert as convert
 from gateway.rpc.io_loop import Several
 from gateway.rpc.malformed import MalformedRequest
+from gateway.run_body import checkpoint_ref
 from gateway.serde import dumps
 
 logger = logging.getLogger("gateway.rpc")
@@ -175,10 +176,10 @@ def _thread_status(value: int) -> ThreadStatus | None:
     return cast(ThreadStatus, status)
 
 
-def _checkpoint_ref(value: dict[str, Any]) -> dict[str, Any] | None:
-    """A checkpoint of the request's thread: only its id, namespace and map count."""
-    ref = {k: value[k] for k in ("checkpoint_id", "checkpoint_ns", "checkpoint_map") if value.get(k) is not None}
-    return ref or None
+def _checkpoint_ref(request: Any) -> dict[str, Any] | None:
+    """A checkpoint of the request's thread, checked as the HTTP edge checks its body's: only its
+    id, namespace and map count."""
+    return checkpoint_ref({"checkpoint": convert.struct_to_dict(request, "checkpoint")}) or None
 
 
 def _event_name(name: str, ns: Sequence[str]) -> str:
@@ -420,7 +421,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
             request.thread_id,
             values,
             as_node=request.as_node or None,
-            checkpoint=_checkpoint_ref(convert.struct_to_dict(request, "checkpoint")),
+            checkpoint=_checkpoint_ref(request),
         )
         await self._gw.thread_streams.state_updated(request.thread_id, state)
         return threads_pb2.UpdateThreadStateResponse(checkpoint=convert.dict_to_struct(config))
@@ -466,7 +467,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
             limit=_limit(request.limit),
             before=request.before or None,
             metadata=convert.struct_to_dict(request, "metadata") or None,
-            checkpoint=_checkpoint_ref(convert.struct_to_dict(request, "checkpoint")),
+            checkpoint=_checkpoint_ref(request),
         )
         return threads_pb2.GetThreadHistoryResponse(states=[convert.thread_state(s) for s in states])
 

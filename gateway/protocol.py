@@ -29,6 +29,7 @@ from gateway.errors import (
     Unavailable,
     shown,
 )
+from gateway.serde import MAX_NESTING, too_deep
 
 CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
 # An event's method, and the channel it is subscribed to by.
@@ -257,7 +258,14 @@ def _response(entry: dict[str, Any]) -> InterruptResponse:
     return InterruptResponse(interrupt_id, _namespace(entry.get("namespace")), entry.get("response"))
 
 
+# The JSON a command carries into a run, and how many levels its own wrapping adds.
+_JSON_PARAMS = {"input": 0, "config": 0, "metadata": 0, "update": 0, "goto": 0, "response": 0, "responses": 2}
+
+
 def _body(method: str, params: dict[str, Any]) -> CommandBody:
+    for name, wrapping in _JSON_PARAMS.items():
+        if too_deep(params.get(name), MAX_NESTING + wrapping) is not None:
+            raise _bad(f"{name} is nested more than {MAX_NESTING} levels deep")
     if method == "run.start":
         tracer = params.get("langsmith_tracer")
         if tracer is not None and not isinstance(tracer, dict):

@@ -18,7 +18,7 @@ from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 from gateway._utils import is_uuid
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
-from gateway.errors import GatewayError, shown
+from gateway.errors import GatewayError, InvalidArgument, shown
 from gateway.protocol import Frame, ProtocolError, SessionFailed
 from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
 from gateway.rpc.malformed import MalformedRequest
@@ -115,6 +115,9 @@ class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
             command = command_from_proto(request)
         except ProtocolError as exc:
             return _error(request.id, exc.code, exc.message)
+        except InvalidArgument as exc:
+            # A JSON field the gateway could not send back (NaN, nested too deep).
+            return _error(request.id, "invalid_argument", exc.message)
         return reply_to_proto(command, await session.execute(command))
 
 

@@ -128,6 +128,8 @@ VALID: dict[str, Any] = {
         st.fixed_dictionaries({"resume": json_values}),
         st.fixed_dictionaries({"update": small_dicts}),
         st.fixed_dictionaries({"goto": st.sampled_from(NODES) | st.lists(st.sampled_from(NODES), max_size=2)}),
+        # Fields a command does not have, alone or beside one it has.
+        st.fixed_dictionaries({"bogus": json_values}, optional={"resume": json_values}),
     ),
     "config": st.fixed_dictionaries(
         {},
@@ -175,6 +177,10 @@ VALID: dict[str, Any] = {
     | st.builds(lambda: {"configurable": {"checkpoint_id": str(uuid.uuid4())}}),
     "as_node": st.sampled_from(NODES),
     "subgraphs": st.booleans(),
+    "namespace": st.lists(st.sampled_from(["fuzz", "docs"]), min_size=1, max_size=2),
+    "key": texts,
+    "value": small_dicts,
+    "ttl": st.sampled_from([1e13, 1e300, 10**9, 0.5, -1]) | st.floats(allow_nan=False) | big_ints,
 }
 
 
@@ -216,7 +222,10 @@ class _Big(bytes):
 
 # Bytes that are not UTF-8, a UTF-8-encoded surrogate, and an escaped one.
 _NOT_UTF8 = [b'{"assistant_id": "\xff\xfe"}', b"\xff\xfe\xfd", b'{"a": "\xed\xa0\x80"}', b'{"a":"\\ud800"}']
-deep = st.tuples(st.integers(90, 300) | st.integers(300, 3000), st.sampled_from(["array", "object"]))
+# From about the deepest a field may nest (32 levels) to past what orjson parses.
+deep = st.tuples(
+    st.integers(30, 40) | st.integers(90, 300) | st.integers(300, 3000), st.sampled_from(["array", "object"])
+)
 
 
 @st.composite

@@ -108,8 +108,8 @@ def test_unlisted_exception_messages_are_hidden(http: httpx.Client) -> None:
         ("/runs/stream", b'{"assistant_id": "00000000-0000-0000-0000-000000000000"}', 404, "not found"),
         ("/runs/stream", b'{"assistant_id": "agent", "command": {"resume": 1}}', 400, "provide a thread_id"),
         ("/runs/stream", b'{"assistant_id": "agent", "on_disconnect": "x"}', 422, "on_disconnect"),
-        ("/threads/not-a-uuid/runs/stream", b'{"assistant_id": "agent"}', 400, "Invalid thread ID"),
-        ("/threads/not-a-uuid/runs/wait", b'{"assistant_id": "agent"}', 400, "Invalid thread ID"),
+        ("/threads/not-a-uuid/runs/stream", b'{"assistant_id": "agent"}', 422, "Invalid thread ID"),
+        ("/threads/not-a-uuid/runs/wait", b'{"assistant_id": "agent"}', 422, "Invalid thread ID"),
         ("/threads/not-a-uuid/runs", b'{"assistant_id": "agent"}', 422, "Invalid thread ID"),
         ("/threads/00000000-0000-0000-0000-000000000000/runs/stream", b'{"assistant_id": "agent"}', 404, "not found"),
         (

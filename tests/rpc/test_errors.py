@@ -134,7 +134,11 @@ async def test_requests_protobuf_cannot_parse_are_invalid_arguments(stubs: Stubs
     create = stubs.channel.unary_unary("/langgraph.gateway.v1.RunsService/CreateRun", **raw)
     stream = stubs.channel.unary_stream("/langgraph.gateway.v1.RunsService/RunStream", **raw)
     # Each level of JSON in a Value is two messages; protobuf parses at most 100 levels of them.
-    assert runs_pb2.Run.FromString(await create(deep_input(45))).run_id
+    # The gateway parses 45 levels, then refuses more than 32 (its replies could not carry them).
+    assert runs_pb2.Run.FromString(await create(deep_input(32))).run_id
+    err = await rpc_error(lambda: create(deep_input(45)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("input is nested more than 32 levels deep")
     for call in (lambda: create(deep_input(60)), lambda: stream(deep_input(60))):
         err = await rpc_error(call)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor, struct_pb2
+from google.protobuf import descriptor, struct_pb2, timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,14 +34,33 @@ EXPECTED = {
 GRAPHS = ["agent", "subgraphs", "chat", "custom", "approval", "failing", "secret", "burst", "nested"]
 KNOWN_IDS: list[str] = []
 
+
+def _nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+# Keys the gateway reads inside Structs (a command's, a checkpoint's), and others.
+keys = st.sampled_from(["resume", "update", "goto", "bogus", "checkpoint_id", "checkpoint_ns", "checkpoint_map"]) | (
+    st.text(max_size=10)
+)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**40), 2**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    # NaN and the infinities are no JSON, but a Value's number_value may hold them.
+    | st.floats()
+    | st.text(max_size=20)
+    # About as deep as a reply may carry back, and past it.
+    | st.integers(28, 40).map(_nested),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=20,
+)
+# The edges of a Timestamp's range (years 1 to 9999) and far past them.
+seconds = st.sampled_from([-62135596800, 253402300799, 253402300800, -(2**62), 2**62]) | st.integers(
+    -(2**63), 2**63 - 1
 )
 ids = (
     st.sampled_from(["", "not-a-uuid", "-1", "0", str(uuid.UUID(int=1))])
@@ -59,8 +78,10 @@ def _field_value(field: descriptor.FieldDescriptor, draw: Any, known: tuple[str,
             return v
         if field.message_type.full_name == "google.protobuf.Struct":
             s = struct_pb2.Struct()
-            s.update(draw(st.dictionaries(st.text(max_size=10), json_values, max_size=4)))
+            s.update(draw(st.dictionaries(keys, json_values, max_size=4)))
             return s
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            return timestamp_pb2.Timestamp(seconds=draw(seconds), nanos=draw(st.integers(0, 999_999_999)))
         return None
     if field.type == descriptor.FieldDescriptor.TYPE_STRING:
         if name == "assistant_id":
@@ -72,6 +93,8 @@ def _field_value(field: descriptor.FieldDescriptor, draw: Any, known: tuple[str,
         return draw(st.booleans())
     if field.type == descriptor.FieldDescriptor.TYPE_ENUM:
         return draw(st.integers(-3, 12))
+    if field.type == descriptor.FieldDescriptor.TYPE_DOUBLE:
+        return draw(st.floats() | st.sampled_from([1e13, 1e300, -1.0, 0.0]))
     return draw(st.integers(-(2**31), 2**31 - 1))
 
 

@@ -13,7 +13,7 @@ from google.protobuf import descriptor, struct_pb2, timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langgraph.gateway.v1 import assistants_pb2, runs_pb2, store_pb2, threads_pb2
+from langgraph.gateway.v1 import assistants_pb2, crons_pb2, runs_pb2, store_pb2, threads_pb2
 
 from tests._server import GatewayProcess
 
@@ -22,6 +22,7 @@ SERVICES = [
     threads_pb2.DESCRIPTOR.services_by_name["ThreadsService"],
     runs_pb2.DESCRIPTOR.services_by_name["RunsService"],
     store_pb2.DESCRIPTOR.services_by_name["StoreService"],
+    crons_pb2.DESCRIPTOR.services_by_name["CronsService"],
 ]
 METHODS = [(service, method) for service in SERVICES for method in service.methods]
 EXPECTED = {
@@ -102,7 +103,13 @@ def _field_value(field: descriptor.FieldDescriptor, draw: Any, known: tuple[str,
 def requests(draw: Any, message: descriptor.Descriptor, known: tuple[str, ...]) -> Any:
     """A request with random fields; ids are random or `known` ones (the pool must not change
     while one test draws: hypothesis replays its choices and would see other data)."""
-    cls = {"assistants": assistants_pb2, "threads": threads_pb2, "runs": runs_pb2, "store": store_pb2}
+    cls = {
+        "assistants": assistants_pb2,
+        "threads": threads_pb2,
+        "runs": runs_pb2,
+        "store": store_pb2,
+        "crons": crons_pb2,
+    }
     module = next(m for m in cls.values() if message.name in m.DESCRIPTOR.message_types_by_name)
     msg = getattr(module, message.name)()
     for field in message.fields:
@@ -140,7 +147,7 @@ def call(
     path = f"/{service.full_name}/{method.name}"
     module = next(
         m
-        for m in (assistants_pb2, threads_pb2, runs_pb2, store_pb2)
+        for m in (assistants_pb2, threads_pb2, runs_pb2, store_pb2, crons_pb2)
         if method.output_type.name in m.DESCRIPTOR.message_types_by_name
     )
     output = getattr(module, method.output_type.name)

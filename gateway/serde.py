@@ -114,8 +114,8 @@ loads: Callable[[bytes | str], Any] = orjson.loads
 
 # Levels of arrays and objects ({} is one) that a JSON field of a request may nest, on every
 # edge: what the gRPC edge can send back. Its replies carry such values as Structs, two
-# protobuf messages per level, and upb refuses to copy a message past 64 levels (a run's
-# `kwargs` wrap its input, config and command one level deeper still).
+# protobuf messages per level, and protobuf's upb runtime cannot build a reply whose Struct
+# nests more than 33 levels (a run's `kwargs` wrap its input, config and command in one more).
 MAX_NESTING = 32
 
 

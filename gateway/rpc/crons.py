@@ -54,7 +54,8 @@ def _end_time(value: timestamp_pb2.Timestamp) -> str:
         return value.ToDatetime(tzinfo=UTC).isoformat()
     except (ValueError, OverflowError):
         raise InvalidArgument(
-            f"end_time: {value.seconds} seconds is out of the range of a Timestamp (years 1 to 9999)"
+            f"end_time is not a valid Timestamp (seconds={value.seconds}, nanos={value.nanos}): "
+            "it must fall in the years 1 to 9999"
         ) from None
 
 

@@ -4,6 +4,7 @@ so what the graph produced must match exactly; what names the server, the reques
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -69,8 +70,25 @@ def _messages(data: Any) -> Any:
     return [_pick(chunk, ("content", "type", "tool_calls")), _pick(metadata, ("langgraph_node", "langgraph_step"))]
 
 
+_NO_INPUT = re.compile(r"Received no input for [^)]*")
+
+
+def _error(data: Any) -> Any:
+    # A run that got no input: the gateway's message says so first, LangGraph's words (the
+    # Agent Server's whole message) after.
+    if not (isinstance(data, dict) and data.get("error") == "EmptyInputError"):
+        return data
+    found = _NO_INPUT.search(str(data.get("message", "")))
+    return {**data, "message": found[0]} if found else data
+
+
 # By stream mode: the event name up to `|` (after it comes the subgraph namespace).
-_PROJECTIONS: dict[str, Callable[[Any], Any]] = {"debug": _debug, "events": _events, "messages": _messages}
+_PROJECTIONS: dict[str, Callable[[Any], Any]] = {
+    "debug": _debug,
+    "events": _events,
+    "messages": _messages,
+    "error": _error,
+}
 
 
 def event(normaliser: Normaliser, name: str, data: Any) -> tuple[str, Any]:

@@ -65,10 +65,19 @@ def _check(path: str, method: descriptor.MethodDescriptor, protocol: str, respon
         assert trailers["grpc-status"] in GRPC_EXPECTED | {"0"}, f"{path} {protocol}: {trailers}"
 
 
+# What a request that has no JSON form (NaN or an infinity in a Value, a Timestamp past the
+# calendar) goes as instead of each JSON protocol.
+_BINARY = {"connect-json": "connect-proto", "grpc-web+json": "grpc-web"}
+
+
 def _post(http: httpx.Client, path: str, method: descriptor.MethodDescriptor, protocol: str, request: Any) -> None:
-    if protocol == "connect-json" or protocol == "grpc-web+json":
-        data = json_format.MessageToJson(request).encode()
-    else:
+    data = b""
+    if protocol in _BINARY:
+        try:
+            data = json_format.MessageToJson(request).encode()
+        except json_format.SerializeToJsonError:
+            protocol = _BINARY[protocol]
+    if not data:
         data = request.SerializeToString()
     if protocol.startswith("connect"):
         codec = "json" if protocol.endswith("json") else "proto"

@@ -29,6 +29,7 @@ from gateway.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ThreadBusy,
     shown,
 )
 from gateway.limits import check_filter, check_metadata
@@ -138,7 +139,7 @@ class Threads:
         access = await self._access.check("threads", "read", {"thread_id": UUID(check_thread_id(thread_id))})
         record = await self.storage.get_thread(thread_id, access=access)
         if record is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         return record
 
     async def delete(self, thread_id: str) -> None:
@@ -149,7 +150,7 @@ class Threads:
         access = await self._access.check("threads", "delete", value)
         unfinished = await self.storage.delete_thread(thread_id, access=access)
         if unfinished is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         runs = [live for run_id in unfinished if (live := self._scheduler.live(run_id)) is not None]
         for live in runs:
             await self._scheduler.cancel(live.run_id, "interrupt")
@@ -185,7 +186,7 @@ class Threads:
         if access is not None:
             for thread_id in thread_ids:
                 if await self.storage.get_thread(thread_id, access=access) is None:
-                    raise NotFound("At least one thread not found or not authorized")
+                    raise NotFound("At least one thread not found or not authorized", resource="thread")
         pruned = 0
         for thread_id in dict.fromkeys(thread_ids):
             if strategy == "delete":
@@ -234,10 +235,10 @@ class Threads:
             # What the thread would hold, not only what this request adds to it.
             check_metadata("metadata", change.metadata)
         if change is None or not await self.storage.update_thread(thread_id, change, access=access):
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         updated = await self.storage.get_thread(thread_id)
         if updated is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         return updated
 
     async def search(
@@ -320,7 +321,12 @@ class Threads:
             with _unfit_state(thread_id, thread.metadata.get("graph_id")):
                 snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
         if checkpoint_id and not snapshot.config:
-            raise NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}.")
+            raise NotFound(
+                f"Checkpoint {checkpoint_id} not found on thread {thread_id}.",
+                resource="checkpoint",
+                id=checkpoint_id,
+                metadata={"thread_id": thread_id},
+            )
         return thread_state(snapshot)
 
     async def update_state(
@@ -338,7 +344,10 @@ class Threads:
         if access is not None and await self.storage.get_thread(thread_id, access=access) is None:
             raise PermissionDenied("Forbidden")
         if await self.storage.unfinished_runs(thread_id):
-            raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
+            raise ThreadBusy(
+                f"Thread {thread_id} has an active run; its state can change only when the run ends.",
+                metadata={"thread_id": thread_id},
+            )
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
         if isinstance(graph_id := thread.metadata.get("graph_id"), str):
             # The checkpoint it writes names its graph, as the Agent Server's do.

@@ -63,7 +63,7 @@ def _system(spec: GraphSpec) -> AssistantRecord:
 
 def check_assistant_id(assistant_id: str) -> str:
     if not is_uuid(assistant_id):
-        raise InvalidArgument(f"assistant_id {shown(assistant_id)} is not a UUID")
+        raise InvalidArgument(f"assistant_id {shown(assistant_id)} is not a UUID", field="assistant_id")
     return assistant_id
 
 

@@ -114,7 +114,7 @@ def _with_cron_id(config: Any, cron_id: str) -> dict[str, Any]:
 
 def _check_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_uuid(value):
-        raise InvalidArgument(f"{name} {shown(value)} is not a UUID")
+        raise InvalidArgument(f"{name} {shown(value)} is not a UUID", field=name)
     return value
 
 

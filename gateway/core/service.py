@@ -80,9 +80,9 @@ def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
 
 def check_ids(thread_id: str | None, run_id: str) -> None:
     if thread_id is not None and not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
     if not is_uuid(run_id):
-        raise InvalidArgument(f"run_id {shown(run_id)} is not a UUID")
+        raise InvalidArgument(f"run_id {shown(run_id)} is not a UUID", field="run_id")
 
 
 def mode_filter(modes: Sequence[str] | None) -> frozenset[str] | None:
@@ -140,7 +140,7 @@ def validate(req: RunCreate) -> None:
             "introduced in LangGraph 0.6.0 and is the long term planned replacement for configurable."
         )
     if req.thread_id is not None and not is_uuid(req.thread_id):
-        raise InvalidArgument(f"thread_id {shown(req.thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(req.thread_id)} is not a UUID", field="thread_id")
     req.command = check_command(req.command)
     check_input_or_command(req.input, req.command)
     if req.thread_id is None and req.command and "resume" in req.command:
@@ -324,7 +324,7 @@ class RunService:
 
     async def list(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
         if not is_uuid(thread_id):
-            raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+            raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
         access = await self._access.check("threads", "read", {"thread_id": UUID(thread_id)})
         if await self._storage.get_thread(thread_id, access=access) is None:
             raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)

@@ -64,7 +64,7 @@ def _unfit_state(thread_id: str, graph_id: Any) -> Iterator[None]:
 
 def check_thread_id(thread_id: str) -> str:
     if not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
     return thread_id
 
 
@@ -311,7 +311,7 @@ class Threads:
     ) -> dict[str, Any]:
         thread = await self.get(thread_id)
         if checkpoint_id is not None and not is_uuid(checkpoint_id):
-            raise InvalidArgument(f"checkpoint_id {shown(checkpoint_id)} is not a UUID")
+            raise InvalidArgument(f"checkpoint_id {shown(checkpoint_id)} is not a UUID", field="checkpoint_id")
         configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
         if checkpoint_id:
             configurable["checkpoint_id"] = checkpoint_id

@@ -5,6 +5,7 @@ ResourceInfo or RetryInfo as the code asks, decoded here from a real server's tr
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from langgraph.gateway.v1 import (
     threads_pb2,
 )
 
+from gateway.errors import GatewayError
 from gateway.rpc.status import DOMAIN
 from tests._server import GatewayProcess
 from tests.conftest import Stubs, make_stubs, own_gateway
@@ -243,3 +245,21 @@ async def test_a_draining_gateway_says_it_is_shutting_down_and_when_to_retry(tmp
             call.cancel()
     finally:
         proc.kill()
+
+
+def test_every_reason_the_gateway_gives_is_documented() -> None:
+    root = Path(__file__).resolve().parents[2]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (root / "docs" / "errors.md").read_text(), re.MULTILINE))
+    classes: list[type[GatewayError]] = [GatewayError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    given = {cls.reason for cls in classes}
+    sources = [path.read_text() for path in (root / "gateway").rglob("*.py")]
+    resources = {kind for text in sources for kind in re.findall(r'resource="(\w+)"', text)}
+    given |= {f"{kind.upper()}_NOT_FOUND" for kind in resources}
+    # The reasons the gRPC edge names itself: interceptors, sessions, health, Connect.
+    edge = [path.read_text() for path in (root / "gateway" / "rpc").glob("*.py")]
+    given |= {reason for text in edge for reason in re.findall(r'"([A-Z][A-Z_]+)"', text)} - {"POST", "GET"}
+    given |= {"INVALID_ARGUMENT", "UNIMPLEMENTED", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL"}
+    assert "THREAD_NOT_FOUND" in given and "SHUTTING_DOWN" in given
+    assert given <= documented, given - documented

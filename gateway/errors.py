@@ -21,6 +21,10 @@ def shown(value: object) -> str:
 # A message that starts by naming its field: `thread_id ...`, `stream_mode[1]: ...`,
 # `command.resume ...`.
 _LEADING_FIELD = re.compile(r"([a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*)[ :]")
+# Words a message starts with that name no field.
+_NOT_FIELDS = frozenset(
+    {"the", "a", "an", "give", "either", "each", "every", "no", "one", "only", "this", "at", "cannot"}
+)
 
 
 class GatewayError(Exception):
@@ -64,7 +68,7 @@ class InvalidArgument(GatewayError):
             self.violations = list(violations)
         elif field is not None:
             self.violations = [(field, message)]
-        elif match := _LEADING_FIELD.match(message):
+        elif (match := _LEADING_FIELD.match(message)) and match.group(1) not in _NOT_FIELDS:
             self.violations = [(match.group(1), message)]
         else:
             self.violations = []

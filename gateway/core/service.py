@@ -144,7 +144,7 @@ def validate(req: RunCreate) -> None:
     req.command = check_command(req.command)
     check_input_or_command(req.input, req.command)
     if req.thread_id is None and req.command and "resume" in req.command:
-        raise BadRequest("You must provide a thread_id when resuming.")
+        raise BadRequest("You must provide a thread_id when resuming.", field="thread_id")
 
 
 def _take_assistant_config(req: RunCreate, assistant: AssistantRecord) -> None:

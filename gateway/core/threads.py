@@ -179,7 +179,9 @@ class Threads:
         for thread_id in thread_ids:
             check_thread_id(thread_id)
         if strategy not in PRUNE_STRATEGIES:
-            raise InvalidArgument(f"Invalid strategy: {strategy}. Expected 'delete' or 'keep_latest'.")
+            raise InvalidArgument(
+                f"Invalid strategy: {strategy}. Expected 'delete' or 'keep_latest'.", field="strategy"
+            )
         if not thread_ids:
             return 0
         access = await self._access.check("threads", "delete", {"thread_ids": [UUID(t) for t in thread_ids]})

@@ -634,7 +634,10 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             raise InvalidArgument(f"status: unknown value {request.status}")
         if statuses:
             if request.thread_id or request.run_ids:
-                raise InvalidArgument("give either status, or thread_id and run_ids, not both")
+                raise InvalidArgument(
+                    "give either status, or thread_id and run_ids, not both",
+                    violations=[("status", "set with thread_id and run_ids"), ("run_ids", "set with status")],
+                )
             count = await self._runs.cancel_many(statuses=statuses, action=action)
         else:
             if not request.thread_id:
@@ -648,8 +651,11 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     async def CreateRunBatch(
         self, request: runs_pb2.CreateRunBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.CreateRunBatchResponse:
-        if any(run.thread_id for run in request.runs):
-            raise InvalidArgument("the runs of a batch are stateless: thread_id must be empty")
+        if stateful := [i for i, run in enumerate(request.runs) if run.thread_id]:
+            raise InvalidArgument(
+                "the runs of a batch are stateless: thread_id must be empty",
+                violations=[(f"runs[{i}].thread_id", "must be empty") for i in stateful],
+            )
         reqs = [convert.run_create(run) for run in request.runs]
         records = await self._runs.create_batch(reqs)
         return runs_pb2.CreateRunBatchResponse(runs=[convert.run(r) for r in records])

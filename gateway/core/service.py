@@ -252,7 +252,10 @@ class RunService:
             record = await self._find(repeat.thread_id, repeat.resource_id)
         except NotFound:
             raise NotFound(
-                f"Run {repeat.resource_id}, which request_id {request_id} created, no longer exists."
+                f"Run {repeat.resource_id}, which request_id {request_id} created, no longer exists.",
+                resource="run",
+                id=repeat.resource_id,
+                metadata={"request_id": str(request_id)},
             ) from None
         tracing.annotate(_span_ids(record))
         return record

@@ -124,7 +124,10 @@ class Threads:
             first = await self.storage.get_thread(repeat.thread_id)
             if first is None:
                 raise NotFound(
-                    f"Thread {repeat.thread_id}, which request_id {request_id} created, no longer exists."
+                    f"Thread {repeat.thread_id}, which request_id {request_id} created, no longer exists.",
+                    resource="thread",
+                    id=repeat.thread_id,
+                    metadata={"request_id": str(request_id)},
                 ) from None
             return first
         if not created:

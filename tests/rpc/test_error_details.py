@@ -142,10 +142,12 @@ async def test_a_bad_stream_mode_is_named_by_its_index(stubs: Stubs) -> None:
 async def test_an_unknown_event_id(stubs: Stubs) -> None:
     thread_id = await new_thread(stubs)
     run = await stubs.runs.CreateRun(create("agent", thread_id, {"topic": "x"}))
-    request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=run.run_id, last_event_id="abc")
+    # An event id of another run (its "<ms>" is not this run's).
+    request = runs_pb2.JoinRunStreamRequest(thread_id=thread_id, run_id=run.run_id, last_event_id="1-5")
     got = await failure(lambda: stubs.runs.JoinRunStream(request))
     assert (got.code, got.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "EVENT_ID_UNKNOWN")
     assert [name for name, _ in got.violations] == ["last_event_id"]
+    assert got.metadata == {"run_id": run.run_id}
 
 
 async def test_a_busy_thread_refuses_a_run_that_asks_to_reject(stubs: Stubs) -> None:

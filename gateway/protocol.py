@@ -79,6 +79,8 @@ _ERROR_CODES: tuple[tuple[type[GatewayError], str], ...] = (
 
 
 def error_code(exc: GatewayError) -> str:
+    if isinstance(exc, NotFound) and exc.http_status == 422:
+        return "invalid_argument"  # an assistant that is no graph's name, as the Agent Server says
     for kind, code in _ERROR_CODES:
         if isinstance(exc, kind):
             return code

@@ -231,7 +231,7 @@ def run_create(body: dict[str, Any], *, thread_id: str | None, streaming: bool) 
             "in LangGraph 0.6.0 and is the long term planned replacement for configurable."
         )
     if stateless and command and command.get("resume") is not None:
-        raise BadRequest("You must provide a thread_id when resuming.")
+        raise BadRequest("You must provide a thread_id when resuming.", field="thread_id")
     stream_mode = body.get("stream_mode")
     if stream_mode is None and "stream_mode" in body:
         raise InvalidArgument("stream_mode must be a stream mode or an array of them, not null")

@@ -85,7 +85,7 @@ class Access:
                 readable is not None
                 and await self._storage.get_assistant(assistant.assistant_id, access=readable) is None
             ):
-                raise NotFound("Thread or assistant not found.")
+                raise NotFound("Thread or assistant not found.", resource="assistant", id=assistant.assistant_id)
         caller = current_caller()
         if caller is not None:
             req.auth_user = caller.user.to_json()
@@ -116,5 +116,10 @@ class Access:
         elif await self._storage.get_thread(record.thread_id, access=access) is not None:
             return
         if thread_id is not None:
-            raise NotFound(f"Run {record.run_id} not found on thread {thread_id}.")
-        raise NotFound(f"Run {record.run_id} not found.")
+            raise NotFound(
+                f"Run {record.run_id} not found on thread {thread_id}.",
+                resource="run",
+                id=record.run_id,
+                metadata={"thread_id": thread_id},
+            )
+        raise NotFound(f"Run {record.run_id} not found.", resource="run", id=record.run_id)

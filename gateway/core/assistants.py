@@ -20,7 +20,7 @@ from gateway._utils import is_uuid
 from gateway.config import GraphSpec
 from gateway.core.access import Access, metadata_of
 from gateway.core.graphs import Graphs
-from gateway.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound, shown
+from gateway.errors import SHOWN_CHARS, AlreadyExists, BadRequest, InvalidArgument, NotFound, shown
 from gateway.limits import check_filter, check_metadata
 from gateway.records import (
     ASSISTANT_SORT_KEYS,
@@ -63,7 +63,7 @@ def _system(spec: GraphSpec) -> AssistantRecord:
 
 def check_assistant_id(assistant_id: str) -> str:
     if not is_uuid(assistant_id):
-        raise InvalidArgument(f"assistant_id {shown(assistant_id)} is not a UUID")
+        raise InvalidArgument(f"assistant_id {shown(assistant_id)} is not a UUID", field="assistant_id")
     return assistant_id
 
 
@@ -102,7 +102,9 @@ class Assistants:
 
     def _check_graph(self, graph_id: str) -> None:
         if graph_id not in self.graphs:
-            raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}")
+            raise NotFound(
+                f"Graph '{graph_id}' not found. Expected one of: {sorted(self.graphs)}", resource="graph", id=graph_id
+            )
 
     async def get(self, assistant_id: str) -> AssistantRecord:
         """By UUID or by graph name, if the caller may read it."""
@@ -112,7 +114,7 @@ class Assistants:
             access = await self._access.check("assistants", "read", {"assistant_id": UUID(known)})
         record = await self._lookup(assistant_id)
         if access is not None and await self.storage.get_assistant(record.assistant_id, access=access) is None:
-            raise NotFound(f"Assistant {assistant_id} not found.")
+            raise NotFound(f"Assistant {assistant_id} not found.", resource="assistant", id=assistant_id)
         return record
 
     def _known(self, assistant_id: str) -> str:
@@ -122,10 +124,15 @@ class Assistants:
 
     async def _lookup(self, assistant_id: str) -> AssistantRecord:
         if assistant_id not in self.graphs and not is_uuid(assistant_id):
-            raise InvalidArgument(
+            unknown = NotFound(
                 f"Invalid assistant: {shown(assistant_id)}. Must be either:\n- A valid assistant UUID, or\n"
-                f"- One of the registered graphs: {', '.join(self.graphs)}"
+                f"- One of the registered graphs: {', '.join(self.graphs)}",
+                resource="assistant",
+                id=assistant_id[:SHOWN_CHARS],
             )
+            # Not found as an id nor as a graph's name; the Agent Server answers HTTP 422 for it.
+            unknown.http_status = 422
+            raise unknown
         assistant_id = self._known(assistant_id)
         # Read each time: any process may have updated it.
         record = await self.storage.get_assistant(assistant_id)
@@ -133,7 +140,7 @@ class Assistants:
             # A graph's system assistant is the config's: deleted, it is back as version 1.
             record = await self.storage.put_assistant(_system(self._system[assistant_id]))
         if record is None or record.graph_id not in self.graphs:
-            raise NotFound(f"Assistant {assistant_id} not found.")
+            raise NotFound(f"Assistant {assistant_id} not found.", resource="assistant", id=assistant_id)
         return record
 
     async def resolve(self, assistant_id: str, *, recent: bool = False) -> tuple[AssistantRecord, GraphSpec]:
@@ -246,7 +253,7 @@ class Assistants:
         updated = await self.storage.update_assistant(assistant_id, change, access=access)
         self.forget(assistant_id)
         if updated is None:
-            raise NotFound(f"Assistant {assistant_id} not found")
+            raise NotFound(f"Assistant {assistant_id} not found", resource="assistant", id=assistant_id)
         return updated
 
     async def set_latest(self, assistant_id: str, version: int) -> AssistantRecord:
@@ -257,7 +264,7 @@ class Assistants:
         record = await self.storage.set_assistant_version(assistant_id, version, access=access)
         self.forget(assistant_id)
         if record is None:
-            raise NotFound(f"Assistant {assistant_id} not found")
+            raise NotFound(f"Assistant {assistant_id} not found", resource="assistant", id=assistant_id)
         return record
 
     async def versions(
@@ -271,7 +278,7 @@ class Assistants:
             assistant_id, metadata=metadata or None, limit=limit, offset=offset, access=access
         )
         if not found:
-            raise NotFound(f"Assistant {assistant_id} not found")
+            raise NotFound(f"Assistant {assistant_id} not found", resource="assistant", id=assistant_id)
         return found
 
     async def delete(self, assistant_id: str, *, delete_threads: bool = False) -> None:
@@ -280,13 +287,13 @@ class Assistants:
         check_assistant_id(assistant_id)
         access = await self._access.check("assistants", "delete", {"assistant_id": UUID(assistant_id)})
         if await self.storage.get_assistant(assistant_id, access=access) is None:
-            raise NotFound(f"Assistant with ID {assistant_id} not found")
+            raise NotFound(f"Assistant with ID {assistant_id} not found", resource="assistant", id=assistant_id)
         if self.cascade is not None:
             await self.cascade(assistant_id, delete_threads)
         deleted = await self.storage.delete_assistant(assistant_id, access=access)
         self.forget(assistant_id)
         if not deleted:
-            raise NotFound(f"Assistant with ID {assistant_id} not found")
+            raise NotFound(f"Assistant with ID {assistant_id} not found", resource="assistant", id=assistant_id)
 
     # Finding assistants
 

@@ -378,7 +378,9 @@ class LocalBus:
                 if not kept:
                     # The ring dropped only what the log had: the log is gone (a rollback,
                     # a deleted thread, retention), and with it events this reader needs.
-                    raise EventsExpired(f"the events of run {run_id} after {after} are no longer kept")
+                    raise EventsExpired(
+                        f"the events of run {run_id} after {after} are no longer kept", metadata={"run_id": run_id}
+                    )
                 after = kept[-1].seq
                 yield kept
             try:
@@ -453,7 +455,8 @@ class LocalBus:
 
     def _expired(self, run_id: str) -> EventsExpired:
         return EventsExpired(
-            f"the events of run {run_id} are no longer kept (the retention is {self._settings.event_retention:.0f} s)"
+            f"the events of run {run_id} are no longer kept (the retention is {self._settings.event_retention:.0f} s)",
+            metadata={"run_id": run_id},
         )
 
     async def _read(self, run_id: str, after: int, limit: int = _LOG_READ, *, strict: bool = True) -> list[Event]:
@@ -461,7 +464,8 @@ class LocalBus:
         if strict and logged and logged[0].seq != after + 1:
             raise EventsExpired(
                 f"the events of run {run_id} after {after} up to {logged[0].seq - 1} are no longer kept "
-                f"(the retention is {self._settings.event_retention:.0f} s)"
+                f"(the retention is {self._settings.event_retention:.0f} s)",
+                metadata={"run_id": run_id},
             )
         return logged
 

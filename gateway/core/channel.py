@@ -228,7 +228,10 @@ class RunChannel:
         try:
             while True:
                 if sub.dropped:
-                    raise SubscriberTooSlow(f"subscriber fell {self.capacity} events behind run {self.run_id}")
+                    raise SubscriberTooSlow(
+                        f"subscriber fell {self.capacity} events behind run {self.run_id}",
+                        metadata={"run_id": self.run_id},
+                    )
                 if can_lag and sub.cursor < self.first_seq() - 1:
                     raise FellBehind(sub.cursor)
                 batch = self.since(sub.cursor)

@@ -114,7 +114,7 @@ def _with_cron_id(config: Any, cron_id: str) -> dict[str, Any]:
 
 def _check_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_uuid(value):
-        raise InvalidArgument(f"{name} {shown(value)} is not a UUID")
+        raise InvalidArgument(f"{name} {shown(value)} is not a UUID", field=name)
     return value
 
 
@@ -191,7 +191,9 @@ class Crons:
             if await self._storage.get_thread(thread_id, access=access) is None:
                 raise NotFound(
                     f"Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread "
-                    "hasn't been deleted or expired."
+                    "hasn't been deleted or expired.",
+                    resource="thread",
+                    id=thread_id,
                 )
         now = datetime.now(UTC)
         cron = CronRecord(
@@ -220,12 +222,14 @@ class Crons:
             raise InvalidArgument("assistant_id must be a string: an assistant UUID or a graph name")
         try:
             record, _ = await self._assistants.resolve(assistant_id)
-        except NotFound:
-            raise NotFound(f"Assistant '{assistant_id}' not found") from None
+        except NotFound as exc:
+            if exc.http_status != 404:
+                raise  # a name that is no graph's, refused as the Agent Server does
+            raise NotFound(f"Assistant '{assistant_id}' not found", resource="assistant", id=assistant_id) from None
         if record.metadata.get("created_by") != "system":
             access = await self._access.check("assistants", "read", {"assistant_id": UUID(record.assistant_id)})
             if access is not None and await self._storage.get_assistant(record.assistant_id, access=access) is None:
-                raise NotFound(f"Assistant '{assistant_id}' not found")
+                raise NotFound(f"Assistant '{assistant_id}' not found", resource="assistant", id=assistant_id)
         return record.assistant_id
 
     async def get(self, cron_id: str) -> CronRecord:
@@ -233,7 +237,7 @@ class Crons:
         access = await self._access.check("crons", "read", {"cron_id": UUID(cron_id)})
         cron = await self._storage.get_cron(cron_id, access=access)
         if cron is None:
-            raise NotFound(f"Cron '{cron_id}' not found")
+            raise NotFound(f"Cron '{cron_id}' not found", resource="cron", id=cron_id)
         return cron
 
     async def update(self, cron_id: str, body: dict[str, Any]) -> CronRecord:
@@ -265,7 +269,7 @@ class Crons:
         access = await self._access.check("crons", "update", value)
         current = await self._storage.get_cron(cron_id, access=access)
         if current is None:
-            raise NotFound(f"Cron '{cron_id}' not found")
+            raise NotFound(f"Cron '{cron_id}' not found", resource="cron", id=cron_id)
         payload = {**current.payload, **body, "assistant_id": current.payload.get("assistant_id", current.assistant_id)}
         payload["config"] = _with_cron_id(payload.get("config"), cron_id)
         next_run_date = None
@@ -288,14 +292,14 @@ class Crons:
         run_request(replace(current, payload=payload, metadata=change.metadata or current.metadata))
         updated = await self._storage.update_cron(cron_id, change, access=access)
         if updated is None:
-            raise NotFound(f"Cron '{cron_id}' not found")
+            raise NotFound(f"Cron '{cron_id}' not found", resource="cron", id=cron_id)
         return updated
 
     async def delete(self, cron_id: str) -> None:
         _check_id(cron_id, "cron_id")
         access = await self._access.check("crons", "delete", {"cron_id": UUID(cron_id)})
         if not await self._storage.delete_cron(cron_id, access=access):
-            raise NotFound(f"Cron '{cron_id}' not found")
+            raise NotFound(f"Cron '{cron_id}' not found", resource="cron", id=cron_id)
 
     # Finding crons
 

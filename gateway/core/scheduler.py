@@ -41,7 +41,7 @@ from gateway.core.executor import Executor
 from gateway.core.live import Finished, LiveRun
 from gateway.core.metrics import RUNS_RUNNING
 from gateway.core.signals import SignalKind, Signals
-from gateway.errors import GatewayError, Unavailable
+from gateway.errors import GatewayError, ShuttingDown
 from gateway.logs import run_context
 from gateway.records import (
     AccessFilter,
@@ -145,7 +145,7 @@ class Scheduler:
         run): AssistantChanged if that is no longer the assistant's stored state. With
         `request_key`, Repeated when an earlier call stored it (nothing is admitted)."""
         if not self._accepting:
-            raise Unavailable("the gateway is shutting down and takes no new runs")
+            raise ShuttingDown("the gateway is shutting down and takes no new runs")
         admission = await self._storage.admit_run(
             record,
             orjson.dumps(request),

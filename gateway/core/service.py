@@ -17,7 +17,7 @@ from gateway.core.bus import EventBus
 from gateway.core.idempotency import request_key, run_body
 from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
-from gateway.errors import BadRequest, Conflict, InvalidArgument, NotFound, shown
+from gateway.errors import BadRequest, Conflict, EventIdUnknown, InvalidArgument, NotFound, shown
 from gateway.limits import check_metadata
 from gateway.metrics import edge
 from gateway.outcome import Outcome
@@ -70,15 +70,19 @@ def parse_event_id(value: str | None, run_id: str | None = None) -> int | None:
     if ms is not None:
         base = id_part(ms, value, "last_event_id", MAX_SEQ)
         if run_id is not None and base != run_base_ms(run_id):
-            raise InvalidArgument(f"last_event_id {shown(value)} is an event id of another run than {run_id}")
+            raise EventIdUnknown(
+                f"last_event_id {shown(value)} is an event id of another run than {run_id}",
+                field="last_event_id",
+                metadata={"run_id": run_id},
+            )
     return after
 
 
 def check_ids(thread_id: str | None, run_id: str) -> None:
     if thread_id is not None and not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
     if not is_uuid(run_id):
-        raise InvalidArgument(f"run_id {shown(run_id)} is not a UUID")
+        raise InvalidArgument(f"run_id {shown(run_id)} is not a UUID", field="run_id")
 
 
 def mode_filter(modes: Sequence[str] | None) -> frozenset[str] | None:
@@ -136,11 +140,11 @@ def validate(req: RunCreate) -> None:
             "introduced in LangGraph 0.6.0 and is the long term planned replacement for configurable."
         )
     if req.thread_id is not None and not is_uuid(req.thread_id):
-        raise InvalidArgument(f"thread_id {shown(req.thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(req.thread_id)} is not a UUID", field="thread_id")
     req.command = check_command(req.command)
     check_input_or_command(req.input, req.command)
     if req.thread_id is None and req.command and "resume" in req.command:
-        raise BadRequest("You must provide a thread_id when resuming.")
+        raise BadRequest("You must provide a thread_id when resuming.", field="thread_id")
 
 
 def _take_assistant_config(req: RunCreate, assistant: AssistantRecord) -> None:
@@ -248,7 +252,10 @@ class RunService:
             record = await self._find(repeat.thread_id, repeat.resource_id)
         except NotFound:
             raise NotFound(
-                f"Run {repeat.resource_id}, which request_id {request_id} created, no longer exists."
+                f"Run {repeat.resource_id}, which request_id {request_id} created, no longer exists.",
+                resource="run",
+                id=repeat.resource_id,
+                metadata={"request_id": str(request_id)},
             ) from None
         tracing.annotate(_span_ids(record))
         return record
@@ -300,8 +307,13 @@ class RunService:
             if thread_id is not None or record.kwargs.get("temporary"):
                 return record
         if thread_id is not None:
-            raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
-        raise NotFound(f"Run {run_id} not found.")
+            raise NotFound(
+                f"Run {run_id} not found on thread {thread_id}.",
+                resource="run",
+                id=run_id,
+                metadata={"thread_id": thread_id},
+            )
+        raise NotFound(f"Run {run_id} not found.", resource="run", id=run_id)
 
     async def ended(self, run_id: str) -> bool:
         """Whether a run this process does not hold has ended (or is gone)."""
@@ -315,10 +327,10 @@ class RunService:
 
     async def list(self, thread_id: str, *, status: RunStatus | None, limit: int, offset: int) -> list[RunRecord]:
         if not is_uuid(thread_id):
-            raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+            raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
         access = await self._access.check("threads", "read", {"thread_id": UUID(thread_id)})
         if await self._storage.get_thread(thread_id, access=access) is None:
-            raise NotFound(f"Thread {thread_id} not found.")
+            raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
         value = {"thread_id": UUID(thread_id), "metadata": {}}
         access = await self._access.check("threads", "search", value)
         return await self._storage.list_runs(thread_id, status=status, limit=limit, offset=offset, access=access)
@@ -476,7 +488,11 @@ class RunService:
             except NotFound:
                 pass
         if targets and not found and not statuses:
-            raise NotFound(f"No runs found to cancel: {shown(', '.join(run_ids or ()))} on thread {thread_id}.")
+            raise NotFound(
+                f"No runs found to cancel: {shown(', '.join(run_ids or ()))} on thread {thread_id}.",
+                resource="run",
+                metadata={"thread_id": thread_id} if thread_id else None,
+            )
         return found
 
     # Deleting runs
@@ -499,7 +515,12 @@ class RunService:
                 if record is not None:
                     await self._result(record)
         if deleted is None:
-            raise NotFound(f"Run {run_id} not found on thread {thread_id}.")
+            raise NotFound(
+                f"Run {run_id} not found on thread {thread_id}.",
+                resource="run",
+                id=run_id,
+                metadata={"thread_id": thread_id},
+            )
         await self._storage.delete_run_checkpoints(thread_id, run_id)
         self._scheduler.forget_run(run_id)
         await self._bus.forget([run_id])

@@ -41,7 +41,7 @@ def check_namespace(namespace: Any, what: str = "namespace", *, empty: bool = Tr
         if not isinstance(label, str) or not label or "." in label:
             raise InvalidArgument(f"{what}: label {shown(label)} must be a non-empty string without periods")
     if not empty and not namespace:
-        raise BadRequest("Namespace cannot be empty.")
+        raise BadRequest("Namespace cannot be empty.", field="namespace")
     return tuple(namespace)
 
 

@@ -21,7 +21,7 @@ from gateway.core.metrics import OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import MAX_SEQ, RunService
 from gateway.core.signals import SignalKind, Signals
-from gateway.errors import InvalidArgument, SubscriberTooSlow
+from gateway.errors import EventIdUnknown, InvalidArgument, SubscriberTooSlow
 from gateway.records import Event
 from gateway.serde import dumps
 from gateway.storage import RecordStore
@@ -50,7 +50,7 @@ def parse_thread_event_id(value: str | None) -> tuple[int, int] | None:
         return None
     value = value.strip()
     if not _STREAM_ID.match(value):
-        raise InvalidArgument("Invalid last-event-id: must be a valid Redis stream ID")
+        raise EventIdUnknown("Invalid last-event-id: must be a valid Redis stream ID", field="last_event_id")
     if value in ("-", "-1", "0"):
         return (0, 0)
     ms, _, seq = value.partition("-")
@@ -68,7 +68,7 @@ def stream_modes(values: Iterable[str]) -> frozenset[str]:
         for mode in value.split(","):
             mode = mode.strip()
             if mode not in THREAD_STREAM_MODES:
-                raise InvalidArgument(f"Invalid stream mode: {mode}")
+                raise InvalidArgument(f"Invalid stream mode: {mode}", field="stream_mode")
             modes.add(mode)
     return frozenset(modes or ("run_modes",))
 

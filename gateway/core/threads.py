@@ -29,6 +29,7 @@ from gateway.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ThreadBusy,
     shown,
 )
 from gateway.limits import check_filter, check_metadata
@@ -63,7 +64,7 @@ def _unfit_state(thread_id: str, graph_id: Any) -> Iterator[None]:
 
 def check_thread_id(thread_id: str) -> str:
     if not is_uuid(thread_id):
-        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID")
+        raise InvalidArgument(f"thread_id {shown(thread_id)} is not a UUID", field="thread_id")
     return thread_id
 
 
@@ -123,7 +124,10 @@ class Threads:
             first = await self.storage.get_thread(repeat.thread_id)
             if first is None:
                 raise NotFound(
-                    f"Thread {repeat.thread_id}, which request_id {request_id} created, no longer exists."
+                    f"Thread {repeat.thread_id}, which request_id {request_id} created, no longer exists.",
+                    resource="thread",
+                    id=repeat.thread_id,
+                    metadata={"request_id": str(request_id)},
                 ) from None
             return first
         if not created:
@@ -138,7 +142,7 @@ class Threads:
         access = await self._access.check("threads", "read", {"thread_id": UUID(check_thread_id(thread_id))})
         record = await self.storage.get_thread(thread_id, access=access)
         if record is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         return record
 
     async def delete(self, thread_id: str) -> None:
@@ -149,7 +153,7 @@ class Threads:
         access = await self._access.check("threads", "delete", value)
         unfinished = await self.storage.delete_thread(thread_id, access=access)
         if unfinished is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         runs = [live for run_id in unfinished if (live := self._scheduler.live(run_id)) is not None]
         for live in runs:
             await self._scheduler.cancel(live.run_id, "interrupt")
@@ -178,14 +182,16 @@ class Threads:
         for thread_id in thread_ids:
             check_thread_id(thread_id)
         if strategy not in PRUNE_STRATEGIES:
-            raise InvalidArgument(f"Invalid strategy: {strategy}. Expected 'delete' or 'keep_latest'.")
+            raise InvalidArgument(
+                f"Invalid strategy: {strategy}. Expected 'delete' or 'keep_latest'.", field="strategy"
+            )
         if not thread_ids:
             return 0
         access = await self._access.check("threads", "delete", {"thread_ids": [UUID(t) for t in thread_ids]})
         if access is not None:
             for thread_id in thread_ids:
                 if await self.storage.get_thread(thread_id, access=access) is None:
-                    raise NotFound("At least one thread not found or not authorized")
+                    raise NotFound("At least one thread not found or not authorized", resource="thread")
         pruned = 0
         for thread_id in dict.fromkeys(thread_ids):
             if strategy == "delete":
@@ -234,10 +240,10 @@ class Threads:
             # What the thread would hold, not only what this request adds to it.
             check_metadata("metadata", change.metadata)
         if change is None or not await self.storage.update_thread(thread_id, change, access=access):
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         updated = await self.storage.get_thread(thread_id)
         if updated is None:
-            raise NotFound(f"Thread with ID {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found", resource="thread", id=thread_id)
         return updated
 
     async def search(
@@ -310,7 +316,7 @@ class Threads:
     ) -> dict[str, Any]:
         thread = await self.get(thread_id)
         if checkpoint_id is not None and not is_uuid(checkpoint_id):
-            raise InvalidArgument(f"checkpoint_id {shown(checkpoint_id)} is not a UUID")
+            raise InvalidArgument(f"checkpoint_id {shown(checkpoint_id)} is not a UUID", field="checkpoint_id")
         configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
         if checkpoint_id:
             configurable["checkpoint_id"] = checkpoint_id
@@ -320,7 +326,12 @@ class Threads:
             with _unfit_state(thread_id, thread.metadata.get("graph_id")):
                 snapshot = await graph.aget_state({"configurable": configurable}, subgraphs=subgraphs)
         if checkpoint_id and not snapshot.config:
-            raise NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}.")
+            raise NotFound(
+                f"Checkpoint {checkpoint_id} not found on thread {thread_id}.",
+                resource="checkpoint",
+                id=checkpoint_id,
+                metadata={"thread_id": thread_id},
+            )
         return thread_state(snapshot)
 
     async def update_state(
@@ -338,7 +349,10 @@ class Threads:
         if access is not None and await self.storage.get_thread(thread_id, access=access) is None:
             raise PermissionDenied("Forbidden")
         if await self.storage.unfinished_runs(thread_id):
-            raise Conflict(f"Thread {thread_id} has an active run; its state can change only when the run ends.")
+            raise ThreadBusy(
+                f"Thread {thread_id} has an active run; its state can change only when the run ends.",
+                metadata={"thread_id": thread_id},
+            )
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
         if isinstance(graph_id := thread.metadata.get("graph_id"), str):
             # The checkpoint it writes names its graph, as the Agent Server's do.

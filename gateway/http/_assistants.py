@@ -127,7 +127,12 @@ async def set_latest_version(request: Request) -> Response:
         raise InvalidArgument(f"version must be an integer, not {type_name(version)}")
     if not 1 <= version <= INT32_MAX:
         # No such version can be: they count from 1, and gRPC carries them as int32.
-        raise NotFound(f"Assistant {assistant_id} has no version {version}")
+        raise NotFound(
+            f"Assistant {assistant_id} has no version {version}",
+            resource="assistant",
+            id=assistant_id,
+            metadata={"version": str(version)},
+        )
     return json_response(await backend(request).set_latest_assistant_version(assistant_id, version))
 
 

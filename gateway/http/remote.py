@@ -502,7 +502,7 @@ class RemoteBackend:
         if thread_id is None:
             thread_id = self._stateless.get(run_id)
             if thread_id is None:
-                raise NotFound(f"Run {run_id} not found.")
+                raise NotFound(f"Run {run_id} not found.", resource="run", id=run_id)
         # Fail before the headers go out when the run does not exist.
         await self._call(self._runs.GetRun, runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id))
         request = runs_pb2.JoinRunStreamRequest(

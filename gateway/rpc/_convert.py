@@ -188,13 +188,14 @@ def _nodes(values: Any, field: str) -> list[str] | str | None:
 
 def stream_modes(values: Any) -> list[str]:
     modes = []
-    for value in values:
+    for index, value in enumerate(values):
         if value == runs_pb2.STREAM_MODE_UNSPECIFIED:
             continue
         try:
             mode = STREAM_MODE_NAMES[value]
         except KeyError:
-            raise InvalidArgument(f"stream_mode: unknown value {value}") from None
+            field = f"stream_mode[{index}]"
+            raise InvalidArgument(f"{field}: unknown value {value}", field=field) from None
         if mode not in modes:
             modes.append(mode)
     return modes

@@ -16,6 +16,7 @@ from gateway._utils import repeated, repeated_credential
 from gateway.auth import AuthHandlers, Caller, acting_as
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.rpc.servicers import abort_with
+from gateway.rpc.status import deny
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -25,13 +26,6 @@ _HEALTH = ("/grpc.health.v1.Health/",)
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
-
-
-def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    async def abort(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(code, message)
-
-    return grpc.unary_unary_rpc_method_handler(abort)
 
 
 def _refuse(error: GatewayError) -> grpc.RpcMethodHandler:
@@ -60,9 +54,9 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
             return _refuse(repeated(name, "metadata"))
         sent = dict(metadata).get("x-api-key")
         if sent is None:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing x-api-key metadata")
+            return deny(grpc.StatusCode.UNAUTHENTICATED, "missing x-api-key metadata", "UNAUTHENTICATED")
         if not hmac.compare_digest(str(sent).encode(), self._key):
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "invalid x-api-key")
+            return deny(grpc.StatusCode.UNAUTHENTICATED, "invalid x-api-key", "UNAUTHENTICATED")
         return await continuation(handler_call_details)
 
 
@@ -77,7 +71,7 @@ class DisabledInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
         if method.startswith(self._prefixes):
-            return _deny(grpc.StatusCode.UNIMPLEMENTED, f"{method} is turned off on this server")
+            return deny(grpc.StatusCode.UNIMPLEMENTED, f"{method} is turned off on this server", "UNIMPLEMENTED")
         return await continuation(handler_call_details)
 
 

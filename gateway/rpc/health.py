@@ -13,6 +13,8 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from gateway.rpc.status import abort
+
 SERVING = HealthCheckResponse.SERVING
 NOT_SERVING = HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = HealthCheckResponse.SERVICE_UNKNOWN
@@ -30,7 +32,7 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     async def Check(self, request: HealthCheckRequest, context: Any) -> HealthCheckResponse:
         status = self._status.get(request.service)
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}", "SERVICE_NOT_FOUND")
         return HealthCheckResponse(status=status)
 
     async def Watch(self, request: HealthCheckRequest, context: Any) -> AsyncIterator[HealthCheckResponse]:

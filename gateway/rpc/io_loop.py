@@ -35,6 +35,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from gateway.loops import call_soon, hop
+from gateway.rpc.status import deny
 
 T = TypeVar("T")
 
@@ -210,10 +211,7 @@ async def resolve(
 
 
 def _unimplemented() -> grpc.RpcMethodHandler:
-    async def abort(request: Any, context: Any) -> None:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-
-    return grpc.unary_unary_rpc_method_handler(abort)
+    return deny(grpc.StatusCode.UNIMPLEMENTED, "Method not found!", "UNIMPLEMENTED")
 
 
 class _Call:

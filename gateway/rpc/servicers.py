@@ -41,6 +41,7 @@ from gateway.errors import (
 from gateway.metrics import internal_error
 from gateway.records import CancelAction, Event, RunStatus, ThreadStatus
 from gateway.rpc import _convert as convert
+from gateway.rpc import status
 from gateway.rpc.io_loop import Several
 from gateway.rpc.malformed import MalformedRequest
 from gateway.run_body import checkpoint_ref
@@ -107,14 +108,31 @@ def _trailers(exc: GatewayError) -> tuple[tuple[str, str], ...]:
 
 
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, *, where: str = "") -> None:
-    """Ends the call with the error's code; anything unexpected is INTERNAL with an incident
-    id that is also logged."""
+    """Ends the call with the error's code, its message and its details: the reason and ids
+    (ErrorInfo), the bad fields (BadRequest), the missing resource (ResourceInfo) and when to
+    retry (RetryInfo). Anything unexpected is INTERNAL with an incident id that is also logged."""
     if isinstance(exc, GatewayError):
-        await context.abort(status_code(exc), exc.message, trailing_metadata=_trailers(exc))
+        code = status_code(exc)
+        rich = status.details(
+            code,
+            exc.message,
+            exc.reason,
+            metadata=exc.metadata,
+            violations=getattr(exc, "violations", ()),
+            resource=(exc.resource, exc.id) if isinstance(exc, NotFound) and exc.resource and exc.id else None,
+            retry_after=exc.retry_after,
+        )
+        await context.abort(code, exc.message, trailing_metadata=(*_trailers(exc), *rich))
     incident = uuid.uuid4().hex[:12]
     internal_error("grpc")
     logger.error("internal error %s%s", incident, f" {where}" if where else "", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
+    await status.abort(
+        context,
+        grpc.StatusCode.INTERNAL,
+        f"internal error (incident {incident})",
+        "INTERNAL",
+        metadata={"incident": incident},
+    )
 
 
 async def _abort_unexpected(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
@@ -616,7 +634,10 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
             raise InvalidArgument(f"status: unknown value {request.status}")
         if statuses:
             if request.thread_id or request.run_ids:
-                raise InvalidArgument("give either status, or thread_id and run_ids, not both")
+                raise InvalidArgument(
+                    "give either status, or thread_id and run_ids, not both",
+                    violations=[("status", "set with thread_id and run_ids"), ("run_ids", "set with status")],
+                )
             count = await self._runs.cancel_many(statuses=statuses, action=action)
         else:
             if not request.thread_id:
@@ -630,8 +651,11 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     async def CreateRunBatch(
         self, request: runs_pb2.CreateRunBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> runs_pb2.CreateRunBatchResponse:
-        if any(run.thread_id for run in request.runs):
-            raise InvalidArgument("the runs of a batch are stateless: thread_id must be empty")
+        if stateful := [i for i, run in enumerate(request.runs) if run.thread_id]:
+            raise InvalidArgument(
+                "the runs of a batch are stateless: thread_id must be empty",
+                violations=[(f"runs[{i}].thread_id", "must be empty") for i in stateful],
+            )
         reqs = [convert.run_create(run) for run in request.runs]
         records = await self._runs.create_batch(reqs)
         return runs_pb2.CreateRunBatchResponse(runs=[convert.run(r) for r in records])

@@ -20,20 +20,22 @@ from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.errors import GatewayError, InvalidArgument, shown
 from gateway.protocol import Frame, ProtocolError, SessionFailed
+from gateway.rpc import status
 from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
 from gateway.rpc.malformed import MalformedRequest
 from gateway.rpc.servicers import abort_with
 
 logger = logging.getLogger("gateway.rpc")
 
-# The gRPC status a failed session ends with, by the protocol's error code.
+# The gRPC status and the ErrorInfo reason a failed session ends with, by the protocol's error
+# code.
 _FAILED = {
-    "expired": grpc.StatusCode.OUT_OF_RANGE,
-    "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+    "expired": (grpc.StatusCode.OUT_OF_RANGE, "EVENTS_EXPIRED"),
+    "resource_exhausted": (grpc.StatusCode.RESOURCE_EXHAUSTED, "SUBSCRIBER_TOO_SLOW"),
+    "unavailable": (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"),
+    "not_found": (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    "unauthenticated": (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+    "permission_denied": (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
 }
 # A batch of events stops growing past this much payload.
 _BATCH_BYTES = 1024 * 1024
@@ -62,13 +64,16 @@ class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
         first = await anext(requests, None)
         if first is None:
             return
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
         if isinstance(first, MalformedRequest):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.message)
+            await status.abort(context, invalid, first.message, "INVALID_ARGUMENT")
         if first.WhichOneof("command") != "open":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request of a session must be open")
+            message = "the first request of a session must be open"
+            await status.abort(context, invalid, message, "INVALID_ARGUMENT", violations=[("open", message)])
         thread_id = first.open.thread_id
         if not is_uuid(thread_id):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"open.thread_id {shown(thread_id)} is not a UUID")
+            message = f"open.thread_id {shown(thread_id)} is not a UUID"
+            await status.abort(context, invalid, message, "INVALID_ARGUMENT", violations=[("open.thread_id", message)])
         try:
             session = await self._protocol.session(thread_id, dedupe=False)
         except GatewayError as exc:
@@ -84,7 +89,15 @@ class SessionsService(sessions_pb2_grpc.SessionsServiceServicer):
                     for response in _events(item):
                         yield response
                 elif isinstance(item, SessionFailed):
-                    await context.abort(_FAILED.get(item.code, grpc.StatusCode.INTERNAL), item.message)
+                    code, reason = _FAILED.get(item.code, (grpc.StatusCode.INTERNAL, "INTERNAL"))
+                    await status.abort(
+                        context,
+                        code,
+                        item.message,
+                        reason,
+                        metadata={"thread_id": thread_id},
+                        retry_after=1.0 if code == grpc.StatusCode.UNAVAILABLE else None,
+                    )
                 else:
                     yield item
         finally:

@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.metrics import internal_error
 from gateway.rpc.io_loop import Several
+from gateway.rpc.status import details as status_details
 
 logger = logging.getLogger("gateway.rpc.web")
 
@@ -114,6 +115,9 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.trailers = tuple(trailers)
+        if code != grpc.StatusCode.OK and all(key != _DETAILS_KEY for key, _ in self.trailers):
+            # A request refused before any servicer (a corrupt body, a bad header) says why too.
+            self.trailers += status_details(code, message, code.name)
 
 
 class _Gone(Exception):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from gateway.errors import Conflict, RequestIdReused, TooManyRuns
+from gateway.errors import RequestIdReused, ThreadBusy, TooManyRuns
 from gateway.records import (
     AccessFilter,
     Admission,
@@ -67,7 +67,8 @@ def check_repeat(key: RequestKey, body: str, resource_id: str, thread_id: str) -
     if body != key.body:
         raise RequestIdReused(
             f"request_id {key.request_id} was used for another request with a different body; "
-            "a repeat must send the same request, and a new request a new request_id"
+            "a repeat must send the same request, and a new request a new request_id",
+            metadata={"request_id": key.request_id},
         )
     raise Repeated(resource_id, thread_id)
 
@@ -83,12 +84,14 @@ def check_admission(run: RunRecord, unfinished: Sequence[str], max_unfinished: i
         return
     if len(unfinished) >= max_unfinished:
         raise TooManyRuns(
-            f"Thread {run.thread_id} already has {len(unfinished)} queued runs (the limit is {max_unfinished})."
+            f"Thread {run.thread_id} already has {len(unfinished)} queued runs (the limit is {max_unfinished}).",
+            metadata={"thread_id": run.thread_id},
         )
     if run.multitask_strategy == "reject":
-        raise Conflict(
+        raise ThreadBusy(
             f"Thread {run.thread_id} is already running a task. Wait for it to finish or choose a "
-            "different multitask strategy."
+            "different multitask strategy.",
+            metadata={"thread_id": run.thread_id},
         )
 
 

@@ -719,7 +719,12 @@ class PostgresStorage:
             )
             row = await cur.fetchone()
             if row is None:
-                raise NotFound(f"Version {version} not found for assistant {assistant_id}")
+                raise NotFound(
+                    f"Version {version} not found for assistant {assistant_id}",
+                    resource="assistant",
+                    id=assistant_id,
+                    metadata={"version": str(version)},
+                )
             chosen = assistant_row(row)
             chosen.created_at, chosen.updated_at = current.created_at, now_iso()
             await self._make_latest(cur, chosen)
@@ -995,12 +1000,12 @@ class PostgresStorage:
             unfinished: list[str] = [r[0] for r in await runs.fetchall()]
             if row is not None and access is not None and not await self._visible(cur, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
-                raise NotFound(f"Thread {thread_id} not found.")
+                raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
             change = ThreadChange(status="busy")
             created = False
             if row is None:
                 if if_not_exists != "create":
-                    raise NotFound(f"Thread {thread_id} not found.")
+                    raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
                 now = now_iso()
                 thread = ThreadRecord(thread_id, now, now, now, {**(new_thread_metadata or {}), **thread_metadata})
                 created = await self._insert_thread(cur, thread)

@@ -588,7 +588,12 @@ class SqliteStorage:
                 (assistant_id, version),
             ).fetchone()
             if row is None:
-                raise NotFound(f"Version {version} not found for assistant {assistant_id}")
+                raise NotFound(
+                    f"Version {version} not found for assistant {assistant_id}",
+                    resource="assistant",
+                    id=assistant_id,
+                    metadata={"version": str(version)},
+                )
             chosen = assistant_row(row)
             chosen.created_at, chosen.updated_at = current.created_at, now_iso()
             self._make_latest(conn, chosen)
@@ -842,11 +847,11 @@ class SqliteStorage:
             row = conn.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
             if row is not None and access is not None and not self._visible(conn, thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
-                raise NotFound(f"Thread {thread_id} not found.")
+                raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
             change = ThreadChange(status="busy")
             if row is None:
                 if if_not_exists != "create":
-                    raise NotFound(f"Thread {thread_id} not found.")
+                    raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
                 now = now_iso()
                 metadata = {**(new_thread_metadata or {}), **thread_metadata}
                 self._insert_thread(conn, ThreadRecord(thread_id, now, now, now, metadata))

@@ -144,7 +144,9 @@ def test_connect_on_the_http_port_refuses_a_repeated_credential(
     # The gRPC API over Connect, on the HTTP port, goes through the gRPC port's interceptors.
     url = keyed.http_url if name == "x-api-key" else custom[0].http_url
     answer = httpx.post(f"{url}/langgraph.gateway.v1.ThreadsService/SearchThreads", json={}, headers=headers)
-    assert answer.status_code == 400 and answer.json() == {
-        "code": "invalid_argument",
-        "message": f"{name} metadata is given more than once: send one",
-    }
+    body = answer.json()
+    assert answer.status_code == 400 and (body["code"], body["message"]) == (
+        "invalid_argument",
+        f"{name} metadata is given more than once: send one",
+    )
+    assert "google.rpc.ErrorInfo" in [detail["type"] for detail in body["details"]]

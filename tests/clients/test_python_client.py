@@ -4,13 +4,25 @@ the store, assistants and crons."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from langgraph.gateway.client import StreamPart, get_client, get_sync_client
-from langgraph.gateway.client.errors import GatewayError, InvalidArgument, NotFoundError
+from langgraph.gateway.client.errors import (
+    REASONS,
+    AssistantNotFound,
+    GatewayError,
+    InvalidArgument,
+    NotFoundError,
+    RequestIdReused,
+    ThreadNotFound,
+)
 
 from tests._server import GatewayProcess
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_stream_interrupt_resume_and_state(gateway: GatewayProcess) -> None:
@@ -76,8 +88,15 @@ async def test_errors_are_exceptions_with_the_code_and_the_message(gateway: Gate
         with pytest.raises(NotFoundError) as found:
             await client.threads.get(missing)
         assert found.value.status_code.name == "NOT_FOUND" and missing in found.value.message
-        with pytest.raises(InvalidArgument):
+        assert isinstance(found.value, ThreadNotFound) and found.value.reason == "THREAD_NOT_FOUND"
+        assert found.value.thread_id == missing and found.value.resource == ("thread", missing)
+        with pytest.raises(InvalidArgument) as invalid:
             await client.threads.get("not-a-uuid")
+        assert invalid.value.reason == "INVALID_ARGUMENT"
+        assert [name for name, _ in invalid.value.field_violations] == ["thread_id"]
+        with pytest.raises(AssistantNotFound) as by_name:
+            await client.assistants.get("no_such_graph")
+        assert by_name.value.reason == "ASSISTANT_NOT_FOUND" and by_name.value.assistant_id == "no_such_graph"
         with pytest.raises(GatewayError) as unknown:
             await client.runs.wait(None, str(uuid.uuid4()), input={})
         assert unknown.value.status_code.name in ("NOT_FOUND", "INVALID_ARGUMENT")
@@ -145,6 +164,12 @@ async def test_a_request_id_makes_creation_idempotent(gateway: GatewayProcess) -
             p async for p in client.runs.stream(thread["thread_id"], "agent", input={"topic": "x"}, request_id=run_id)
         ]
         assert streamed[0].data["run_id"] == first["run_id"]
-        with pytest.raises(GatewayError) as reused:
+        with pytest.raises(RequestIdReused) as reused:
             await client.runs.create(thread["thread_id"], "agent", input={"topic": "y"}, request_id=run_id)
         assert reused.value.status_code.name == "ALREADY_EXISTS" and "request_id" in reused.value.message
+        assert reused.value.reason == "REQUEST_ID_REUSED" and reused.value.request_id == run_id
+
+
+def test_every_reason_the_gateway_documents_has_a_class() -> None:
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "errors.md").read_text(), re.MULTILINE))
+    assert documented and documented == set(REASONS)

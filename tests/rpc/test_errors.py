@@ -31,7 +31,7 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-de
     ("fields", "code", "names"),
     [
         ({}, grpc.StatusCode.INVALID_ARGUMENT, "assistant_id"),
-        ({"assistant_id": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),
+        ({"assistant_id": "nope"}, grpc.StatusCode.NOT_FOUND, "nope"),
         ({"assistant_id": str(uuid.UUID(int=7))}, grpc.StatusCode.NOT_FOUND, str(uuid.UUID(int=7))),
         ({"assistant_id": "agent", "thread_id": "not-a-uuid"}, grpc.StatusCode.INVALID_ARGUMENT, "not-a-uuid"),
         (

@@ -82,8 +82,10 @@ def test_stream_a_run_in_several_modes(gateway: GatewayProcess) -> None:
 def test_errors_are_statuses_with_messages(gateway: GatewayProcess) -> None:
     result = grpcurl(gateway, "langgraph.gateway.v1.RunsService/RunStream", data='{"assistant_id": "nope"}')
     assert result.returncode != 0
-    assert "Code: InvalidArgument" in result.stdout + result.stderr
-    assert "nope" in result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "Code: NotFound" in out and "nope" in out
+    # grpcurl prints the status's details too.
+    assert '"reason":"ASSISTANT_NOT_FOUND"' in out.replace(" ", "")
 
 
 def test_health(gateway: GatewayProcess) -> None:

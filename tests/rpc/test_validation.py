@@ -122,14 +122,16 @@ async def test_a_run_that_got_no_input_says_so_in_its_error_event(stubs: Stubs) 
 
 async def test_a_long_malformed_id_is_invalid_argument_quoted_short(stubs: Stubs) -> None:
     bad = "x" * 10_000
-    for call in (
-        lambda: stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=bad)),
-        lambda: stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=bad, run_id=bad)),
-        lambda: stubs.runs.RunStream(runs_pb2.CreateRunRequest(assistant_id=bad)),
-        lambda: stubs.runs.WaitRun(runs_pb2.CreateRunRequest(assistant_id="agent", thread_id=bad)),
+    invalid, not_found = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+    for call, code in (
+        (lambda: stubs.threads.GetThread(threads_pb2.GetThreadRequest(thread_id=bad)), invalid),
+        (lambda: stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=bad, run_id=bad)), invalid),
+        # Neither an assistant's id nor a graph's name: an unknown assistant.
+        (lambda: stubs.runs.RunStream(runs_pb2.CreateRunRequest(assistant_id=bad)), not_found),
+        (lambda: stubs.runs.WaitRun(runs_pb2.CreateRunRequest(assistant_id="agent", thread_id=bad)), invalid),
     ):
         err = await rpc_error(call)
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()[:200]
+        assert err.code() == code, err.details()[:200]
         assert "'xxxxxxxx" in err.details() and "x" * 100 not in err.details()
 
 

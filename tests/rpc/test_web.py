@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from google.rpc import error_details_pb2
 from langgraph.gateway.v1 import assistants_pb2, runs_pb2
 
 from tests._server import GatewayProcess
@@ -283,3 +284,20 @@ def test_plain_curl_streams_a_run_over_connect_and_grpc_web(web_gateway: Gateway
             {"refine_topic": {"topic": "ice cream and cats"}},
             {"generate_joke": {"joke": "This is a joke about ice cream and cats"}},
         ]
+
+
+async def test_a_connect_error_carries_the_error_info(web_gateway: GatewayProcess) -> None:
+    missing = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=web_gateway.http_url) as http:
+        gone = await http.post(f"{THREADS}/GetThread", json={"thread_id": missing})
+    assert gone.status_code == 404
+    details = {d["type"]: d["value"] for d in gone.json()["details"]}
+    info = error_details_pb2.ErrorInfo.FromString(_unpadded_b64(details["google.rpc.ErrorInfo"]))
+    assert (info.domain, info.reason) == ("langgraph.gateway", "THREAD_NOT_FOUND")
+    assert dict(info.metadata) == {"thread_id": missing}
+    resource = error_details_pb2.ResourceInfo.FromString(_unpadded_b64(details["google.rpc.ResourceInfo"]))
+    assert (resource.resource_type, resource.resource_name) == ("thread", missing)
+
+
+def _unpadded_b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))

@@ -88,7 +88,15 @@ class CheckpointNotFound(NotFoundError):
     pass
 
 
-class ThreadBusy(GatewayError):
+class GraphNotFound(NotFoundError):
+    pass
+
+
+class FailedPrecondition(GatewayError):
+    pass
+
+
+class ThreadBusy(FailedPrecondition):
     pass
 
 
@@ -100,7 +108,11 @@ class RequestIdReused(AlreadyExists):
     pass
 
 
-class RunQueueFull(GatewayError):
+class ResourceExhausted(GatewayError):
+    pass
+
+
+class RunQueueFull(ResourceExhausted):
     pass
 
 
@@ -112,7 +124,7 @@ class EventsExpired(GatewayError):
     pass
 
 
-class SubscriberTooSlow(GatewayError):
+class SubscriberTooSlow(ResourceExhausted):
     pass
 
 
@@ -162,14 +174,25 @@ REASONS: dict[str, type[GatewayError]] = {
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "SHUTTING_DOWN": ShuttingDown,
+    "UNAVAILABLE": Unavailable,
+    "NOT_FOUND": NotFoundError,
+    "GRAPH_NOT_FOUND": GraphNotFound,
+    "SERVICE_NOT_FOUND": NotFoundError,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+    "TIMED_OUT": DeadlineExceeded,
+    "DEADLINE_EXCEEDED": DeadlineExceeded,
+    "UNIMPLEMENTED": Unimplemented,
+    "INTERNAL": InternalError,
+    "REFUSED": GatewayError,
 }
 
 _CODES: dict[grpc.StatusCode, type[GatewayError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.FAILED_PRECONDITION: ThreadBusy,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: RunQueueFull,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.OUT_OF_RANGE: EventsExpired,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,

@@ -81,8 +81,7 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
 # then for each stream of KEYS, the number of its events and (id, name, namespace, data) for
 # each. One command for every run's pending events, packed here, rather than an XADD each
 # through redis-py: its packing and parsing of each command cost more of the gateway's CPU
-# than the rest of an event's way through it (a 1,000-event burst went from 28,000 to 56,000
-# events/s this way). An entry already there (a batch written again after a failed attempt)
+# than the rest of an event's way through it (docs/performance.md). An entry already there (a batch written again after a failed attempt)
 # is skipped; any other error ends the script with it.
 _APPEND = b"""
 local at = 2

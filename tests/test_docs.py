@@ -1,7 +1,8 @@
-"""Every example of docs/ runs: each page's fenced `sh`, `python` and `ts` blocks, in order, in
-one scratch folder, against a real gateway serving examples/langgraph.json (what `make run`
-serves), with `localhost:50051` and `localhost:2024` pointed at its ports. A block that cannot
-run here is marked `<!-- not run: why -->` on the line above it."""
+"""Every example of README.md and docs/ runs: each page's fenced `sh`, `python` and `ts` blocks,
+in order, in one scratch folder, against a real gateway serving examples/langgraph.json (what
+`make run` serves), with `localhost:50051` and `localhost:2024` pointed at its ports. A block
+that cannot run here is marked `<!-- not run: why -->` on the line above it. Output samples are
+fenced as `text`, `json` or `console`, and every link between the pages leads somewhere."""
 
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ import pytest
 
 from tests._server import ROOT, GatewayProcess
 
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TS_CLIENT = ROOT / "clients" / "typescript"
 # What an example's output must contain: `# output includes: ...` (`// ...` in TypeScript).
 _EXPECTED = re.compile(r"^(?:#|//) output includes: (.*)$", re.M)
 _BLOCK = re.compile(r"(<!-- not run: [^>]*-->\s*\n)?```(sh|python|ts)\n(.*?)```", re.S)
+# Fences whose code would look like an example but that the runner would not run.
+_UNRUN = {"bash", "shell", "zsh", "py", "python3", "js", "javascript", "typescript", "mjs"}
+_FENCE = re.compile(r"^```(\S*)$", re.M)
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+# The pages whose links are checked: these and what they link to.
+LINKED = [*DOCS, ROOT / "bench" / "HISTORY.md", ROOT / "clients" / "python" / "README.md"]
 
 
 @dataclass
@@ -89,3 +96,39 @@ def test_the_examples_of_each_page_run(
 
 def test_node_and_npm_are_here() -> None:
     assert shutil.which("node") and shutil.which("npm"), "the docs' TypeScript examples need Node.js"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings."""
+    found: set[str] = set()
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for heading in re.findall(r"^#{1,6} (.*)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])
+def test_every_example_is_fenced_as_one_that_runs(page: Path) -> None:
+    fences = _FENCE.findall(page.read_text())[::2]  # opening fences only
+    unrun = [language for language in fences if language in _UNRUN]
+    assert not unrun, f"{page.name}: fence these as sh, python or ts (or text for output): {unrun}"
+
+
+@pytest.mark.parametrize("page", LINKED, ids=[str(p.relative_to(ROOT)) for p in LINKED])
+def test_links_between_pages_lead_somewhere(page: Path) -> None:
+    broken = []
+    for target in _LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: links to nothing: {broken}"

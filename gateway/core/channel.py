@@ -14,9 +14,8 @@ A paced subscriber (a run's stream to its client) lingers: it takes its next bat
 than `linger` seconds after its last one, so that a busy stream sends at most one message per
 `linger`, with all that is ready, instead of one per event. Each message costs the server (a
 write; on gRPC, hops to and from its I/O thread) and the client (a read and a wake-up) far more
-than an event in it: in the benchmark's concurrent chains split over two processes, streams
-carried ~1.4 events per message, and each event cost the client 3× what it did against one busy
-process, which batched ~8 per message by being slow. The first event after a quiet spell is
+than an event in it, and a process that is not busy sends about one event per message, where a
+busy one batches by being slow (docs/performance.md). The first event after a quiet spell is
 taken at once, and a run's `end` event, the channel's close or a ring that fills up ends the
 wait. The thread protocol's subscriptions are not paced: several share one connection, and
 each lingering on its own would reorder their events on it.

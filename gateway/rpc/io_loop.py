@@ -3,12 +3,10 @@
 grpc.aio takes a server's calls one at a time, and each call's every step (accepted, request
 read, message sent) comes back to Python through the event loop that the server runs on: a few
 turns of it apiece. On the loop that also runs hundreds of graphs and streams, a turn takes
-milliseconds, and a burst of new calls queued for seconds before its handlers ran: 200 calls
-on a loop of 10 ms turns waited up to 9 s for their first reply with 4 servers, 8 s with 16.
-On a loop of their own, with nothing else on it, those turns cost only the wait for the GIL:
-1.1 s, or 0.15 s with a switch interval of 1 ms. In `python -m bench load --workers 2` this
-took the gRPC first reply p99 from 2.2-3.0 s to about the SSE edge's; a 1 ms switch interval
-cost 15% more CPU per event there and slowed both edges, so CPython's default (5 ms) stays.
+milliseconds, and a burst of new calls queued for seconds before its handlers ran, however
+many servers shared the port. On a loop of their own, with nothing else on it, those turns
+cost only the wait for the GIL. A shorter switch interval would shorten that wait but costs
+CPU per event on both edges, so CPython's default stays. The figures: docs/performance.md.
 
 So the servers here carry bytes only. Each call's handler is looked up through the
 interceptors, run, and its messages (de)serialized on the core's loop, as before, in one
@@ -18,11 +16,11 @@ applied to the real call when its handler returns. A response stream is pulled o
 at a time, as grpc pulls it: the next is asked for once the last has been sent, so the runs'
 batches grow while the network is slow. A cancelled call cancels its handler's step.
 
-`RunStream`, one event per message, pays for that: each message waits for the I/O thread to
-get the GIL (1,000 events: 8,900 events/s, against 10,600 on the core's loop). Letting its
-handler send 64 messages ahead made it 14,200 events/s, but a busy I/O thread then took the
-GIL from the core's and its storage threads so often that a small stateful run beside two such
-streams took 17.7 ms instead of 4.8 ms: batches (`RunStreamBatch`) are the fast stream."""
+`RunStream`, one event per message, pays for that: its messages wait for the I/O thread to get
+the GIL (the events that were ready together cross to it in one hand-off, `Several`). Letting
+its handler send messages ahead would make it faster, but a busy I/O thread then takes the GIL
+from the core's and its storage threads so often that small runs beside such streams slow down
+several times over: batches (`RunStreamBatch`) are the fast stream (docs/performance.md)."""
 
 from __future__ import annotations
 

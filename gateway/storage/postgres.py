@@ -21,8 +21,8 @@ waits for the GIL.
 The runs' own work (checkpoints, through LangGraph's saver, and runs' ends, claims, leases and
 crons) holds at most three quarters of the pool's connections at once (`RunsLane`): the rest
 stay free for requests. A stateful run on Postgres is ~9 statements, 7 of them its checkpoints
-and its end; under `python -m bench load`, runs that end and start again in bursts, a new
-run's admission waited up to 0.9 s for a connection behind them without that reserve.
+and its end; without that reserve, when runs end and start again in bursts, a new run's
+admission waits behind them for a connection (docs/performance.md).
 """
 
 from __future__ import annotations

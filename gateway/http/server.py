@@ -157,7 +157,7 @@ class HttpServer:
             # The event streams carry their own heartbeats; keep idle keep-alive connections short.
             timeout_keep_alive=5,
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
-            # httptools parses HTTP in C; h11 (uvicorn's fallback) costs ~7% of the CPU of a stream.
+            # httptools parses HTTP in C; h11 (uvicorn's fallback) costs a stream more CPU (docs/performance.md).
             http=_protocol(limits),
             **(tls.uvicorn_options() if tls is not None else {}),
         )

@@ -271,7 +271,7 @@ async def test_a_session_must_open_first(protocol_gateway: GatewayProcess) -> No
 
 
 def test_grpcurl_streams_a_session(protocol_gateway: GatewayProcess) -> None:
-    # The README's example: the session's commands as JSON messages; the call ends with the run.
+    # docs/thread-protocol.md's example: the session's commands as JSON messages; the call ends with the run.
     thread_id = str(uuid.uuid4())
     messages = [
         {"id": 1, "open": {"thread_id": thread_id}},

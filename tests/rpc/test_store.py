@@ -139,7 +139,7 @@ async def test_the_store_handlers_apply_over_grpc(tmp_path: Path) -> None:
 
 
 def test_grpcurl_puts_and_searches(gateway: GatewayProcess) -> None:
-    # The README's example, with a namespace of the test's own.
+    # docs/store.md's example, with a namespace of the test's own.
     root = namespace()[0]
     item = {"namespace": [root, "prefs"], "key": "theme", "value": {"color": "dark", "size": 12}}
     put = grpcurl(gateway, "langgraph.gateway.v1.StoreService/PutItem", data=json.dumps(item))

@@ -12,6 +12,7 @@ from langgraph.gateway.v1 import assistants_pb2_grpc, runs_pb2_grpc, threads_pb2
 
 from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import GatewayProcess
+from tests.http._bridge import BridgeProcess
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -35,6 +36,14 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         proc = GatewayProcess(tmp_path_factory.mktemp("gateway") / "gateway.sqlite", extra_args=args).start()
         yield proc
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
+    """The bridge (HTTP forwarded to a gRPC edge) over the module's `gateway`."""
+    proc = BridgeProcess(gateway.grpc_target).start()
+    yield proc
+    proc.kill()
 
 
 @dataclass

@@ -30,7 +30,6 @@ from gateway.limits import MAX_FILTER_KEYS, MAX_METADATA_BYTES
 from gateway.serde import json_text
 from tests._backends import postgres_database
 from tests._server import GatewayProcess
-from tests.http._bridge import BridgeProcess
 
 TOO_MANY = {f"k{i}": i for i in range(995)}
 FILTER_REFUSED = f"has 995 keys: a filter may have at most {MAX_FILTER_KEYS}"
@@ -50,13 +49,6 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         proc = GatewayProcess(db, extra_args=("--database-url", url)).start()
         yield proc
         proc.kill()
-
-
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
 
 
 @pytest.fixture(params=["gateway", "bridge"])

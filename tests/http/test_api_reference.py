@@ -33,13 +33,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
-
-
 def comparable(notes: list[Any]) -> list[Any]:
     return Normaliser()(json.loads(json.dumps(notes, default=str)))
 

@@ -406,13 +406,6 @@ def runner(gateway: GatewayProcess) -> Iterator[asyncio.Runner]:
         yield runner
 
 
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
-
-
 _LOGGED_ERROR = re.compile(r" (ERROR|CRITICAL) ")
 
 

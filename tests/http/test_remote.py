@@ -24,13 +24,6 @@ from tests.http.test_stream import wait_for_status
 JOKE = {"topic": "x and cats", "joke": "This is a joke about x and cats"}
 
 
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
-
-
 @pytest.fixture
 def remote(bridge: BridgeProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=bridge.http_url, timeout=30) as client:

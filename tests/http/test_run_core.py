@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -164,13 +163,6 @@ async def test_deleting_a_busy_thread_cancels_its_runs(client: httpx.AsyncClient
         assert (await client.get(f"/threads/{thread_id}/runs/{run_id}")).status_code == 404
         joined = await client.get(f"/threads/{thread_id}/runs/{run_id}/join")
         assert joined.status_code == 404
-
-
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
 
 
 async def test_wait_with_two_interrupts_answers_the_same_through_the_bridge(

@@ -14,7 +14,6 @@ from gateway.http._backend import Backend
 from gateway.http.app import build_app
 from gateway.serde import MAX_NESTING
 from tests._server import GatewayProcess
-from tests.http._bridge import BridgeProcess
 
 UUID_PARAMS = ("thread_id", "run_id", "assistant_id", "cron_id")
 # Every route with an id in its path, with each of its methods.
@@ -25,13 +24,6 @@ ID_ROUTES = sorted(
     for method in route.methods or ()
     if method != "HEAD"
 )
-
-
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
 
 
 @pytest.fixture(params=["gateway", "bridge"])

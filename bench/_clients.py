@@ -140,6 +140,21 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
+def _count(timing: Timing, mode: str, event: runs_pb2.RunEvent, first_message: bool) -> None:
+    """Counts an event of `mode`, timing the first; a run that failed raises."""
+    case = event.WhichOneof("event")
+    if case == mode:
+        if timing.first is None:
+            timing.first = time.perf_counter()
+        if first_message:
+            timing.at_first += 1
+        timing.events += 1
+    elif case == "error":
+        raise RuntimeError(f"error event: {event.error.error}: {event.error.message}")
+    elif case == "end" and event.end.status != runs_pb2.RUN_STATUS_SUCCESS:
+        raise RuntimeError(f"run ended {runs_pb2.RunStatus.Name(event.end.status)}")
+
+
 class Grpc:
     """RunsService.RunStream (one message per event) or RunStreamBatch (the events ready at the
     same moment in one message) through the generated stubs, one grpc.aio channel for all."""
@@ -176,27 +191,14 @@ class Grpc:
         request = self._request(graph, graph_input, mode, thread_id)
         timing = Timing(time.perf_counter())
 
-        def count(event: runs_pb2.RunEvent, first_message: bool) -> None:
-            case = event.WhichOneof("event")
-            if case == mode:
-                if timing.first is None:
-                    timing.first = time.perf_counter()
-                if first_message:
-                    timing.at_first += 1
-                timing.events += 1
-            elif case == "error":
-                raise RuntimeError(f"error event: {event.error.error}: {event.error.message}")
-            elif case == "end" and event.end.status != runs_pb2.RUN_STATUS_SUCCESS:
-                raise RuntimeError(f"run ended {runs_pb2.RunStatus.Name(event.end.status)}")
-
         async def consume() -> None:
             async for message in self._call(request):
                 first = timing.first is None
                 if self.batched:
                     for event in message.events:
-                        count(event, first)
+                        _count(timing, mode, event, first)
                 else:
-                    count(message, first)
+                    _count(timing, mode, message, first)
 
         return await _timed(consume(), timing)
 
@@ -312,15 +314,7 @@ class Connect:
                             continue
                         first = timing.first is None
                         for event in runs_pb2.RunEventBatch.FromString(data).events:
-                            case = event.WhichOneof("event")
-                            if case == mode:
-                                if timing.first is None:
-                                    timing.first = time.perf_counter()
-                                if first:
-                                    timing.at_first += 1
-                                timing.events += 1
-                            elif case == "error":
-                                raise RuntimeError(f"error event: {event.error.error}: {event.error.message}")
+                            _count(timing, mode, event, first)
 
         return await _timed(consume(), timing)
 

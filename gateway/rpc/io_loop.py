@@ -46,18 +46,56 @@ class Several(list[Any]):
     event per message (RunStream) yields the events that were ready together this way."""
 
 
-class ServicerContext:
+class CallStatus:
+    """What a handler says of its call's end (abort, code, details, trailers), as grpc.aio's
+    ServicerContext takes it: kept here, and applied by whatever serves the call (the I/O loop's
+    real call, or the HTTP port's Connect and gRPC-Web answer)."""
+
+    def __init__(self) -> None:
+        self._code: grpc.StatusCode | None = None
+        self._details: str | None = None
+        self._trailers: tuple[tuple[str, Any], ...] = ()
+        self.aborted = False
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        if code == grpc.StatusCode.OK:
+            raise ValueError("abort() with OK")
+        self._code, self._details, self.aborted = code, details, True
+        if trailing_metadata:
+            self._trailers = tuple(trailing_metadata)
+        raise grpc.aio.AbortError()
+
+    async def abort_with_status(self, status: Any) -> None:
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def details(self) -> str | None:
+        return self._details
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        self._trailers = tuple(trailing_metadata)
+
+    def trailing_metadata(self) -> Any:
+        return self._trailers
+
+
+class ServicerContext(CallStatus):
     """What a handler on the core's loop sees of its call on the I/O loop."""
 
     def __init__(self, real: grpc.aio.ServicerContext[Any, Any], io: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self._real = real
         self._io = io
         self._metadata = real.invocation_metadata()
         self._peer = real.peer()
-        self._code: grpc.StatusCode | None = None
-        self._details: str | None = None
-        self._trailers: Sequence[tuple[str, Any]] = ()
-        self.aborted = False
         self._writes: asyncio.Queue[Any] | None = None
 
     # What the call brought
@@ -87,36 +125,6 @@ class ServicerContext:
 
     def is_active(self) -> bool:
         return not self._real.done()
-
-    # What the handler says: kept, and applied to the call when the handler returns
-    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
-        if code == grpc.StatusCode.OK:
-            raise ValueError("abort() with OK")
-        self._code, self._details, self.aborted = code, details, True
-        if trailing_metadata:
-            self._trailers = tuple(trailing_metadata)
-        raise grpc.aio.AbortError()
-
-    async def abort_with_status(self, status: Any) -> None:
-        await self.abort(status.code, status.details, status.trailing_metadata)
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def code(self) -> grpc.StatusCode | None:
-        return self._code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def details(self) -> str | None:
-        return self._details
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        self._trailers = tuple(trailing_metadata)
-
-    def trailing_metadata(self) -> Any:
-        return self._trailers
 
     # A handler that writes its messages instead of yielding them (grpc_health's Watch does)
     async def write(self, message: Any) -> None:

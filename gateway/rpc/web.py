@@ -35,7 +35,7 @@ from google.rpc import status_pb2
 from starlette.types import Receive, Scope, Send
 
 from gateway.metrics import internal_error
-from gateway.rpc.io_loop import Several
+from gateway.rpc.io_loop import CallStatus, Several
 from gateway.rpc.status import details as status_details
 
 logger = logging.getLogger("gateway.rpc.web")
@@ -159,18 +159,15 @@ def _method(path: str) -> MethodDescriptor | None:
         return None
 
 
-class WebContext:
+class WebContext(CallStatus):
     """What a servicer sees of a call that came over HTTP: grpc.aio.ServicerContext's surface."""
 
     def __init__(self, metadata: tuple[tuple[str, str | bytes], ...], peer: str, deadline: float | None) -> None:
+        super().__init__()
         self._metadata = metadata
         self._peer = peer
         self._deadline = deadline
-        self.code_: grpc.StatusCode | None = None
-        self.details_: str | None = None
-        self.trailers: tuple[tuple[str, Any], ...] = ()
         self.initial: tuple[tuple[str, Any], ...] = ()
-        self.aborted = False
         self._done = False
         self._callbacks: list[Callable[[Any], None]] = []
 
@@ -201,35 +198,6 @@ class WebContext:
     def is_active(self) -> bool:
         return not self._done
 
-    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
-        if code == grpc.StatusCode.OK:
-            raise ValueError("abort() with OK")
-        self.code_, self.details_, self.aborted = code, details, True
-        if trailing_metadata:
-            self.trailers = tuple(trailing_metadata)
-        raise grpc.aio.AbortError()
-
-    async def abort_with_status(self, status: Any) -> None:
-        await self.abort(status.code, status.details, status.trailing_metadata)
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code_ = code
-
-    def code(self) -> grpc.StatusCode | None:
-        return self.code_
-
-    def set_details(self, details: str) -> None:
-        self.details_ = details
-
-    def details(self) -> str | None:
-        return self.details_
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        self.trailers = tuple(trailing_metadata)
-
-    def trailing_metadata(self) -> Any:
-        return self.trailers
-
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         self.initial = tuple(initial_metadata)
 
@@ -253,9 +221,9 @@ class WebContext:
 
     def status(self) -> RpcError | None:
         """The status the handler ended with, when it is not OK."""
-        if self.code_ is None or self.code_ == grpc.StatusCode.OK:
+        if self._code is None or self._code == grpc.StatusCode.OK:
             return None
-        return RpcError(self.code_, self.details_ or "", self.trailers)
+        return RpcError(self._code, self._details or "", self._trailers)
 
 
 def _metadata(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str | bytes], ...]:
@@ -523,7 +491,7 @@ class WebRpc:
             return
         if (error := context.status()) is not None:
             raise error
-        headers = _header_pairs(context.initial) + _header_pairs(context.trailers, "trailer-")
+        headers = _header_pairs(context.initial) + _header_pairs(context.trailing_metadata(), "trailer-")
         await start(200, headers)
         await body(codec.encode(box[0]), more=False)
 
@@ -574,11 +542,11 @@ class WebRpc:
             end: dict[str, Any] = {}
             if error is not None:
                 end["error"] = _connect_error(error)
-            if context.trailers and error is None:
-                end["metadata"] = _metadata_json(context.trailers)
+            if context.trailing_metadata() and error is None:
+                end["metadata"] = _metadata_json(context.trailing_metadata())
             await body(envelope(_CONNECT_END, json.dumps(end).encode()), more=False)
         else:
-            trailers = () if error is not None else context.trailers
+            trailers = () if error is not None else context.trailing_metadata()
             await body(envelope(_GRPC_WEB_TRAILERS, _grpc_web_trailers(error, trailers)), more=False)
 
     async def _fail(

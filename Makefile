@@ -38,6 +38,7 @@ test: install $(TS_CLIENT)/node_modules/.installed
 lint: install
 	$(VENV)/bin/ruff check gateway tests bench examples clients/python
 	$(VENV)/bin/ruff format --check gateway tests bench examples clients/python
+	$(VENV)/bin/lint-imports
 	$(MAKE) proto-lint
 
 format: install

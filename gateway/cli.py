@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from gateway.settings import BridgeSettings, Settings
+from gateway.shared.settings import BridgeSettings, Settings
 
 if TYPE_CHECKING:
-    from gateway.config import Config
+    from gateway.config.file import Config
 
 logger = logging.getLogger("gateway")
 T = TypeVar("T")
@@ -308,7 +308,7 @@ def _from_args(cls: type[T], args: argparse.Namespace) -> T:
 
 
 def check_settings(settings: Settings) -> None:
-    from gateway.config import ConfigError
+    from gateway.config.loader import ConfigError
 
     if settings.redis_url and not settings.database_url:
         raise ConfigError("--redis-url needs --database-url: processes share runs through Postgres")
@@ -342,12 +342,12 @@ def _announce(config: Config) -> None:
 async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable[..., None] | None = None) -> None:
     import sqlite3
 
-    from gateway import tracing
-    from gateway.config import load_config
+    from gateway.config.file import load_config
     from gateway.core.gateway import Gateway
-    from gateway.errors import StartupError
+    from gateway.process import tracing
     from gateway.rpc.auth import grpc_interceptors
     from gateway.rpc.server import GrpcServer
+    from gateway.shared.errors import StartupError
     from gateway.shared.tls import Tls
 
     config = load_config(settings.config)
@@ -369,10 +369,10 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
         grpc_port = await grpc_server.start(f"{settings.host}:{settings.grpc_port}")
         ports = {"grpc_port": grpc_port, "http_port": -1}
         if settings.http_port >= 0 or settings.metrics_port >= 0:
-            from gateway.health import Health
             from gateway.http._local import create_app
             from gateway.http.app import metrics_app
             from gateway.http.server import HttpServer, http_limits
+            from gateway.process.health import Health
 
             limits = http_limits(settings)
             if settings.http_port >= 0:
@@ -418,10 +418,11 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
 
 
 async def run_bridge(settings: BridgeSettings) -> None:
-    from gateway import tracing
-    from gateway.http.config import HttpConfig, HttpConfigError, read_http
+    from gateway.config.http import HttpConfig, read_http
+    from gateway.config.loader import ConfigError
     from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer, http_limits
+    from gateway.process import tracing
 
     tracing.setup(settings.otel, "langgraph-gateway-bridge")
 
@@ -429,7 +430,7 @@ async def run_bridge(settings: BridgeSettings) -> None:
     if settings.config:
         try:
             section, custom_app = read_http(settings.config)
-        except HttpConfigError as exc:
+        except ConfigError as exc:
             sys.exit(f"error: {exc}")
         if section.ignored:
             logger.warning("langgraph.json: not used by the bridge: %s", ", ".join(section.ignored))
@@ -464,8 +465,8 @@ async def run_bridge(settings: BridgeSettings) -> None:
 def _worker(settings: Settings, ready_fd: int) -> int:
     """One of --workers' processes: a whole gateway on ports the others serve too."""
 
-    from gateway.config import ConfigError
-    from gateway.errors import StartupError, Unavailable
+    from gateway.config.loader import ConfigError
+    from gateway.shared.errors import StartupError, Unavailable
 
     def ready(**ports: int | bool) -> None:
         os.write(ready_fd, json.dumps(ports).encode() + b"\n")
@@ -482,10 +483,10 @@ def _worker(settings: Settings, ready_fd: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from gateway.logs import setup
+    from gateway.process.logs import setup
 
     setup(args.log_level, args.log_format)
-    from gateway.errors import StartupError
+    from gateway.shared.errors import StartupError
 
     if args.command == "bridge":
         try:
@@ -494,14 +495,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         except StartupError as exc:
             sys.exit(f"error: {exc}")
         return
-    from gateway.config import ConfigError
-    from gateway.errors import Unavailable
+    from gateway.config.loader import ConfigError
+    from gateway.shared.errors import Unavailable
 
     try:
         settings = _from_args(Settings, args)
         check_settings(settings)
         if settings.workers > 1:
-            from gateway.workers import Supervisor
+            from gateway.process.workers import Supervisor
 
             sys.exit(Supervisor(settings, _worker).run())
         with asyncio.Runner(loop_factory=_loop_factory(settings.loop)) as runner:

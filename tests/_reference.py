@@ -10,8 +10,8 @@ from typing import Any
 import langgraph.version
 from langgraph.checkpoint.memory import InMemorySaver
 
-from gateway.config import Config, load_config
-from gateway.serde import dumps, loads
+from gateway.config.file import Config, load_config
+from gateway.shared.serde import dumps, loads
 from tests._server import TEST_CONFIG
 
 

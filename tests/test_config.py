@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, load_config
-from gateway.http.config import Cors
+from gateway.config.file import load_config
+from gateway.config.http import Cors
+from gateway.config.loader import ConfigError
 from tests._server import GatewayProcess
 
 ROOT = Path(__file__).resolve().parent.parent

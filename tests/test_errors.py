@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import InvalidArgument, NotFound, ShuttingDown, ThreadBusy, TooManyRuns, Unavailable
+from gateway.shared.errors import InvalidArgument, NotFound, ShuttingDown, ThreadBusy, TooManyRuns, Unavailable
 
 
 @pytest.mark.parametrize(

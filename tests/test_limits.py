@@ -1,4 +1,4 @@
-"""The limits on what a search may ask and what a record may hold (gateway.limits), on sqlite and
+"""The limits on what a search may ask and what a record may hold (gateway.shared.limits), on sqlite and
 on Postgres, through every edge: a filter of more keys than allowed and metadata over its size
 are refused with 422 (gRPC INVALID_ARGUMENT) naming the field and the limit, on every route that
 takes them; a filter of as many keys as allowed still finds what it should."""
@@ -26,8 +26,8 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 
-from gateway.limits import MAX_FILTER_KEYS, MAX_METADATA_BYTES
-from gateway.serde import json_text
+from gateway.shared.limits import MAX_FILTER_KEYS, MAX_METADATA_BYTES
+from gateway.shared.serde import json_text
 from tests._backends import postgres_database
 from tests._server import GatewayProcess
 

@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway import tracing
 from gateway.cli import serve
-from gateway.settings import Settings
+from gateway.process import tracing
+from gateway.shared.settings import Settings
 from tests._server import TEST_CONFIG
 from tests.rpc.test_run_stream import value
 

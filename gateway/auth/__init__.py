@@ -5,7 +5,7 @@ authenticate each request and serve it as its caller (`acting_as`); the core ask
 from __future__ import annotations
 
 from gateway.auth.filters import InvalidFilter, parse_filter
-from gateway.auth.handlers import AuthHandlers, load_auth, refusal
+from gateway.auth.handlers import AuthHandlers, refusal
 from gateway.auth.user import AuthUser, Caller, acting_as, as_user, current_caller, put_caller
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "acting_as",
     "as_user",
     "current_caller",
-    "load_auth",
     "parse_filter",
     "put_caller",
     "refusal",

@@ -18,8 +18,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.errors import GatewayError
-from gateway.records import AccessFilter, Contains, Equals, Scalar
+from gateway.shared.errors import GatewayError
+from gateway.shared.records import AccessFilter, Contains, Equals, Scalar
 
 # As the Agent Server: `$or` and `$and` nest at most two levels deep.
 MAX_NESTING = 2

@@ -8,13 +8,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
-import importlib
-import importlib.util
 import inspect
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any, Literal, cast
 
 from langgraph_sdk import Auth
@@ -24,8 +20,8 @@ from starlette.requests import Request
 
 from gateway.auth.filters import InvalidFilter, parse_filter
 from gateway.auth.user import Caller, as_user, current_caller
-from gateway.errors import GatewayError, NotFound, PermissionDenied, Refused, Unauthenticated
-from gateway.records import AccessFilter
+from gateway.shared.errors import GatewayError, NotFound, PermissionDenied, Refused, Unauthenticated
+from gateway.shared.records import AccessFilter
 
 logger = logging.getLogger("gateway.auth")
 
@@ -53,42 +49,8 @@ PARAMETERS = (
     "authorization",
     "scope",
 )
-_JS = (".ts", ".mts", ".cts", ".js", ".mjs", ".cjs")
 
 Body = Callable[[], Awaitable[Any]]
-
-
-def load_auth(ref: Any, base: Path) -> Auth:
-    """The Auth object named by `auth.path` ("./auth.py:auth" or "module:auth"), imported as
-    the graphs are; ValueError says what is wrong with it."""
-    if not isinstance(ref, str) or ":" not in ref:
-        raise ValueError("must be './file.py:name' or 'module:name'")
-    target, _, attr = ref.rpartition(":")
-    if target.endswith(_JS):
-        raise ValueError(f"{ref!r} is JavaScript auth, which the gateway does not run")
-    try:
-        if target.endswith(".py") or "/" in target:
-            file = (base / target).resolve()
-            name = f"_gateway_auth.{file.stem}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or spec.loader is None or not file.is_file():
-                raise ValueError(f"cannot load {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except ValueError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    found = getattr(module, attr, None)
-    if not isinstance(found, Auth):
-        what = "nothing" if found is None else f"a {type(found).__name__}"
-        raise ValueError(f"{target!r} has {what} at {attr!r}, not a langgraph_sdk Auth")
-    if found._authenticate_handler is None:
-        raise ValueError(f"the Auth object {ref!r} has no @auth.authenticate handler")
-    return found
 
 
 def refusal(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> GatewayError:

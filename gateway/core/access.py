@@ -15,8 +15,8 @@ from uuid import UUID
 
 from gateway.auth import AuthHandlers, InvalidFilter, current_caller
 from gateway.auth.handlers import Action, Resource
-from gateway.errors import NotFound
-from gateway.records import AccessFilter, AssistantRecord, CancelAction, RunCreate, RunRecord
+from gateway.shared.errors import NotFound
+from gateway.shared.records import AccessFilter, AssistantRecord, CancelAction, RunCreate, RunRecord
 from gateway.storage import RecordStore
 
 

@@ -16,13 +16,12 @@ from uuid import UUID
 from langchain_core.runnables.utils import create_model
 from pydantic import TypeAdapter
 
-from gateway._utils import is_uuid
-from gateway.config import GraphSpec
+from gateway.config.graphs import GraphSpec
 from gateway.core.access import Access, metadata_of
 from gateway.core.graphs import Graphs
-from gateway.errors import SHOWN_CHARS, AlreadyExists, BadRequest, InvalidArgument, NotFound, shown
-from gateway.limits import check_filter, check_metadata
-from gateway.records import (
+from gateway.shared.errors import SHOWN_CHARS, AlreadyExists, BadRequest, InvalidArgument, NotFound, shown
+from gateway.shared.limits import check_filter, check_metadata
+from gateway.shared.records import (
     ASSISTANT_SORT_KEYS,
     AccessFilter,
     AssistantChange,
@@ -31,6 +30,7 @@ from gateway.records import (
     now_iso,
     synced_config,
 )
+from gateway.shared.util import is_uuid
 from gateway.storage import RecordStore
 
 logger = logging.getLogger("gateway.assistants")

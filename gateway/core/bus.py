@@ -12,7 +12,7 @@ from the log and hands back to the ring at the next seq. A resumable run's reade
 only what the log holds, writing what it lacks first: a client resumes after any event it got,
 even from another process once this one died.
 
-With a shared log (Redis streams, gateway.redis_backend), a run executing in another process is
+With a shared log (Redis streams, gateway.storage.redis_backend), a run executing in another process is
 read from the log: replayed, then tailed until its `end`. Events go to the log in the background
 as they come (one pipelined write per batch) for resumable runs, for runs that another process
 may be streaming (those claimed from the queue: their creator may be elsewhere), and for the
@@ -32,11 +32,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gateway.core.channel import FellBehind, RunChannel
-from gateway.core.signals import SignalKind, Signals
-from gateway.errors import EventsExpired
-from gateway.records import Event
-from gateway.settings import Settings
+from gateway.shared.errors import EventsExpired
+from gateway.shared.records import Event
+from gateway.shared.settings import Settings
 from gateway.storage import EventLog
+from gateway.storage.signals import SignalKind, Signals
 
 # Resumable runs write their events to the log in batches of this many, or this often.
 _LOG_BATCH = 256

@@ -30,8 +30,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from gateway.core.metrics import DELAY_SAMPLE, SLOW_DROPPED, delayed
-from gateway.errors import SubscriberTooSlow
-from gateway.records import Event
+from gateway.shared.errors import SubscriberTooSlow
+from gateway.shared.records import Event
 
 
 class FellBehind(Exception):

@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from gateway._utils import is_uuid, uuid7
 from gateway.auth import Caller, acting_as, as_user, current_caller
 from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.service import RunService
-from gateway.errors import BadRequest, GatewayError, InvalidArgument, NotFound, shown
-from gateway.limits import check_filter, check_metadata
-from gateway.records import CRON_SORT_KEYS, CronChange, CronFilter, CronRecord, OnCompletion, RunCreate
-from gateway.run_body import run_create, type_name
+from gateway.shared.errors import BadRequest, GatewayError, InvalidArgument, NotFound, shown
+from gateway.shared.limits import check_filter, check_metadata
+from gateway.shared.records import CRON_SORT_KEYS, CronChange, CronFilter, CronRecord, OnCompletion, RunCreate
+from gateway.shared.run_body import run_create, type_name
+from gateway.shared.util import is_uuid, uuid7
 from gateway.storage import Storage
 
 logger = logging.getLogger("gateway.crons")

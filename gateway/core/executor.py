@@ -15,16 +15,16 @@ from langgraph.pregel import Pregel
 
 from gateway.auth import put_caller
 from gateway.core.bus import RunWriter
-from gateway.core.errors import error_payload
 from gateway.core.graphs import Graphs
 from gateway.core.live import LiveRun
 from gateway.core.metrics import RUNS_FINISHED
 from gateway.core.run_checkpoints import LastCheckpoint, RunCheckpoints
 from gateway.core.state import thread_change_from_state
 from gateway.core.stream import stream_graph, to_command
-from gateway.errors import Unavailable
-from gateway.records import RunRecord, RunStatus, ThreadChange, lost_run_error
-from gateway.serde import dumps
+from gateway.shared.errors import Unavailable
+from gateway.shared.graph_errors import error_payload
+from gateway.shared.records import RunRecord, RunStatus, ThreadChange, lost_run_error
+from gateway.shared.serde import dumps
 from gateway.storage import Storage
 
 logger = logging.getLogger("gateway.runs")

@@ -2,9 +2,7 @@
 signals between processes, the scheduler and executor behind the run service, threads,
 assistants, crons and thread streams.
 
-- default: sqlite, events in memory (and the sqlite log for resumable runs), one process;
-- `--database-url`: Postgres instead of sqlite, still one process;
-- `--database-url` and `--redis-url`: any number of processes sharing Postgres and Redis.
+The backends (storage, signals, the shared event log) come from `gateway.storage.open`.
 """
 
 from __future__ import annotations
@@ -15,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.config import Config
+from gateway import storage
+from gateway.config.file import Config
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import LocalBus
@@ -25,47 +24,25 @@ from gateway.core.graphs import Graphs
 from gateway.core.metrics import RUNS_QUEUED
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
-from gateway.core.signals import LocalSignals, Signals
 from gateway.core.store import StoreService
 from gateway.core.thread_stream import ThreadStreams
 from gateway.core.threads import Threads
-from gateway.settings import Settings
-from gateway.storage import SqliteStorage, Storage
+from gateway.shared.settings import Settings
 from gateway.storage.store import Store
 
 logger = logging.getLogger("gateway")
-
-
-def _storage(settings: Settings) -> Storage:
-    if settings.database_url:
-        from gateway.storage.postgres import PostgresStorage
-
-        return PostgresStorage(settings.database_url, max_size=settings.database_pool_size)
-    return SqliteStorage(settings.db)
 
 
 class Gateway:
     def __init__(self, config: Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.storage = _storage(settings)
-        signals: Signals
-        if settings.redis_url:
-            from gateway.redis_backend import RedisEventLog, RedisSignals, connect
-
-            self._redis = connect(settings.redis_url)
-            log = RedisEventLog(
-                self._redis, settings.redis_url, settings.redis_prefix, retention=settings.event_retention
-            )
-            self.bus = LocalBus(self.storage, settings, shared=log)
-            signals = RedisSignals(self._redis, settings.redis_prefix)
+        self.backends = storage.open(settings)
+        self.storage = self.backends.storage
+        self.signals = signals = self.backends.signals
+        self.bus = LocalBus(self.storage, settings, shared=self.backends.shared_log)
+        if self.backends.shared_log is not None:
             self.bus.connect(signals)
-            self._redis_log: RedisEventLog | None = log
-        else:
-            self.bus = LocalBus(self.storage, settings)
-            signals = LocalSignals()
-            self._redis_log = None
-        self.signals = signals
         access = Access(config.auth, self.storage)
         # LangGraph's BaseStore, on the storage's database: every run's, and the store API's.
         self._store = Store(config.store)
@@ -99,16 +76,8 @@ class Gateway:
         self.draining = False
 
     async def start(self) -> None:
-        if self._redis_log is not None:
-            from gateway.redis_backend import ping
-
-            assert self.settings.redis_url is not None
-            await ping(self._redis, self.settings.redis_url)
-        await self.storage.setup()
+        await self.backends.start()
         await self._store.open(self.storage)
-        if self._redis_log is not None:
-            await self._redis_log.start()
-        await self.signals.start()
         await self.assistants.setup()
         await self.scheduler.start()
         await self._prune_once()
@@ -141,11 +110,8 @@ class Gateway:
         await self.scheduler.shutdown(grace)
 
     def dependency_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
-        """The backends a readiness probe asks to answer (gateway.health)."""
-        checks: dict[str, Callable[[], Awaitable[object]]] = {"database": self.storage.ping}
-        if self._redis_log is not None:
-            checks["redis"] = self._redis.ping
-        return checks
+        """The backends a readiness probe asks to answer (gateway.process.health)."""
+        return self.backends.checks()
 
     async def refresh_metrics(self) -> None:
         """The gauges read rather than counted, before a scrape: the queue's depth."""
@@ -157,12 +123,8 @@ class Gateway:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
-        await self.signals.close()
-        if self._redis_log is not None:
-            await self._redis_log.close()
-            await self._redis.aclose()
         await self._store.close()
-        await self.storage.close()
+        await self.backends.close()
 
     async def __aenter__(self) -> Gateway:
         await self.start()

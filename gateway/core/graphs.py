@@ -1,7 +1,7 @@
 """A graph as each use needs it: a run (`threads.create_run`), a read or an update of a thread's
 state (`threads.read`, `threads.update`), an assistant's schemas or drawing (`assistants.read`).
 A compiled graph of the config is copied with the checkpointer and the store. A factory
-(gateway.factories) is called for that use, as the LangGraph Agent Server calls it: with the
+(gateway.config.factories) is called for that use, as the LangGraph Agent Server calls it: with the
 config of the run (or of the assistant, or the thread) and a `langgraph_sdk.runtime.ServerRuntime`
 (the caller, the store, and for a run its context); what it returns is awaited when it is a
 coroutine, entered when it is an (async) context manager and exited when the use ends, and
@@ -23,9 +23,9 @@ from langgraph.pregel import Pregel
 from langgraph_sdk.runtime import AccessContext, ServerRuntime
 
 from gateway.auth import current_caller, put_caller
-from gateway.config import GraphSpec
-from gateway.errors import GatewayError
+from gateway.config.graphs import GraphSpec
 from gateway.shared.compat import CONFIG_KEY_RUNTIME, _ExecutionRuntime, _ReadRuntime
+from gateway.shared.errors import GatewayError
 from gateway.storage.store import Store
 
 

@@ -14,8 +14,8 @@ from uuid import UUID
 import orjson
 
 from gateway.auth import current_caller
-from gateway.errors import InvalidArgument
-from gateway.records import RequestKey, RunCreate
+from gateway.shared.errors import InvalidArgument
+from gateway.shared.records import RequestKey, RunCreate
 
 # What a run-create request holds that is not the caller's to choose, or is the key itself.
 _NOT_BODY = ("request_id", "auth_user", "auth_permissions")

@@ -7,10 +7,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.config import GraphSpec
+from gateway.config.graphs import GraphSpec
 from gateway.core.bus import RunWriter
-from gateway.outcome import Outcome
-from gateway.records import CancelAction, RunCreate, RunRecord
+from gateway.shared.outcome import Outcome
+from gateway.shared.records import CancelAction, RunCreate, RunRecord
 
 
 @dataclass(eq=False)

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from gateway.metrics import edge
-from gateway.records import Event
+from gateway.process.metrics import edge
+from gateway.shared.records import Event
 
 RUNS_CREATED = Counter(
     "langgraph_gateway_runs_created",

@@ -17,9 +17,6 @@ from typing import Any
 import orjson
 from langchain_core.messages import AIMessage, AIMessageChunk
 
-from gateway.protocol import Namespace
-from gateway.records import Event
-from gateway.serde import dumps as _dumps
 from gateway.shared.compat import (
     _accumulate,
     _accumulate_usage,
@@ -32,6 +29,9 @@ from gateway.shared.compat import (
     merge_dicts,
     message_to_events,
 )
+from gateway.shared.protocol import Namespace
+from gateway.shared.records import Event
+from gateway.shared.serde import dumps as _dumps
 
 # (method, namespace, data as JSON, node)
 Out = tuple[str, Namespace, bytes, str | None]

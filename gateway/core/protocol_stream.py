@@ -35,14 +35,13 @@ from weakref import WeakKeyDictionary
 
 import orjson
 
-from gateway._utils import run_base_ms
 from gateway.core.metrics import SUBSCRIPTIONS, OpenStream
 from gateway.core.protocol_events import RunTranslator
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import RunService
 from gateway.core.threads import Threads
-from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound, SubscriberTooSlow
-from gateway.protocol import (
+from gateway.shared.errors import Conflict, GatewayError, InvalidArgument, NotFound, SubscriberTooSlow
+from gateway.shared.protocol import (
     METHODS,
     CancelRun,
     Command,
@@ -61,7 +60,8 @@ from gateway.protocol import (
     session_only,
     success,
 )
-from gateway.records import UNFINISHED, Event, RunCreate, RunRecord, ThreadRecord
+from gateway.shared.records import UNFINISHED, Event, RunCreate, RunRecord, ThreadRecord
+from gateway.shared.util import run_base_ms
 
 if TYPE_CHECKING:
     from gateway.core.gateway import Gateway

@@ -33,17 +33,16 @@ from typing import Any
 
 import orjson
 
-from gateway import metrics, tracing
-from gateway.config import GraphSpec
+from gateway.config.graphs import GraphSpec
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.executor import Executor
 from gateway.core.live import Finished, LiveRun
 from gateway.core.metrics import RUNS_RUNNING
-from gateway.core.signals import SignalKind, Signals
-from gateway.errors import GatewayError, ShuttingDown
-from gateway.logs import run_context
-from gateway.records import (
+from gateway.process import metrics, tracing
+from gateway.process.logs import run_context
+from gateway.shared.errors import GatewayError, ShuttingDown
+from gateway.shared.records import (
     AccessFilter,
     AssistantRecord,
     CancelAction,
@@ -53,9 +52,10 @@ from gateway.records import (
     RunRecord,
     ThreadChange,
 )
-from gateway.serde import dumps
-from gateway.settings import Settings
+from gateway.shared.serde import dumps
+from gateway.shared.settings import Settings
 from gateway.storage import Storage
+from gateway.storage.signals import SignalKind, Signals
 
 logger = logging.getLogger("gateway.runs")
 

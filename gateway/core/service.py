@@ -9,19 +9,18 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from uuid import UUID
 
-from gateway import tracing
-from gateway._utils import id_part, is_uuid, run_base_ms, uuid7
 from gateway.core.access import Access
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
 from gateway.core.idempotency import request_key, run_body
 from gateway.core.metrics import RUNS_CREATED, OpenStream
 from gateway.core.scheduler import Scheduler
-from gateway.errors import BadRequest, Conflict, EventIdUnknown, InvalidArgument, NotFound, shown
-from gateway.limits import check_metadata
-from gateway.metrics import edge
-from gateway.outcome import Outcome
-from gateway.records import (
+from gateway.process import tracing
+from gateway.process.metrics import edge
+from gateway.shared.errors import BadRequest, Conflict, EventIdUnknown, InvalidArgument, NotFound, shown
+from gateway.shared.limits import check_metadata
+from gateway.shared.outcome import Outcome
+from gateway.shared.records import (
     CANCEL_ACTIONS,
     DURABILITIES,
     MULTITASK_STRATEGIES,
@@ -36,7 +35,8 @@ from gateway.records import (
     end_event,
     now_iso,
 )
-from gateway.run_body import check_command, check_input_or_command
+from gateway.shared.run_body import check_command, check_input_or_command
+from gateway.shared.util import id_part, is_uuid, run_base_ms, uuid7
 from gateway.storage import Storage
 from gateway.storage.base import AssistantChanged, Repeated
 

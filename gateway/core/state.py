@@ -7,8 +7,8 @@ from typing import Any
 from langgraph.types import Interrupt, StateSnapshot
 
 from gateway.core.stream import _checkpoint_ref
-from gateway.records import ThreadChange
-from gateway.serde import dumps
+from gateway.shared.records import ThreadChange
+from gateway.shared.serde import dumps
 
 EMPTY_STATE: dict[str, Any] = {
     "values": {},

@@ -20,9 +20,9 @@ from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, SearchItem
 
 from gateway.auth import InvalidFilter
 from gateway.core.access import Access
-from gateway.errors import BadRequest, InvalidArgument, shown
-from gateway.limits import check_filter
-from gateway.records import AccessFilter, Contains, Equals
+from gateway.shared.errors import BadRequest, InvalidArgument, shown
+from gateway.shared.limits import check_filter
+from gateway.shared.records import AccessFilter, Contains, Equals
 from gateway.storage.store import Store
 
 Json = dict[str, Any]

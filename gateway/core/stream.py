@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
-from gateway.serde import dumps
+from gateway.shared.serde import dumps
 
 # (event name, namespace, JSON payload)
 Part = tuple[str, tuple[str, ...], bytes]

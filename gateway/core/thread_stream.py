@@ -16,15 +16,15 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
-from gateway._utils import id_part, run_base_ms
 from gateway.core.metrics import OpenStream
 from gateway.core.scheduler import Scheduler
 from gateway.core.service import MAX_SEQ, RunService
-from gateway.core.signals import SignalKind, Signals
-from gateway.errors import EventIdUnknown, InvalidArgument, SubscriberTooSlow
-from gateway.records import Event
-from gateway.serde import dumps
+from gateway.shared.errors import EventIdUnknown, InvalidArgument, SubscriberTooSlow
+from gateway.shared.records import Event
+from gateway.shared.serde import dumps
+from gateway.shared.util import id_part, run_base_ms
 from gateway.storage import RecordStore
+from gateway.storage.signals import SignalKind, Signals
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 

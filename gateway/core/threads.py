@@ -13,7 +13,6 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph_sdk.runtime import AccessContext
 
-from gateway._utils import is_uuid, uuid7
 from gateway.core.access import Access, metadata_of
 from gateway.core.assistants import Assistants
 from gateway.core.bus import EventBus
@@ -21,7 +20,7 @@ from gateway.core.graphs import Graphs
 from gateway.core.idempotency import request_key
 from gateway.core.scheduler import Scheduler
 from gateway.core.state import EMPTY_STATE, thread_change_from_state, thread_state
-from gateway.errors import (
+from gateway.shared.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
@@ -32,8 +31,8 @@ from gateway.errors import (
     ThreadBusy,
     shown,
 )
-from gateway.limits import check_filter, check_metadata
-from gateway.records import (
+from gateway.shared.limits import check_filter, check_metadata
+from gateway.shared.records import (
     THREAD_STATUSES,
     UNFINISHED,
     ThreadChange,
@@ -42,6 +41,7 @@ from gateway.records import (
     ThreadStatus,
     now_iso,
 )
+from gateway.shared.util import is_uuid, uuid7
 from gateway.storage import THREAD_SORT_KEYS, Storage
 from gateway.storage.base import Repeated
 

@@ -9,8 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument, NotFound, shown
 from gateway.http._errors import endpoint
 from gateway.http._utils import (
     INT32_MAX,
@@ -22,6 +20,8 @@ from gateway.http._utils import (
     read_object,
     type_name,
 )
+from gateway.shared.errors import InvalidArgument, NotFound, shown
+from gateway.shared.util import is_uuid
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """x-api-key for HTTP: every route but /ok and the API's description (/openapi.json, /docs)
 needs the header when the server has a key, WebSocket upgrades included, and once only
-(gateway._utils.CREDENTIALS)."""
+(gateway.shared.util.CREDENTIALS)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from gateway._utils import repeated, repeated_credential
 from gateway.http._errors import error_response
+from gateway.shared.util import repeated, repeated_credential
 
 OPEN_PATHS = frozenset({"/ok", "/openapi.json", "/docs"})
 

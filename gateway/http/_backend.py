@@ -3,7 +3,7 @@ the same process (gateway.http._local), and a gateway reached over gRPC (gateway
 
 Objects come back as JSON-ready values whose graph data are orjson Fragments, so payloads pass
 through without being decoded. Streams come back as SSE bytes framed by gateway.http._sse.
-Every method raises the core's errors (gateway.errors) before any byte is streamed.
+Every method raises the core's errors (gateway.shared.errors) before any byte is streamed.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.protocol import Command, Filter, Frame, SessionFailed
-from gateway.records import RunCreate
+from gateway.shared.protocol import Command, Filter, Frame, SessionFailed
+from gateway.shared.records import RunCreate
 
 Json = dict[str, Any]
 
@@ -37,7 +37,7 @@ class RunOutcome:
 
 
 class ProtocolSession(Protocol):
-    """One connection's session of the thread protocol (gateway.protocol): its subscriptions'
+    """One connection's session of the thread protocol (gateway.shared.protocol): its subscriptions'
     events and the replies put in line with them, in order."""
 
     async def execute(self, command: Command) -> Json: ...

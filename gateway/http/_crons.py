@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._utils import backend, body_page, json_response, pagination_headers, path_uuid, read_object, type_name
+from gateway.shared.errors import InvalidArgument
+from gateway.shared.util import is_uuid
 
 _FIELDS = (
     "cron_id",

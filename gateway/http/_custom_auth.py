@@ -14,10 +14,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from gateway._utils import repeated, repeated_credential
 from gateway.auth import AuthHandlers, acting_as
-from gateway.errors import GatewayError
 from gateway.http._errors import PayloadTooLarge, error_response, incident
+from gateway.shared.errors import GatewayError
+from gateway.shared.util import repeated, repeated_credential
 
 OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json", "/docs"})
 

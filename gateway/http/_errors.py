@@ -11,9 +11,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError
-from gateway.metrics import internal_error
-from gateway.serde import dumps
+from gateway.process.metrics import internal_error
+from gateway.shared.errors import GatewayError
+from gateway.shared.serde import dumps
 
 logger = logging.getLogger("gateway.http")
 

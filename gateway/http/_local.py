@@ -11,20 +11,20 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from gateway import __version__
-from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
-from gateway.health import Health
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
 from gateway.http._sse import event_name, frame
 from gateway.http._utils import iterating
 from gateway.http.app import WebApi, build_app
-from gateway.protocol import Command
-from gateway.records import Event, RunCreate, RunStatus
-from gateway.settings import MAX_BODY_BYTES
+from gateway.process.health import Health
+from gateway.shared.protocol import Command
+from gateway.shared.records import Event, RunCreate, RunStatus
+from gateway.shared.settings import MAX_BODY_BYTES
+from gateway.shared.util import run_base_ms
 
 # Runs that `POST /runs/cancel {"status": ...}` cancels.
 _CANCELLABLE: dict[str, tuple[RunStatus, ...]] = {

@@ -14,8 +14,8 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import tracing
-from gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS, edge, render
+from gateway.process import tracing
+from gateway.process.metrics import HTTP_REQUESTS, HTTP_SECONDS, edge, render
 
 logger = logging.getLogger("gateway.http")
 

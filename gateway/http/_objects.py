@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import RunRecord
+from gateway.shared.records import RunRecord
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:

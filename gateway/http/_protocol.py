@@ -1,7 +1,7 @@
 """The thread protocol's routes, as the LangGraph SDKs' `threads.stream()` uses them: commands
 on `POST /threads/{id}/commands`, a filtered SSE subscription on `POST /threads/{id}/stream/events`,
 and commands and events on one WebSocket on that same path. What they carry is
-gateway.protocol's; where it comes from is the backend's session (the run core, or a gRPC
+gateway.shared.protocol's; where it comes from is the backend's session (the run core, or a gRPC
 session through the bridge)."""
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
-from gateway._utils import id_part, is_uuid
-from gateway.errors import GatewayError, shown
 from gateway.http._backend import ProtocolSession
 from gateway.http._errors import endpoint, error_response, incident
 from gateway.http._sse import HEARTBEAT, SSE_HEADERS, KeepAliveStream, frame
 from gateway.http._utils import backend, json_response, path_uuid, read_body
-from gateway.protocol import (
+from gateway.shared.errors import GatewayError, shown
+from gateway.shared.protocol import (
     ProtocolError,
     SessionFailed,
     command_id,
@@ -33,6 +32,7 @@ from gateway.protocol import (
     parse_filter,
     parse_since,
 )
+from gateway.shared.util import id_part, is_uuid
 
 _GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 

@@ -1,6 +1,6 @@
 """The bridge's thread protocol: each HTTP command, SSE subscription or WebSocket is one
 SessionsService.ThreadSession call to the gateway, whose results and events it turns back
-into the JSON protocol (gateway.protocol), byte for byte as the gateway's own HTTP edge sends
+into the JSON protocol (gateway.shared.protocol), byte for byte as the gateway's own HTTP edge sends
 them. Imports grpc, the stubs and the wire modules only, as the rest of the bridge."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 
-from gateway.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated, Unavailable
-from gateway.protocol import Command, Filter, Frame, ProtocolError, RecentIds, SessionFailed, Subscribe, failure
 from gateway.rpc._protocol import command_to_proto, frame_from_proto, reply_from_proto
+from gateway.shared.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from gateway.shared.protocol import Command, Filter, Frame, ProtocolError, RecentIds, SessionFailed, Subscribe, failure
 
 # The protocol's error code for a session that ended with this status.
 _FAILED = {

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import Conflict, GatewayError, InvalidArgument, NotFound, shown
 from gateway.http._backend import RunOutcome, RunStream
 from gateway.http._errors import endpoint, error_event_payload
 from gateway.http._sse import event_stream, guarded, json_keepalive
@@ -24,8 +23,9 @@ from gateway.http._utils import (
     read_json,
     read_object,
 )
-from gateway.records import RunCreate
-from gateway.run_body import run_create, stream_modes
+from gateway.shared.errors import Conflict, GatewayError, InvalidArgument, NotFound, shown
+from gateway.shared.records import RunCreate
+from gateway.shared.run_body import run_create, stream_modes
 
 RUN_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
 

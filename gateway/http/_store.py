@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import BadRequest, InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._utils import INT32_MAX, backend, json_response, read_object, type_name
+from gateway.shared.errors import BadRequest, InvalidArgument
 
 
 def _namespace(body: dict[str, Any], name: str, *, required: bool = False) -> list[str] | None:

@@ -8,8 +8,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument
 from gateway.http._errors import endpoint
 from gateway.http._sse import event_stream, guarded
 from gateway.http._utils import (
@@ -23,7 +21,9 @@ from gateway.http._utils import (
     read_object,
     type_name,
 )
-from gateway.run_body import checkpoint_ref
+from gateway.shared.errors import InvalidArgument
+from gateway.shared.run_body import checkpoint_ref
+from gateway.shared.util import is_uuid
 
 
 def _get(body: dict[str, Any], name: str, kind: type, what: str) -> Any:

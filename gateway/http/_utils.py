@@ -10,11 +10,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway._utils import is_uuid
-from gateway.errors import InvalidArgument, shown
 from gateway.http._errors import PayloadTooLarge
-from gateway.run_body import type_name
-from gateway.serde import MAX_NESTING, check_nesting, dumps
+from gateway.shared.errors import InvalidArgument, shown
+from gateway.shared.run_body import type_name
+from gateway.shared.serde import MAX_NESTING, check_nesting, dumps
+from gateway.shared.util import is_uuid
 
 if TYPE_CHECKING:
     from gateway.http._backend import Backend

@@ -39,16 +39,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import tracing
-from gateway.health import Health
+from gateway.config.http import HttpConfig
 from gateway.http import _assistants, _crons, _openapi, _protocol, _runs, _store, _threads
 from gateway.http._auth import ApiKeyMiddleware
 from gateway.http._backend import Backend
 from gateway.http._errors import http_exception
 from gateway.http._metrics import MetricsMiddleware, Refresh
 from gateway.http._utils import json_response
-from gateway.http.config import HttpConfig
-from gateway.settings import MAX_BODY_BYTES
+from gateway.process import tracing
+from gateway.process.health import Health
+from gateway.shared.settings import MAX_BODY_BYTES
 
 # The headers the SDKs read, readable by browser clients too.
 _EXPOSED = ("Location", "Content-Location", "X-Pagination-Total", "X-Pagination-Next")

@@ -38,8 +38,21 @@ from langgraph.gateway.v1 import (
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from gateway import __version__, tracing
-from gateway.errors import (
+from gateway import __version__
+from gateway.config.http import HttpConfig
+from gateway.http._backend import Json, RunOutcome, RunStream
+from gateway.http._errors import NotSupported, PayloadTooLarge
+from gateway.http._forward import ForwardCredentials, Metadata, forwarded
+from gateway.http._objects import info
+from gateway.http._remote_session import RemoteSession
+from gateway.http._remote_store import RemoteStore
+from gateway.http._sse import event_name, frame
+from gateway.http.app import build_app
+from gateway.process import tracing
+from gateway.process.health import Health
+from gateway.rpc import _convert as convert
+from gateway.rpc._convert import MAX_MESSAGE_BYTES, SUBSCRIBED
+from gateway.shared.errors import (
     AlreadyExists,
     Conflict,
     EventsExpired,
@@ -52,22 +65,10 @@ from gateway.errors import (
     Unavailable,
     shown,
 )
-from gateway.health import Health
-from gateway.http._backend import Json, RunOutcome, RunStream
-from gateway.http._errors import NotSupported, PayloadTooLarge
-from gateway.http._forward import ForwardCredentials, Metadata, forwarded
-from gateway.http._objects import info
-from gateway.http._remote_session import RemoteSession
-from gateway.http._remote_store import RemoteStore
-from gateway.http._sse import event_name, frame
-from gateway.http.app import build_app
-from gateway.http.config import HttpConfig
-from gateway.outcome import Outcome
-from gateway.protocol import Command, failure, session_only
-from gateway.records import RunCreate
-from gateway.rpc import _convert as convert
-from gateway.rpc._convert import MAX_MESSAGE_BYTES, SUBSCRIBED
-from gateway.serde import dumps
+from gateway.shared.outcome import Outcome
+from gateway.shared.protocol import Command, failure, session_only
+from gateway.shared.records import RunCreate
+from gateway.shared.serde import dumps
 
 logger = logging.getLogger("gateway.bridge")
 
@@ -858,7 +859,7 @@ class RemoteBackend:
 
 
 async def _result_of(call: Any, first: runs_pb2.RunEventBatch) -> bytes:
-    """A stateless run's outcome from its stream, as the core tells it (gateway.outcome);
+    """A stateless run's outcome from its stream, as the core tells it (gateway.shared.outcome);
     stateless runs keep no thread to fall back on."""
     outcome = Outcome()
     batch = first

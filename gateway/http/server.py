@@ -14,10 +14,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway._utils import cannot_listen
-from gateway.serde import dumps
-from gateway.settings import HEADER_TIMEOUT, MAX_HEADER_BYTES, BridgeSettings, Settings
+from gateway.shared.serde import dumps
+from gateway.shared.settings import HEADER_TIMEOUT, MAX_HEADER_BYTES, BridgeSettings, Settings
 from gateway.shared.tls import Tls
+from gateway.shared.util import cannot_listen
 
 # Requests still running this many seconds after a stop are cancelled.
 SHUTDOWN_TIMEOUT = 3

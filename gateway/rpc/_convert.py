@@ -10,8 +10,8 @@ import orjson
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from langgraph.gateway.v1 import assistants_pb2, crons_pb2, runs_pb2, threads_pb2
 
-from gateway.errors import InvalidArgument
-from gateway.records import (
+from gateway.shared.errors import InvalidArgument
+from gateway.shared.records import (
     AssistantRecord,
     CronRecord,
     Durability,
@@ -24,7 +24,7 @@ from gateway.records import (
     RunStatus,
     ThreadRecord,
 )
-from gateway.serde import MAX_NESTING, check_nesting, dumps
+from gateway.shared.serde import MAX_NESTING, check_nesting, dumps
 
 S = TypeVar("S", bound=str)
 

@@ -1,4 +1,4 @@
-"""The thread protocol (gateway.protocol) to and from the gRPC session's messages, both ways,
+"""The thread protocol (gateway.shared.protocol) to and from the gRPC session's messages, both ways,
 for the session servicer and for the bridge, which serves the JSON protocol from the session."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import orjson
 from google.protobuf import json_format
 from langgraph.gateway.v1 import runs_pb2, sessions_pb2
 
-from gateway.errors import shown
-from gateway.protocol import (
+from gateway.rpc._convert import MULTITASK, MULTITASK_VALUES, dict_to_struct, struct_to_dict, value_to_py
+from gateway.shared.errors import shown
+from gateway.shared.protocol import (
     AGENT_STATUSES,
     CancelRun,
     Command,
@@ -25,7 +26,6 @@ from gateway.protocol import (
     Unsubscribe,
     supported_channel,
 )
-from gateway.rpc._convert import MULTITASK, MULTITASK_VALUES, dict_to_struct, struct_to_dict, value_to_py
 
 METHODS = {
     "lifecycle": sessions_pb2.EVENT_METHOD_LIFECYCLE,
@@ -180,7 +180,7 @@ def _tree_from_proto(msg: sessions_pb2.AgentTreeNode) -> dict[str, Any]:
 
 
 def reply_to_proto(command: Command, reply: dict[str, Any]) -> sessions_pb2.SessionResponse:
-    """A JSON reply (gateway.protocol.success or failure) to the command, as a response."""
+    """A JSON reply (gateway.shared.protocol.success or failure) to the command, as a response."""
     out = sessions_pb2.SessionResponse()
     if reply.get("type") == "error":
         out.error.id = command.id

@@ -12,15 +12,15 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from gateway._utils import repeated, repeated_credential
 from gateway.auth import AuthHandlers, Caller, acting_as
-from gateway.errors import GatewayError, InvalidArgument
 from gateway.rpc.servicers import abort_with
 from gateway.rpc.status import deny
+from gateway.shared.errors import GatewayError, InvalidArgument
+from gateway.shared.util import repeated, repeated_credential
 
 if TYPE_CHECKING:
-    from gateway.config import Config
-    from gateway.settings import Settings
+    from gateway.config.file import Config
+    from gateway.shared.settings import Settings
 
 _HEALTH = ("/grpc.health.v1.Health/",)
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")

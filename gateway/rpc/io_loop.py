@@ -32,7 +32,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from gateway.loops import call_soon, hop
+from gateway.process.loops import call_soon, hop
 from gateway.rpc.status import deny
 
 T = TypeVar("T")

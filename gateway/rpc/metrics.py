@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from gateway.metrics import GRPC_HANDLED, GRPC_SECONDS, GRPC_STARTED, edge
+from gateway.process.metrics import GRPC_HANDLED, GRPC_SECONDS, GRPC_STARTED, edge
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 

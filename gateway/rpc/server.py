@@ -23,10 +23,9 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 
-from gateway import tracing
-from gateway._utils import cannot_listen, check_port
 from gateway.core.gateway import Gateway
-from gateway.loops import IoLoop
+from gateway.process import tracing
+from gateway.process.loops import IoLoop
 from gateway.rpc import reflection
 from gateway.rpc.crons import CronsService
 from gateway.rpc.health import SERVING, HealthServicer
@@ -37,8 +36,9 @@ from gateway.rpc.servicers import AssistantsService, RunsService, ThreadsService
 from gateway.rpc.sessions import SessionsService
 from gateway.rpc.store import StoreService
 from gateway.rpc.web import WebRpc
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 from gateway.shared.tls import Tls
+from gateway.shared.util import cannot_listen, check_port
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,

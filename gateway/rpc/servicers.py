@@ -20,11 +20,15 @@ from langgraph.gateway.v1 import (
     threads_pb2_grpc,
 )
 
-from gateway._utils import run_base_ms
 from gateway.core.gateway import Gateway
 from gateway.core.thread_stream import parse_thread_event_id
 from gateway.core.thread_stream import stream_modes as thread_stream_modes
-from gateway.errors import (
+from gateway.process.metrics import internal_error
+from gateway.rpc import _convert as convert
+from gateway.rpc import status
+from gateway.rpc.io_loop import Several
+from gateway.rpc.malformed import MalformedRequest
+from gateway.shared.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
@@ -38,14 +42,10 @@ from gateway.errors import (
     Unauthenticated,
     Unavailable,
 )
-from gateway.metrics import internal_error
-from gateway.records import CancelAction, Event, RunStatus, ThreadStatus
-from gateway.rpc import _convert as convert
-from gateway.rpc import status
-from gateway.rpc.io_loop import Several
-from gateway.rpc.malformed import MalformedRequest
-from gateway.run_body import checkpoint_ref
-from gateway.serde import dumps
+from gateway.shared.records import CancelAction, Event, RunStatus, ThreadStatus
+from gateway.shared.run_body import checkpoint_ref
+from gateway.shared.serde import dumps
+from gateway.shared.util import run_base_ms
 
 logger = logging.getLogger("gateway.rpc")
 

@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 from starlette.types import Receive, Scope, Send
 
-from gateway.metrics import internal_error
+from gateway.process.metrics import internal_error
 from gateway.rpc.io_loop import CallStatus, Several
 from gateway.rpc.status import details as status_details
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import StartupError
+from gateway.shared.errors import StartupError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from gateway.errors import StartupError
+from gateway.shared.errors import StartupError
 
 
 def lock_path(db: str) -> str | None:

@@ -13,8 +13,8 @@ from langgraph.store.base import Op, Result
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import PoolTimeout
 
-from gateway.errors import InvalidArgument, Unavailable
-from gateway.loops import IoLoop, on_io_loop
+from gateway.process.loops import IoLoop, on_io_loop
+from gateway.shared.errors import InvalidArgument, Unavailable
 
 
 @on_io_loop("abatch", "setup", "sweep_ttl")

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from gateway.records import AssistantRecord, CronRecord, RunRecord, ThreadRecord
+from gateway.shared.records import AssistantRecord, CronRecord, RunRecord, ThreadRecord
 
 
 def _raw(value: str | bytes | memoryview) -> bytes:

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from gateway.errors import RequestIdReused, ThreadBusy, TooManyRuns
-from gateway.records import (
+from gateway.shared.errors import RequestIdReused, ThreadBusy, TooManyRuns
+from gateway.shared.records import (
     AccessFilter,
     Admission,
     AssistantChange,

@@ -12,7 +12,7 @@ Graph data (`values`, `interrupts`, `error`) is kept as `json`, which keeps the 
 produced byte for byte; metadata is `jsonb`, searched by containment (`@>`).
 
 The pool, and every operation on it (the storage's, the checkpointer's and the store's), lives
-on an event loop of its own in a thread (gateway.loops). On the core's loop a connection was
+on an event loop of its own in a thread (gateway.process.loops). On the core's loop a connection was
 held for a round trip plus the turns of that loop until its coroutine resumed: under load tens
 of milliseconds per query, and a burst of a few hundred run starts and ends waited seconds for
 one of the pool's connections. There, it is held for the round trip and the pool thread's
@@ -45,10 +45,10 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from gateway.errors import Conflict, InvalidArgument, NotFound, Unavailable
-from gateway.loops import IoLoop, on_io_loop, public_coroutines
-from gateway.metrics import backend_error
-from gateway.records import (
+from gateway.process.loops import IoLoop, on_io_loop, public_coroutines
+from gateway.process.metrics import backend_error
+from gateway.shared.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from gateway.shared.records import (
     UNFINISHED,
     AccessFilter,
     Admission,
@@ -72,7 +72,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
-from gateway.serde import json_text as _json
+from gateway.shared.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant

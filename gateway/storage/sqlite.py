@@ -25,9 +25,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from gateway.errors import Conflict, NotFound, TimedOut
-from gateway.limits import MAX_SEARCH_SECONDS
-from gateway.records import (
+from gateway.shared.errors import Conflict, NotFound, TimedOut
+from gateway.shared.limits import MAX_SEARCH_SECONDS
+from gateway.shared.records import (
     UNFINISHED,
     AccessFilter,
     Admission,
@@ -51,7 +51,7 @@ from gateway.records import (
     now_iso,
     thread_config,
 )
-from gateway.serde import json_text as _dumps
+from gateway.shared.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._owner import FileOwner
 from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row

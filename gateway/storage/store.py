@@ -20,25 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import math
 import operator
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import BaseStore, Op, PutOp, Result, SearchOp, TTLConfig, ensure_embeddings
+from langgraph.store.base import BaseStore, Op, PutOp, Result, SearchOp, TTLConfig
 from langgraph.store.sqlite import SqliteStore
 
+from gateway.config.loader import ConfigError
+from gateway.config.store import StoreConfig
 from gateway.shared.compat import _group_ops
 from gateway.storage.base import Storage
 
@@ -46,147 +44,6 @@ if TYPE_CHECKING:
     from gateway.storage.postgres import PostgresStorage
 
 logger = logging.getLogger("gateway.store")
-
-# Minutes between sweeps of expired items when the config names none (LangGraph's default).
-SWEEP_MINUTES = 5.0
-_INDEX_KEYS = ("embed", "dims", "fields")
-_TTL_KEYS = ("default_ttl", "refresh_on_read", "sweep_interval_minutes")
-
-
-class StoreConfigError(ValueError):
-    """langgraph.json's `store` section cannot be applied; the message names the key."""
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    # The semantic index: the embeddings model, its vectors' size, and the value's fields to
-    # embed (None: the whole value). No model: no semantic search.
-    embeddings: Embeddings | None = None
-    dims: int | None = None
-    fields: tuple[str, ...] | None = None
-    # Minutes an item lives after its last write (or read, with refresh_on_read); None: forever.
-    default_ttl: float | None = None
-    refresh_on_read: bool = True
-    sweep_minutes: float = SWEEP_MINUTES
-    # `path`: the user's store, loaded (a BaseStore, or what gives one).
-    custom: Any = None
-    ignored: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def ttl(self) -> TTLConfig:
-        ttl: TTLConfig = {"refresh_on_read": self.refresh_on_read, "sweep_interval_minutes": None}
-        if self.default_ttl is not None:
-            ttl["default_ttl"] = self.default_ttl
-        return ttl
-
-    def index(self, *, text_fields: bool = False) -> dict[str, Any] | None:
-        if self.embeddings is None:
-            return None
-        index: dict[str, Any] = {"embed": self.embeddings, "dims": self.dims}
-        if self.fields is not None:
-            # LangGraph's SqliteStore reads the fields to embed from `text_fields`.
-            index["text_fields" if text_fields else "fields"] = list(self.fields)
-        return index
-
-
-def _number(section: dict[str, Any], key: str, where: str) -> float | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise StoreConfigError(f"{where}.{key} must be a positive number of minutes, not {value!r}")
-    return float(value)
-
-
-def _import(ref: str, base: Path, what: str) -> Any:
-    """The object named by "./file.py:name" (relative to the config) or "module:name"."""
-    target, _, attr = ref.rpartition(":")
-    try:
-        if target.endswith(".py") or "/" in target:
-            file = (base / target).resolve()
-            name = f"_gateway_store.{file.stem}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or spec.loader is None or not file.is_file():
-                raise StoreConfigError(f"{what}: cannot load {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except StoreConfigError:
-        raise
-    except Exception as exc:
-        raise StoreConfigError(f"{what}: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    if not hasattr(module, attr):
-        raise StoreConfigError(f"{what}: {target!r} has no attribute {attr!r}")
-    return getattr(module, attr)
-
-
-def _embeddings(ref: Any, base: Path) -> Embeddings:
-    if not isinstance(ref, str) or ":" not in ref:
-        raise StoreConfigError(
-            "store.index.embed must be './file.py:name' (an Embeddings or an embedding function) or "
-            "'provider:model' (for langchain's init_embeddings)"
-        )
-    if ".py:" in ref:
-        found = _import(ref, base, "store.index.embed")
-        if not isinstance(found, Embeddings) and not callable(found):
-            raise StoreConfigError(f"store.index.embed: {ref!r} is a {type(found).__name__}, not an embeddings model")
-        return ensure_embeddings(found)
-    try:
-        from langchain.embeddings import init_embeddings
-    except ImportError:
-        raise StoreConfigError(
-            f"store.index.embed: {ref!r} names a provider's model, which needs the langchain package "
-            "(pip install 'langchain>=0.3.9'); or give './file.py:name'"
-        ) from None
-    try:
-        return cast(Embeddings, init_embeddings(ref))
-    except Exception as exc:
-        raise StoreConfigError(f"store.index.embed: {ref!r}: {type(exc).__name__}: {exc}") from None
-
-
-def parse_store(section: Any, base: Path) -> StoreConfig:
-    """langgraph.json's `store` section (None: the defaults); paths are relative to `base`."""
-    if section is None:
-        return StoreConfig()
-    if not isinstance(section, dict):
-        raise StoreConfigError("'store' must be an object")
-    ignored = [f"store.{key} (unknown)" for key in section if key not in ("index", "ttl", "path")]
-    if section.get("path"):
-        if not isinstance(section["path"], str) or ":" not in section["path"]:
-            raise StoreConfigError("store.path must be './file.py:name' or 'module:name'")
-        ignored += [f"store.{key} (a custom store's own)" for key in ("index", "ttl") if key in section]
-        return StoreConfig(custom=_import(section["path"], base, "store.path"), ignored=tuple(ignored))
-    kwargs: dict[str, Any] = {}
-    index = section.get("index")
-    if index is not None:
-        if not isinstance(index, dict) or "embed" not in index:
-            raise StoreConfigError("store.index must be an object with 'embed' (and 'dims', 'fields')")
-        ignored += [f"store.index.{key} (unknown)" for key in index if key not in _INDEX_KEYS]
-        kwargs["embeddings"] = _embeddings(index["embed"], base)
-        dims = index.get("dims")
-        if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims <= 0):
-            raise StoreConfigError(f"store.index.dims must be a positive integer, not {dims!r}")
-        kwargs["dims"] = dims
-        fields = index.get("fields")
-        if fields is not None:
-            if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
-                raise StoreConfigError("store.index.fields must be a list of field paths")
-            kwargs["fields"] = tuple(fields)
-    ttl = section.get("ttl")
-    if ttl is not None:
-        if not isinstance(ttl, dict):
-            raise StoreConfigError("store.ttl must be an object")
-        ignored += [f"store.ttl.{key} (unknown)" for key in ttl if key not in _TTL_KEYS]
-        kwargs["default_ttl"] = _number(ttl, "default_ttl", "store.ttl")
-        kwargs["sweep_minutes"] = _number(ttl, "sweep_interval_minutes", "store.ttl") or SWEEP_MINUTES
-        refresh = ttl.get("refresh_on_read", True)
-        if not isinstance(refresh, bool):
-            raise StoreConfigError(f"store.ttl.refresh_on_read must be true or false, not {refresh!r}")
-        kwargs["refresh_on_read"] = refresh
-    return StoreConfig(**kwargs, ignored=tuple(ignored))
-
 
 # The sqlite store
 
@@ -373,7 +230,6 @@ _SCHEMA_LOCK = 0x6C677374
 
 
 async def _postgres_store(storage: PostgresStorage, config: StoreConfig) -> BaseStore:
-    from gateway.config import ConfigError
     from gateway.storage._pgstore import PooledPostgresStore
     from gateway.storage.postgres import advisory_lock
 
@@ -415,8 +271,6 @@ async def _entered(stack: AsyncExitStack, value: Any) -> BaseStore:
     elif hasattr(value, "__enter__"):
         value = stack.enter_context(value)
     if not isinstance(value, BaseStore):
-        from gateway.config import ConfigError
-
         raise ConfigError(f"store.path gave a {type(value).__name__}, not a langgraph BaseStore")
     return value
 

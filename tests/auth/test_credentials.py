@@ -14,7 +14,7 @@ import httpx
 import pytest
 from langgraph.gateway.v1 import runs_pb2, threads_pb2
 
-from gateway._utils import repeated_credential
+from gateway.shared.util import repeated_credential
 from tests._auth import ALICE, BOB, auth_gateway
 from tests._server import GatewayProcess
 from tests.conftest import make_stubs

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.auth import InvalidFilter, parse_filter
-from gateway.records import AccessFilter, Contains, Equals
+from gateway.shared.records import AccessFilter, Contains, Equals
 
 
 @pytest.mark.parametrize(

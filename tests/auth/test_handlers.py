@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from langgraph_sdk import Auth
 
-from gateway.auth import AuthHandlers, AuthUser, Caller, acting_as, load_auth
-from gateway.errors import NotFound, PermissionDenied, Refused, Unauthenticated
-from gateway.records import AccessFilter, Equals
+from gateway.auth import AuthHandlers, AuthUser, Caller, acting_as
+from gateway.config.auth import load_auth
+from gateway.shared.errors import NotFound, PermissionDenied, Refused, Unauthenticated
+from gateway.shared.records import AccessFilter, Equals
 
 AUTH = Path(__file__).resolve().parent.parent / "graphs" / "auth"
 

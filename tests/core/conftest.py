@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.core.gateway import Gateway
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 from tests._reference import config
 
 MakeCore = Callable[..., AbstractAsyncContextManager[Gateway]]

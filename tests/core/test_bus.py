@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.core.bus import LocalBus, RunWriter
-from gateway.errors import EventsExpired
-from gateway.settings import Settings
+from gateway.shared.errors import EventsExpired
+from gateway.shared.settings import Settings
 from gateway.storage import SqliteStorage
 
 

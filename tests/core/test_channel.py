@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.core.channel import RunChannel
-from gateway.errors import SubscriberTooSlow
-from gateway.records import Event
+from gateway.shared.errors import SubscriberTooSlow
+from gateway.shared.records import Event
 
 
 async def collect(channel: RunChannel, after: int | None = 0) -> list[int]:

@@ -12,13 +12,13 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from langgraph.checkpoint.memory import InMemorySaver
 
-from gateway.config import load_config
+from gateway.config.file import load_config
 from gateway.core.protocol_events import RunTranslator, translate
 from gateway.core.protocol_stream import PROTOCOL_MODES, SEQ_BITS, run_block
 from gateway.core.stream import stream_graph, to_command
-from gateway.protocol import Filter
-from gateway.records import Event
-from gateway.serde import dumps
+from gateway.shared.protocol import Filter
+from gateway.shared.records import Event
+from gateway.shared.serde import dumps
 from tests._server import ROOT
 
 CONFIG = ROOT / "tests" / "graphs" / "protocol.json"

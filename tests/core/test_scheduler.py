@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.core.gateway import Gateway
-from gateway.errors import Conflict, TooManyRuns, Unavailable
-from gateway.records import MultitaskStrategy, RunCreate, RunRecord
+from gateway.shared.errors import Conflict, TooManyRuns, Unavailable
+from gateway.shared.records import MultitaskStrategy, RunCreate, RunRecord
 from tests.core.conftest import MakeCore
 
 TRIALS = 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from gateway.serde import dumps, loads
+from gateway.shared.serde import dumps, loads
 
 
 def test_unencodable_text_becomes_valid_utf8() -> None:

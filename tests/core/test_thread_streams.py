@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from gateway.core.gateway import Gateway
-from gateway.errors import SubscriberTooSlow
-from gateway.records import RunCreate
+from gateway.shared.errors import SubscriberTooSlow
+from gateway.shared.records import RunCreate
 from tests.core.conftest import MakeCore
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.http._backend import Backend
 from gateway.http.app import build_app
-from gateway.records import STREAM_MODES
+from gateway.shared.records import STREAM_MODES
 from tests._server import GatewayProcess
 from tests.http._bridge import BridgeProcess
 

@@ -25,11 +25,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from gateway.auth import AuthHandlers
+from gateway.config.http import HttpConfig
 from gateway.http._backend import Backend
 from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._openapi import DOCUMENT, METHODS, WEBSOCKET, operations
 from gateway.http.app import build_app
-from gateway.http.config import HttpConfig
 from tests._server import GatewayProcess
 
 HOOKS = Path(__file__).with_name("_schemathesis_hooks.py")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
-from gateway.errors import GatewayError
 from gateway.http.remote import _raise as raise_for_status
+from gateway.shared.errors import GatewayError
 from tests._normalise import Normaliser
 from tests._server import GRAPH_COUNT, ROOT, GatewayProcess
 from tests.http._bridge import BridgeProcess

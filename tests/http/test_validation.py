@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from gateway.http._backend import Backend
 from gateway.http.app import build_app
-from gateway.serde import MAX_NESTING
+from gateway.shared.serde import MAX_NESTING
 from tests._server import GatewayProcess
 
 UUID_PARAMS = ("thread_id", "run_id", "assistant_id", "cron_id")

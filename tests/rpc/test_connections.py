@@ -21,7 +21,7 @@ from google.protobuf import struct_pb2
 from langgraph.gateway.v1 import runs_pb2, store_pb2, store_pb2_grpc, threads_pb2
 
 from gateway.rpc.server import server_options
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 from tests._server import ROOT, GatewayProcess
 from tests.conftest import Stubs, make_stubs
 from tests.rpc.test_run_stream import value
@@ -246,7 +246,7 @@ async def test_the_default_message_size_is_64_mib_both_ways(gateway: GatewayProc
     roomy = [("grpc.max_receive_message_length", 64 * MiB), ("grpc.max_send_message_length", 64 * MiB)]
     async with grpc.aio.insecure_channel(gateway.grpc_target, options=roomy) as channel:
         # Over grpc's own default of 4 MiB received, both ways (a store item: metadata has a
-        # limit of its own, gateway/limits.py).
+        # limit of its own, gateway/shared/limits.py).
         store = store_pb2_grpc.StoreServiceStub(channel)
         namespace = ["big", uuid.uuid4().hex]
         big = struct_pb2.Struct()

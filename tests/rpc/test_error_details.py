@@ -26,8 +26,8 @@ from langgraph.gateway.v1 import (
     threads_pb2,
 )
 
-from gateway.errors import GatewayError
 from gateway.rpc.status import DOMAIN
+from gateway.shared.errors import GatewayError
 from tests._server import GatewayProcess
 from tests.conftest import Stubs, make_stubs, own_gateway
 from tests.rpc.test_run_stream import new_thread

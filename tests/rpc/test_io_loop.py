@@ -14,7 +14,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.loops import IoLoop
+from gateway.process.loops import IoLoop
 from gateway.rpc.io_loop import Bridge, Lookup
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")

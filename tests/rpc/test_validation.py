@@ -23,7 +23,7 @@ from langgraph.gateway.v1 import (
     threads_pb2,
 )
 
-from gateway.serde import MAX_NESTING
+from gateway.shared.serde import MAX_NESTING
 from tests._server import GatewayProcess
 from tests.conftest import Stubs
 from tests.rpc.test_errors import rpc_error

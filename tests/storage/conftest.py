@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.file import load_config
 from gateway.core.gateway import Gateway
-from gateway.core.signals import LocalSignals, Signals
-from gateway.redis_backend import RedisSignals, connect
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 from gateway.storage import SqliteStorage, Storage
 from gateway.storage.postgres import PostgresStorage
+from gateway.storage.redis_backend import RedisSignals, connect
+from gateway.storage.signals import LocalSignals, Signals
 from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import ROOT
 

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway._utils import uuid7
-from gateway.errors import NotFound
-from gateway.records import (
+from gateway.shared.errors import NotFound
+from gateway.shared.records import (
     AccessFilter,
     AssistantFilter,
     AssistantRecord,
@@ -24,6 +23,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.shared.util import uuid7
 from gateway.storage import Storage
 
 ANN = AccessFilter((Equals("owner", "ann"),))

@@ -11,12 +11,10 @@ from typing import cast
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from gateway._utils import uuid7
 from gateway.core.gateway import Gateway
-from gateway.core.signals import SignalKind, Signals
 from gateway.core.thread_stream import ThreadEvent
-from gateway.errors import Conflict, NotFound, TooManyRuns
-from gateway.records import (
+from gateway.shared.errors import Conflict, NotFound, TooManyRuns
+from gateway.shared.records import (
     Admission,
     AssistantChange,
     AssistantFilter,
@@ -29,9 +27,11 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
-from gateway.serde import loads
+from gateway.shared.serde import loads
+from gateway.shared.util import uuid7
 from gateway.storage import Storage
 from gateway.storage.base import AssistantChanged
+from gateway.storage.signals import SignalKind, Signals
 
 
 def thread(metadata: dict | None = None, **fields: object) -> ThreadRecord:

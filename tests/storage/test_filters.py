@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway._utils import uuid7
-from gateway.errors import TimedOut
-from gateway.limits import MAX_FILTER_KEYS
-from gateway.records import AssistantFilter, AssistantRecord, CronFilter, ThreadFilter, ThreadRecord, now_iso
+from gateway.shared.errors import TimedOut
+from gateway.shared.limits import MAX_FILTER_KEYS
+from gateway.shared.records import AssistantFilter, AssistantRecord, CronFilter, ThreadFilter, ThreadRecord, now_iso
+from gateway.shared.util import uuid7
 from gateway.storage import SqliteStorage, Storage
 
 # Every JSON type, over as many keys as a filter may have.

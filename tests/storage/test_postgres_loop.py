@@ -15,9 +15,10 @@ import pytest
 from langgraph.graph import StateGraph
 from typing_extensions import TypedDict
 
-from gateway.records import RunRecord, ThreadChange, ThreadRecord, now_iso
+from gateway.config.store import StoreConfig
+from gateway.shared.records import RunRecord, ThreadChange, ThreadRecord, now_iso
 from gateway.storage.postgres import PostgresStorage
-from gateway.storage.store import Store, StoreConfig
+from gateway.storage.store import Store
 from tests._backends import postgres_database
 
 

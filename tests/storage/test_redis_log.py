@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway._utils import run_base_ms, uuid7
-from gateway.errors import Unavailable
-from gateway.records import Event
-from gateway.redis_backend import RedisEventLog, connect
+from gateway.shared.errors import Unavailable
+from gateway.shared.records import Event
+from gateway.shared.util import run_base_ms, uuid7
+from gateway.storage.redis_backend import RedisEventLog, connect
 from tests._backends import REDIS, redis_prefix
 
 

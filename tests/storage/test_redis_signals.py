@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.core.signals import SignalKind
-from gateway.redis_backend import RedisSignals, connect
+from gateway.storage.redis_backend import RedisSignals, connect
+from gateway.storage.signals import SignalKind
 from tests._backends import REDIS, redis_prefix
 
 

@@ -9,9 +9,9 @@ from uuid import uuid4
 
 import pytest
 
-from gateway._utils import uuid7
-from gateway.errors import RequestIdReused
-from gateway.records import RequestKey, RunRecord, ThreadRecord, now_iso
+from gateway.shared.errors import RequestIdReused
+from gateway.shared.records import RequestKey, RunRecord, ThreadRecord, now_iso
+from gateway.shared.util import uuid7
 from gateway.storage import Storage
 from gateway.storage.base import Repeated
 from tests.storage.test_conformance import run, thread

@@ -14,8 +14,8 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Send, StateSnapshot, interrupt
 from typing_extensions import TypedDict
 
-from gateway._utils import uuid7
 from gateway.core.run_checkpoints import LastCheckpoint, RunCheckpoints
+from gateway.shared.util import uuid7
 from gateway.storage import Storage
 
 

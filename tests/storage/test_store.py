@@ -17,12 +17,13 @@ import pytest
 from langgraph.store.base import ensure_embeddings
 from langgraph.store.memory import InMemoryStore
 
-from gateway.config import ConfigError
+from gateway.config.loader import ConfigError
+from gateway.config.store import StoreConfig, StoreConfigError, parse_store
 from gateway.core.access import Access
 from gateway.core.store import StoreService
 from gateway.storage import SqliteStorage, Storage
 from gateway.storage.postgres import PostgresStorage
-from gateway.storage.store import Store, StoreConfig, StoreConfigError, parse_store
+from gateway.storage.store import Store
 from tests._store import has_pgvector
 
 OpenStore = Callable[..., Any]

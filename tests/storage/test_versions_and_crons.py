@@ -10,9 +10,8 @@ from typing import TypedDict
 import pytest
 from langgraph.graph import START, StateGraph
 
-from gateway._utils import uuid7
-from gateway.errors import Conflict, NotFound
-from gateway.records import (
+from gateway.shared.errors import Conflict, NotFound
+from gateway.shared.records import (
     AccessFilter,
     AssistantChange,
     AssistantFilter,
@@ -25,6 +24,7 @@ from gateway.records import (
     ThreadRecord,
     now_iso,
 )
+from gateway.shared.util import uuid7
 from gateway.storage import Storage
 from tests.storage.test_conformance import admit, claim, run, thread
 

@@ -5,15 +5,16 @@ Imports no LangGraph: the HTTP bridge reads the same section."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from starlette.applications import Starlette
+from gateway.config.loader import ConfigError, kind, load_object
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 MiddlewareOrder = Literal["middleware_first", "auth_first"]
 
@@ -36,7 +37,7 @@ NOT_IMPLEMENTED = ("mount_prefix", "configurable_headers", "logging_headers")
 _CORS_LISTS = ("allow_origins", "allow_methods", "allow_headers", "expose_headers")
 
 
-class HttpConfigError(ValueError):
+class HttpConfigError(ConfigError):
     """The `http` section is malformed; the message names the key."""
 
 
@@ -138,29 +139,19 @@ def parse_http(raw: Any) -> HttpConfig:
 
 def load_app(ref: str, base: Path) -> Starlette:
     """The user's app of `http.app`, imported as the graphs are."""
-    target, _, attr = ref.rpartition(":")
-    if target.endswith((".ts", ".mts", ".js", ".mjs", ".cjs", ".cts")):
-        raise HttpConfigError(f"http.app {ref!r} is a JavaScript app, which the gateway does not serve")
-    try:
-        if target.endswith(".py") or "/" in target:
-            file = (base / target).resolve()
-            name = f"_gateway_http_app.{file.stem}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or spec.loader is None or not file.is_file():
-                raise HttpConfigError(f"http.app: cannot load {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except HttpConfigError:
-        raise
-    except Exception as exc:
-        raise HttpConfigError(f"http.app: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    app = getattr(module, attr, None)
+    from starlette.applications import Starlette
+
+    app = load_object(
+        ref,
+        base,
+        key="http.app",
+        namespace="_gateway_http_app",
+        want="a Starlette or FastAPI app",
+        error=HttpConfigError,
+    )
     if not isinstance(app, Starlette):
-        what = "nothing" if app is None else f"a {type(app).__name__}"
-        raise HttpConfigError(f"http.app: {target!r} has {what} at {attr!r}, not a Starlette or FastAPI app")
+        target, _, attr = ref.rpartition(":")
+        raise HttpConfigError(f"http.app: {target!r} has {kind(app)} at {attr!r}, not a Starlette or FastAPI app")
     return app
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.errors import InvalidArgument
-from gateway.serde import json_text
+from gateway.shared.errors import InvalidArgument
+from gateway.shared.serde import json_text
 
 # Keys of one filter object (a search's `metadata`, `values` or store `filter`, a history's
 # `metadata`): sqlite refuses an expression past ~1,000 terms, and each key is a test per record.

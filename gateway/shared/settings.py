@@ -98,7 +98,7 @@ class Settings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
-    # OpenTelemetry traces (gateway.tracing); the standard OTEL_* variables can turn them on too.
+    # OpenTelemetry traces (gateway.process.tracing); the standard OTEL_* variables can turn them on too.
     otel: bool = False
 
     @property

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from gateway.errors import BadRequest, InvalidArgument, StartupError, shown
+from gateway.shared.errors import BadRequest, InvalidArgument, StartupError, shown
 
 # Credentials a request may carry once only. With two `Authorization` (or `x-api-key`) headers,
 # which one counts is up to whoever reads them (most frameworks and proxies take the first, a

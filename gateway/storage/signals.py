@@ -7,7 +7,7 @@ everything they say can also be found in storage, and the scheduler polls it. A 
 leaves a mark (`cancel_mark`) that the process which claims the run later reads.
 
 `LocalSignals` is the single-process case: a signal reaches this process's handlers only.
-Every backend encodes a signal with the gateway's serializer (`gateway.serde`) and hands its
+Every backend encodes a signal with the gateway's serializer (`gateway.shared.serde`) and hands its
 handlers the decoded JSON, so a payload holding LangChain messages or other non-JSON values
 reaches them the same way in one process as across several.
 """
@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, get_args
 
-from gateway.serde import dumps, loads
+from gateway.shared.serde import dumps, loads
 
 SignalKind = Literal["wake", "cancel", "admitted", "state", "watch"]
 Handler = Callable[[SignalKind, dict[str, Any]], None]

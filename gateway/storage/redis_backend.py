@@ -27,11 +27,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway._utils import run_base_ms
-from gateway.core.signals import Handler, SignalKind, decode, encode
-from gateway.errors import Unavailable
-from gateway.metrics import backend_error
-from gateway.records import Event
+from gateway.process.metrics import backend_error
+from gateway.shared.errors import Unavailable
+from gateway.shared.records import Event
+from gateway.shared.util import run_base_ms
+from gateway.storage.signals import Handler, SignalKind, decode, encode
 
 logger = logging.getLogger("gateway.redis")
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from gateway.errors import StartupError
+from gateway.shared.errors import StartupError
 
 # The gRPC services whose calls get no span: probes and tooling, not traffic.
 _UNTRACED_SERVICES = (

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from gateway.errors import InvalidArgument, shown
+from gateway.shared.errors import InvalidArgument, shown
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _AS_STRING = (uuid.UUID, IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, PurePath)
@@ -47,7 +47,7 @@ def _default(obj: Any) -> Any:
         if callable(to_dict):
             return to_dict()
     if isinstance(obj, BaseException):
-        from gateway.core.errors import error_payload
+        from gateway.shared.graph_errors import error_payload
 
         return error_payload(obj)
     if isinstance(obj, (set, frozenset, deque)):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from gateway._utils import is_uuid, uuid7
-from gateway.errors import BadRequest, InvalidArgument, shown
-from gateway.records import DURABILITIES, MULTITASK_STRATEGIES, STREAM_MODES, Durability, OnCompletion, RunCreate
+from gateway.shared.errors import BadRequest, InvalidArgument, shown
+from gateway.shared.records import DURABILITIES, MULTITASK_STRATEGIES, STREAM_MODES, Durability, OnCompletion, RunCreate
+from gateway.shared.util import is_uuid, uuid7
 
 S = TypeVar("S", bound=str)
 D = TypeVar("D", bound=str | None)

@@ -28,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from gateway._utils import cannot_listen
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
+from gateway.shared.util import cannot_listen
 
 logger = logging.getLogger("gateway.workers")
 
-# As gateway.metrics names it; that module imports prometheus-client, which reads the variable
+# As gateway.process.metrics names it; that module imports prometheus-client, which reads the variable
 # once, when imported: the supervisor sets it first.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.errors import (
+from gateway.shared.errors import (
     BadRequest,
     Conflict,
     EventsExpired,
@@ -29,7 +29,7 @@ from gateway.errors import (
     Unavailable,
     shown,
 )
-from gateway.serde import MAX_NESTING, too_deep
+from gateway.shared.serde import MAX_NESTING, too_deep
 
 CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
 # An event's method, and the channel it is subscribed to by.

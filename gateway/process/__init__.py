@@ -1,0 +1,1 @@
+"""Process plumbing: worker processes, event loops, logs, tracing, metrics, health."""

@@ -131,6 +131,12 @@ def validate(req: RunCreate) -> None:
             raise InvalidArgument(f'{name} must be "*" or a list of node names')
     if req.checkpoint_id is not None and not is_uuid(req.checkpoint_id):
         raise InvalidArgument(f"checkpoint_id {shown(req.checkpoint_id)}: Invalid checkpoint ID")
+    limit = req.config.get("recursion_limit")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit < 1:
+        # LangGraph refuses it too, but only once the run has started, as an error event.
+        raise InvalidArgument(
+            f"config.recursion_limit must be at least 1, not {limit:g}", field="config.recursion_limit"
+        )
     configurable = req.config.get("configurable")
     if configurable is not None and not isinstance(configurable, dict):
         raise InvalidArgument("config.configurable must be an object")

@@ -88,6 +88,17 @@ def test_input_and_command_together_are_422_before_any_run(client: httpx.Client)
     assert client.post(f"/threads/{thread_id}/runs/wait", json=resumed).json()["topic"] == "y and cats"
 
 
+@pytest.mark.parametrize("limit", [0, -3])
+def test_a_recursion_limit_below_one_is_422_before_any_run(client: httpx.Client, limit: int) -> None:
+    thread_id = new_thread(client)
+    body = {"assistant_id": "agent", "input": {"topic": "x"}, "config": {"recursion_limit": limit}}
+    for route in (f"/threads/{thread_id}/runs", f"/threads/{thread_id}/runs/stream", "/runs/wait"):
+        response = client.post(route, json=body)
+        assert response.status_code == 422, (route, response.text)
+        assert response.json()["detail"] == f"config.recursion_limit must be at least 1, not {limit}"
+    assert runs_of(client, thread_id) == []
+
+
 def test_a_run_without_the_input_its_graph_needs_says_so(client: httpx.Client) -> None:
     failed = client.post("/runs/wait", json={"assistant_id": "agent"})
     assert failed.status_code == 200

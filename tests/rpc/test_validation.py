@@ -264,3 +264,15 @@ async def test_a_session_command_with_json_it_cannot_hold_is_an_error_reply(gate
                 break
     assert errors[2].code == "invalid_argument" and errors[2].message.startswith("input is nested more than")
     assert errors[3].code == "invalid_argument" and errors[3].message.startswith("input holds NaN")
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+async def test_a_recursion_limit_below_one_is_refused_before_the_run(stubs: Stubs, limit: int) -> None:
+    thread_id = await new_thread(stubs)
+    config = struct({"recursion_limit": limit})
+    request = runs_pb2.CreateRunRequest(assistant_id="agent", thread_id=thread_id, config=config)
+    for call in (stubs.runs.WaitRun, stubs.runs.RunStream, stubs.runs.CreateRun):
+        err = await rpc_error(lambda call=call: call(request))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details() == f"config.recursion_limit must be at least 1, not {limit}"
+    assert await runs_of(stubs, thread_id) == []

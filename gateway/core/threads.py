@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -48,6 +49,9 @@ from gateway.storage.base import Repeated
 logger = logging.getLogger("gateway.threads")
 
 PRUNE_STRATEGIES = ("delete", "keep_latest")
+# The keys a history's metadata filter may name: LangGraph's sqlite checkpointer refuses any
+# other (it builds its query from them), so every backend does, naming the field.
+_HISTORY_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @contextmanager
@@ -394,6 +398,12 @@ class Threads:
         if limit < 0:
             raise InvalidArgument("limit must not be negative")
         check_filter("metadata", metadata)
+        for key in metadata or ():
+            if not _HISTORY_KEY.fullmatch(key):
+                raise InvalidArgument(
+                    f"metadata filter key {shown(key)} may hold only letters, digits, '_', '.' and '-'",
+                    field="metadata",
+                )
         configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": thread_id}
         before_config: Any = {"configurable": {"checkpoint_id": before}} if before else None
         states = []

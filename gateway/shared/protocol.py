@@ -313,8 +313,10 @@ def _body(method: str, params: dict[str, Any]) -> CommandBody:
 
 
 def command_id(payload: object) -> int | None:
+    """The command's id, which a reply echoes; None when it is not an integer of at least 0 (the
+    reply's id is then null, as for an envelope that cannot be read)."""
     value = payload.get("id") if isinstance(payload, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def parse_command(payload: object) -> Command:

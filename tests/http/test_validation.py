@@ -181,3 +181,25 @@ def test_a_thread_protocol_command_nested_past_the_limit_is_refused(
     assert reply["type"] == "error" and reply["error"] == "invalid_argument", reply
     assert reply["message"] == f"{field} is nested more than {MAX_NESTING} levels deep"
     assert runs_of(client, thread_id) == []
+
+
+def test_a_thread_protocol_command_with_a_negative_id_is_answered_with_a_null_id(client: httpx.Client) -> None:
+    thread_id = new_thread(client)
+    command = {"id": -1, "method": "run.start", "params": {"assistant_id": "agent", "input": {"topic": "x"}}}
+    reply = client.post(f"/threads/{thread_id}/commands", json=command).json()
+    assert reply["type"] == "error" and reply["error"] == "invalid_argument", reply
+    assert reply["id"] is None
+    assert runs_of(client, thread_id) == []
+
+
+@pytest.mark.parametrize("key", ["", "a b", "x;drop"])
+def test_a_history_metadata_filter_key_the_checkpointer_cannot_take_is_422_naming_it(
+    client: httpx.Client, key: str
+) -> None:
+    thread_id = new_thread(client)
+    client.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "agent", "input": {"topic": "x"}})
+    response = client.post(f"/threads/{thread_id}/history", json={"metadata": {key: 1}})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(f"metadata filter key {key!r} may hold only")
+    # A key it can take still filters.
+    assert client.post(f"/threads/{thread_id}/history", json={"metadata": {"step": 1}}).status_code == 200

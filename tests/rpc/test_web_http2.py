@@ -11,6 +11,9 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 from langgraph.gateway.v1 import runs_pb2
@@ -137,3 +140,34 @@ async def test_a_stop_with_open_http2_connections(tmp_path: Path) -> None:
         assert not any("Traceback" in line for line in proc.stderr_lines), proc.stderr_lines
     finally:
         proc.kill()
+
+
+def test_the_thread_sockets_websocket_over_http2(gateway: GatewayProcess) -> None:
+    """A browser that speaks HTTP/2 to the port (under TLS, by ALPN) opens WebSockets on it with
+    an extended CONNECT (RFC 8441), which the server's settings allow: the thread protocol's
+    socket is accepted that way too, and a bad thread id is denied with its HTTP status."""
+    thread_id = httpx.post(f"{gateway.http_url}/threads", json={}).json()["thread_id"]
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    statuses: dict[str, bytes] = {}
+    with socket.create_connection(("127.0.0.1", gateway.http_port), timeout=30) as raw:
+        raw.sendall(conn.data_to_send())
+        for thread in (thread_id, "not-a-uuid"):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(
+                stream,
+                [
+                    (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                    (":path", f"/threads/{thread}/stream/events"), (":authority", "127.0.0.1"),
+                    ("sec-websocket-version", "13"),
+                ],
+            )  # fmt: skip
+            raw.sendall(conn.data_to_send())
+            while thread not in statuses:
+                data = raw.recv(65536)
+                assert data, "the server closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                        statuses[thread] = dict(event.headers)[b":status"]
+                raw.sendall(conn.data_to_send())
+    assert statuses == {thread_id: b"200", "not-a-uuid": b"422"}

@@ -243,6 +243,8 @@ class _Servers:
         url = f"http://127.0.0.1:{gateway.http_port}"
         if key == "connect" and gateway.http_port > 0:
             return functools.partial(Connect, url), gateway
+        if key == "connect_h2" and gateway.http_port > 0:
+            return functools.partial(Connect, url, name=COLUMNS[key], http2=True), gateway
         if gateway.http_port > 0 and _serves_http(url):
             return functools.partial(Sse, "ours, SSE", url), gateway
         self.notes.append("ours SSE: skipped, the gateway serves no HTTP API (gateway/http)")

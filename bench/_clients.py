@@ -276,14 +276,17 @@ class PyClient:
 
 class Connect:
     """RunsService.RunStreamBatch over the Connect protocol (binary) on the HTTP port, as the
-    TypeScript client in a browser streams a run, read with httpx over HTTP/1.1."""
+    TypeScript client in a browser streams a run, read with httpx over HTTP/1.1, or with `http2`
+    over HTTP/2 in cleartext (prior knowledge), as connect-node with httpVersion "2"."""
 
     PATH = "/langgraph.gateway.v1.RunsService/RunStreamBatch"
 
-    def __init__(self, base_url: str, *, name: str = "ours, Connect") -> None:
+    def __init__(self, base_url: str, *, name: str = "ours, Connect", http2: bool = False) -> None:
         self.name = name
         self.client = httpx.AsyncClient(
             base_url=base_url,
+            http1=not http2,
+            http2=http2,
             timeout=httpx.Timeout(RUN_TIMEOUT, connect=60),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0),
             headers={"content-type": "application/connect+proto", "connect-protocol-version": "1"},

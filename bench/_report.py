@@ -22,6 +22,8 @@ COLUMNS = {
     # grpcio's own cost per message, the floor of RunStream (bench._raw).
     "raw_grpc": "raw grpc.aio",
     "connect": "ours, Connect",
+    # The same over HTTP/2 in cleartext (h2c, prior knowledge), as connect-node with httpVersion "2".
+    "connect_h2": "ours, Connect h2c",
     # Scale-out deployments on Postgres + Redis: one process, two replicas (each on its own
     # ports, runs spread round-robin over them), `--workers 2` (two processes on one port).
     "pg_sse": "ours SSE, pg+redis",
@@ -36,12 +38,13 @@ COLUMNS = {
     "sq2_batch": "ours gRPC batch, 2 sqlite",
 }
 # The columns of the main table; the scale-out ones have tables of their own (SCALE).
-MAIN = ("inprocess", "raw_grpc", "reference", "sse", "grpc", "grpc_batch", "client", "connect")
+MAIN = ("inprocess", "raw_grpc", "reference", "sse", "grpc", "grpc_batch", "client", "connect", "connect_h2")
 OURS = ("sse", "grpc", "grpc_batch")
 RATIOS = (
     *((ours, other) for other in ("reference", "inprocess") for ours in OURS),
     ("client", "grpc_batch"),
     ("connect", "sse"),
+    ("connect_h2", "sse"),
     ("grpc", "raw_grpc"),
 )
 # Per transport: the sqlite default (one process), then one, two replicas and two workers on
@@ -65,6 +68,7 @@ _SHORT = {
     "inprocess": "floor",
     "client": "client",
     "connect": "Connect",
+    "connect_h2": "Connect h2c",
     "raw_grpc": "raw",
 }
 
@@ -237,6 +241,14 @@ def _targets() -> tuple[Target, ...]:
         )
     )
     out.append(Target("Connect long stream ÷ SSE", _ratio_of("connect", "sse", _LONG), "≥ 0.5×", lambda v: v >= 0.5))
+    out.append(
+        Target(
+            "Connect over HTTP/2 (h2c) long stream ÷ SSE",
+            _ratio_of("connect_h2", "sse", _LONG),
+            "≥ 0.5×",
+            lambda v: v >= 0.5,
+        )
+    )
     # RunStream, one message per event, at grpcio's own cost per message.
     out.append(
         Target(

@@ -4,6 +4,7 @@ cleanly, and the server goes on serving."""
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import assistants_pb2, assistants_pb2_grpc
 
 from tests._server import GatewayProcess
+from tests.rpc.test_web import envelope, envelopes
 
 
 @dataclass
@@ -108,6 +110,26 @@ async def test_tls_on_every_port(tls_gateway: GatewayProcess, certs: Certs) -> N
         assert found.status_code == 200 and len(found.json()["assistants"]) == 1
     metrics = f"https://127.0.0.1:{tls_gateway.ready['metrics_port']}/metrics"
     assert "grpc" in (await _get(metrics, _https(certs))).text
+
+
+async def test_http2_by_alpn_and_http1_beside_it(tls_gateway: GatewayProcess, certs: Certs) -> None:
+    """Under TLS the HTTP port offers h2 and http/1.1 by ALPN: Connect and gRPC-Web over h2 for the
+    clients that ask for it, HTTP/1.1 (SSE, the SDKs) for the others."""
+    base = f"https://127.0.0.1:{tls_gateway.http_port}"
+    request = envelope(json.dumps({"assistant_id": "agent", "input": {"topic": "tls"}}).encode())
+    for http2 in (True, False):
+        async with httpx.AsyncClient(base_url=base, verify=_https(certs), http2=http2, timeout=30) as http:
+            for content_type in ("application/connect+json", "application/grpc-web+json"):
+                reply = await http.post(
+                    "/langgraph.gateway.v1.RunsService/RunStream",
+                    content=request,
+                    headers={"content-type": content_type},
+                )
+                assert reply.http_version == ("HTTP/2" if http2 else "HTTP/1.1") and reply.status_code == 200
+                *events, (flags, _) = envelopes(reply.content)
+                assert flags in (0x02, 0x80) and b'"end"' in events[-1][1]
+            sse = await http.post("/runs/stream", json={"assistant_id": "agent", "input": {"topic": "tls"}})
+            assert sse.http_version == reply.http_version and "a joke about tls and cats" in sse.text
 
 
 async def test_plaintext_and_untrusting_clients_fail_cleanly(tls_gateway: GatewayProcess, certs: Certs) -> None:

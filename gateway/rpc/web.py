@@ -1,11 +1,11 @@
 """The gRPC API on the HTTP port: the Connect protocol (JSON and binary) and gRPC-Web (binary,
-and base64 text), for browsers and for HTTP/1.1 clients such as curl.
+and base64 text), over HTTP/1.1 and HTTP/2, for browsers and for plain HTTP clients such as curl.
 
 Each call goes through the interceptors of the gRPC port (auth, the services turned off,
 metrics, tracing) to the same servicer, with a ServicerContext made from the request's headers:
 the same codes, messages, error details and metrics as on the gRPC port. Unary and
 server-streaming RPCs are served; a bidirectional or client-streaming RPC (the thread session)
-is UNIMPLEMENTED here, since neither protocol carries it over HTTP/1.1.
+is UNIMPLEMENTED here, since neither protocol carries it over HTTP/1.1, nor from a browser.
 
 Written here rather than taken from connectrpc or sonora: both serve services written against
 their own generated stubs, context and interceptors, so every RPC, its auth and its error

@@ -30,14 +30,17 @@ async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> 
   return out;
 }
 
-const transports: TransportKind[] = ["grpc", "connect", "grpc-web"];
+// Connect and gRPC-Web on the HTTP port over HTTP/1.1 and over HTTP/2 (h2c, prior knowledge).
+const transports: [TransportKind, "1.1" | "2"][] = [
+  ["grpc", "2"], ["connect", "1.1"], ["grpc-web", "1.1"], ["connect", "2"], ["grpc-web", "2"],
+];
 
-for (const transport of transports) {
-  describe(`over ${transport}`, () => {
+for (const [transport, httpVersion] of transports) {
+  describe(`over ${transport}, HTTP/${httpVersion}`, () => {
     let client: GatewayClient;
     before(async () => {
       const baseUrl = transport === "grpc" ? gateway.grpcUrl : gateway.httpUrl;
-      client = await createGatewayClient({ baseUrl, transport });
+      client = await createGatewayClient({ baseUrl, transport, httpVersion });
     });
 
     test("streams a run with two modes, with the SSE event names", async () => {

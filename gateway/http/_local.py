@@ -17,7 +17,7 @@ from gateway.core.thread_stream import parse_thread_event_id, stream_modes
 from gateway.http._backend import Json, RunOutcome, RunStream
 from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
-from gateway.http._sse import event_name, frame
+from gateway.http._sse import frame
 from gateway.http._utils import iterating
 from gateway.http.app import WebApi, build_app
 from gateway.process.health import Health
@@ -25,6 +25,7 @@ from gateway.shared.protocol import Command
 from gateway.shared.records import Event, RunCreate, RunStatus
 from gateway.shared.settings import MAX_BODY_BYTES
 from gateway.shared.util import run_base_ms
+from gateway.wire.events import event_name
 
 # Runs that `POST /runs/cancel {"status": ...}` cancels.
 _CANCELLABLE: dict[str, tuple[RunStatus, ...]] = {

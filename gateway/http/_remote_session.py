@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 
-from gateway.rpc._protocol import command_to_proto, frame_from_proto, reply_from_proto
 from gateway.shared.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from gateway.shared.protocol import Command, Filter, Frame, ProtocolError, RecentIds, SessionFailed, Subscribe, failure
+from gateway.wire.protocol import command_to_proto, frame_from_proto, reply_from_proto
 
 # The protocol's error code for a session that ended with this status.
 _FAILED = {

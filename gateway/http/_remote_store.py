@@ -13,7 +13,7 @@ from google.protobuf import timestamp_pb2
 from langgraph.gateway.v1 import store_pb2, store_pb2_grpc
 
 from gateway.http._backend import Json
-from gateway.rpc import _convert as convert
+from gateway.wire import convert
 
 # RemoteBackend._call: one RPC with the request's credentials, its errors as the core's.
 Call = Callable[[Callable[..., Awaitable[Any]], Any], Awaitable[Any]]

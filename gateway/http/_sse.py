@@ -4,7 +4,7 @@ them: a fixed heartbeat ticker, and the body raced against the client's disconne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import anyio
 from starlette.responses import Response
@@ -16,17 +16,6 @@ from gateway.http._utils import iterating
 HEARTBEAT = b": heartbeat\r\n\r\n"
 HEARTBEAT_INTERVAL = 5.0
 SSE_HEADERS = {"cache-control": "no-store", "connection": "keep-alive", "x-accel-buffering": "no"}
-
-
-def event_name(name: str, ns: Sequence[str]) -> str:
-    """`mode|<node>:<task id>|...` for events from inside subgraphs."""
-    if not ns:
-        return name
-    joined = "|".join(ns)
-    if "\n" in joined or "\r" in joined:
-        # Node names come from user code; a line break would end the `event:` field.
-        joined = joined.replace("\r", "").replace("\n", "")
-    return f"{name}|{joined}"
 
 
 def frame(name: str, data: bytes, event_id: str | None = None) -> bytes:

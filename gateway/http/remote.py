@@ -46,12 +46,10 @@ from gateway.http._forward import ForwardCredentials, Metadata, forwarded
 from gateway.http._objects import info
 from gateway.http._remote_session import RemoteSession
 from gateway.http._remote_store import RemoteStore
-from gateway.http._sse import event_name, frame
+from gateway.http._sse import frame
 from gateway.http.app import build_app
 from gateway.process import tracing
 from gateway.process.health import Health
-from gateway.rpc import _convert as convert
-from gateway.rpc._convert import MAX_MESSAGE_BYTES, SUBSCRIBED
 from gateway.shared.errors import (
     AlreadyExists,
     Conflict,
@@ -69,6 +67,9 @@ from gateway.shared.outcome import Outcome
 from gateway.shared.protocol import Command, failure, session_only
 from gateway.shared.records import RunCreate
 from gateway.shared.serde import dumps
+from gateway.wire import convert
+from gateway.wire.convert import MAX_MESSAGE_BYTES, SUBSCRIBED
+from gateway.wire.events import PAYLOAD_CASES, event_name, payload_event_name
 
 logger = logging.getLogger("gateway.bridge")
 
@@ -81,13 +82,6 @@ _CANCEL_STATUS = {
     "all": runs_pb2.CANCEL_STATUS_ALL,
 }
 _DURABILITY = {"sync": runs_pb2.DURABILITY_SYNC, "async": runs_pb2.DURABILITY_ASYNC, "exit": runs_pb2.DURABILITY_EXIT}
-_MESSAGES_KINDS = {
-    runs_pb2.MESSAGES_EVENT_KIND_TUPLE: "messages",
-    runs_pb2.MESSAGES_EVENT_KIND_METADATA: "messages/metadata",
-    runs_pb2.MESSAGES_EVENT_KIND_PARTIAL: "messages/partial",
-    runs_pb2.MESSAGES_EVENT_KIND_COMPLETE: "messages/complete",
-}
-_PAYLOAD_CASES = ("values", "updates", "debug", "custom", "events", "tasks", "checkpoints", "tools")
 # Stateless runs this bridge started, so that their Location (/runs/{run_id}/stream) can be
 # joined: the gRPC API needs the temporary thread's id.
 _REMEMBERED_RUNS = 1024
@@ -354,10 +348,8 @@ def _thread_frames(call: grpc.aio.UnaryStreamCall[Any, threads_pb2.ThreadEventBa
 def _sse_frame(msg: runs_pb2.RunEvent) -> bytes | None:
     """One RunEvent as an SSE frame; the payload text goes in as it came."""
     case = msg.WhichOneof("event")
-    if case in _PAYLOAD_CASES:
-        name, data = case, getattr(msg, case).json
-    elif case == "messages":
-        name, data = _MESSAGES_KINDS.get(msg.messages.kind, "messages"), msg.messages.json
+    if case in PAYLOAD_CASES:
+        name, data = payload_event_name(msg, case), getattr(msg, case).json
     elif case == "metadata":
         return frame("metadata", dumps({"run_id": msg.metadata.run_id, "attempt": msg.metadata.attempt}), msg.event_id)
     elif case == "error":

@@ -11,10 +11,10 @@ from google.protobuf import timestamp_pb2
 from langgraph.gateway.v1 import crons_pb2, crons_pb2_grpc
 
 from gateway.core.gateway import Gateway
-from gateway.rpc import _convert as convert
 from gateway.rpc.servicers import unary
 from gateway.shared.errors import InvalidArgument
 from gateway.shared.serde import MAX_NESTING
+from gateway.wire import convert
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 

@@ -24,7 +24,6 @@ from gateway.core.gateway import Gateway
 from gateway.core.thread_stream import parse_thread_event_id
 from gateway.core.thread_stream import stream_modes as thread_stream_modes
 from gateway.process.metrics import internal_error
-from gateway.rpc import _convert as convert
 from gateway.rpc import status
 from gateway.rpc.io_loop import Several
 from gateway.rpc.malformed import MalformedRequest
@@ -46,6 +45,8 @@ from gateway.shared.records import CancelAction, Event, RunStatus, ThreadStatus
 from gateway.shared.run_body import checkpoint_ref
 from gateway.shared.serde import dumps
 from gateway.shared.util import run_base_ms
+from gateway.wire import convert
+from gateway.wire.events import event_name
 
 logger = logging.getLogger("gateway.rpc")
 
@@ -198,13 +199,6 @@ def _checkpoint_ref(request: Any) -> dict[str, Any] | None:
     """A checkpoint of the request's thread, checked as the HTTP edge checks its body's: only its
     id, namespace and map count."""
     return checkpoint_ref({"checkpoint": convert.struct_to_dict(request, "checkpoint")}) or None
-
-
-def _event_name(name: str, ns: Sequence[str]) -> str:
-    # As the HTTP stream names events: `mode|<node>:<task id>|...` inside subgraphs.
-    if not ns:
-        return name
-    return "|".join((name, *ns)).replace("\r", "").replace("\n", "")
 
 
 def _limit(value: int) -> int:
@@ -458,7 +452,7 @@ class ThreadsService(threads_pb2_grpc.ThreadsServiceServicer):
                 yield threads_pb2.ThreadEventBatch(
                     events=[
                         threads_pb2.ThreadEvent(
-                            event_id=e.event_id, event=_event_name(e.name, e.ns), data_json=e.data.decode()
+                            event_id=e.event_id, event=event_name(e.name, e.ns), data_json=e.data.decode()
                         )
                         for e in batch
                     ]

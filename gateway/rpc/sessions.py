@@ -18,12 +18,12 @@ from langgraph.gateway.v1 import sessions_pb2, sessions_pb2_grpc
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
 from gateway.rpc import status
-from gateway.rpc._protocol import command_from_proto, frame_to_proto, reply_to_proto
 from gateway.rpc.malformed import MalformedRequest
 from gateway.rpc.servicers import abort_with
 from gateway.shared.errors import GatewayError, InvalidArgument, shown
 from gateway.shared.protocol import Frame, ProtocolError, SessionFailed
 from gateway.shared.util import is_uuid
+from gateway.wire.protocol import command_from_proto, frame_to_proto, reply_to_proto
 
 logger = logging.getLogger("gateway.rpc")
 

@@ -9,10 +9,10 @@ import grpc
 from langgraph.gateway.v1 import store_pb2, store_pb2_grpc
 
 from gateway.core.gateway import Gateway
-from gateway.rpc import _convert as convert
 from gateway.rpc.servicers import unary
 from gateway.shared.errors import InvalidArgument
 from gateway.shared.serde import dumps
+from gateway.wire import convert
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 

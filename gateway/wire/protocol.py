@@ -9,7 +9,6 @@ import orjson
 from google.protobuf import json_format
 from langgraph.gateway.v1 import runs_pb2, sessions_pb2
 
-from gateway.rpc._convert import MULTITASK, MULTITASK_VALUES, dict_to_struct, struct_to_dict, value_to_py
 from gateway.shared.errors import shown
 from gateway.shared.protocol import (
     AGENT_STATUSES,
@@ -26,6 +25,7 @@ from gateway.shared.protocol import (
     Unsubscribe,
     supported_channel,
 )
+from gateway.wire.convert import MULTITASK, MULTITASK_VALUES, dict_to_struct, struct_to_dict, value_to_py
 
 METHODS = {
     "lifecycle": sessions_pb2.EVENT_METHOD_LIFECYCLE,

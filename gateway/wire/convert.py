@@ -1,4 +1,6 @@
-"""Translation between the protobuf API and the core's records and events."""
+"""Translation between the protobuf API and the core's records and events, and the enum tables
+both ways (the gRPC edge reads requests and writes replies here; the bridge the reverse, in
+gateway.wire.agent_json)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from gateway.shared.records import (
     ThreadRecord,
 )
 from gateway.shared.serde import MAX_NESTING, check_nesting, dumps
+from gateway.wire.events import RUN_EVENT_CASES
 
 S = TypeVar("S", bound=str)
 
@@ -85,22 +88,6 @@ _DURABILITY: dict[int, Durability] = {
     runs_pb2.DURABILITY_SYNC: "sync",
     runs_pb2.DURABILITY_ASYNC: "async",
     runs_pb2.DURABILITY_EXIT: "exit",
-}
-
-# Event name -> (oneof case, messages kind)
-_CASES: dict[str, tuple[str, int]] = {
-    "values": ("values", 0),
-    "updates": ("updates", 0),
-    "messages": ("messages", runs_pb2.MESSAGES_EVENT_KIND_TUPLE),
-    "messages/metadata": ("messages", runs_pb2.MESSAGES_EVENT_KIND_METADATA),
-    "messages/partial": ("messages", runs_pb2.MESSAGES_EVENT_KIND_PARTIAL),
-    "messages/complete": ("messages", runs_pb2.MESSAGES_EVENT_KIND_COMPLETE),
-    "debug": ("debug", 0),
-    "custom": ("custom", 0),
-    "events": ("events", 0),
-    "tasks": ("tasks", 0),
-    "checkpoints": ("checkpoints", 0),
-    "tools": ("tools", 0),
 }
 
 
@@ -344,7 +331,7 @@ def fill_run_event(msg: runs_pb2.RunEvent, base_ms: int, thread_id: str, event: 
     if event.ns:
         msg.namespace.extend(event.ns)
     name = event.name
-    case = _CASES.get(name)
+    case = RUN_EVENT_CASES.get(name)
     if case is not None:
         part = getattr(msg, case[0])
         part.json = event.data.decode()

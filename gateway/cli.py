@@ -418,9 +418,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready: Callable
 
 
 async def run_bridge(settings: BridgeSettings) -> None:
+    from gateway.bridge.app import create_remote_app
     from gateway.config.http import HttpConfig, read_http
     from gateway.config.loader import ConfigError
-    from gateway.http.remote import create_remote_app
     from gateway.http.server import HttpServer, http_limits
     from gateway.process import tracing
 

@@ -152,7 +152,7 @@ async def test_the_bridges_client_interceptors_carry_the_trace_to_the_gateway(
     exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     async with served(tmp_path) as ports:
-        # What the bridge's channel to the gateway gets (gateway.http.remote).
+        # What the bridge's channel to the gateway gets (gateway.bridge.backend).
         interceptors = tracing.grpc_client_interceptors()
         assert interceptors
         tracer = trace.get_tracer("test")

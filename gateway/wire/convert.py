@@ -76,18 +76,24 @@ MULTITASK_VALUES = {v: k for k, v in MULTITASK.items()}
 ON_RUN_COMPLETED = {"delete": crons_pb2.ON_RUN_COMPLETED_DELETE, "keep": crons_pb2.ON_RUN_COMPLETED_KEEP}
 ON_RUN_COMPLETED_NAMES = {v: k for k, v in ON_RUN_COMPLETED.items()}
 SCHEMAS = ("input_schema", "output_schema", "state_schema", "config_schema", "context_schema")
-_ON_DISCONNECT: dict[int, OnDisconnect] = {
+ON_DISCONNECT_NAMES: dict[runs_pb2.OnDisconnect, OnDisconnect] = {
     runs_pb2.ON_DISCONNECT_CONTINUE: "continue",
     runs_pb2.ON_DISCONNECT_CANCEL: "cancel",
 }
-_IF_NOT_EXISTS: dict[int, IfNotExists] = {
+IF_NOT_EXISTS_NAMES: dict[runs_pb2.IfNotExists, IfNotExists] = {
     runs_pb2.IF_NOT_EXISTS_REJECT: "reject",
     runs_pb2.IF_NOT_EXISTS_CREATE: "create",
 }
-_DURABILITY: dict[int, Durability] = {
+DURABILITY_NAMES: dict[runs_pb2.Durability, Durability] = {
     runs_pb2.DURABILITY_SYNC: "sync",
     runs_pb2.DURABILITY_ASYNC: "async",
     runs_pb2.DURABILITY_EXIT: "exit",
+}
+CANCEL_ACTIONS = {"interrupt": runs_pb2.CANCEL_ACTION_INTERRUPT, "rollback": runs_pb2.CANCEL_ACTION_ROLLBACK}
+CANCEL_STATUSES = {
+    "pending": runs_pb2.CANCEL_STATUS_PENDING,
+    "running": runs_pb2.CANCEL_STATUS_RUNNING,
+    "all": runs_pb2.CANCEL_STATUS_ALL,
 }
 
 
@@ -201,13 +207,13 @@ def run_create(request: runs_pb2.CreateRunRequest) -> RunCreate:
         stream_mode=stream_modes(request.stream_mode) or ["values"],
         stream_subgraphs=request.stream_subgraphs,
         stream_resumable=request.stream_resumable,
-        on_disconnect=_enum(request.on_disconnect, _ON_DISCONNECT, "on_disconnect", "continue"),
+        on_disconnect=_enum(request.on_disconnect, ON_DISCONNECT_NAMES, "on_disconnect", "continue"),
         multitask_strategy=_enum(request.multitask_strategy, MULTITASK, "multitask_strategy", "enqueue"),
-        if_not_exists=_enum(request.if_not_exists, _IF_NOT_EXISTS, "if_not_exists", "reject"),
+        if_not_exists=_enum(request.if_not_exists, IF_NOT_EXISTS_NAMES, "if_not_exists", "reject"),
         interrupt_before=_nodes(request.interrupt_before, "interrupt_before"),
         interrupt_after=_nodes(request.interrupt_after, "interrupt_after"),
         checkpoint_id=request.checkpoint_id or None,
-        durability=_enum(request.durability, _DURABILITY, "durability", "async"),
+        durability=_enum(request.durability, DURABILITY_NAMES, "durability", "async"),
         on_completion="keep" if request.keep_thread else "delete",
         request_id=request.request_id or None,
     )

@@ -25,7 +25,14 @@ from gateway.shared.protocol import (
     Unsubscribe,
     supported_channel,
 )
-from gateway.wire.convert import MULTITASK, MULTITASK_VALUES, dict_to_struct, struct_to_dict, value_to_py
+from gateway.wire.convert import (
+    CANCEL_ACTIONS,
+    MULTITASK,
+    MULTITASK_VALUES,
+    dict_to_struct,
+    struct_to_dict,
+    value_to_py,
+)
 
 METHODS = {
     "lifecycle": sessions_pb2.EVENT_METHOD_LIFECYCLE,
@@ -41,7 +48,6 @@ METHODS = {
 METHOD_NAMES = {v: k for k, v in METHODS.items()}
 STATUSES = {name: i + 1 for i, name in enumerate(AGENT_STATUSES)}
 STATUS_NAMES = {v: k for k, v in STATUSES.items()}
-_CANCEL = {"interrupt": runs_pb2.CANCEL_ACTION_INTERRUPT, "rollback": runs_pb2.CANCEL_ACTION_ROLLBACK}
 
 
 def _value(target: Any, value: Any) -> None:
@@ -92,7 +98,7 @@ def command_to_proto(command: Command) -> sessions_pb2.SessionRequest:
         msg.unsubscribe.subscription_id = body.subscription_id
     elif isinstance(body, CancelRun):
         msg.cancel.run_id = body.run_id or ""
-        msg.cancel.action = _CANCEL[body.action]
+        msg.cancel.action = CANCEL_ACTIONS[body.action]
     elif isinstance(body, GetTree):
         msg.get_tree.run_id = body.run_id or ""
     return msg

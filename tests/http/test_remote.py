@@ -13,7 +13,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
-from gateway.http.remote import _raise as raise_for_status
+from gateway.bridge.errors import raise_for_status
 from gateway.shared.errors import GatewayError
 from tests._normalise import Normaliser
 from tests._server import GRAPH_COUNT, ROOT, GatewayProcess
@@ -214,7 +214,7 @@ def test_gateway_statuses_become_http_statuses(code: grpc.StatusCode, details: s
 def test_the_bridge_loads_no_run_core_langgraph_or_sqlite() -> None:
     # What the bridge's modules import, in a fresh interpreter.
     script = (
-        "import sys, gateway.cli, gateway.http.server, gateway.http.remote as remote;"
+        "import sys, gateway.cli, gateway.http.server, gateway.bridge.app as remote;"
         "remote.create_remote_app('127.0.0.1:1');"
         "print('\\n'.join(sorted(sys.modules)))"
     )

@@ -1,9 +1,12 @@
 """What the HTTP routes need from the gateway behind them. Two implement it: the run core in
-the same process (gateway.http._local), and a gateway reached over gRPC (gateway.http.remote).
+the same process (gateway.http._local), and a gateway reached over gRPC (gateway.bridge.backend).
 
 Objects come back as JSON-ready values whose graph data are orjson Fragments, so payloads pass
 through without being decoded. Streams come back as SSE bytes framed by gateway.http._sse.
 Every method raises the core's errors (gateway.shared.errors) before any byte is streamed.
+
+This interface is also the description the bridge forwards from (gateway.bridge.forward): a
+method that is one RPC has its parameters named as the fields of the RPC's request they fill.
 """
 
 from __future__ import annotations

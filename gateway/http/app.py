@@ -1,5 +1,5 @@
 """The HTTP/SSE app: the LangGraph Agent Server's API over a backend (the run core in this
-process, gateway.http._local, or a gateway reached over gRPC, gateway.http.remote), shaped by
+process, gateway.http._local, or a gateway reached over gRPC, gateway.bridge.backend), shaped by
 langgraph.json's `http` section as the Agent Server shapes its own:
 
 - `cors`: Starlette's CORSMiddleware with the given options, outside everything else (so that

@@ -1,0 +1,1 @@
+"""The SQL both storage backends share: a dialect, the statements, the record store's methods."""

@@ -31,9 +31,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -52,21 +51,14 @@ from gateway.shared.records import (
     UNFINISHED,
     AccessFilter,
     Admission,
-    AssistantChange,
-    AssistantFilter,
     AssistantRecord,
     Claim,
-    CronChange,
-    CronFilter,
-    CronRecord,
-    Equals,
     Event,
     IfNotExists,
     RequestKey,
     RunRecord,
     RunStatus,
     ThreadChange,
-    ThreadFilter,
     ThreadRecord,
     lost_run_error,
     now_iso,
@@ -74,13 +66,33 @@ from gateway.shared.records import (
 )
 from gateway.shared.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
-from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
+from gateway.storage._rows import run_row
 from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant
+from gateway.storage.sql.dialect import POSTGRES
+from gateway.storage.sql.records import SqlRecords, Tx
+from gateway.storage.sql.statements import UNFINISHED_SQL, Sql
 
 logger = logging.getLogger("gateway.storage")
 
 # pg_advisory_lock key under which the schema is created and migrated ("lggw" in ASCII).
 _SCHEMA_LOCK = 0x6C676777
+
+
+class _Tx:
+    def __init__(self, cur: AsyncCursor[Any]) -> None:
+        self.cur = cur
+
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        await self.cur.execute(sql, args)
+        return await self.cur.fetchone()
+
+    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        await self.cur.execute(sql, args)
+        return await self.cur.fetchall()
+
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        await self.cur.execute(sql, args)
+        return self.cur.rowcount
 
 
 class RunsLane:
@@ -237,35 +249,9 @@ _MIGRATIONS = (
     """,
 )
 
-# JSON comes back as text, as from sqlite: one decoding (orjson), and graph data untouched.
-_THREAD_COLUMNS = (
-    "thread_id, created_at, updated_at, state_updated_at, metadata::text, status, config::text, "
-    '"values"::text, interrupts::text, error::text'
-)
-_RUN_COLUMNS = (
-    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata::text, multitask_strategy, "
-    "kwargs::text, attempt"
-)
-_ASSISTANT_COLUMNS = (
-    "assistant_id, graph_id, name, created_at, updated_at, config::text, context::text, metadata::text, version, "
-    "description"
-)
-_VERSION_COLUMNS = (
-    "assistant_id, graph_id, name, created_at, created_at, config::text, context::text, metadata::text, version, "
-    "description"
-)
-_CRON_COLUMNS = (
-    "cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, next_run_date, payload::text, "
-    "metadata::text, on_run_completed, enabled, created_at, updated_at"
-)
-_UNFINISHED = "status IN ('pending', 'running')"
-# A thread's unfinished runs, oldest first.
-_UNFINISHED_RUNS = f"SELECT run_id FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id"
-_SORT_COLUMNS = {k: k for k in ("thread_id", "status", "created_at", "updated_at", "state_updated_at")}
-
-
-def _names(columns: str) -> str:
-    return columns.replace("::text", "")
+_SQL = Sql(POSTGRES)
+_RUN_COLUMNS = _SQL.runs
+_UNFINISHED_RUNS = _SQL.unfinished_runs
 
 
 def _reason(exc: Exception) -> str:
@@ -274,39 +260,16 @@ def _reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def _thread_sets(change: ThreadChange, *, keep_status: bool = False) -> tuple[str, list[Any]]:
-    """The SET list of an UPDATE of gw_threads that makes `change` (without its status when
-    `keep_status`: the caller sets that), and its arguments."""
-    names = ["updated_at = %s"]
-    values: list[Any] = [now_iso()]
-    for name in ("state_updated_at",) if keep_status else ("status", "state_updated_at"):
-        value = getattr(change, name)
-        if value is not None:
-            names.append(f"{name} = %s")
-            values.append(value)
-    for name in ("values", "interrupts", "error"):
-        data = getattr(change, name)
-        if data is not None:
-            names.append(f'"{name}" = %s::json')
-            values.append(data.decode())
-    for name in ("metadata", "config"):
-        value = getattr(change, name)
-        if value is not None:
-            names.append(f"{name} = %s::jsonb")
-            values.append(_json(value))
-    return ", ".join(names), values
-
-
 # A run admitted, claimed by `owner` (leased) or not.
 _RUN_VALUES = (
     "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, "
     "CASE WHEN %s::text IS NOT NULL THEN now() + make_interval(secs => %s) END"
 )
-_INTO_RUNS = f"INSERT INTO gw_runs ({_names(_RUN_COLUMNS)}, request, owner, lease_until)"
+_INTO_RUNS = f"INSERT INTO gw_runs ({_SQL.names(_RUN_COLUMNS)}, request, owner, lease_until)"
 _INSERT_RUN = f"{_INTO_RUNS} VALUES ({_RUN_VALUES})"
 
 # A stateless run's new thread (busy) and the run, in one statement.
-_INTO_THREADS = f"INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)})"
+_INTO_THREADS = f"INSERT INTO gw_threads ({_SQL.names(_SQL.threads)})"
 _NEW_THREAD_VALUES = "%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json"
 _ADMIT_ON_NEW_THREAD = f"WITH thread AS ({_INTO_THREADS} VALUES ({_NEW_THREAD_VALUES})) {_INSERT_RUN}"
 # The same, only while the run's assistant is as it was read: else no row.
@@ -334,110 +297,6 @@ def _run_values(run: RunRecord, request: bytes, owner: str | None, lease_seconds
         owner,
         lease_seconds,
     )
-
-
-def _access(column: str, access: AccessFilter) -> tuple[str, list[Any]]:
-    """A condition on the jsonb object in `column` that holds where `access.allows` it:
-    containment (`@>`), which compares JSON values as jsonb does (1 equals 1.0, true is not 1)."""
-    parts: list[str] = []
-    args: list[Any] = []
-    for condition in access.conditions:
-        if isinstance(condition, Equals):
-            parts.append(f"{column} @> %s::jsonb")
-            args.append(_json({condition.key: condition.value}))
-        else:
-            parts.append(f"(jsonb_typeof({column} -> %s) = 'array' AND {column} -> %s @> %s::jsonb)")
-            args += [condition.key, condition.key, _json(list(condition.values))]
-    if access.any_of:
-        groups = [_access(column, group) for group in access.any_of]
-        parts.append("(" + " OR ".join(sql for sql, _ in groups) + ")")
-        for _, group_args in groups:
-            args += group_args
-    for group in access.all_of:
-        sql, group_args = _access(column, group)
-        parts.append(sql)
-        args += group_args
-    return ("(" + " AND ".join(parts) + ")") if parts else "TRUE", args
-
-
-def _access_clause(column: str, access: AccessFilter | None, where: list[str], args: list[Any]) -> None:
-    if access is not None:
-        sql, values = _access(column, access)
-        where.append(sql)
-        args.extend(values)
-
-
-def _run_access(access: AccessFilter | None) -> tuple[str, list[Any]]:
-    """` AND ...` for a query on gw_runs: the run's thread passes `access`."""
-    if access is None:
-        return "", []
-    sql, args = _access("t.metadata", access)
-    return f" AND EXISTS (SELECT 1 FROM gw_threads AS t WHERE t.thread_id = gw_runs.thread_id AND {sql})", args
-
-
-def _thread_where(where: ThreadFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if where.status:
-        clauses.append("status = %s")
-        args.append(where.status)
-    if where.ids is not None:
-        clauses.append("thread_id = ANY(%s)")
-        args.append(list(where.ids))
-    if where.metadata:
-        clauses.append("metadata @> %s::jsonb")
-        args.append(_json(where.metadata))
-    if where.values:
-        clauses.append('"values"::jsonb @> %s::jsonb')
-        args.append(_json(where.values))
-    _access_clause("metadata", where.access, clauses, args)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-def _assistant_where(where: AssistantFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if where.graph_id is not None:
-        clauses.append("graph_id = %s")
-        args.append(where.graph_id)
-    if where.name is not None:
-        clauses.append("strpos(lower(name), lower(%s)) > 0")
-        args.append(where.name)
-    if where.metadata:
-        clauses.append("metadata @> %s::jsonb")
-        args.append(_json(where.metadata))
-    _access_clause("metadata", where.access, clauses, args)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-def _assistant_order(sort_by: str, descending: bool) -> str:
-    column = f"lower({sort_by})" if sort_by in ("name", "graph_id") else sort_by
-    direction = "DESC" if descending else "ASC"
-    return f'{column} COLLATE "C" {direction}, assistant_id COLLATE "C" {direction}'
-
-
-def _cron_where(where: CronFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column in ("assistant_id", "thread_id"):
-        if getattr(where, column) is not None:
-            clauses.append(f"{column} = %s")
-            args.append(getattr(where, column))
-    if where.enabled is not None:
-        clauses.append("enabled = %s")
-        args.append(where.enabled)
-    if where.metadata:
-        clauses.append("metadata @> %s::jsonb")
-        args.append(_json(where.metadata))
-    _access_clause("metadata", where.access, clauses, args)
-    if where.thread_access is not None:
-        sql, values = _access("t.metadata", where.thread_access)
-        clauses.append(
-            f"(gw_crons.thread_id IS NULL OR EXISTS (SELECT 1 FROM gw_threads AS t "
-            f"WHERE t.thread_id = gw_crons.thread_id AND {sql}))"
-        )
-        args.extend(values)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 class PooledPostgresSaver(AsyncPostgresSaver):
@@ -480,7 +339,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 on_io_loop(*public_coroutines(AsyncPostgresSaver))(PooledPostgresSaver)
 
 
-class PostgresStorage:
+class PostgresStorage(SqlRecords):
+    sql = _SQL
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self.io = IoLoop("postgres-io")
@@ -558,254 +419,49 @@ class PostgresStorage:
                 await stack.enter_async_context(self.runs_lane())
             yield await stack.enter_async_context(self._pool.connection())
 
-    @asynccontextmanager
-    async def _cursor(self, *, runs: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
-            async with self._connection(runs) as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-                yield cur
+            yield
         except (psycopg.OperationalError, PoolTimeout) as exc:
             backend_error("postgres")
             raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
         except psycopg.DataError as exc:
             # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
             raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
+
+    @asynccontextmanager
+    async def _cursor(self, *, runs: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
+        with self._errors():
+            async with self._connection(runs) as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+                yield cur
 
     @asynccontextmanager
     async def _transaction(self, *, pipeline: bool = False, runs: bool = False) -> AsyncIterator[AsyncCursor[Any]]:
         """`pipeline`: statements go out without waiting for the previous one's answer, which
         comes when a result is fetched (or at the commit): a transaction of a few statements
         whose results are read once costs two round trips instead of one per statement."""
-        try:
+        with self._errors():
             async with self._connection(runs) as conn, contextlib.AsyncExitStack() as stack:
                 if pipeline:
                     await stack.enter_async_context(conn.pipeline())
                 async with conn.transaction(), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                     yield cur
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            backend_error("postgres")
-            raise Unavailable(f"the database is unreachable: {_reason(exc)}") from None
-        except psycopg.DataError as exc:
-            # What a client sent and Postgres cannot hold (a NUL character in a JSON string).
-            raise InvalidArgument(f"the request holds a value the database cannot store: {_reason(exc)}") from None
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        async with self._cursor() as cur:
-            await cur.execute(sql, args)
-            return cur.rowcount
-
-    async def _all(self, sql: str, args: Sequence[Any] = (), *, runs: bool = False) -> list[Any]:
+    @asynccontextmanager
+    async def _session(self, *, runs: bool = False) -> AsyncIterator[Tx]:
         async with self._cursor(runs=runs) as cur:
-            await cur.execute(sql, args)
-            return await cur.fetchall()
+            yield _Tx(cur)
 
-    async def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        async with self._cursor() as cur:
-            await cur.execute(sql, args)
-            return await cur.fetchone()
-
-    # Assistants
-
-    @staticmethod
-    async def _insert_assistant(cur: AsyncCursor[Any], assistant: AssistantRecord) -> bool:
-        await cur.execute(
-            f"INSERT INTO gw_assistants ({_names(_ASSISTANT_COLUMNS)}) VALUES "
-            "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
-            (
-                assistant.assistant_id,
-                assistant.graph_id,
-                assistant.name,
-                assistant.created_at,
-                assistant.updated_at,
-                _json(assistant.config),
-                _json(assistant.context),
-                _json(assistant.metadata),
-                assistant.version,
-                assistant.description,
-            ),
-        )
-        inserted = cur.rowcount == 1
-        if inserted:
-            await PostgresStorage._insert_version(cur, assistant)
-        return inserted
-
-    @staticmethod
-    async def _insert_version(cur: AsyncCursor[Any], assistant: AssistantRecord) -> None:
-        await cur.execute(
-            "INSERT INTO gw_assistant_versions (assistant_id, version, graph_id, name, created_at, config, context, "
-            "metadata, description) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s) "
-            "ON CONFLICT DO NOTHING",
-            (
-                assistant.assistant_id,
-                assistant.version,
-                assistant.graph_id,
-                assistant.name,
-                assistant.updated_at,
-                _json(assistant.config),
-                _json(assistant.context),
-                _json(assistant.metadata),
-                assistant.description,
-            ),
-        )
-
-    @staticmethod
-    async def _visible_assistant(
-        cur: AsyncCursor[Any], assistant_id: str, access: AccessFilter | None, *, lock: bool = False
-    ) -> AssistantRecord | None:
-        where, args = ["assistant_id = %s"], [assistant_id]
-        _access_clause("metadata", access, where, args)
-        suffix = " FOR UPDATE" if lock else ""
-        await cur.execute(f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants WHERE {' AND '.join(where)}{suffix}", args)
-        row = await cur.fetchone()
-        return None if row is None else assistant_row(row)
-
-    @staticmethod
-    async def _make_latest(cur: AsyncCursor[Any], assistant: AssistantRecord) -> None:
-        await cur.execute(
-            "UPDATE gw_assistants SET graph_id = %s, name = %s, updated_at = %s, config = %s::jsonb, "
-            "context = %s::jsonb, metadata = %s::jsonb, version = %s, description = %s WHERE assistant_id = %s",
-            (
-                assistant.graph_id,
-                assistant.name,
-                assistant.updated_at,
-                _json(assistant.config),
-                _json(assistant.context),
-                _json(assistant.metadata),
-                assistant.version,
-                assistant.description,
-                assistant.assistant_id,
-            ),
-        )
-
-    async def put_assistant(self, assistant: AssistantRecord) -> AssistantRecord:
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[Tx]:
         async with self._transaction() as cur:
-            await self._insert_assistant(cur, assistant)
-            stored = await self._visible_assistant(cur, assistant.assistant_id, None)
-            assert stored is not None
-            return stored
+            yield _Tx(cur)
 
-    async def create_assistant(self, assistant: AssistantRecord) -> bool:
-        async with self._transaction() as cur:
-            return await self._insert_assistant(cur, assistant)
-
-    async def get_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> AssistantRecord | None:
-        async with self._cursor() as cur:
-            return await self._visible_assistant(cur, assistant_id, access)
-
-    async def update_assistant(
-        self, assistant_id: str, change: AssistantChange, *, access: AccessFilter | None = None
-    ) -> AssistantRecord | None:
-        async with self._transaction() as cur:
-            current = await self._visible_assistant(cur, assistant_id, access, lock=True)
-            if current is None:
-                return None
-            await cur.execute("SELECT max(version) FROM gw_assistant_versions WHERE assistant_id = %s", (assistant_id,))
-            row = await cur.fetchone()
-            highest = int(row[0] or 0) if row is not None else 0
-            updated = change.apply(current, max(highest, current.version) + 1, now_iso())
-            await self._insert_version(cur, updated)
-            await self._make_latest(cur, updated)
-            return updated
-
-    async def set_assistant_version(
-        self, assistant_id: str, version: int, *, access: AccessFilter | None = None
-    ) -> AssistantRecord | None:
-        async with self._transaction() as cur:
-            current = await self._visible_assistant(cur, assistant_id, access, lock=True)
-            if current is None:
-                return None
-            await cur.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE assistant_id = %s AND version = %s",
-                (assistant_id, version),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise NotFound(
-                    f"Version {version} not found for assistant {assistant_id}",
-                    resource="assistant",
-                    id=assistant_id,
-                    metadata={"version": str(version)},
-                )
-            chosen = assistant_row(row)
-            chosen.created_at, chosen.updated_at = current.created_at, now_iso()
-            await self._make_latest(cur, chosen)
-            return chosen
-
-    async def list_assistant_versions(
-        self,
-        assistant_id: str,
-        *,
-        metadata: dict[str, Any] | None,
-        limit: int,
-        offset: int,
-        access: AccessFilter | None = None,
-    ) -> list[AssistantRecord]:
-        where, args = ["assistant_id = %s"], [assistant_id]
-        if metadata:
-            where.append("metadata @> %s::jsonb")
-            args.append(_json(metadata))
-        _access_clause("metadata", access, where, args)
-        rows = await self._all(
-            f"SELECT {_VERSION_COLUMNS} FROM gw_assistant_versions WHERE {' AND '.join(where)} "
-            "ORDER BY version DESC LIMIT %s OFFSET %s",
-            (*args, limit, offset),
-        )
-        return [assistant_row(row) for row in rows]
-
-    async def delete_assistant(self, assistant_id: str, *, access: AccessFilter | None = None) -> bool:
-        where, args = ["assistant_id = %s"], [assistant_id]
-        _access_clause("metadata", access, where, args)
-        async with self._transaction() as cur:
-            await cur.execute(f"DELETE FROM gw_assistants WHERE {' AND '.join(where)}", args)
-            if cur.rowcount != 1:
-                return False
-            await cur.execute("DELETE FROM gw_assistant_versions WHERE assistant_id = %s", (assistant_id,))
-            await cur.execute("DELETE FROM gw_crons WHERE assistant_id = %s", (assistant_id,))
-            return True
-
-    async def search_assistants(
-        self,
-        where: AssistantFilter,
-        *,
-        limit: int,
-        offset: int,
-        sort_by: str = "created_at",
-        descending: bool = True,
-    ) -> list[AssistantRecord]:
-        clause, args = _assistant_where(where)
-        rows = await self._all(
-            f"SELECT {_ASSISTANT_COLUMNS} FROM gw_assistants{clause} ORDER BY {_assistant_order(sort_by, descending)} "
-            "LIMIT %s OFFSET %s",
-            (*args, limit, offset),
-        )
-        return [assistant_row(row) for row in rows]
-
-    async def count_assistants(self, where: AssistantFilter) -> int:
-        clause, args = _assistant_where(where)
-        return int((await self._one(f"SELECT count(*) FROM gw_assistants{clause}", args))[0])
+    async def _search(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        return await self._all(sql, args)
 
     # Threads
-
-    @staticmethod
-    async def _insert_thread(cur: AsyncCursor[Any], thread: ThreadRecord) -> bool:
-        await cur.execute(
-            f"INSERT INTO gw_threads ({_names(_THREAD_COLUMNS)}) VALUES "
-            "(%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::json, %s::json, %s::json) ON CONFLICT DO NOTHING "
-            "RETURNING 1",
-            (
-                thread.thread_id,
-                thread.created_at,
-                thread.updated_at,
-                thread.state_updated_at,
-                _json(thread.metadata),
-                thread.status,
-                _json(thread.config),
-                thread.values.decode(),
-                thread.interrupts.decode(),
-                thread.error.decode(),
-            ),
-        )
-        # Fetched, not counted: in a pipeline, a fetch is what waits for the answer.
-        return await cur.fetchone() is not None
 
     async def create_thread(self, thread: ThreadRecord, *, request_key: RequestKey | None = None) -> bool:
         async with self._transaction() as cur:
@@ -851,105 +507,34 @@ class PostgresStorage:
             await cur.execute("DELETE FROM gw_request_keys WHERE expires_at <= now()")
             return cur.rowcount
 
-    async def get_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> ThreadRecord | None:
-        where, args = ["thread_id = %s"], [thread_id]
-        _access_clause("metadata", access, where, args)
-        row = await self._one(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
-        return None if row is None else thread_row(row)
-
     @staticmethod
-    async def _visible(cur: AsyncCursor[Any], thread_id: str, access: AccessFilter) -> bool:
-        where, args = ["thread_id = %s"], [thread_id]
-        _access_clause("metadata", access, where, args)
-        await cur.execute(f"SELECT 1 FROM gw_threads WHERE {' AND '.join(where)}", args)
+    async def _insert_thread(cur: AsyncCursor[Any], thread: ThreadRecord) -> bool:
+        await cur.execute(*_SQL.insert_thread(thread))
+        # Fetched, not counted: in a pipeline, a fetch is what waits for the answer.
         return await cur.fetchone() is not None
 
-    @staticmethod
-    async def _change_thread(cur: AsyncCursor[Any], thread_id: str, change: ThreadChange) -> bool:
-        sets, values = _thread_sets(change)
-        await cur.execute(f"UPDATE gw_threads SET {sets} WHERE thread_id = %s", (*values, thread_id))
-        return cur.rowcount == 1
-
-    async def update_thread(self, thread_id: str, change: ThreadChange, *, access: AccessFilter | None = None) -> bool:
-        async with self._transaction() as cur:
-            if access is not None and not await self._visible(cur, thread_id, access):
-                return False
-            return await self._change_thread(cur, thread_id, change)
-
-    async def delete_thread(self, thread_id: str, *, access: AccessFilter | None = None) -> list[str] | None:
-        where, args = ["thread_id = %s"], [thread_id]
-        _access_clause("metadata", access, where, args)
-        async with self._transaction() as cur:
-            await cur.execute(f"DELETE FROM gw_threads WHERE {' AND '.join(where)}", args)
-            if cur.rowcount != 1:
-                return None
-            await cur.execute(_UNFINISHED_RUNS, (thread_id,))
-            unfinished = [row[0] for row in await cur.fetchall()]
-            await cur.execute(
-                "DELETE FROM gw_run_events WHERE run_id IN (SELECT run_id FROM gw_runs WHERE thread_id = %s)",
-                (thread_id,),
+    async def _copy_checkpoints(self, tx: Tx, thread_id: str, copy_id: str) -> None:
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            rows = await tx.all(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s AND column_name <> 'thread_id' ORDER BY ordinal_position",
+                (table,),
             )
-            await cur.execute("DELETE FROM gw_runs WHERE thread_id = %s", (thread_id,))
-            await cur.execute("DELETE FROM gw_crons WHERE thread_id = %s", (thread_id,))
-        return unfinished
-
-    async def copy_thread(
-        self, thread_id: str, copy: ThreadRecord, *, access: AccessFilter | None = None
-    ) -> ThreadRecord | None:
-        where, args = ["thread_id = %s"], [thread_id]
-        _access_clause("metadata", access, where, args)
-        async with self._transaction() as cur:
-            await cur.execute(f"SELECT {_THREAD_COLUMNS} FROM gw_threads WHERE {' AND '.join(where)}", args)
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            source = thread_row(row)
-            copy.metadata, copy.config = source.metadata, source.config
-            copy.values, copy.interrupts, copy.error = source.values, source.interrupts, source.error
-            copy.status = "idle" if source.status == "busy" else source.status
-            if not await self._insert_thread(cur, copy):
-                raise Conflict(f"Thread {copy.thread_id} already exists.")
-            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
-                await cur.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                    "AND table_name = %s AND column_name <> 'thread_id' ORDER BY ordinal_position",
-                    (table,),
-                )
-                columns = [r[0] for r in await cur.fetchall()]
-                chosen = [
-                    # The copy's checkpoints name the copy as their thread.
-                    "CASE WHEN metadata ? 'thread_id' THEN jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) "
-                    "ELSE metadata END"
-                    if table == "checkpoints" and column == "metadata"
-                    else column
-                    for column in columns
-                ]
-                values = (
-                    (copy.thread_id, copy.thread_id, thread_id)
-                    if table == "checkpoints"
-                    else (copy.thread_id, thread_id)
-                )
-                await cur.execute(
-                    f"INSERT INTO {table} (thread_id, {', '.join(columns)}) SELECT %s, {', '.join(chosen)} "
-                    f"FROM {table} WHERE thread_id = %s",
-                    values,
-                )
-        return copy
-
-    async def search_threads(
-        self, where: ThreadFilter, *, limit: int, offset: int, sort_by: str, descending: bool
-    ) -> list[ThreadRecord]:
-        clause, args = _thread_where(where)
-        order = f"{_SORT_COLUMNS[sort_by]} {'DESC' if descending else 'ASC'}, thread_id"
-        rows = await self._all(
-            f"SELECT {_THREAD_COLUMNS} FROM gw_threads{clause} ORDER BY {order} LIMIT %s OFFSET %s",
-            (*args, limit, offset),
-        )
-        return [thread_row(row) for row in rows]
-
-    async def count_threads(self, where: ThreadFilter) -> int:
-        clause, args = _thread_where(where)
-        return int((await self._one(f"SELECT count(*) FROM gw_threads{clause}", args))[0])
+            columns = [r[0] for r in rows]
+            chosen = [
+                # The copy's checkpoints name the copy as their thread.
+                "CASE WHEN metadata ? 'thread_id' THEN jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) "
+                "ELSE metadata END"
+                if table == "checkpoints" and column == "metadata"
+                else column
+                for column in columns
+            ]
+            values = (copy_id, copy_id, thread_id) if table == "checkpoints" else (copy_id, thread_id)
+            await tx.run(
+                f"INSERT INTO {table} (thread_id, {', '.join(columns)}) SELECT %s, {', '.join(chosen)} "
+                f"FROM {table} WHERE thread_id = %s",
+                values,
+            )
 
     # Runs
 
@@ -998,7 +583,7 @@ class PostgresStorage:
                 raise AssistantChanged(assistant.assistant_id)
             row = await cur.fetchone()
             unfinished: list[str] = [r[0] for r in await runs.fetchall()]
-            if row is not None and access is not None and not await self._visible(cur, thread_id, access):
+            if row is not None and access is not None and not await self._visible(_Tx(cur), thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
             change = ThreadChange(status="busy")
@@ -1033,7 +618,7 @@ class PostgresStorage:
             if claimed:
                 run.status, run.attempt = "running", 1
             await cur.execute(_INSERT_RUN, _run_values(run, request, claim_as if claimed else None, lease_seconds))
-            await self._change_thread(cur, thread_id, change)
+            await cur.execute(*_SQL.change_thread(thread_id, change))
         cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
         return Admission(cancel, claimed)
 
@@ -1060,8 +645,8 @@ class PostgresStorage:
         thread = (run.thread_id, now, now, now, _json(metadata), _json(config))
         values = _run_values(run, request, claim_as, lease_seconds)
         if assistant is None:
-            await self._execute(_ADMIT_ON_NEW_THREAD, (*thread, *values))
-        elif not await self._execute(_ADMIT_ON_NEW_THREAD_IF_SAME, (*same_assistant(assistant), *thread, *values)):
+            await self._run(_ADMIT_ON_NEW_THREAD, (*thread, *values))
+        elif not await self._run(_ADMIT_ON_NEW_THREAD_IF_SAME, (*same_assistant(assistant), *thread, *values)):
             run.status, run.attempt = status, attempt
             raise AssistantChanged(assistant.assistant_id)
         return Admission([], claimed)
@@ -1132,11 +717,11 @@ class PostgresStorage:
             for run in failed:
                 change = ThreadChange(status="error", error=lost_run_error(run.attempt))
                 await cur.execute(
-                    f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} LIMIT 1", (run.thread_id,)
+                    f"SELECT 1 FROM gw_runs WHERE thread_id = %s AND {UNFINISHED_SQL} LIMIT 1", (run.thread_id,)
                 )
                 if await cur.fetchone() is not None:
                     change.status = "busy"
-                await self._change_thread(cur, run.thread_id, change)
+                await cur.execute(*_SQL.change_thread(run.thread_id, change))
         return [r for r in runs if r.status == "pending"], failed
 
     async def release_runs(self, owner: str, run_ids: Sequence[str]) -> list[RunRecord]:
@@ -1190,7 +775,7 @@ class PostgresStorage:
                 f"WHERE {condition} RETURNING run_id"
             )
             args = [status, now_iso(), *args]
-        sets, values = _thread_sets(change, keep_status=True)
+        sets, values = _SQL.thread_sets(change, keep_status=True)
         async with self._transaction(pipeline=True, runs=True) as cur:
             # The thread first, as admission locks it: the same order, no deadlock. The next
             # statement's snapshot is taken once the lock is held, so it sees every run admitted
@@ -1198,178 +783,11 @@ class PostgresStorage:
             await cur.execute("SELECT 1 FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
             await cur.execute(
                 f"WITH ended AS ({ended}) UPDATE gw_threads SET {sets}, status = CASE WHEN EXISTS "
-                f"(SELECT 1 FROM gw_runs WHERE thread_id = %s AND run_id <> %s AND {_UNFINISHED}) THEN 'busy' "
+                f"(SELECT 1 FROM gw_runs WHERE thread_id = %s AND run_id <> %s AND {UNFINISHED_SQL}) THEN 'busy' "
                 "ELSE coalesce(%s::text, status) END WHERE thread_id = %s AND EXISTS (SELECT 1 FROM ended) RETURNING 1",
                 (*args, *values, thread_id, run_id, change.status, thread_id),
             )
             return await cur.fetchone() is not None
-
-    async def get_run(self, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
-        visible, args = _run_access(access)
-        row = await self._one(f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = %s{visible}", (run_id, *args))
-        return None if row is None else run_row(row)
-
-    async def get_run_request(self, run_id: str) -> bytes | None:
-        row = await self._one("SELECT request FROM gw_runs WHERE run_id = %s", (run_id,))
-        return None if row is None or row[0] is None else bytes(row[0])
-
-    async def delete_run(self, thread_id: str, run_id: str, *, access: AccessFilter | None = None) -> RunRecord | None:
-        visible, args = _run_access(access)
-        async with self._transaction() as cur:
-            await cur.execute(
-                f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE run_id = %s AND thread_id = %s{visible} FOR UPDATE",
-                (run_id, thread_id, *args),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            run = run_row(row)
-            if run.status in UNFINISHED:
-                raise Conflict(f"Run {run_id} is {run.status}: cancel it before deleting it.")
-            await cur.execute("DELETE FROM gw_run_events WHERE run_id = %s", (run_id,))
-            await cur.execute("DELETE FROM gw_runs WHERE run_id = %s", (run_id,))
-        return run
-
-    async def list_runs(
-        self,
-        thread_id: str,
-        *,
-        status: RunStatus | None,
-        limit: int,
-        offset: int,
-        access: AccessFilter | None = None,
-    ) -> list[RunRecord]:
-        visible, access_args = _run_access(access)
-        sql = f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = %s{visible}"
-        args: list[Any] = [thread_id, *access_args]
-        if status:
-            sql += " AND status = %s"
-            args.append(status)
-        rows = await self._all(
-            sql + " ORDER BY created_at DESC, run_id DESC LIMIT %s OFFSET %s", (*args, limit, offset)
-        )
-        return [run_row(row) for row in rows]
-
-    async def runs_with_status(
-        self, statuses: Sequence[RunStatus], *, access: AccessFilter | None = None
-    ) -> list[RunRecord]:
-        visible, args = _run_access(access)
-        rows = await self._all(
-            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE status = ANY(%s){visible} ORDER BY created_at, run_id",
-            (list(statuses), *args),
-        )
-        return [run_row(row) for row in rows]
-
-    async def count_runs(self, statuses: Sequence[RunStatus]) -> int:
-        row = await self._one("SELECT count(*) FROM gw_runs WHERE status = ANY(%s)", (list(statuses),))
-        return int(row[0])
-
-    async def ping(self) -> None:
-        await self._one("SELECT 1")
-
-    async def unfinished_runs(self, thread_id: str) -> list[RunRecord]:
-        rows = await self._all(
-            f"SELECT {_RUN_COLUMNS} FROM gw_runs WHERE thread_id = %s AND {_UNFINISHED} ORDER BY created_at, run_id",
-            (thread_id,),
-        )
-        return [run_row(row) for row in rows]
-
-    # Crons
-
-    async def create_cron(self, cron: CronRecord) -> None:
-        async with self._cursor() as cur:
-            await cur.execute(
-                f"INSERT INTO gw_crons ({_names(_CRON_COLUMNS)}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)",
-                (
-                    cron.cron_id,
-                    cron.assistant_id,
-                    cron.thread_id,
-                    cron.user_id,
-                    cron.schedule,
-                    cron.timezone,
-                    cron.end_time,
-                    cron.next_run_date,
-                    _json(cron.payload),
-                    _json(cron.metadata),
-                    cron.on_run_completed,
-                    cron.enabled,
-                    cron.created_at,
-                    cron.updated_at,
-                ),
-            )
-
-    async def get_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> CronRecord | None:
-        where, args = ["cron_id = %s"], [cron_id]
-        _access_clause("metadata", access, where, args)
-        row = await self._one(f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE {' AND '.join(where)}", args)
-        return None if row is None else cron_row(row)
-
-    async def update_cron(
-        self, cron_id: str, change: CronChange, *, access: AccessFilter | None = None
-    ) -> CronRecord | None:
-        names: list[str] = ["updated_at = %s"]
-        values: list[Any] = [now_iso()]
-        for name in ("schedule", "timezone", "on_run_completed", "next_run_date", "end_time", "enabled"):
-            if getattr(change, name) is not None:
-                names.append(f"{name} = %s")
-                values.append(getattr(change, name))
-        if change.clear_end_time:
-            names.append("end_time = NULL")
-        for name in ("payload", "metadata"):
-            if getattr(change, name) is not None:
-                names.append(f"{name} = %s::jsonb")
-                values.append(_json(getattr(change, name)))
-        where, args = ["cron_id = %s"], [cron_id]
-        _access_clause("metadata", access, where, args)
-        row = await self._one(
-            f"UPDATE gw_crons SET {', '.join(names)} WHERE {' AND '.join(where)} RETURNING {_CRON_COLUMNS}",
-            (*values, *args),
-        )
-        return None if row is None else cron_row(row)
-
-    async def delete_cron(self, cron_id: str, *, access: AccessFilter | None = None) -> bool:
-        where, args = ["cron_id = %s"], [cron_id]
-        _access_clause("metadata", access, where, args)
-        async with self._cursor() as cur:
-            await cur.execute(f"DELETE FROM gw_crons WHERE {' AND '.join(where)}", args)
-            return cur.rowcount == 1
-
-    async def search_crons(
-        self, where: CronFilter, *, limit: int, offset: int, sort_by: str, descending: bool
-    ) -> list[CronRecord]:
-        clause, args = _cron_where(where)
-        direction = "DESC" if descending else "ASC"
-        collate = ' COLLATE "C"' if sort_by not in ("next_run_date", "end_time") else ""
-        rows = await self._all(
-            f"SELECT {_CRON_COLUMNS} FROM gw_crons{clause} ORDER BY {sort_by}{collate} {direction} NULLS LAST, "
-            f'cron_id COLLATE "C" {direction} LIMIT %s OFFSET %s',
-            (*args, limit, offset),
-        )
-        return [cron_row(row) for row in rows]
-
-    async def count_crons(self, where: CronFilter) -> int:
-        clause, args = _cron_where(where)
-        return int((await self._one(f"SELECT count(*) FROM gw_crons{clause}", args))[0])
-
-    async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
-        rows = await self._all(
-            f"SELECT {_CRON_COLUMNS} FROM gw_crons WHERE enabled AND next_run_date <= %s "
-            "AND (end_time IS NULL OR end_time >= %s) ORDER BY next_run_date LIMIT %s",
-            (now, now, limit),
-            runs=True,
-        )
-        return [cron_row(row) for row in rows]
-
-    async def claim_cron(self, cron_id: str, tick: datetime, next_run_date: datetime) -> bool:
-        async with self._cursor(runs=True) as cur:
-            await cur.execute(
-                "UPDATE gw_crons SET next_run_date = %s WHERE cron_id = %s AND next_run_date = %s",
-                (next_run_date, cron_id, tick),
-            )
-            return cur.rowcount == 1
-
-    # Event log of resumable runs
 
     async def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         async with self._cursor(runs=True) as cur:
@@ -1378,21 +796,6 @@ class PostgresStorage:
                 "ON CONFLICT DO NOTHING",
                 [(run_id, e.seq, e.name, "|".join(e.ns), e.data) for e in events],
             )
-
-    async def read_events(self, run_id: str, after: int, limit: int) -> list[Event]:
-        rows = await self._all(
-            "SELECT seq, name, ns, data FROM gw_run_events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (run_id, after, limit),
-        )
-        return [Event(seq, name, tuple(ns.split("|")) if ns else (), bytes(data)) for seq, name, ns, data in rows]
-
-    async def last_seq(self, run_id: str) -> int:
-        row = await self._one("SELECT max(seq) FROM gw_run_events WHERE run_id = %s", (run_id,))
-        return int(row[0] or 0)
-
-    async def delete_events(self, run_id: str) -> None:
-        async with self._cursor() as cur:
-            await cur.execute("DELETE FROM gw_run_events WHERE run_id = %s", (run_id,))
 
     async def prune_events(self, older_than: float) -> int:
         async with self._cursor(runs=True) as cur:
@@ -1435,4 +838,4 @@ class PostgresStorage:
 
 
 # Every operation runs on the pool's loop, wherever it is called from.
-on_io_loop(*public_coroutines(PostgresStorage, but=("setup", "close")))(PostgresStorage)
+on_io_loop(*public_coroutines(SqlRecords), *public_coroutines(PostgresStorage, but=("setup", "close")))(PostgresStorage)

@@ -41,6 +41,7 @@ from gateway.shared.records import (
     ThreadChange,
     ThreadFilter,
     ThreadRecord,
+    thread_config,
 )
 
 THREAD_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
@@ -93,6 +94,26 @@ def check_admission(run: RunRecord, unfinished: Sequence[str], max_unfinished: i
             "different multitask strategy.",
             metadata={"thread_id": run.thread_id},
         )
+
+
+def admission_change(
+    run: RunRecord,
+    metadata: dict[str, Any],
+    config: dict[str, Any],
+    thread_metadata: dict[str, Any],
+    assistant_config: dict[str, Any] | None,
+    unfinished: Sequence[str],
+) -> ThreadChange:
+    """What a run's admission changes on its thread, whose stored metadata and config are
+    `metadata` and `config` (see `RecordStore.admit_run`)."""
+    change = ThreadChange(status="busy")
+    if any(metadata.get(k) != v for k, v in thread_metadata.items()):
+        # The thread's state is read with the graph that last ran on it.
+        change.metadata = {**metadata, **thread_metadata}
+    if assistant_config is not None and not unfinished:
+        run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
+        change.config = thread_config(assistant_config, config, run_config)
+    return change
 
 
 class RecordStore(Protocol):

@@ -67,7 +67,7 @@ from gateway.shared.records import (
 from gateway.shared.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._rows import run_row
-from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant
+from gateway.storage.base import AssistantChanged, admission_change, check_admission, check_repeat, same_assistant
 from gateway.storage.sql.dialect import POSTGRES
 from gateway.storage.sql.records import SqlRecords, Tx
 from gateway.storage.sql.statements import UNFINISHED_SQL, Sql
@@ -252,6 +252,7 @@ _MIGRATIONS = (
 _SQL = Sql(POSTGRES)
 _RUN_COLUMNS = _SQL.runs
 _UNFINISHED_RUNS = _SQL.unfinished_runs
+_LOCK_THREAD = "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE"
 
 
 def _reason(exc: Exception) -> str:
@@ -555,17 +556,10 @@ class PostgresStorage(SqlRecords):
         assistant: AssistantRecord | None = None,
         request_key: RequestKey | None = None,
     ) -> Admission:
-        thread_id = run.thread_id
+        thread_id, metadata = run.thread_id, {**(new_thread_metadata or {}), **thread_metadata}
         if new_thread and request_key is None:
-            return await self._admit_on_new_thread(
-                run,
-                request,
-                {**(new_thread_metadata or {}), **thread_metadata},
-                claim_as,
-                lease_seconds,
-                assistant_config,
-                assistant,
-            )
+            chosen = (claim_as, lease_seconds, assistant_config, assistant)
+            return await self._admit_on_new_thread(run, request, metadata, *chosen)
         async with (
             self._transaction(pipeline=True) as cur,
             cur.connection.cursor(row_factory=psycopg.rows.tuple_row) as runs,
@@ -577,7 +571,7 @@ class PostgresStorage(SqlRecords):
                 await self._claim_key(cur, request_key, run.run_id, thread_id)
             if assistant is not None:
                 await same.execute(_SAME_ASSISTANT, same_assistant(assistant))
-            await cur.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            await cur.execute(_LOCK_THREAD, (thread_id,))
             await runs.execute(_UNFINISHED_RUNS, (thread_id,))
             if assistant is not None and await same.fetchone() is None:
                 raise AssistantChanged(assistant.assistant_id)
@@ -586,34 +580,12 @@ class PostgresStorage(SqlRecords):
             if row is not None and access is not None and not await self._visible(_Tx(cur), thread_id, access):
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
-            change = ThreadChange(status="busy")
-            created = False
             if row is None:
                 if if_not_exists != "create":
                     raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
-                now = now_iso()
-                thread = ThreadRecord(thread_id, now, now, now, {**(new_thread_metadata or {}), **thread_metadata})
-                created = await self._insert_thread(cur, thread)
-                if created:
-                    # Ours, locked by the insert, and without runs: nothing more to read.
-                    row = (thread.metadata, thread.config)
-                else:
-                    # Another process created it first: lock it now, and read the runs it has.
-                    await cur.execute(
-                        "SELECT metadata, config FROM gw_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
-                    )
-                    await runs.execute(_UNFINISHED_RUNS, (thread_id,))
-                    row = await cur.fetchone()
-                    unfinished = [r[0] for r in await runs.fetchall()]
-            metadata = row[0] if row is not None else {}
-            if any(metadata.get(k) != v for k, v in thread_metadata.items()):
-                # The thread's state is read with the graph that last ran on it.
-                change.metadata = {**metadata, **thread_metadata}
+                row, unfinished = await self._thread_for_run(cur, runs, thread_id, metadata)
             check_admission(run, unfinished, max_unfinished)
-            if assistant_config is not None and not unfinished:
-                existing = row[1] if row is not None else {}
-                run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
-                change.config = thread_config(assistant_config, existing, run_config)
+            change = admission_change(run, row[0], row[1], thread_metadata, assistant_config, unfinished)
             claimed = claim_as is not None and not unfinished
             if claimed:
                 run.status, run.attempt = "running", 1
@@ -621,6 +593,21 @@ class PostgresStorage(SqlRecords):
             await cur.execute(*_SQL.change_thread(thread_id, change))
         cancel = unfinished if run.multitask_strategy in ("interrupt", "rollback") else []
         return Admission(cancel, claimed)
+
+    async def _thread_for_run(
+        self, cur: AsyncCursor[Any], runs: AsyncCursor[Any], thread_id: str, metadata: dict[str, Any]
+    ) -> tuple[Any, list[str]]:
+        """Creates the run's thread, or locks the one another process created first: its
+        metadata and config, and its unfinished runs."""
+        now = now_iso()
+        thread = ThreadRecord(thread_id, now, now, now, metadata)
+        if await self._insert_thread(cur, thread):
+            # Ours, locked by the insert, and without runs: nothing more to read.
+            return (thread.metadata, thread.config), []
+        await cur.execute(_LOCK_THREAD, (thread_id,))
+        await runs.execute(_UNFINISHED_RUNS, (thread_id,))
+        row = await cur.fetchone()
+        return row, [r[0] for r in await runs.fetchall()]
 
     async def _admit_on_new_thread(
         self,

@@ -41,13 +41,12 @@ from gateway.shared.records import (
     ThreadRecord,
     lost_run_error,
     now_iso,
-    thread_config,
 )
 from gateway.shared.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._owner import FileOwner
 from gateway.storage._rows import run_row
-from gateway.storage.base import AssistantChanged, check_admission, check_repeat, same_assistant
+from gateway.storage.base import AssistantChanged, admission_change, check_admission, check_repeat, same_assistant
 from gateway.storage.sql.dialect import SQLITE
 from gateway.storage.sql.records import SqlRecords, Tx
 from gateway.storage.sql.statements import UNFINISHED_SQL, Sql
@@ -414,13 +413,14 @@ class SqliteStorage(SqlRecords):
             if assistant is not None and conn.execute(_SAME_ASSISTANT, same_assistant(assistant)).fetchone() is None:
                 raise AssistantChanged(assistant.assistant_id)
             metadata = {**(new_thread_metadata or {}), **thread_metadata}
-            row, change = self._admit_thread(conn, run.thread_id, if_not_exists, metadata, thread_metadata, access)
+            row = self._admit_thread(conn, run.thread_id, if_not_exists, metadata, access)
             unfinished = [r[0] for r in conn.execute(_SQL.unfinished_runs, (run.thread_id,))]
             check_admission(run, unfinished, max_unfinished)
-            if assistant_config is not None and not unfinished:
-                existing = orjson.loads(row[1]) if row is not None else {}
-                run_config = {k: v for k, v in (run.kwargs.get("config") or {}).items() if k != "configurable"}
-                change.config = thread_config(assistant_config, existing, run_config)
+            if row is not None:
+                metadata, config = orjson.loads(row[0]), orjson.loads(row[1])
+            change = admission_change(
+                run, metadata, config if row else {}, thread_metadata, assistant_config, unfinished
+            )
             claimed = claim_as is not None and not unfinished
             if claimed:
                 run.status, run.attempt = "running", 1
@@ -437,30 +437,23 @@ class SqliteStorage(SqlRecords):
         conn: sqlite3.Connection,
         thread_id: str,
         if_not_exists: IfNotExists,
-        new_metadata: dict[str, Any],
-        thread_metadata: dict[str, Any],
+        metadata: dict[str, Any],
         access: AccessFilter | None,
-    ) -> tuple[Any, ThreadChange]:
-        """The run's thread (its metadata and config), created if it may be, and what its
-        admission changes on it."""
+    ) -> Any:
+        """The run's thread (its metadata and config), or None for one created now (with
+        `metadata`), if it may be."""
         row = conn.execute("SELECT metadata, config FROM gw_threads WHERE thread_id = ?", (thread_id,)).fetchone()
         if row is not None and access is not None:
             where, args = _SQL.by_id("thread_id", thread_id, access)
             if conn.execute(f"SELECT 1 FROM gw_threads WHERE {where}", args).fetchone() is None:
                 # Another caller's thread: as if there were none, whether or not one may be created.
                 raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
-        change = ThreadChange(status="busy")
         if row is None:
             if if_not_exists != "create":
                 raise NotFound(f"Thread {thread_id} not found.", resource="thread", id=thread_id)
             now = now_iso()
-            conn.execute(*_SQL.insert_thread(ThreadRecord(thread_id, now, now, now, new_metadata))).fetchone()
-        else:
-            metadata = orjson.loads(row[0])
-            if any(metadata.get(k) != v for k, v in thread_metadata.items()):
-                # The thread's state is read with the graph that last ran on it.
-                change.metadata = {**metadata, **thread_metadata}
-        return row, change
+            conn.execute(*_SQL.insert_thread(ThreadRecord(thread_id, now, now, now, metadata))).fetchone()
+        return row
 
     async def claim_runs(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
         claims: list[Claim] = []

@@ -6,10 +6,7 @@ A thread's decisions are serialised by its row: admission locks it (`FOR UPDATE`
 it too but skip threads another process holds (`SKIP LOCKED`), so one run of a thread runs at
 a time across all processes and a strategy sees every run admitted before it. Leases are read
 against the database's clock, never a process's. The schema is created and migrated at start
-under an advisory lock, so processes can start together.
-
-Graph data (`values`, `interrupts`, `error`) is kept as `json`, which keeps the text the run
-produced byte for byte; metadata is `jsonb`, searched by containment (`@>`).
+under an advisory lock, so processes can start together (gateway.storage.sql.postgres_schema).
 
 The pool, and every operation on it (the storage's, the checkpointer's and the store's), lives
 on an event loop of its own in a thread (gateway.process.loops). On the core's loop a connection was
@@ -23,6 +20,10 @@ crons) holds at most three quarters of the pool's connections at once (`RunsLane
 stay free for requests. A stateful run on Postgres is ~9 statements, 7 of them its checkpoints
 and its end; without that reserve, when runs end and start again in bursts, a new run's
 admission waits behind them for a connection (docs/performance.md).
+
+The records' reads and CRUD are the ones both SQL backends share (gateway.storage.sql.records);
+this module keeps the schema, the pool, the queue (admission, claims, leases, ends of runs),
+request keys and checkpoints.
 """
 
 from __future__ import annotations
@@ -66,19 +67,19 @@ from gateway.shared.records import (
 )
 from gateway.shared.serde import json_text as _json
 from gateway.storage._checkpoints import checkpoint_metadata
-from gateway.storage._rows import run_row
 from gateway.storage.base import AssistantChanged, admission_change, check_admission, check_repeat, same_assistant
 from gateway.storage.sql.dialect import POSTGRES
+from gateway.storage.sql.postgres_schema import SCHEMA_LOCK, advisory_lock, migrate
 from gateway.storage.sql.records import SqlRecords, Tx
+from gateway.storage.sql.rows import run_row
 from gateway.storage.sql.statements import UNFINISHED_SQL, Sql
 
 logger = logging.getLogger("gateway.storage")
 
-# pg_advisory_lock key under which the schema is created and migrated ("lggw" in ASCII).
-_SCHEMA_LOCK = 0x6C676777
-
 
 class _Tx:
+    """Statements on a cursor of the pool (the shared record methods' way to it)."""
+
     def __init__(self, cur: AsyncCursor[Any]) -> None:
         self.cur = cur
 
@@ -119,136 +120,6 @@ class RunsLane:
             self._slots.release()
 
 
-@asynccontextmanager
-async def advisory_lock(conn: AsyncConnection[Any], key: int) -> AsyncIterator[None]:
-    """Holds the session-level advisory lock `key` on `conn` (an autocommit connection of the
-    pool, rows as dicts), polling for it rather than
-    blocking: a session blocked in `pg_advisory_lock` is an open transaction, and `CREATE INDEX
-    CONCURRENTLY` (which LangGraph's savers and stores run in their setup, on another connection
-    of the lock holder's pool) waits for every open transaction, so two processes starting
-    together would wait on each other for ever, in a cycle Postgres cannot see."""
-    delay = 0.05
-    while True:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))
-        row: Any = await cur.fetchone()
-        if row["locked"]:
-            break
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
-    try:
-        yield
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
-_MIGRATIONS = (
-    """
-    CREATE TABLE gw_assistants (
-        assistant_id text PRIMARY KEY,
-        graph_id text NOT NULL,
-        name text NOT NULL,
-        created_at text NOT NULL,
-        updated_at text NOT NULL,
-        config jsonb NOT NULL,
-        context jsonb NOT NULL,
-        metadata jsonb NOT NULL,
-        version integer NOT NULL,
-        description text
-    );
-    CREATE TABLE gw_threads (
-        thread_id text PRIMARY KEY,
-        created_at text NOT NULL,
-        updated_at text NOT NULL,
-        state_updated_at text NOT NULL,
-        metadata jsonb NOT NULL,
-        status text NOT NULL,
-        config jsonb NOT NULL,
-        "values" json NOT NULL,
-        interrupts json NOT NULL,
-        error json NOT NULL
-    );
-    CREATE INDEX gw_threads_created ON gw_threads (created_at);
-    CREATE INDEX gw_threads_metadata ON gw_threads USING gin (metadata jsonb_path_ops);
-    CREATE TABLE gw_runs (
-        run_id text PRIMARY KEY,
-        thread_id text NOT NULL,
-        assistant_id text NOT NULL,
-        created_at text NOT NULL,
-        updated_at text NOT NULL,
-        status text NOT NULL,
-        metadata jsonb NOT NULL,
-        multitask_strategy text NOT NULL,
-        kwargs jsonb NOT NULL,
-        attempt integer NOT NULL DEFAULT 0,
-        request bytea,
-        owner text,
-        lease_until timestamptz
-    );
-    CREATE INDEX gw_runs_thread ON gw_runs (thread_id, created_at, run_id);
-    CREATE INDEX gw_runs_pending ON gw_runs (created_at, run_id) WHERE status = 'pending';
-    CREATE INDEX gw_runs_leases ON gw_runs (lease_until) WHERE status = 'running';
-    CREATE TABLE gw_run_events (
-        run_id text NOT NULL,
-        seq integer NOT NULL,
-        name text NOT NULL,
-        ns text NOT NULL,
-        data bytea NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (run_id, seq)
-    );
-    CREATE INDEX gw_run_events_created ON gw_run_events (created_at);
-    """,
-    # Assistants' versions (the system assistants stored so far are their version 1), and crons.
-    """
-    CREATE TABLE gw_assistant_versions (
-        assistant_id text NOT NULL,
-        version integer NOT NULL,
-        graph_id text NOT NULL,
-        name text NOT NULL,
-        created_at text NOT NULL,
-        config jsonb NOT NULL,
-        context jsonb NOT NULL,
-        metadata jsonb NOT NULL,
-        description text,
-        PRIMARY KEY (assistant_id, version)
-    );
-    INSERT INTO gw_assistant_versions
-        SELECT assistant_id, version, graph_id, name, updated_at, config, context, metadata, description
-        FROM gw_assistants;
-    CREATE TABLE gw_crons (
-        cron_id text PRIMARY KEY,
-        assistant_id text NOT NULL,
-        thread_id text,
-        user_id text,
-        schedule text NOT NULL,
-        timezone text,
-        end_time timestamptz,
-        next_run_date timestamptz NOT NULL,
-        payload jsonb NOT NULL,
-        metadata jsonb NOT NULL,
-        on_run_completed text,
-        enabled boolean NOT NULL,
-        created_at text NOT NULL,
-        updated_at text NOT NULL
-    );
-    CREATE INDEX gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
-    CREATE INDEX gw_crons_thread ON gw_crons (thread_id);
-    """,
-    # The keys of idempotent creations (gateway.core.idempotency).
-    """
-    CREATE TABLE gw_request_keys (
-        caller text NOT NULL,
-        request_id text NOT NULL,
-        body text NOT NULL,
-        resource_id text NOT NULL,
-        thread_id text NOT NULL,
-        expires_at timestamptz NOT NULL,
-        PRIMARY KEY (caller, request_id)
-    );
-    CREATE INDEX gw_request_keys_expires ON gw_request_keys (expires_at);
-    """,
-)
-
 _SQL = Sql(POSTGRES)
 _RUN_COLUMNS = _SQL.runs
 _UNFINISHED_RUNS = _SQL.unfinished_runs
@@ -274,7 +145,7 @@ _INTO_THREADS = f"INSERT INTO gw_threads ({_SQL.names(_SQL.threads)})"
 _NEW_THREAD_VALUES = "%s, %s, %s, %s, %s::jsonb, 'busy', %s::jsonb, 'null'::json, '{}'::json, 'null'::json"
 _ADMIT_ON_NEW_THREAD = f"WITH thread AS ({_INTO_THREADS} VALUES ({_NEW_THREAD_VALUES})) {_INSERT_RUN}"
 # The same, only while the run's assistant is as it was read: else no row.
-_SAME_ASSISTANT = "SELECT 1 FROM gw_assistants WHERE assistant_id = %s AND version = %s AND updated_at = %s"
+_SAME_ASSISTANT = _SQL.same_assistant
 _ADMIT_ON_NEW_THREAD_IF_SAME = (
     f"WITH same AS ({_SAME_ASSISTANT}), thread AS ({_INTO_THREADS} SELECT {_NEW_THREAD_VALUES} FROM same) "
     f"{_INTO_RUNS} SELECT {_RUN_VALUES} FROM same"
@@ -282,22 +153,7 @@ _ADMIT_ON_NEW_THREAD_IF_SAME = (
 
 
 def _run_values(run: RunRecord, request: bytes, owner: str | None, lease_seconds: float) -> tuple[Any, ...]:
-    return (
-        run.run_id,
-        run.thread_id,
-        run.assistant_id,
-        run.created_at,
-        run.updated_at,
-        run.status,
-        _json(run.metadata),
-        run.multitask_strategy,
-        _json(run.kwargs),
-        run.attempt,
-        request,
-        owner,
-        owner,
-        lease_seconds,
-    )
+    return (*_SQL.run_values(run), request, owner, owner, lease_seconds)
 
 
 class PooledPostgresSaver(AsyncPostgresSaver):
@@ -392,16 +248,8 @@ class PostgresStorage(SqlRecords):
         await probe.close()
         await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
-            async with advisory_lock(conn, _SCHEMA_LOCK):
-                await conn.execute("CREATE TABLE IF NOT EXISTS gw_schema (version integer NOT NULL)")
-                cur = await conn.execute("SELECT max(version) AS v FROM gw_schema")
-                row: Any = await cur.fetchone()
-                version = -1 if row is None or row["v"] is None else int(row["v"])
-                for number, migration in enumerate(_MIGRATIONS):
-                    if number > version:
-                        async with conn.transaction():
-                            await conn.execute(migration)
-                            await conn.execute("INSERT INTO gw_schema (version) VALUES (%s)", (number,))
+            async with advisory_lock(conn, SCHEMA_LOCK):
+                await migrate(conn)
                 saver = PooledPostgresSaver(self._pool, self.io, functools.partial(self._connection, True))
                 await saver.setup()
                 self._saver = saver

@@ -8,6 +8,11 @@ turn of the event loop, and under load a stateful run made a dozen of them. The 
 `async` for the protocol's sake (the Postgres backend awaits its server) but never suspend, so
 a method is atomic with respect to every other coroutine, and a multi-statement write is also
 one sqlite transaction (`_write`), which no checkpointer statement can join.
+
+The records' reads and CRUD are the ones both SQL backends share (gateway.storage.sql.records),
+run here through `_session` and `_atomic`, whose statements never suspend either; this module
+keeps the schema, the connection, the queue (admission, claims, leases, ends of runs), request
+keys and checkpoints.
 """
 
 from __future__ import annotations
@@ -42,132 +47,20 @@ from gateway.shared.records import (
     lost_run_error,
     now_iso,
 )
-from gateway.shared.serde import json_text as _dumps
 from gateway.storage._checkpoints import checkpoint_metadata
 from gateway.storage._owner import FileOwner
-from gateway.storage._rows import run_row
 from gateway.storage.base import AssistantChanged, admission_change, check_admission, check_repeat, same_assistant
 from gateway.storage.sql.dialect import SQLITE
 from gateway.storage.sql.records import SqlRecords, Tx
+from gateway.storage.sql.rows import run_row
+from gateway.storage.sql.sqlite_schema import migrate
 from gateway.storage.sql.statements import UNFINISHED_SQL, Sql
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gw_assistants (
-    assistant_id TEXT PRIMARY KEY,
-    graph_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    config TEXT NOT NULL,
-    context TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    description TEXT
-);
-CREATE TABLE IF NOT EXISTS gw_threads (
-    thread_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    state_updated_at TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    "values" BLOB NOT NULL,
-    interrupts BLOB NOT NULL,
-    error BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gw_runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    assistant_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    multitask_strategy TEXT NOT NULL,
-    kwargs BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gw_runs_thread ON gw_runs (thread_id, created_at);
-CREATE INDEX IF NOT EXISTS gw_runs_status ON gw_runs (status);
-CREATE TABLE IF NOT EXISTS gw_run_events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    ns TEXT NOT NULL,
-    data BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS gw_run_events_created ON gw_run_events (created_at);
-CREATE TABLE IF NOT EXISTS gw_assistant_versions (
-    assistant_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    graph_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    config TEXT NOT NULL,
-    context TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    description TEXT,
-    PRIMARY KEY (assistant_id, version)
-);
-CREATE TABLE IF NOT EXISTS gw_crons (
-    cron_id TEXT PRIMARY KEY,
-    assistant_id TEXT NOT NULL,
-    thread_id TEXT,
-    user_id TEXT,
-    schedule TEXT NOT NULL,
-    timezone TEXT,
-    end_time TEXT,
-    next_run_date TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    on_run_completed TEXT,
-    enabled INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gw_crons_due ON gw_crons (next_run_date) WHERE enabled;
-CREATE TABLE IF NOT EXISTS gw_request_keys (
-    caller TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    resource_id TEXT NOT NULL,
-    thread_id TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (caller, request_id)
-);
-CREATE INDEX IF NOT EXISTS gw_request_keys_expires ON gw_request_keys (expires_at);
-"""
-# Columns added since the first schema: (table, column, definition).
-_MIGRATIONS = (
-    ("gw_runs", "attempt", "INTEGER NOT NULL DEFAULT 0"),
-    ("gw_runs", "request", "BLOB"),
-    ("gw_runs", "owner", "TEXT"),
-    ("gw_runs", "lease_until", "REAL"),
-)
 
 # Virtual machine steps between two looks at a search's deadline (about a millisecond's worth).
 _PROGRESS_STEPS = 10_000
 _SQL = Sql(SQLITE)
 _RUN_COLUMNS = _SQL.runs
-_SAME_ASSISTANT = "SELECT 1 FROM gw_assistants WHERE assistant_id = ? AND version = ? AND updated_at = ?"
 _INSERT_RUN = f"INSERT INTO gw_runs ({_RUN_COLUMNS}, request, owner, lease_until) VALUES ({', '.join('?' * 13)})"
-
-
-def _run_values(run: RunRecord) -> tuple[Any, ...]:
-    return (
-        run.run_id,
-        run.thread_id,
-        run.assistant_id,
-        run.created_at,
-        run.updated_at,
-        run.status,
-        _dumps(run.metadata),
-        run.multitask_strategy,
-        orjson.dumps(run.kwargs),
-        run.attempt,
-    )
 
 
 class _Tx:
@@ -271,11 +164,7 @@ class SqliteStorage(SqlRecords):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        for table, column, definition in _MIGRATIONS:
-            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        migrate(conn)
         self._conn = conn
         saver = InlineSqliteSaver(conn)
         saver.lock = self._lock
@@ -410,7 +299,10 @@ class SqliteStorage(SqlRecords):
         with self._write() as conn:
             if request_key is not None:
                 self._check_key(conn, request_key)
-            if assistant is not None and conn.execute(_SAME_ASSISTANT, same_assistant(assistant)).fetchone() is None:
+            if (
+                assistant is not None
+                and conn.execute(_SQL.same_assistant, same_assistant(assistant)).fetchone() is None
+            ):
                 raise AssistantChanged(assistant.assistant_id)
             metadata = {**(new_thread_metadata or {}), **thread_metadata}
             row = self._admit_thread(conn, run.thread_id, if_not_exists, metadata, access)
@@ -425,7 +317,7 @@ class SqliteStorage(SqlRecords):
             if claimed:
                 run.status, run.attempt = "running", 1
             lease_until = time.time() + lease_seconds if claimed else None
-            conn.execute(_INSERT_RUN, (*_run_values(run), request, claim_as if claimed else None, lease_until))
+            conn.execute(_INSERT_RUN, (*_SQL.run_values(run), request, claim_as if claimed else None, lease_until))
             conn.execute(*_SQL.change_thread(run.thread_id, change))
             if request_key is not None:
                 self._insert_key(conn, request_key, run.run_id, run.thread_id)

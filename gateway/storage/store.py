@@ -231,7 +231,7 @@ _SCHEMA_LOCK = 0x6C677374
 
 async def _postgres_store(storage: PostgresStorage, config: StoreConfig) -> BaseStore:
     from gateway.storage._pgstore import PooledPostgresStore
-    from gateway.storage.postgres import advisory_lock
+    from gateway.storage.sql.postgres_schema import advisory_lock
 
     index = config.index()
     # Made here: its batches of operations are collected on this loop (and run on the pool's).

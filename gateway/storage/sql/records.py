@@ -34,7 +34,7 @@ from gateway.shared.records import (
     ThreadRecord,
     now_iso,
 )
-from gateway.storage._rows import assistant_row, cron_row, run_row, thread_row
+from gateway.storage.sql.rows import assistant_row, cron_row, run_row, thread_row
 from gateway.storage.sql.statements import SORT_COLUMNS, UNFINISHED_SQL, Sql
 
 

@@ -5,7 +5,6 @@ assistants, threads and crons. gateway.storage.sql.records runs them."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from gateway.shared.records import (
@@ -16,6 +15,7 @@ from gateway.shared.records import (
     CronFilter,
     CronRecord,
     Equals,
+    RunRecord,
     ThreadChange,
     ThreadFilter,
     ThreadRecord,
@@ -54,6 +54,10 @@ class Sql:
         self.crons = (
             "cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, next_run_date, "
             f"payload{t}, metadata{t}, on_run_completed, enabled, created_at, updated_at"
+        )
+        # Nothing when the assistant a run was made with is no longer as it was read.
+        self.same_assistant = d.sql(
+            "SELECT 1 FROM gw_assistants WHERE assistant_id = ? AND version = ? AND updated_at = ?"
         )
         self.unfinished_runs = d.sql(
             f"SELECT run_id FROM gw_runs WHERE thread_id = ? AND {UNFINISHED_SQL} ORDER BY created_at, run_id"
@@ -199,6 +203,13 @@ class Sql:
         sets, values = self.thread_sets(change)
         return self.d.sql(f"UPDATE gw_threads SET {sets} WHERE thread_id = ?"), [*values, thread_id]
 
+    def run_values(self, run: RunRecord) -> tuple[Any, ...]:
+        """A run's columns (`runs`) as an INSERT writes them."""
+        return (
+            *(run.run_id, run.thread_id, run.assistant_id, run.created_at, run.updated_at, run.status),
+            *(json_text(run.metadata), run.multitask_strategy, json_text(run.kwargs), run.attempt),
+        )
+
     def _assistant_values(self, assistant: AssistantRecord) -> list[Any]:
         return [json_text(assistant.config), json_text(assistant.context), json_text(assistant.metadata)]
 
@@ -244,13 +255,13 @@ class Sql:
         d = self.d
         names: list[str] = ["updated_at = ?"]
         values: list[Any] = [now_iso()]
-        for name in ("schedule", "timezone", "on_run_completed", "next_run_date", "end_time", "enabled"):
-            value = getattr(change, name)
+        chosen = {"schedule": change.schedule, "timezone": change.timezone, "on_run_completed": change.on_run_completed}
+        chosen |= {"next_run_date": d.moment(change.next_run_date), "end_time": d.moment(change.end_time)}
+        chosen["enabled"] = None if change.enabled is None else d.flag(change.enabled)
+        for name, value in chosen.items():
             if value is not None:
                 names.append(f"{name} = ?")
-                values.append(
-                    d.moment(value) if isinstance(value, datetime) else d.flag(value) if name == "enabled" else value
-                )
+                values.append(value)
         if change.clear_end_time:
             names.append("end_time = NULL")
         for name in ("payload", "metadata"):

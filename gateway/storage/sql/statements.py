@@ -48,9 +48,12 @@ class Sql:
             "run_id, thread_id, assistant_id, created_at, updated_at, status, "
             f"metadata{t}, multitask_strategy, kwargs{t}, attempt"
         )
-        assistant = f"assistant_id, graph_id, name, created_at, {{}}, config{t}, context{t}, metadata{t}, version"
-        self.assistants = assistant.format("updated_at") + ", description"
-        self.versions = assistant.format("created_at") + ", description"
+        self.assistants = (
+            f"assistant_id, graph_id, name, created_at, updated_at, config{t}, context{t}, metadata{t}, version, "
+            "description"
+        )
+        # A version read as an assistant record: its `updated_at` is when the version was made.
+        self.versions = self.assistants.replace("updated_at", "created_at")
         self.crons = (
             "cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, next_run_date, "
             f"payload{t}, metadata{t}, on_run_completed, enabled, created_at, updated_at"

@@ -13,8 +13,10 @@ from gateway.shared.serde import json_text
 
 
 class Dialect:
-    # What a SELECT appends to a JSON column to read it as text.
+    # What a SELECT appends to a JSON column to read it as text; to a graph data column to read
+    # it as a JSON object.
     as_text = ""
+    as_object = ""
     # The argument of a JSON object column, and of a graph data (`values`, ...) one.
     jsonb = "?"
     json = "?"
@@ -63,6 +65,7 @@ class Dialect:
 
 class Postgres(Dialect):
     as_text = "::text"
+    as_object = "::jsonb"
     jsonb = "?::jsonb"
     json = "?::json"
     true = "TRUE"
@@ -82,7 +85,7 @@ class Postgres(Dialect):
 
     # Containment (`@>`) compares JSON values as jsonb does (1 equals 1.0, true is not 1).
     def contains(self, column: str, wanted: dict[str, Any]) -> tuple[str, list[Any]]:
-        return f"{column}::jsonb @> ?::jsonb", [json_text(wanted)]
+        return f"{column} @> ?::jsonb", [json_text(wanted)]
 
     def equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]]:
         return f"{column} @> ?::jsonb", [json_text({key: value})]

@@ -129,7 +129,7 @@ class Sql:
             clauses.append(sql)
             args += values
         self._contains("metadata", where.metadata, clauses, args)
-        self._contains('"values"', where.values, clauses, args)
+        self._contains(f'"values"{self.d.as_object}', where.values, clauses, args)
         self._access_clause("metadata", where.access, clauses, args)
         return _where(clauses), args
 

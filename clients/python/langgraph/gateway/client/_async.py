@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import Message
 from langgraph.gateway.client import _convert as convert
 from langgraph.gateway.client.errors import from_rpc_error
 from langgraph.gateway.v1 import (
@@ -70,55 +70,99 @@ class StreamPart(NamedTuple):
 _new_part: Callable[[tuple[str, Any, str]], StreamPart] = functools.partial(tuple.__new__, StreamPart)
 
 
-def _batch_view() -> type[Message]:
+_VIEWS = "langgraph.gateway.client"
+
+
+def _views() -> dict[str, Any]:
     """RunEventBatch as the client reads it: the same message on the wire, declared so that an
-    event costs fewer Python objects. Each case of the `event` oneof is `bytes` (the case's
+    event costs fewer Python objects (a submessage or a repeated field read through upb makes a
+    Python wrapper per event, which cost as much as all the rest of a part). Built from
+    runs_pb2's descriptors, so that they follow the proto. Two views:
+
+    RunEventBatchView, an event at a time: each case of the `event` oneof is `bytes` (the case's
     message, still encoded: a payload's is its `json` field's tag, length and text), and
-    `namespace` is a single `bytes` (the last segment, there only to see that one is set):
-    reading a submessage or a repeated field makes a Python wrapper per event, which cost about
-    as much as all the rest of a part. Built from runs_pb2's descriptor, so it follows the proto."""
-    event = runs_pb2.RunEvent.DESCRIPTOR
-    bytes_field = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
-    file = descriptor_pb2.FileDescriptorProto(
-        name="langgraph/gateway/client/batch_view.proto", package="langgraph.gateway.client", syntax="proto3"
-    )
+    `namespace` a single `bytes` (its last segment, there only to see that one is set).
+
+    RunEventColumns, the whole batch at once: `events` is a single message, so that its
+    occurrences are merged into one (as protobuf merges the occurrences of a message field),
+    and each field of that message is repeated: a column per field, in the order of the events,
+    all made by one parse in C. A payload case's column is a message with a repeated `json`,
+    merged the same way: the payloads' texts, in order."""
+    field_type = descriptor_pb2.FieldDescriptorProto
+    optional, repeated = field_type.LABEL_OPTIONAL, field_type.LABEL_REPEATED
+    file = descriptor_pb2.FileDescriptorProto(name=f"{_VIEWS.replace('.', '/')}/views.proto", package=_VIEWS)
+    file.syntax = "proto3"
     view = file.message_type.add(name="RunEventView")
     view.oneof_decl.add(name="event")
-    for field in event.fields:
+    column = file.message_type.add(name="RunEventColumn")
+    for field in runs_pb2.RunEvent.DESCRIPTOR.fields:
+        kept = field_type.TYPE_BYTES if field.type == field_type.TYPE_MESSAGE else field.type
         if field.containing_oneof is not None:
-            view.field.add(name=field.name, number=field.number, type=bytes_field, label=optional, oneof_index=0)
+            view.field.add(name=field.name, number=field.number, type=kept, label=optional, oneof_index=0)
         elif field.name == "namespace":
-            view.field.add(name=field.name, number=field.number, type=bytes_field, label=optional)
+            view.field.add(name=field.name, number=field.number, type=field_type.TYPE_BYTES, label=optional)
         else:
-            view.field.add(name=field.name, number=field.number, type=field.type, label=optional)
-    batch = file.message_type.add(name="RunEventBatchView")
-    batch.field.add(
-        name="events",
-        number=runs_pb2.RunEventBatch.DESCRIPTOR.fields_by_name["events"].number,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-        type_name=".langgraph.gateway.client.RunEventView",
-        label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+            view.field.add(name=field.name, number=field.number, type=kept, label=optional)
+        if field.name in _PAYLOADS:
+            texts = f".{_VIEWS}.JsonColumn"
+            column.field.add(name=field.name, number=field.number, type=field.type, type_name=texts, label=optional)
+        else:
+            column.field.add(name=field.name, number=field.number, type=kept, label=repeated)
+    text = runs_pb2.CustomEvent.DESCRIPTOR.fields_by_name["json"]
+    file.message_type.add(name="JsonColumn").field.add(
+        name=text.name, number=text.number, type=field_type.TYPE_BYTES, label=repeated
+    )
+    events = runs_pb2.RunEventBatch.DESCRIPTOR.fields_by_name["events"]
+    file.message_type.add(name="RunEventBatchView").field.add(
+        name=events.name, number=events.number, type=events.type, type_name=f".{_VIEWS}.RunEventView", label=repeated
+    )
+    file.message_type.add(name="RunEventColumns").field.add(
+        name=events.name, number=events.number, type=events.type, type_name=f".{_VIEWS}.RunEventColumn", label=optional
     )
     # A pool of its own: the default one's RunEventBatch stays the stubs'.
-    classes = message_factory.GetMessages([file], pool=descriptor_pool.DescriptorPool())
-    return classes["langgraph.gateway.client.RunEventBatchView"]
+    return message_factory.GetMessages([file], pool=descriptor_pool.DescriptorPool())
 
 
-_BatchView: Any = _batch_view()
+_VIEW_CLASSES = _views()
+_BatchView: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventBatchView"]
+_BatchColumns: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventColumns"]
 
 
 def parts_of(batch: bytes) -> list[StreamPart]:
     """An encoded RunEventBatch's events as StreamParts, without `end` (the stream ends there).
     The payloads of a batch are decoded in one JSON document: one parse per batch, not per
-    event (6x less CPU). A payload's JSON text is cut out of its encoded message when `json` is
-    all there is in it and shorter than 128 bytes (one byte of length), as the gateway sends
-    it; otherwise, and for the other cases, the message is decoded. A batch with an event of a
-    subgraph (a namespace) is read as RunEventBatch."""
+    event (6x less CPU).
+
+    A batch of payloads of one case (a long stream's), every event with its id, perhaps ended by
+    the `end`, is read by columns: no Python object per event but its id, its text and its part.
+    Any other is read an event at a time."""
+    events = _BatchView.FromString(batch).events
+    count = len(events)
+    if count > 1:
+        # The columns that have values, in field order: event_id first, then the cases.
+        columns = _BatchColumns.FromString(batch).events.ListFields()
+        if 2 <= len(columns) <= 3 and columns[0][0].name == "event_id" and len(columns[0][1]) == count:
+            case = columns[1][0].name
+            texts = columns[1][1].json if case in _PAYLOADS else ()
+            # Each event has one id (as many as events), and a payload of `case` or, the last
+            # only, the end: the columns line up (an encoder writes each field of an event once).
+            if len(texts) == count - (len(columns) - 2) and (
+                len(columns) == 2 or (columns[2][0].name == "end" and events[count - 1].WhichOneof("event") == "end")
+            ):
+                decoded = json.loads(b"[" + b",".join(texts) + b"]")
+                return list(map(_new_part, zip(itertools.repeat(case), decoded, columns[0][1])))
+    return _parts_by_view(events, batch)
+
+
+def _parts_by_view(events: Any, batch: bytes) -> list[StreamPart]:
+    """parts_of an event at a time: a payload's JSON text is cut out of its encoded message when
+    `json` is all there is in it and shorter than 128 bytes (one byte of length), as the gateway
+    sends it, and its message decoded otherwise; a batch with an event of a subgraph (a
+    namespace) is read as RunEventBatch."""
     names: list[str] = []
     ids: list[str] = []
     texts: list[bytes] = []
-    for event in _BatchView.FromString(batch).events:
+    for event in events:
         case = event.WhichOneof("event")
         payload = _PAYLOADS.get(case)
         if payload is not None:

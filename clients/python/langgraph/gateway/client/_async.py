@@ -87,7 +87,8 @@ def _views() -> dict[str, Any]:
     occurrences are merged into one (as protobuf merges the occurrences of a message field),
     and each field of that message is repeated: a column per field, in the order of the events,
     all made by one parse in C. A payload case's column is a message with a repeated `json`,
-    merged the same way: the payloads' texts, in order."""
+    merged the same way: the payloads' texts, in order. (And RunEventBatchEncoded: the events
+    left encoded, to count them.)"""
     field_type = descriptor_pb2.FieldDescriptorProto
     optional, repeated = field_type.LABEL_OPTIONAL, field_type.LABEL_REPEATED
     file = descriptor_pb2.FileDescriptorProto(name=f"{_VIEWS.replace('.', '/')}/views.proto", package=_VIEWS)
@@ -116,6 +117,9 @@ def _views() -> dict[str, Any]:
     file.message_type.add(name="RunEventBatchView").field.add(
         name=events.name, number=events.number, type=events.type, type_name=f".{_VIEWS}.RunEventView", label=repeated
     )
+    file.message_type.add(name="RunEventBatchEncoded").field.add(
+        name=events.name, number=events.number, type=field_type.TYPE_BYTES, label=repeated
+    )
     file.message_type.add(name="RunEventColumns").field.add(
         name=events.name, number=events.number, type=events.type, type_name=f".{_VIEWS}.RunEventColumn", label=optional
     )
@@ -124,7 +128,9 @@ def _views() -> dict[str, Any]:
 
 
 _VIEW_CLASSES = _views()
+_EventView: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventView"]
 _BatchView: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventBatchView"]
+_BatchEncoded: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventBatchEncoded"]
 _BatchColumns: Any = _VIEW_CLASSES[f"{_VIEWS}.RunEventColumns"]
 
 
@@ -136,7 +142,7 @@ def parts_of(batch: bytes) -> list[StreamPart]:
     A batch of payloads of one case (a long stream's), every event with its id, perhaps ended by
     the `end`, is read by columns: no Python object per event but its id, its text and its part.
     Any other is read an event at a time."""
-    events = _BatchView.FromString(batch).events
+    events = _BatchEncoded.FromString(batch).events  # each still encoded: a count, and the last
     count = len(events)
     if count > 1:
         # The columns that have values, in field order: event_id first, then the cases.
@@ -147,14 +153,15 @@ def parts_of(batch: bytes) -> list[StreamPart]:
             # Each event has one id (as many as events), and a payload of `case` or, the last
             # only, the end: the columns line up (an encoder writes each field of an event once).
             if len(texts) == count - (len(columns) - 2) and (
-                len(columns) == 2 or (columns[2][0].name == "end" and events[count - 1].WhichOneof("event") == "end")
+                len(columns) == 2
+                or (columns[2][0].name == "end" and _EventView.FromString(events[-1]).WhichOneof("event") == "end")
             ):
                 decoded = json.loads(b"[" + b",".join(texts) + b"]")
                 return list(map(_new_part, zip(itertools.repeat(case), decoded, columns[0][1])))
-    return _parts_by_view(events, batch)
+    return _parts_by_view(batch)
 
 
-def _parts_by_view(events: Any, batch: bytes) -> list[StreamPart]:
+def _parts_by_view(batch: bytes) -> list[StreamPart]:
     """parts_of an event at a time: a payload's JSON text is cut out of its encoded message when
     `json` is all there is in it and shorter than 128 bytes (one byte of length), as the gateway
     sends it, and its message decoded otherwise; a batch with an event of a subgraph (a
@@ -162,7 +169,7 @@ def _parts_by_view(events: Any, batch: bytes) -> list[StreamPart]:
     names: list[str] = []
     ids: list[str] = []
     texts: list[bytes] = []
-    for event in events:
+    for event in _BatchView.FromString(batch).events:
         case = event.WhichOneof("event")
         payload = _PAYLOADS.get(case)
         if payload is not None:

@@ -76,7 +76,11 @@ BATCHES = {
         event(i, "updates", text=json.dumps("x" * (n - 2)))
         for i, n in enumerate((1, 2, 3, 126, 127, 128, 129, 16383, 16384, 16385, 300_000))
     ],
-    # Read an event at a time.
+    # Read an event at a time (through a view from three events on).
+    "texts of every length, cases mixed": [
+        event(i, PAYLOADS[i % len(PAYLOADS)], text=json.dumps("x" * (n - 2)))
+        for i, n in enumerate((1, 2, 3, 126, 127, 128, 129, 16383, 16384, 16385, 2_097_151, 2_097_152))
+    ],
     "every case": [event(i, case) for i, case in enumerate(("metadata", *PAYLOADS, "messages", "error", "end"))],
     "a namespace": [event(0), event(1, namespace=["node_2:1f0e"]), event(2, namespace=["a:1", "b:2", "c:3"])],
     "messages of every kind": [
@@ -85,11 +89,12 @@ BATCHES = {
     ],
     "the end between": [event(0), event(1, "end"), event(2)],
     "two ends": [event(0), event(1, "end"), event(2, "end")],
-    "only ends": [event(0, "end"), event(1, "end")],
+    "only ends": [event(0, "end"), event(1, "end"), event(2, "end")],
     "metadata first": [event(0, "metadata"), event(1), event(2)],
-    "an event without id": [event(0), runs_pb2.RunEvent(custom=runs_pb2.CustomEvent(json="1"))],
+    "an event without id": [event(0), runs_pb2.RunEvent(custom=runs_pb2.CustomEvent(json="1")), event(2)],
     "an event without case": [event(0), event(1, None), event(2)],
     "one event": [event(0)],
+    "two events": [event(0, "metadata"), event(1, namespace=["a:1"])],
     "no event": [],
 }
 
@@ -103,11 +108,15 @@ def test_payload_messages_with_more_than_json_are_decoded() -> None:
     # A field of a newer gateway's payload, after the text and before it: the text is still found.
     after = runs_pb2.CustomEvent(json='{"a": 1}').SerializeToString() + b"\x10\x05"
     before = b"\x10\x05" + runs_pb2.CustomEvent(json='"b"').SerializeToString()
-    events = [runs_pb2.RunEvent(event_id=f"e-{i}") for i in range(3)]
+    long = runs_pb2.ValuesEvent(json=json.dumps("v" * 300)).SerializeToString() + b"\x10\x05"
+    events = [runs_pb2.RunEvent(event_id=f"e-{i}") for i in range(4)]
     events[0].custom.MergeFromString(after)
     events[1].custom.MergeFromString(before)
     events[2].custom.json = "[]"
-    assert [p.data for p in check(events)] == [{"a": 1}, "b", []]
+    events[3].values.MergeFromString(long)
+    # By columns, an event at a time, and as RunEventBatch.
+    assert [p.data for p in check(events[:3])] == [{"a": 1}, "b", []]
+    assert [p.data for p in check(events)] == [{"a": 1}, "b", [], "v" * 300]
     assert [p.data for p in check(events[:2])] == [{"a": 1}, "b"]
 
 

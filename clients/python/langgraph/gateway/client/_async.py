@@ -141,31 +141,37 @@ def parts_of(batch: bytes) -> list[StreamPart]:
 
     A batch of payloads of one case (a long stream's), every event with its id, perhaps ended by
     the `end`, is read by columns: no Python object per event but its id, its text and its part.
-    Any other is read an event at a time."""
+    Any other is read an event at a time, through a view if it has more than a few events (the
+    views' own cost is more than they save on one or two: a token's batch)."""
+    if len(batch) < 2048:  # most likely a token's batch, one event: no count of its own
+        plain = runs_pb2.RunEventBatch.FromString(batch).events
+        if len(plain) <= 2:
+            return _parts_by_event(plain)
     events = _BatchEncoded.FromString(batch).events  # each still encoded: a count, and the last
     count = len(events)
-    if count > 1:
-        # The columns that have values, in field order: event_id first, then the cases.
-        columns = _BatchColumns.FromString(batch).events.ListFields()
-        if 2 <= len(columns) <= 3 and columns[0][0].name == "event_id" and len(columns[0][1]) == count:
-            case = columns[1][0].name
-            texts = columns[1][1].json if case in _PAYLOADS else ()
-            # Each event has one id (as many as events), and a payload of `case` or, the last
-            # only, the end: the columns line up (an encoder writes each field of an event once).
-            if len(texts) == count - (len(columns) - 2) and (
-                len(columns) == 2
-                or (columns[2][0].name == "end" and _EventView.FromString(events[-1]).WhichOneof("event") == "end")
-            ):
-                decoded = json.loads(b"[" + b",".join(texts) + b"]")
-                return list(map(_new_part, zip(itertools.repeat(case), decoded, columns[0][1])))
+    if count <= 2:
+        return _parts_by_event(runs_pb2.RunEventBatch.FromString(batch).events)
+    # The columns that have values, in field order: event_id first, then the cases.
+    columns = _BatchColumns.FromString(batch).events.ListFields()
+    if 2 <= len(columns) <= 3 and columns[0][0].name == "event_id" and len(columns[0][1]) == count:
+        case = columns[1][0].name
+        texts = columns[1][1].json if case in _PAYLOADS else ()
+        # Each event has one id (as many as events), and a payload of `case` or, the last
+        # only, the end: the columns line up (an encoder writes each field of an event once).
+        if len(texts) == count - (len(columns) - 2) and (
+            len(columns) == 2
+            or (columns[2][0].name == "end" and _EventView.FromString(events[-1]).WhichOneof("event") == "end")
+        ):
+            decoded = json.loads(b"[" + b",".join(texts) + b"]")
+            return list(map(_new_part, zip(itertools.repeat(case), decoded, columns[0][1])))
     return _parts_by_view(batch)
 
 
 def _parts_by_view(batch: bytes) -> list[StreamPart]:
     """parts_of an event at a time: a payload's JSON text is cut out of its encoded message when
-    `json` is all there is in it and shorter than 128 bytes (one byte of length), as the gateway
-    sends it, and its message decoded otherwise; a batch with an event of a subgraph (a
-    namespace) is read as RunEventBatch."""
+    `json` is all there is in it, as the gateway sends it (quickest when shorter than 128 bytes:
+    one byte of length), and its message decoded otherwise; a batch with an event of a subgraph
+    (a namespace) is read as RunEventBatch."""
     names: list[str] = []
     ids: list[str] = []
     texts: list[bytes] = []
@@ -179,10 +185,7 @@ def _parts_by_view(batch: bytes) -> list[StreamPart]:
                 whole = encoded[0] == 10 and encoded[1] == len(encoded) - 2
             except IndexError:  # no text at all
                 whole = False
-            if whole:
-                texts.append(encoded[2:])
-            else:
-                texts.append(payload.FromString(encoded).json.encode())
+            texts.append(encoded[2:] if whole else _json_text(payload, encoded))
         elif case in _OTHERS:
             case, text = _named(case, _OTHERS[case].FromString(getattr(event, case)))
             texts.append(text.encode())
@@ -195,6 +198,20 @@ def _parts_by_view(batch: bytes) -> list[StreamPart]:
     if not names:
         return []
     return list(map(_new_part, zip(names, json.loads(b"[" + b",".join(texts) + b"]"), ids, strict=True)))
+
+
+def _json_text(payload: Any, encoded: bytes) -> bytes:
+    """The `json` field's text of an encoded payload message."""
+    if encoded[:1] == b"\n":  # its tag, then its length (a varint), then the text
+        length = shift = 0
+        for end, byte in enumerate(encoded[1:11], start=2):
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                if end + length == len(encoded):
+                    return encoded[end:]
+                break
+    return bytes(payload.FromString(encoded).json.encode())
 
 
 # The cases other than payloads that make a part, each with its message type (`end` makes none).

@@ -237,7 +237,8 @@ def _namespaced(name: str, namespace: tuple[str, ...]) -> str:
 
 
 def _parts_by_event(events: Sequence[runs_pb2.RunEvent]) -> list[StreamPart]:
-    """parts_of, through RunEventBatch's own messages: for a batch with events of subgraphs."""
+    """parts_of, through RunEventBatch's own messages: for a batch of one or two events, and one
+    with events of subgraphs (their namespaces' names cached: the same few recur)."""
     names: list[str] = []
     ids: list[str] = []
     texts: list[str] = []

@@ -10,7 +10,7 @@ WEB := examples/web
 
 .PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts web-test bench bench-smoke clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed $(VENV)/.client node_modules/.installed
 
 # The server depends on clients/python (the stubs and the light client), which is not on PyPI:
 # it goes in first. `make proto` puts it in again with the new stubs.
@@ -19,6 +19,13 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet ./clients/python
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# The client is installed as a wheel (the stubs are forced into it), not editable: put in again
+# whenever its sources or the stubs change.
+CLIENT_SOURCES := $(shell find clients/python/langgraph generated/langgraph -name '*.py' -o -name '*.pyi' 2>/dev/null)
+$(VENV)/.client: $(VENV)/.installed $(CLIENT_SOURCES)
+	$(PY) -m pip install --quiet --no-deps --force-reinstall ./clients/python
 	@touch $@
 
 node_modules/.installed: package.json

@@ -13,7 +13,7 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -268,7 +268,26 @@ class PyClient:
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
     ) -> None:
-        raise NotImplementedError
+        # An async generator, typed as an iterator by the client.
+        stream = cast(
+            AsyncGenerator[Any, None],
+            self.client.runs.stream(
+                None, graph, input=graph_input, stream_mode="values", config=RUN_CONFIG, on_disconnect="cancel"
+            ),
+        )
+        # A queued run's stream may say nothing until the run starts: `stop` ends the wait.
+        first = asyncio.ensure_future(anext(stream))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((first, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if first.done():
+                first.result()  # the metadata part: the run exists and its stream is open
+                opened()
+                await stop.wait()
+        finally:
+            for waiter in (first, stopped):
+                waiter.cancel()
+            await stream.aclose()
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -331,7 +350,14 @@ class Connect:
     async def hold(
         self, graph: str, graph_input: dict[str, Any], opened: Callable[[], None], stop: asyncio.Event
     ) -> None:
-        raise NotImplementedError
+        # As Sse.hold: the response headers are the server's answer, a queued run may send nothing.
+        request = Grpc._request(graph, graph_input, "values", None).SerializeToString()
+        body = struct.pack(">BI", 0, len(request)) + request
+        async with self.client.stream("POST", self.PATH, content=body) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"HTTP {response.status_code}")
+            opened()
+            await stop.wait()
 
     async def aclose(self) -> None:
         await self.client.aclose()

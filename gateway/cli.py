@@ -86,6 +86,14 @@ def _grpc_connection_flags(group: argparse._ArgumentGroup, d: Settings) -> None:
         default=None,
         help="seconds a connection without calls is kept before it is closed (default: no limit)",
     )
+    group.add_argument(
+        "--grpc-min-ping-interval",
+        type=_seconds,
+        default=d.grpc_min_ping_interval,
+        help="the shortest time in seconds between a client's keepalive pings that is accepted, with calls or "
+        'without; a client that pings sooner gets GOAWAY "too_many_pings" (default: %(default)s, for clients '
+        "that ping every 10 s)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -71,13 +71,14 @@ def server_options(settings: Settings, *, reuse_port: bool) -> list[tuple[str, i
         # Long, quiet runs (an LLM thinking, a tool waiting) keep their connection alive.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
-        # Clients may ping every 10 s or more, with calls or without: behind a proxy or a NAT
-        # that drops quiet connections, a client's keepalive is what keeps its stream. grpc's
-        # defaults (5 minutes; 2 hours without calls) answer such a client with GOAWAY
-        # "too_many_pings" after a few pings. Half of 10 s leaves room for timer jitter. (This
-        # is C-core's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, a server setting.)
+        # Clients may ping every 10 s or more (--grpc-min-ping-interval, 5 s by default), with
+        # calls or without: behind a proxy or a NAT that drops quiet connections, a client's
+        # keepalive is what keeps its stream. grpc's defaults (5 minutes; 2 hours without calls)
+        # answer such a client with GOAWAY "too_many_pings" after a few pings. Half of 10 s
+        # leaves room for timer jitter. (This is C-core's
+        # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, a server setting.)
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(settings.grpc_min_ping_interval)),
         ("grpc.http2.max_ping_strikes", 2),
         # Off unless several servers share the port (--workers, --grpc-acceptors): grpc turns it on
         # by default, and then a second server could bind a port that one is already serving.

@@ -91,6 +91,10 @@ class Settings:
     grpc_max_connection_age: float | None = None
     grpc_max_connection_age_grace: float | None = None
     grpc_max_connection_idle: float | None = None
+    # The shortest time between a client's keepalive pings the server accepts, with calls or
+    # without: pings sooner count strikes, and a third gets GOAWAY "too_many_pings". 5 s lets
+    # clients ping every 10 s with room for their timers' jitter.
+    grpc_min_ping_interval: float = 5.0
     # A port of its own for /metrics and /ok (-1: none; they are on the HTTP port anyway).
     metrics_port: int = -1
     # TLS on every port (PEM files): the certificate chain and its key; with a CA, clients must

@@ -81,22 +81,51 @@ async def calls_succeed(stubs: Stubs) -> None:
     assert got.thread_id == thread.thread_id
 
 
-async def test_a_client_that_pings_every_10_s_keeps_its_quiet_stream_and_its_connection(tmp_path: Path) -> None:
-    # The keepalive a client behind a NAT or a proxy that drops quiet connections sets.
-    keepalive = [
-        ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
-    async with gateway_channel(tmp_path, options=keepalive) as (_, stubs), StateLog(stubs.channel) as log:
+# The keepalive policy a tenth of its default: the gateway accepts a ping every 0.5 s
+# (--grpc-min-ping-interval; 5 s by default) and the client pings every second (every 10 s, the
+# keepalive a client behind a NAT or a proxy that drops quiet connections sets).
+MIN_PING_INTERVAL = 0.5
+KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 1_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+async def test_a_client_that_pings_as_often_as_permitted_keeps_its_quiet_stream_and_its_connection(
+    tmp_path: Path,
+) -> None:
+    args = ("--grpc-min-ping-interval", str(MIN_PING_INTERVAL))
+    async with gateway_channel(tmp_path, *args, options=KEEPALIVE) as (_, stubs), StateLog(stubs.channel) as log:
         # grpc's defaults strike a ping that comes sooner than 5 minutes after the last on a
-        # quiet stream, and after two strikes answer GOAWAY "too_many_pings", failing the stream.
-        events = await quiet_run(stubs, 62)
+        # quiet stream, and after two strikes answer GOAWAY "too_many_pings", failing the stream:
+        # six pings, past the third strike.
+        events = await quiet_run(stubs, 6.2)
         assert events[-1].end.status == END_SUCCESS
-        # And without calls (grpc's default: a ping per 2 hours), past the third strike.
-        await asyncio.sleep(45)
+        # And without calls (grpc's default: a ping per 2 hours), four more, past the third strike.
+        await asyncio.sleep(4.5)
         await calls_succeed(stubs)
         assert log.states == [grpc.ChannelConnectivity.READY], "the connection was closed"
+
+
+async def test_a_client_that_pings_more_often_than_permitted_loses_its_quiet_stream(tmp_path: Path) -> None:
+    # The same client against the default policy (a ping per 5 s): what the test above keeps
+    # is the policy's doing, not a ping the server never counted.
+    async with gateway_channel(tmp_path, options=KEEPALIVE) as (_, stubs):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await quiet_run(stubs, 30)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await calls_succeed(stubs)
+
+
+def test_the_default_keepalive_policy_permits_a_client_that_pings_every_10_s() -> None:
+    options = dict(server_options(Settings(), reuse_port=False))
+    # Half of 10 s, room for the client's timer jitter, with calls or without.
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] == 5_000
+    assert options["grpc.keepalive_permit_without_calls"] == 1
+    assert options["grpc.http2.max_ping_strikes"] == 2
+    lowered = dict(server_options(Settings(grpc_min_ping_interval=0.5), reuse_port=False))
+    assert lowered["grpc.http2.min_ping_interval_without_data_ms"] == 500
 
 
 async def test_max_connection_age_spares_a_live_stream_and_the_client_reconnects(tmp_path: Path) -> None:
@@ -282,6 +311,7 @@ def test_the_age_grace_defaults_to_the_run_timeout_else_to_no_limit() -> None:
         ("--grpc-max-connection-age", "0"),
         ("--grpc-max-connection-age-grace", "-1"),
         ("--grpc-max-connection-idle", "inf"),
+        ("--grpc-min-ping-interval", "0"),
         ("--grpc-max-message-mb", "0"),
         ("--grpc-compression", "brotli"),
     ],

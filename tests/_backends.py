@@ -4,10 +4,12 @@ test that uses them gets a database, or a key prefix, of its own, removed after 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
@@ -22,17 +24,69 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards (its connections closed by force)."""
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+def _execute(sql: str) -> None:
     with psycopg.connect(POSTGRES, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(sql)
+
+
+def _drop(name: str) -> None:
+    _execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _set_up_schema(url: str) -> None:
+    # The gateway's own setup, as a gateway starting on an empty database runs it: the storage's
+    # tables and migrations, then the store's.
+    from gateway.config.store import StoreConfig
+    from gateway.storage.postgres import PostgresStorage
+    from gateway.storage.store import Store
+
+    storage = PostgresStorage(url)
+    await storage.setup()
+    try:
+        store = Store(StoreConfig())
+        await store.open(storage)
+        await store.close()
+    finally:
+        await storage.close()
+
+
+_template_lock = threading.Lock()
+_template: str | None = None
+
+
+def _schema_template() -> str:
+    """A database with the gateway's schema, made once per process (each xdist worker has its
+    own, by name) for the databases copied from it; dropped when the process exits."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            name = f"gw_template_{uuid.uuid4().hex[:12]}"
+            _execute(f'CREATE DATABASE "{name}"')
+            atexit.register(_drop, name)
+            # In a thread of its own: the caller may be on an event loop.
+            with ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, _set_up_schema(_with_database(POSTGRES, name))).result()
+            _template = name
+        return _template
+
+
+# Databases are dropped in the background (a drop waits for Postgres to remove the files, up
+# to a second on a busy machine): the pool finishes its queue before the process exits.
+_dropping = ThreadPoolExecutor(2, thread_name_prefix="drop-database")
+
+
+@contextmanager
+def postgres_database(*, schema: bool = False) -> Iterator[str]:
+    """The URL of a new database, dropped afterwards (its connections closed by force): empty,
+    or with `schema`, holding the gateway's schema as its setup leaves it on an empty database
+    (a copy of a template made once, instead of every test's migrations)."""
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{_schema_template()}"' if schema else ""
+    _execute(f'CREATE DATABASE "{name}"{template}')
     try:
         yield _with_database(POSTGRES, name)
     finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _dropping.submit(_drop, name)
 
 
 @contextmanager

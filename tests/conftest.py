@@ -24,7 +24,7 @@ def backend_args(backend: str) -> Iterator[tuple[str, ...]]:
     if backend == "sqlite":
         yield ()
         return
-    with postgres_database() as url, redis_prefix() as prefix:
+    with postgres_database(schema=True) as url, redis_prefix() as prefix:
         yield ("--database-url", url, "--redis-url", REDIS, "--redis-prefix", prefix)
 
 

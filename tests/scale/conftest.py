@@ -16,7 +16,7 @@ Replica = Callable[..., GatewayProcess]
 def shared_backends() -> Iterator[tuple[str, ...]]:
     """The command-line arguments of a deployment on a Postgres database and Redis key prefix of
     the test's own."""
-    with postgres_database() as url, redis_prefix() as prefix:
+    with postgres_database(schema=True) as url, redis_prefix() as prefix:
         yield ("--database-url", url, "--redis-url", REDIS, "--redis-prefix", prefix)
 
 

@@ -29,7 +29,7 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         finally:
             await backend.close()
         return
-    with postgres_database() as url:
+    with postgres_database(schema=True) as url:
         backend = PostgresStorage(url)
         await backend.setup()
         try:
@@ -64,7 +64,7 @@ async def core(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         async with Gateway(config, Settings(db=str(tmp_path / "core.sqlite"))) as gateway:
             yield gateway
         return
-    with postgres_database() as url, redis_prefix() as prefix:
+    with postgres_database(schema=True) as url, redis_prefix() as prefix:
         settings = Settings(database_url=url, redis_url=REDIS, redis_prefix=prefix)
         async with Gateway(config, settings) as gateway:
             yield gateway

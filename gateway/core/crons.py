@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,10 @@ logger = logging.getLogger("gateway.crons")
 _CRON_FIELDS = ("schedule", "timezone", "end_time", "enabled", "on_run_completed")
 # Crons a process fires at most per tick; more wait for its next tick.
 _BATCH = 100
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def next_tick(schedule: str, after: datetime, timezone: str | None) -> datetime:
@@ -143,12 +148,16 @@ class Crons:
         *,
         access: Access | None = None,
         interval: float = 5.0,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """`interval`: seconds between looks for due crons; `clock`: the time the schedules are
+        read at (the machine's; tests pass one they move, to tick without waiting)."""
         self._storage = storage
         self._assistants = assistants
         self._runs = runs
         self._access = access or Access(None, storage)
         self._interval = interval
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     # Creating and changing crons
@@ -195,7 +204,7 @@ class Crons:
                     resource="thread",
                     id=thread_id,
                 )
-        now = datetime.now(UTC)
+        now = self._clock()
         cron = CronRecord(
             cron_id=cron_id,
             assistant_id=assistant,
@@ -275,7 +284,7 @@ class Crons:
         next_run_date = None
         if schedule is not None or timezone is not None or enabled and not current.enabled:
             # A new schedule, a new timezone or a cron enabled again: its next run from now on.
-            next_run_date = next_tick(schedule or current.schedule, datetime.now(UTC), timezone or current.timezone)
+            next_run_date = next_tick(schedule or current.schedule, self._clock(), timezone or current.timezone)
         change = CronChange(
             schedule=schedule,
             timezone=timezone,
@@ -410,7 +419,7 @@ class Crons:
     async def tick(self) -> int:
         """Fires every cron that is due and whose tick this process claims; returns how many
         were due."""
-        now = datetime.now(UTC)
+        now = self._clock()
         due = await self._storage.due_crons(now, _BATCH)
         for cron in due:
             try:

@@ -5,6 +5,7 @@ in test_api_reference.py."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
 
 from tests._server import GatewayProcess
 from tests.conftest import BACKENDS, backend_args
@@ -33,7 +35,26 @@ def wait_until(check: object, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+        time.sleep(0.1)
+
+
+def fired(proc: GatewayProcess, cron_id: str) -> list[str]:
+    """The threads of the runs the cron created so far, as the gateway logs them."""
+    made = re.compile(rf"cron {cron_id} created run \S+ on thread (\S+)")
+    return [m[1] for line in list(proc.stderr_lines) if (m := made.search(line))]
+
+
+def ticks_later(proc: GatewayProcess, client: SyncLangGraphClient, ticks: int) -> None:
+    """Returns once the gateway has looked for due crons at `ticks` more moments of an
+    every-second schedule, each look begun and ended after the call: counted by a cron of its
+    own, whose fires are logged (a look fires the crons it finds one after the other)."""
+    control = client.crons.create("agent", schedule=EVERY_SECOND, input={"topic": "tick"})
+    try:
+        # Its first fire is a look begun after the call (it was due only after its creation);
+        # the look of its fire `ticks + 1` begins after that of fire `ticks` ended.
+        wait_until(lambda: len(fired(proc, control["cron_id"])) >= ticks + 1)
+    finally:
+        client.crons.delete(control["cron_id"])
 
 
 def test_a_cron_on_a_thread_fires_each_tick_with_its_payload(ticking: GatewayProcess) -> None:
@@ -50,10 +71,10 @@ def test_a_cron_on_a_thread_fires_each_tick_with_its_payload(ticking: GatewayPro
     assert all(r["kwargs"]["config"]["configurable"]["cron_id"] == cron["cron_id"] for r in runs)
     wait_until(lambda: client.threads.get(thread["thread_id"])["status"] == "idle")
     assert client.threads.get(thread["thread_id"])["values"]["joke"] == "This is a joke about cron and cats"
-    # Disabled: no more runs (one already claimed may still start).
-    time.sleep(1.5)
+    # Disabled: no more runs (one already claimed may still start, in a look begun before).
+    ticks_later(ticking, client, 0)
     settled = len(client.runs.list(thread["thread_id"], limit=100))
-    time.sleep(1.5)
+    ticks_later(ticking, client, 1)
     assert len(client.runs.list(thread["thread_id"], limit=100)) == settled
 
 
@@ -71,9 +92,11 @@ def test_a_stateless_cron_runs_each_tick_on_a_new_thread(ticking: GatewayProcess
     # Deleted with the run (the default): the threads are gone, the runs still happened.
     gone = f"gone-{time.time_ns()}"
     deleted = client.crons.create("agent", schedule=EVERY_SECOND, input={"topic": "d"}, metadata={"marker": gone})
-    time.sleep(3)
+    wait_until(lambda: len(fired(ticking, deleted["cron_id"])) >= 2)
     client.crons.delete(deleted["cron_id"])
-    time.sleep(1)
+    ticks_later(ticking, client, 0)  # past a run it may have claimed as it was deleted
+    wait_until(lambda: client.threads.count(metadata={"marker": gone}) == 0)
+    assert len(set(fired(ticking, deleted["cron_id"]))) >= 2
     assert client.threads.count(metadata={"marker": gone}) == 0
 
 
@@ -83,7 +106,9 @@ def test_a_cron_past_its_end_time_or_disabled_does_not_fire(ticking: GatewayProc
     soon = datetime.now(UTC) + timedelta(seconds=1)
     client.crons.create_for_thread(ended["thread_id"], "agent", schedule=EVERY_SECOND, input={}, end_time=soon)
     client.crons.create_for_thread(disabled["thread_id"], "agent", schedule=EVERY_SECOND, input={}, enabled=False)
-    time.sleep(4)
+    # Three whole looks at moments of the schedule, at which both were due but for the end time
+    # and being disabled (tests/storage/test_cron_ticks.py counts them exactly on a clock of its own).
+    ticks_later(ticking, client, 3)
     assert len(client.runs.list(ended["thread_id"], limit=100)) <= 2
     assert client.runs.list(disabled["thread_id"]) == []
 

@@ -19,6 +19,7 @@ import pytest
 import redis
 from langgraph.gateway.v1 import runs_pb2, runs_pb2_grpc
 
+from gateway.process.workers import _MIN_LIFETIME
 from tests._backends import REDIS
 from tests._server import ROOT, TEST_CONFIG
 from tests.http._sse import Event, assert_ids_increase, iter_events, parse
@@ -372,6 +373,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _age(pid: int) -> float:
+    """Seconds since the process started (its start time in /proc, in clock ticks after boot)."""
+    started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return float(Path("/proc/uptime").read_text().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+
+
 def test_workers_serve_one_port_and_a_dead_one_is_replaced(replica: Replica) -> None:
     supervisor = replica("--workers", "2")
     pid = supervisor.proc.pid  # type: ignore[union-attr]
@@ -382,7 +389,8 @@ def test_workers_serve_one_port_and_a_dead_one_is_replaced(replica: Replica) -> 
         for _ in range(10):
             with httpx.Client(base_url=supervisor.http_url, timeout=60) as fresh:
                 assert fresh.post("/runs/wait", json={"assistant_id": "agent", "input": {"topic": "w"}}).json()
-        time.sleep(5)  # past the supervisor's crash-loop guard
+        # Past the supervisor's crash-loop guard (a worker that dies younger is not replaced).
+        time.sleep(max(0.0, _MIN_LIFETIME + 0.5 - _age(workers[0])))
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (len(_children(pid)) < 2 or workers[0] in _children(pid)):

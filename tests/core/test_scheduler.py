@@ -41,30 +41,42 @@ async def _ended(core: Gateway, thread_id: str) -> list[str]:
     raise AssertionError("the runs did not end")
 
 
+async def _reject(core: Gateway) -> None:
+    thread_id = await _thread(core)
+    results = await _create_at_once(core, [_slow(thread_id, "reject") for _ in range(4)])
+    assert [type(r) for r in results].count(RunRecord) == 1
+    assert all(isinstance(r, (RunRecord, Conflict)) for r in results)
+    assert await _ended(core, thread_id) == ["success"]
+
+
+async def _interrupt(core: Gateway) -> None:
+    thread_id = await _thread(core)
+    results = await _create_at_once(core, [_slow(thread_id, "interrupt") for _ in range(4)])
+    assert all(isinstance(r, RunRecord) for r in results)
+    assert await _ended(core, thread_id) == ["interrupted"] * 3 + ["success"]
+
+
+async def _rollback(core: Gateway) -> None:
+    thread_id = await _thread(core)
+    results = await _create_at_once(core, [_slow(thread_id, "rollback") for _ in range(4)])
+    assert all(isinstance(r, RunRecord) for r in results)
+    assert await _ended(core, thread_id) == ["success"]
+
+
+async def _enqueue(core: Gateway) -> None:
+    thread_id = await _thread(core)
+    results = await _create_at_once(core, [_slow(thread_id, "enqueue") for _ in range(5)])
+    assert [type(r) for r in results].count(RunRecord) == 3  # --max-queued-runs
+    assert all(isinstance(r, (RunRecord, TooManyRuns)) for r in results)
+    assert await _ended(core, thread_id) == ["success"] * 3
+
+
 async def test_concurrent_creates_hold_every_strategy_every_time(make_core: MakeCore) -> None:
     async with make_core(max_queued_runs=3) as core:
+        # Each trial's strategies on threads of their own, at the same time: a thread's creates
+        # race each other, and the other threads' runs besides.
         for _ in range(TRIALS):
-            thread_id = await _thread(core)
-            results = await _create_at_once(core, [_slow(thread_id, "reject") for _ in range(4)])
-            assert [type(r) for r in results].count(RunRecord) == 1
-            assert all(isinstance(r, (RunRecord, Conflict)) for r in results)
-            assert await _ended(core, thread_id) == ["success"]
-
-            thread_id = await _thread(core)
-            results = await _create_at_once(core, [_slow(thread_id, "interrupt") for _ in range(4)])
-            assert all(isinstance(r, RunRecord) for r in results)
-            assert await _ended(core, thread_id) == ["interrupted"] * 3 + ["success"]
-
-            thread_id = await _thread(core)
-            results = await _create_at_once(core, [_slow(thread_id, "rollback") for _ in range(4)])
-            assert all(isinstance(r, RunRecord) for r in results)
-            assert await _ended(core, thread_id) == ["success"]
-
-            thread_id = await _thread(core)
-            results = await _create_at_once(core, [_slow(thread_id, "enqueue") for _ in range(5)])
-            assert [type(r) for r in results].count(RunRecord) == 3  # --max-queued-runs
-            assert all(isinstance(r, (RunRecord, TooManyRuns)) for r in results)
-            assert await _ended(core, thread_id) == ["success"] * 3
+            await asyncio.gather(_reject(core), _interrupt(core), _rollback(core), _enqueue(core))
 
 
 async def test_a_run_cancelled_before_its_task_runs_still_ends(make_core: MakeCore) -> None:

@@ -15,7 +15,19 @@ every case to match.
 from __future__ import annotations
 
 from tests.conformance._cases import CASES, Case, load_cases
-from tests.conformance._runner import JOBS, Outcome, compare
+from tests.conformance._runner import JOBS, Outcome, compare, outcome, transcripts
 from tests.conformance._transcript import Line, lines, transcript
 
-__all__ = ["CASES", "JOBS", "Case", "Line", "Outcome", "compare", "lines", "load_cases", "transcript"]
+__all__ = [
+    "CASES",
+    "JOBS",
+    "Case",
+    "Line",
+    "Outcome",
+    "compare",
+    "lines",
+    "load_cases",
+    "outcome",
+    "transcript",
+    "transcripts",
+]

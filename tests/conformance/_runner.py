@@ -68,13 +68,33 @@ async def _transcript(client: httpx.AsyncClient, case: Case) -> list[Line] | str
         return f"{client.base_url}: {type(exc).__name__}: {exc}"
 
 
-async def _run(case: Case, ref: httpx.AsyncClient, cand: httpx.AsyncClient, slots: asyncio.Semaphore) -> Outcome:
-    async with slots:
-        reference, candidate = await asyncio.gather(_transcript(ref, case), _transcript(cand, case))
+def outcome(case: Case, reference: list[Line] | str, candidate: list[Line] | str) -> Outcome:
+    """The case's outcome of its transcripts on each side (or why a side could not run it)."""
     if isinstance(reference, str) or isinstance(candidate, str):
         errors = [side for side in (reference, candidate) if isinstance(side, str)]
         return Outcome(case, [], [], error="; ".join(errors))
     return Outcome(case, reference, candidate)
+
+
+async def _run(case: Case, ref: httpx.AsyncClient, cand: httpx.AsyncClient, slots: asyncio.Semaphore) -> Outcome:
+    async with slots:
+        reference, candidate = await asyncio.gather(_transcript(ref, case), _transcript(cand, case))
+    return outcome(case, reference, candidate)
+
+
+async def transcripts(
+    url: str, cases: Sequence[Case], *, jobs: int = JOBS, headers: dict[str, str] | None = None
+) -> list[list[Line] | str]:
+    """Each case's transcript on one server, `jobs` cases at a time (or why it could not be run):
+    the reference's, say, made once for several candidates."""
+    slots = asyncio.Semaphore(jobs)
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers or {}) as client:
+
+        async def one(case: Case) -> list[Line] | str:
+            async with slots:
+                return await _transcript(client, case)
+
+        return list(await asyncio.gather(*(one(case) for case in cases)))
 
 
 async def compare(

@@ -8,12 +8,13 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
 from tests._langgraph_dev import absolute_config, langgraph_dev
 from tests._server import ROOT, TEST_CONFIG, GatewayProcess
-from tests.conformance import JOBS, Outcome, compare, lines, load_cases
+from tests.conformance import JOBS, Line, Outcome, lines, load_cases, outcome, transcripts
 from tests.conftest import BACKENDS, backend_args
 
 CASES = load_cases()
@@ -37,10 +38,20 @@ def candidate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def outcomes(reference: str, candidate: str) -> dict[str, Outcome]:
-    """Every case on both servers, all run at once: the reference takes about a second per run,
-    and each case has its own thread."""
-    return {outcome.case.name: outcome for outcome in asyncio.run(compare(reference, candidate, CASES))}
+def reference_transcripts(reference: str) -> Iterator[Future[list[list[Line] | str]]]:
+    """Every case on the reference, once for both candidates, begun at once in the background
+    (while the first candidate starts): it takes about a second per run, `JOBS` cases at a time,
+    each on a thread of its own."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(asyncio.run, transcripts(reference, CASES))
+
+
+@pytest.fixture(scope="module")
+def outcomes(reference_transcripts: Future[list[list[Line] | str]], candidate: str) -> dict[str, Outcome]:
+    """Every case on the candidate, each against the reference's transcript."""
+    ours = asyncio.run(transcripts(candidate, CASES))
+    theirs = reference_transcripts.result()
+    return {case.name: outcome(case, ref, cand) for case, ref, cand in zip(CASES, theirs, ours, strict=True)}
 
 
 @pytest.mark.parametrize("name", [case.name for case in CASES])

@@ -168,7 +168,8 @@ def _xray(raw: str | None) -> bool | int:
         return False
     if raw in ("true", "True"):
         return True
-    if raw.isdigit() and int(raw) > 0:
+    # ASCII digits only: str.isdigit() takes "³" too, which int() refuses.
+    if raw.isascii() and raw.isdigit() and int(raw) > 0:
         return int(raw)
     raise InvalidArgument(f"xray must be true, false or a positive depth, not {shown(raw)}")
 

@@ -59,6 +59,7 @@ def test_graph_and_schemas(http: httpx.Client) -> None:
     nested = http.get("/assistants/subgraphs/graph?xray=1").json()
     assert "node_2:subgraph_node_1" in [n["id"] for n in nested["nodes"]]
     assert http.get("/assistants/agent/graph?xray=maybe").status_code == 422
+    assert http.get("/assistants/agent/graph?xray=%C2%B3").status_code == 422  # "³", a digit to str.isdigit()
     schemas = http.get("/assistants/chat/schemas").json()
     assert schemas["graph_id"] == "chat"
     assert schemas["input_schema"]["properties"]["topic"]["type"] == "string"

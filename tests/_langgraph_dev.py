@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -68,31 +70,72 @@ def absolute_config(config: Path, folder: Path) -> Path:
     return out
 
 
+def _holds_listener(pid: int, port: int) -> bool:
+    """Whether the process `pid`, or a child of it, holds the socket listening on `port`: the
+    free port picked may have been taken by another server before `langgraph dev` bound it."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                sockets.add(f"socket:[{fields[9]}]")
+    family = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                family.add(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    for member in family:
+        try:
+            if any(os.readlink(fd) in sockets for fd in Path(f"/proc/{member}/fd").iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# `langgraph dev` serves on another port, saying so, when the one it is given is taken: the free
+# port picked may have been bound by another server (another test's) before it started.
+_MOVED = re.compile(r"Port \d+ is already in use, using port (\d+) instead")
+
+
+def _start(cmd: list[str], folder: Path, log: IO[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`langgraph dev` on a free port, and its URL once `/ok` answers from it."""
+    port = free_port()
+    log_path = folder / "langgraph-dev.log"
+    proc = subprocess.Popen([*cmd, "--port", str(port)], cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        if moved := _MOVED.search(log_path.read_text()):
+            port = int(moved[1])
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if httpx.get(f"{url}/ok", timeout=2).status_code == 200 and _holds_listener(proc.pid, port):
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError("langgraph dev did not start in 120 s")
+        time.sleep(0.25)
+
+
 @contextmanager
 def langgraph_dev(config: Path, folder: Path, *, jobs: int | None = None) -> Iterator[str]:
     """Serves `config` (its paths absolute) with `langgraph dev` from `folder`, and yields its
     URL once `/ok` answers. `jobs`: runs it may execute at once (dev's default is one)."""
     langgraph = ensure_ref_venv()
-    port = free_port()
     log_path = folder / "langgraph-dev.log"
-    cmd = [str(langgraph), "dev", "--config", str(config), "--port", str(port), "--no-browser", "--no-reload"]
+    cmd = [str(langgraph), "dev", "--config", str(config), "--no-browser", "--no-reload"]
     if jobs is not None:
         cmd += ["--n-jobs-per-worker", str(jobs)]
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
-        url = f"http://127.0.0.1:{port}"
+        proc, url = _start(cmd, folder, log, env)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
-                time.sleep(0.25)
             yield url
         finally:
             proc.terminate()

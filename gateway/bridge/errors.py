@@ -20,6 +20,7 @@ from gateway.shared.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway.shared.util import digits
 from gateway.wire.convert import MAX_MESSAGE_BYTES
 
 
@@ -62,7 +63,7 @@ def raise_status(code: grpc.StatusCode, details: str | None, trailing: Any) -> N
     # trailers: the bridge answers as the gateway's own HTTP edge would.
     trailers = dict(trailing or ())
     status = trailers.pop("x-http-status", None)
-    if isinstance(status, str) and status.isdigit() and 400 <= int(status) <= 599:
+    if isinstance(status, str) and digits(status) and 400 <= int(status) <= 599:
         error.http_status = int(status)
         error.headers = {k: v for k, v in trailers.items() if isinstance(v, str)}
     raise error from None

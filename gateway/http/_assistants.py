@@ -21,7 +21,7 @@ from gateway.http._utils import (
     type_name,
 )
 from gateway.shared.errors import InvalidArgument, NotFound, shown
-from gateway.shared.util import is_uuid
+from gateway.shared.util import digits, is_uuid
 
 
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
@@ -168,8 +168,7 @@ def _xray(raw: str | None) -> bool | int:
         return False
     if raw in ("true", "True"):
         return True
-    # ASCII digits only: str.isdigit() takes "³" too, which int() refuses.
-    if raw.isascii() and raw.isdigit() and int(raw) > 0:
+    if digits(raw) and int(raw) > 0:
         return int(raw)
     raise InvalidArgument(f"xray must be true, false or a positive depth, not {shown(raw)}")
 

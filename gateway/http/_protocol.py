@@ -32,7 +32,7 @@ from gateway.shared.protocol import (
     parse_filter,
     parse_since,
 )
-from gateway.shared.util import id_part, is_uuid
+from gateway.shared.util import digits, id_part, is_uuid
 
 _GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 
@@ -102,7 +102,7 @@ async def stream_events(request: Request) -> Response:
         since = parse_since(body)
     except ProtocolError as exc:
         return error_response(400, exc.message)
-    if since is None and (last := request.headers.get("last-event-id", "").strip()).isascii() and last.isdigit():
+    if since is None and (last := request.headers.get("last-event-id", "").strip()) and digits(last):
         # A resume by the SSE standard's header: the ids are the events' seqs, as `since` (uint64).
         since = id_part(last, last, "last-event-id", 2**64 - 1)
     session = await backend(request).protocol_session(thread_id)

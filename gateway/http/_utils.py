@@ -14,7 +14,7 @@ from gateway.http._errors import PayloadTooLarge
 from gateway.shared.errors import InvalidArgument, shown
 from gateway.shared.run_body import type_name
 from gateway.shared.serde import MAX_NESTING, check_nesting, dumps
-from gateway.shared.util import is_uuid
+from gateway.shared.util import digits, is_uuid
 
 if TYPE_CHECKING:
     from gateway.http._backend import Backend
@@ -36,7 +36,7 @@ async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.max_body_bytes
     too_large = PayloadTooLarge(f"Request body too large (limit: {limit} bytes)")
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and digits(length) and int(length) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0

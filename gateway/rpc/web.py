@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.process.metrics import internal_error
 from gateway.rpc.io_loop import CallStatus, Several
 from gateway.rpc.status import details as status_details
+from gateway.shared.util import digits
 
 logger = logging.getLogger("gateway.rpc.web")
 
@@ -245,12 +246,12 @@ def _metadata(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str | 
 
 def _deadline(headers: dict[str, str]) -> float | None:
     if (ms := headers.get("connect-timeout-ms")) is not None:
-        if not ms.isdigit() or len(ms) > 10:
+        if not digits(ms) or len(ms) > 10:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "connect-timeout-ms: not a number of milliseconds")
         return time.monotonic() + int(ms) / 1000
     if (timeout := headers.get("grpc-timeout")) is not None:
         amount, unit = timeout[:-1], timeout[-1:]
-        if not amount.isdigit() or len(amount) > 8 or unit not in _GRPC_TIMEOUT_UNITS:
+        if not digits(amount) or len(amount) > 8 or unit not in _GRPC_TIMEOUT_UNITS:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout: not a gRPC timeout")
         return time.monotonic() + int(amount) * _GRPC_TIMEOUT_UNITS[unit]
     return None

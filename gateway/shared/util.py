@@ -30,6 +30,12 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
+def digits(value: str) -> bool:
+    """Whether `value` is ASCII digits only: str.isdigit() also takes "³" and "١", which int()
+    refuses or reads as another number; what a client sends is checked with this instead."""
+    return value.isascii() and value.isdigit()
+
+
 def is_uuid(value: str) -> bool:
     """A UUID in its canonical spelling: other spellings ("urn:uuid:...", braces, no dashes)
     would be stored as different ids for the same UUID."""

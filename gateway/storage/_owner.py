@@ -12,6 +12,7 @@ import fcntl
 import os
 
 from gateway.shared.errors import StartupError
+from gateway.shared.util import digits
 
 
 def lock_path(db: str) -> str | None:
@@ -66,4 +67,4 @@ def _pid(fd: int) -> str:
     # The owner writes its pid just after it takes the lock: a process refused in between
     # finds the file still empty.
     text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return f"pid {text}" if text.isdigit() else "pid unknown"
+    return f"pid {text}" if digits(text) else "pid unknown"

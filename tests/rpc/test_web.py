@@ -192,6 +192,30 @@ async def test_the_deadline_ends_the_call(web_gateway: GatewayProcess) -> None:
     assert 0 < len(events) < 100
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "named"),
+    [("connect-timeout-ms", b"\xb3", "connect-timeout-ms"), ("grpc-timeout", b"\xb3S", "grpc-timeout")],
+)
+async def test_a_timeout_of_a_digit_int_cannot_read_is_invalid_argument(
+    web_gateway: GatewayProcess, header: str, value: bytes, named: str
+) -> None:
+    # Read as latin-1, 0xB3 is "³": a digit to str.isdigit(), and no number to int().
+    content_type = "application/connect+json" if header.startswith("connect") else "application/grpc-web+json"
+    body = json.dumps({"assistant_id": "agent", "input": {"topic": "x"}}).encode()
+    async with httpx.AsyncClient(base_url=web_gateway.http_url) as http:
+        reply = await http.post(
+            f"{RUNS}/RunStream", content=envelope(body), headers={"content-type": content_type, header: value}
+        )
+    assert reply.status_code != 500
+    if header.startswith("connect"):
+        (flags, end) = envelopes(reply.content)[-1]
+        assert flags == 2 and json.loads(end)["error"]["code"] == "invalid_argument"
+        assert json.loads(end)["error"]["message"].startswith(named)
+    else:
+        status = reply.headers.get("grpc-status") or grpc_web_trailers(envelopes(reply.content)[-1][1])["grpc-status"]
+        assert status == "3", reply.content[:300]
+
+
 async def test_a_client_that_leaves_cancels_its_run(web_gateway: GatewayProcess) -> None:
     async with httpx.AsyncClient(base_url=web_gateway.http_url) as http:
         thread = (await http.post("/threads", json={})).json()["thread_id"]

@@ -121,9 +121,10 @@ def test_bytes_that_are_no_request(
             ["application/json", "application/proto", "application/connect+json", "application/grpc-web",
              "application/grpc-web-text"]
         ),
-        st.sampled_from([{}, {"content-encoding": "gzip"}, {"connect-timeout-ms": "x"}, {"grpc-timeout": "9Q"}]),
+        st.sampled_from([{}, {"content-encoding": "gzip"}, {"connect-timeout-ms": "x"}, {"grpc-timeout": "9Q"},
+                         {"connect-timeout-ms": b"\xb3"}, {"grpc-timeout": b"\xb3S"}]),
     )  # fmt: skip
-    def check(data: bytes, content_type: str, extra: dict[str, str]) -> None:
+    def check(data: bytes, content_type: str, extra: dict[str, str | bytes]) -> None:
         response = http.post(path, content=data, headers={"content-type": content_type, **extra})
         assert response.status_code != 500, f"{path} {content_type}: {response.text[:300]}"
         if response.headers.get("content-type") == "application/json" and response.status_code != 200:

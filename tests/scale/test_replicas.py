@@ -260,7 +260,13 @@ def test_a_killed_replicas_run_is_taken_over_from_its_last_checkpoint(replica: R
         # The second attempt goes on from the last step the first one checkpointed.
         steps = [next(iter(e.data)) for e in events if e.event == "updates"]
         second = [e.event for e in events].index("metadata", 1)
-        assert steps[-1] == "step_19" and len(set(steps)) == 20
+        assert steps[-1] == "step_19"
+        # Every step shows but at most one, at the takeover: a step the first attempt saved and
+        # had not yet published when it was killed (the gap docs/scale-out.md names).
+        missing = {f"step_{i:02}" for i in range(20)} - set(steps)
+        if missing:
+            shown_first = [next(iter(e.data)) for e in events[:second] if e.event == "updates"]
+            assert missing == {f"step_{int(shown_first[-1][5:]) + 1:02}"}, (missing, steps)
         resumed_at = next(iter(events[second + 1].data))
         assert resumed_at != "step_00"
         assert _status(hb, thread_id, run["run_id"]) == "success"

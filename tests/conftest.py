@@ -12,6 +12,7 @@ from langgraph.gateway.v1 import assistants_pb2_grpc, runs_pb2_grpc, threads_pb2
 
 from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import GatewayProcess
+from tests._tiers import mark_tiers
 from tests.http._bridge import BridgeProcess
 
 BACKENDS = ["sqlite", "postgres"]
@@ -83,3 +84,8 @@ async def own_gateway(db: Path, *extra_args: str) -> AsyncIterator[Stubs]:
             yield make_stubs(channel)
     finally:
         proc.kill()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tiers(items)

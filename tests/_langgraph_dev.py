@@ -19,6 +19,7 @@ from typing import IO
 
 import httpx
 
+from tests._locks import file_lock
 from tests._server import ROOT
 
 REF_VENV = ROOT / ".venv-ref"
@@ -37,13 +38,18 @@ def _ref_packages() -> list[str]:
 
 
 def ensure_ref_venv() -> Path:
-    """The `langgraph` command of .venv-ref, installing it first if need be."""
+    """The `langgraph` command of .venv-ref, installing it first if need be: once, whichever of
+    the suite's processes (pytest-xdist's workers, or runs side by side) asks first, the others
+    waiting for it."""
     langgraph = REF_VENV / "bin" / "langgraph"
-    if not langgraph.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True, timeout=300)
-        subprocess.run(
-            [str(REF_VENV / "bin" / "pip"), "install", "--quiet", *_ref_packages()], check=True, timeout=1200
-        )
+    if langgraph.exists():
+        return langgraph
+    with file_lock(REF_VENV):
+        if not langgraph.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True, timeout=300)
+            subprocess.run(
+                [str(REF_VENV / "bin" / "pip"), "install", "--quiet", *_ref_packages()], check=True, timeout=1200
+            )
     return langgraph
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
@@ -111,25 +111,29 @@ class Walker:
         return result
 
 
-def _fixture_functions(item: pytest.Item, names: Iterable[str]) -> Iterator[Callable[..., Any]]:
+def _fixtures(item: pytest.Item, walker: Walker) -> list[tuple[Any, frozenset[str]]]:
+    """The fixture definitions an item uses, with what each reaches: those it names and those
+    its fixtures ask for by name (getfixturevalue)."""
     manager = item.session._fixturemanager
-    for name in names:
-        for fixturedef in manager.getfixturedefs(name, item) or ():
-            yield fixturedef.func
+    found: list[tuple[Any, frozenset[str]]] = []
+    pending = set(getattr(item, "fixturenames", ()))
+    done: set[str] = set()
+    while pending:
+        name = pending.pop()
+        done.add(name)
+        # The definition that applies is the last (closest); it may ask for the one it overrides.
+        for fixturedef in reversed(manager.getfixturedefs(name, item) or ()):
+            names = walker.names(fixturedef.func)
+            found.append((fixturedef, names))
+            pending |= {n.removeprefix("fixture:") for n in names if n.startswith("fixture:")} - done
+            if name not in fixturedef.argnames:
+                break
+    return found
 
 
-def tier(item: pytest.Item, walker: Walker) -> str:
+def tier(item: pytest.Item, names: frozenset[str]) -> str:
     if Path(str(item.fspath)).resolve().is_relative_to(_SCALE_DIR):
         return "scale"
-    function = getattr(item, "function", None)
-    names: set[str] = set(walker.names(function)) if function is not None else set()
-    fixtures = set(getattr(item, "fixturenames", ()))
-    done: set[str] = set()
-    # Fixtures the test uses, and those its fixtures ask for by name (getfixturevalue).
-    while pending := (fixtures | {n.removeprefix("fixture:") for n in names if n.startswith("fixture:")}) - done:
-        for func in _fixture_functions(item, pending):
-            names |= walker.names(func)
-        done |= pending
     if names & _REFERENCE_NAMES:
         return "reference"
     if names & _E2E_NAMES:
@@ -139,8 +143,34 @@ def tier(item: pytest.Item, walker: Walker) -> str:
     return "unit"
 
 
-def mark_tiers(items: list[pytest.Item]) -> None:
+def xdist_group(item: pytest.Item, fixtures: list[tuple[Any, frozenset[str]]]) -> str | None:
+    """The pytest-xdist group (`--dist loadgroup`) that keeps an item on the worker of the
+    processes it shares: the tests of one reference server (a session fixture) together, and a
+    module's tests together when a module-scoped fixture starts a process. Every other test goes
+    to whichever worker is free; each worker has session fixtures (the shared gateways) of its
+    own."""
+    servers = _REFERENCE_NAMES | _E2E_NAMES
+    for fixturedef, names in fixtures:
+        if fixturedef.scope == "session" and names & _REFERENCE_NAMES:
+            return fixturedef.argname
+    for fixturedef, names in fixtures:
+        if fixturedef.scope in ("package", "module", "class") and names & servers:
+            return item.nodeid.split("::")[0]
+    return None
+
+
+def mark(items: list[pytest.Item]) -> None:
+    """Marks each item with its tier and, where it shares a process it must not start twice,
+    its xdist_group."""
     walker = Walker()
     for item in items:
+        function = getattr(item, "function", None)
+        fixtures = _fixtures(item, walker)
+        names = set(walker.names(function)) if function is not None else set()
+        for _, reached in fixtures:
+            names |= reached
         if not any(item.get_closest_marker(name) for name in TIERS):
-            item.add_marker(tier(item, walker))
+            item.add_marker(tier(item, frozenset(names)))
+        group = xdist_group(item, fixtures)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))

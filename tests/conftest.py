@@ -12,7 +12,7 @@ from langgraph.gateway.v1 import assistants_pb2_grpc, runs_pb2_grpc, threads_pb2
 
 from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import GatewayProcess
-from tests._tiers import mark_tiers
+from tests._tiers import mark
 from tests.http._bridge import BridgeProcess
 
 BACKENDS = ["sqlite", "postgres"]
@@ -29,22 +29,50 @@ def backend_args(backend: str) -> Iterator[tuple[str, ...]]:
         yield ("--database-url", url, "--redis-url", REDIS, "--redis-prefix", prefix)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """One gateway process shared by the tests that only talk to it, on each backend: every
-    test that uses it runs against both."""
-    with backend_args(request.param) as args:
+def _shared_gateway(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    with backend_args(backend) as args:
         proc = GatewayProcess(tmp_path_factory.mktemp("gateway") / "gateway.sqlite", extra_args=args).start()
         yield proc
         proc.kill()
 
 
-@pytest.fixture(scope="module")
-def bridge(gateway: GatewayProcess) -> Iterator[BridgeProcess]:
-    """The bridge (HTTP forwarded to a gRPC edge) over the module's `gateway`."""
-    proc = BridgeProcess(gateway.grpc_target).start()
-    yield proc
-    proc.kill()
+@pytest.fixture(scope="session")
+def sqlite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The shared gateway on sqlite, for the session (of each pytest-xdist worker)."""
+    yield from _shared_gateway("sqlite", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The shared gateway on Postgres and Redis, for the session (of each pytest-xdist worker)."""
+    yield from _shared_gateway("postgres", tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def gateway(request: pytest.FixtureRequest) -> GatewayProcess:
+    """One gateway process shared by the tests that only talk to it, on each backend: every
+    test that uses it runs against both. Both processes live for the whole session, so that
+    tests taken in any order (as pytest-xdist deals them) never restart one."""
+    name = {"sqlite": "sqlite_gateway", "postgres": "postgres_gateway"}[request.param]
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def shared_bridges() -> Iterator[dict[str, BridgeProcess]]:
+    """The bridges started over the shared gateways, by gRPC target, killed at the session's end."""
+    bridges: dict[str, BridgeProcess] = {}
+    yield bridges
+    for proc in bridges.values():
+        proc.kill()
+
+
+@pytest.fixture
+def bridge(gateway: GatewayProcess, shared_bridges: dict[str, BridgeProcess]) -> BridgeProcess:
+    """The bridge (HTTP forwarded to a gRPC edge) over `gateway`: one per gateway for the session,
+    like the gateway itself (a bridge keeps no state of its own)."""
+    if gateway.grpc_target not in shared_bridges:
+        shared_bridges[gateway.grpc_target] = BridgeProcess(gateway.grpc_target).start()
+    return shared_bridges[gateway.grpc_target]
 
 
 @dataclass
@@ -88,4 +116,4 @@ async def own_gateway(db: Path, *extra_args: str) -> AsyncIterator[Stubs]:
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by them
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    mark_tiers(items)
+    mark(items)

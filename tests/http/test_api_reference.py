@@ -9,28 +9,19 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
-from tests._langgraph_dev import absolute_config, langgraph_dev
 from tests._normalise import Normaliser
-from tests._server import ROOT, TEST_CONFIG, GatewayProcess
+from tests._server import ROOT, GatewayProcess
 from tests.conformance._normalise import without_volatile
 from tests.http._api_scenario import scenario, with_async, with_sync
 from tests.http._bridge import BridgeProcess
 
 SCRIPT = ROOT / "tests" / "http" / "js" / "api_check.mjs"
 SDK = ROOT / "node_modules" / "@langchain" / "langgraph-sdk"
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    scratch = tmp_path_factory.mktemp("api-reference")
-    with langgraph_dev(absolute_config(TEST_CONFIG, scratch), scratch, jobs=8) as url:
-        yield url
 
 
 def comparable(notes: list[Any]) -> list[Any]:

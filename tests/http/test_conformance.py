@@ -12,20 +12,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from tests._langgraph_dev import absolute_config, langgraph_dev
-from tests._server import ROOT, TEST_CONFIG, GatewayProcess
-from tests.conformance import JOBS, Line, Outcome, lines, load_cases, outcome, transcripts
+from tests._server import ROOT, GatewayProcess
+from tests.conformance import Line, Outcome, lines, load_cases, outcome, transcripts
 from tests.conftest import BACKENDS, backend_args
 
 CASES = load_cases()
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    scratch = tmp_path_factory.mktemp("reference")
-    # Runs on different threads may run at once, so the runner's cases can be checked side by side.
-    with langgraph_dev(absolute_config(TEST_CONFIG, scratch), scratch, jobs=JOBS) as url:
-        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -4,12 +4,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
 from langgraph.gateway.v1 import assistants_pb2_grpc, runs_pb2_grpc, threads_pb2_grpc
 
+from tests import _xdist
 from tests._backends import REDIS, postgres_database, redis_prefix
 from tests._server import GatewayProcess
 from tests._tiers import mark
@@ -54,7 +56,7 @@ def gateway(request: pytest.FixtureRequest) -> GatewayProcess:
     test that uses it runs against both. Both processes live for the whole session, so that
     tests taken in any order (as pytest-xdist deals them) never restart one."""
     name = {"sqlite": "sqlite_gateway", "postgres": "postgres_gateway"}[request.param]
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +116,17 @@ async def own_gateway(db: Path, *extra_args: str) -> AsyncIterator[Stubs]:
         proc.kill()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    _xdist.configure(config)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects by them
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark(items)
+    _xdist.publish(config, items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") == "loadgroup":
+        return _xdist.GroupScheduling(config, log)
+    return None

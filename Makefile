@@ -8,7 +8,7 @@ PROTOS := $(wildcard protos/langgraph/gateway/v1/*.proto)
 TS_CLIENT := clients/typescript
 WEB := examples/web
 
-.PHONY: install run test check lint format typecheck proto proto-check proto-lint proto-breaking client-ts web-test bench bench-smoke clean
+.PHONY: install run test test-fast check lint format typecheck proto proto-check proto-lint proto-breaking client-ts web-test bench bench-smoke clean
 
 install: $(VENV)/.installed $(VENV)/.client node_modules/.installed
 
@@ -39,8 +39,17 @@ HTTP_PORT ?= 2024
 run: install
 	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
+# The suite in parallel (pytest-xdist): its tests mostly wait on the servers they start, so more
+# workers than cores pay. PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS adds to it.
+PYTEST_WORKERS ?= 6
+PYTEST_ARGS ?=
+
 test: install $(TS_CLIENT)/node_modules/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The tiers that start no process (unit, edge): a minute at most; docs/testing.md has the rest.
+test-fast: install
+	$(PY) -m pytest -m "unit or edge" -n $(PYTEST_FAST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check gateway tests bench examples clients/python

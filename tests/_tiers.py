@@ -144,17 +144,16 @@ def tier(item: pytest.Item, names: frozenset[str]) -> str:
 
 
 def xdist_group(item: pytest.Item, fixtures: list[tuple[Any, frozenset[str]]]) -> str | None:
-    """The pytest-xdist group (`--dist loadgroup`) that keeps an item on the worker of the
-    processes it shares: the tests of one reference server (a session fixture) together, and a
-    module's tests together when a module-scoped fixture starts a process. Every other test goes
-    to whichever worker is free; each worker has session fixtures (the shared gateways) of its
-    own."""
-    servers = _REFERENCE_NAMES | _E2E_NAMES
+    """The pytest-xdist group (`--dist loadgroup`) that keeps an item on the worker of what it
+    shares: the tests of one reference server (a session fixture) together, and a module's tests
+    together when they use a module-scoped fixture (a process it starts, or what the module's
+    tests add to as they go, as the fuzzers' ids). Every other test goes to whichever worker is
+    free; each worker has session fixtures (the shared gateways) of its own."""
     for fixturedef, names in fixtures:
         if fixturedef.scope == "session" and names & _REFERENCE_NAMES:
             return fixturedef.argname
-    for fixturedef, names in fixtures:
-        if fixturedef.scope in ("package", "module", "class") and names & servers:
+    for fixturedef, _ in fixtures:
+        if fixturedef.scope in ("package", "module", "class"):
             return item.nodeid.split("::")[0]
     return None
 

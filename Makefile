@@ -40,14 +40,17 @@ run: install
 	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
 # The suite in parallel (pytest-xdist): its tests mostly wait on the servers they start, so more
-# workers than cores pay. PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS adds to it.
+# workers than cores pay (measured on 2 cores: 6 for the suite, 4 for its fast tiers). Each
+# worker's gateways hold Postgres connections: 6 peak near 90 of Postgres' default 100, so use
+# fewer beside other users of the same Postgres. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 6
+PYTEST_FAST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
 test: install $(TS_CLIENT)/node_modules/.installed
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# The tiers that start no process (unit, edge): a minute at most; docs/testing.md has the rest.
+# The tiers that start no process (unit, edge), in well under a minute: docs/testing.md.
 test-fast: install
 	$(PY) -m pytest -m "unit or edge" -n $(PYTEST_FAST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

@@ -126,6 +126,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _xdist.publish(config, items)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: --dist loadgroup by tests/_xdist.py
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getoption("dist") == "loadgroup":
         return _xdist.GroupScheduling(config, log)

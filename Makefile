@@ -40,10 +40,10 @@ run: install
 	$(PY) -m gateway serve --config examples/langgraph.json --db gateway.sqlite --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
 # The suite in parallel (pytest-xdist): its tests mostly wait on the servers they start, so more
-# workers than cores pay (measured on 2 cores: 6 for the suite, 4 for its fast tiers). Each
-# worker's gateways hold Postgres connections: 6 peak near 90 of Postgres' default 100, so use
-# fewer beside other users of the same Postgres. PYTEST_WORKERS=0 runs it in one process.
-PYTEST_WORKERS ?= 6
+# workers than cores pay (measured on 2 cores: 4 as fast as 6, both CPU-bound by then). Each
+# worker's gateways hold Postgres connections: 4 peaked at 74 of Postgres' default 100, 6 at 95.
+# PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 4
 PYTEST_FAST_WORKERS ?= 4
 PYTEST_ARGS ?=
 

@@ -81,7 +81,9 @@ event_ids = (
 
 def _pick(draw: Any, found: list[Any]) -> Any:
     # By index, as the list grows while the test runs; drawn even when the list is empty, so
-    # that every example draws the same kinds of values.
+    # that every example draws the same kinds of values (and its callers draw theirs whatever
+    # it gives: a draw that depends on the list's state makes a replay draw differently, which
+    # hypothesis refuses as a flaky strategy).
     index = draw(st.integers(0, 10**6))
     return found[index % len(found)] if found else None
 
@@ -89,14 +91,14 @@ def _pick(draw: Any, found: list[Any]) -> Any:
 @st.composite
 def thread_ids(draw: Any) -> str:
     # Two in three are ids the server gave out.
-    known, garbage = _pick(draw, THREADS), draw(garbage_ids)
-    return cast(str, known if known is not None and draw(st.integers(0, 2)) < 2 else garbage)
+    known, garbage, choice = _pick(draw, THREADS), draw(garbage_ids), draw(st.integers(0, 2))
+    return cast(str, known if known is not None and choice < 2 else garbage)
 
 
 @st.composite
 def run_ids(draw: Any) -> str:
-    known, garbage = _pick(draw, RUNS), draw(garbage_ids)
-    return cast(str, known[1] if known is not None and draw(st.integers(0, 2)) < 2 else garbage)
+    known, garbage, choice = _pick(draw, RUNS), draw(garbage_ids), draw(st.integers(0, 2))
+    return cast(str, known[1] if known is not None and choice < 2 else garbage)
 
 
 @st.composite
@@ -105,8 +107,8 @@ def path_params(draw: Any, names: list[str], *, changes_assistant: bool = False)
     run = _pick(draw, RUNS) if draw(st.integers(0, 2)) < 2 else None
     for name in names:
         if name == "assistant_id" and changes_assistant:
-            own = _pick(draw, ASSISTANTS)
-            ids[name] = own if own is not None and draw(st.integers(0, 2)) < 2 else draw(garbage_ids)
+            own, garbage, choice = _pick(draw, ASSISTANTS), draw(garbage_ids), draw(st.integers(0, 2))
+            ids[name] = own if own is not None and choice < 2 else garbage
         elif name == "assistant_id":
             ids[name] = draw(st.sampled_from(GRAPHS + ASSISTANT_IDS) | garbage_ids)
         elif name == "thread_id":
@@ -198,8 +200,8 @@ def objects(draw: Any) -> dict[str, Any]:
     if draw(st.integers(0, 4)) == 4:
         body[draw(texts)] = draw(json_values)
     # Fields some routes require together.
-    run = _pick(draw, RUNS)
-    if run is not None and run[0] is not None and draw(st.integers(0, 3)) == 3:
+    run, choice = _pick(draw, RUNS), draw(st.integers(0, 3))
+    if run is not None and run[0] is not None and choice == 3:
         body["thread_id"], body["run_ids"] = run[0], [run[1]]
     if draw(st.integers(0, 3)) == 3:
         body["checkpoint"] = draw(VALID["checkpoint"])

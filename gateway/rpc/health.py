@@ -28,6 +28,10 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
         self._changed = asyncio.Event()
         self._draining = False
         self._closed = False
+        # Watch calls still in their handler; `ended` is set whenever there are none.
+        self._watching = 0
+        self._ended = asyncio.Event()
+        self._ended.set()
 
     async def Check(self, request: HealthCheckRequest, context: Any) -> HealthCheckResponse:
         status = self._status.get(request.service)
@@ -38,15 +42,22 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     async def Watch(self, request: HealthCheckRequest, context: Any) -> AsyncIterator[HealthCheckResponse]:
         # As the protocol says: an unknown service is watched as SERVICE_UNKNOWN, not refused.
         last: HealthCheckResponse.ServingStatus | None = None
-        while True:
-            changed = self._changed
-            status = self._status.get(request.service, SERVICE_UNKNOWN)
-            if status != last:
-                yield HealthCheckResponse(status=status)
-                last = status
-            if self._closed:
-                return
-            await changed.wait()
+        self._watching += 1
+        self._ended.clear()
+        try:
+            while True:
+                changed = self._changed
+                status = self._status.get(request.service, SERVICE_UNKNOWN)
+                if status != last:
+                    yield HealthCheckResponse(status=status)
+                    last = status
+                if self._closed:
+                    return
+                await changed.wait()
+        finally:
+            self._watching -= 1
+            if not self._watching:
+                self._ended.set()
 
     def set(self, service: str, status: HealthCheckResponse.ServingStatus) -> None:
         if self._draining:
@@ -66,6 +77,10 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
         """Ends every Watch stream (OK), before the server stops."""
         self._closed = True
         self._notify()
+
+    async def ended(self) -> None:
+        """Returns once no Watch call is in its handler: each has sent its last status."""
+        await self._ended.wait()
 
     def _notify(self) -> None:
         self._changed.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from typing import cast
 
@@ -202,8 +203,12 @@ class GrpcServer:
         self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float | None) -> None:
-        # Health watches would last until grace runs out: they end first, and cleanly.
+        # Health watches would last until grace runs out: they end first, and cleanly, each
+        # with its last status sent before the server's grace starts (on a busy machine their
+        # handlers may need longer than the grace to get there).
         self.health.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.health.ended(), 5.0)
         try:
             if self.servers:
                 await self._io.run(self._stop(grace))

@@ -207,9 +207,13 @@ class SqlRecords:
         )
         return [assistant_row(row) for row in rows]
 
+    async def _count(self, table: str, clause: str, args: Sequence[Any]) -> int:
+        """The rows of `table` that a search's WHERE clause takes (bounded as a search is)."""
+        return int((await self._search(self._q(f"SELECT count(*) FROM {table}{clause}"), args))[0][0])
+
     async def count_assistants(self, where: AssistantFilter) -> int:
         clause, args = self.sql.assistant_where(where)
-        return int((await self._search(self._q(f"SELECT count(*) FROM gw_assistants{clause}"), args))[0][0])
+        return await self._count("gw_assistants", clause, args)
 
     # Threads
 
@@ -275,7 +279,7 @@ class SqlRecords:
 
     async def count_threads(self, where: ThreadFilter) -> int:
         clause, args = self.sql.thread_where(where)
-        return int((await self._search(self._q(f"SELECT count(*) FROM gw_threads{clause}"), args))[0][0])
+        return await self._count("gw_threads", clause, args)
 
     # Runs
 
@@ -395,7 +399,7 @@ class SqlRecords:
 
     async def count_crons(self, where: CronFilter) -> int:
         clause, args = self.sql.cron_where(where)
-        return int((await self._search(self._q(f"SELECT count(*) FROM gw_crons{clause}"), args))[0][0])
+        return await self._count("gw_crons", clause, args)
 
     async def due_crons(self, now: datetime, limit: int) -> list[CronRecord]:
         moment = self.sql.d.moment(now)

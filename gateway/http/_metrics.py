@@ -5,7 +5,6 @@ routes and the traffic of the deployment. `--metrics-port` serves it openly on a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.process import tracing
 from gateway.process.metrics import HTTP_REQUESTS, HTTP_SECONDS, edge, render
+from gateway.shared.util import within
 
 logger = logging.getLogger("gateway.http")
 
@@ -97,7 +97,7 @@ class MetricsMiddleware:
     async def _scrape(self, method: str, send: Send) -> None:
         if self._refresh is not None:
             try:
-                await asyncio.wait_for(self._refresh(), _REFRESH_TIMEOUT)
+                await within(_REFRESH_TIMEOUT, self._refresh())
             except Exception as exc:
                 # The gauges keep their last values; the counters are what matters most.
                 logger.debug("metrics: could not refresh the run queue: %s: %s", type(exc).__name__, exc)

@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.shared.serde import dumps
 from gateway.shared.settings import HEADER_TIMEOUT, MAX_HEADER_BYTES, BridgeSettings, Settings
 from gateway.shared.tls import Tls
-from gateway.shared.util import cannot_listen
+from gateway.shared.util import cannot_listen, within
 
 # Requests still running this many seconds after a stop are cancelled.
 SHUTDOWN_TIMEOUT = 3
@@ -275,7 +275,7 @@ class HttpServer:
         self._server.should_exit = True
         http2 = asyncio.create_task(self._http2.stop(SHUTDOWN_TIMEOUT))
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), SHUTDOWN_TIMEOUT + 2)
+            await within(SHUTDOWN_TIMEOUT + 2, asyncio.shield(self._task))
         except TimeoutError:
             self._server.force_exit = True
             await self._task

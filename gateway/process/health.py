@@ -10,6 +10,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
+from gateway.shared.util import within
+
 logger = logging.getLogger("gateway.health")
 
 # Seconds each backend gets to answer, as the Agent Server's HEALTHCHECK_TIMEOUT_SECONDS.
@@ -28,7 +30,7 @@ class Health:
         """(ready, the body): every backend answered, and the process is not draining."""
         names = list(self._checks)
         results = await asyncio.gather(
-            *(asyncio.wait_for(self._checks[name](), CHECK_TIMEOUT) for name in names), return_exceptions=True
+            *(within(CHECK_TIMEOUT, self._checks[name]()) for name in names), return_exceptions=True
         )
         services: dict[str, ServiceHealth] = {}
         for name, result in zip(names, results, strict=True):

@@ -39,7 +39,7 @@ from gateway.rpc.store import StoreService
 from gateway.rpc.web import WebRpc
 from gateway.shared.settings import Settings
 from gateway.shared.tls import Tls
-from gateway.shared.util import cannot_listen, check_port
+from gateway.shared.util import cannot_listen, check_port, within
 
 SERVICE_NAMES = (
     assistants_pb2.DESCRIPTOR.services_by_name["AssistantsService"].full_name,
@@ -208,7 +208,7 @@ class GrpcServer:
         # handlers may need longer than the grace to get there).
         self.health.close()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.health.ended(), 5.0)
+            await within(5.0, self.health.ended())
         try:
             if self.servers:
                 await self._io.run(self._stop(grace))

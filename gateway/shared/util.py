@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
 
 from gateway.shared.errors import BadRequest, InvalidArgument, StartupError, shown
 
@@ -16,6 +18,17 @@ from gateway.shared.errors import BadRequest, InvalidArgument, StartupError, sho
 # dict of the headers keeps the last), so a proxy in front may check one and the gateway honour
 # the other. Both edges refuse such a request rather than pick either.
 CREDENTIALS = frozenset({"authorization", "x-api-key"})
+
+T = TypeVar("T")
+
+
+async def within(seconds: float | None, awaitable: Awaitable[T]) -> T:
+    """`asyncio.wait_for(awaitable, seconds)`, without its defect on Python 3.11: there a
+    cancel that arrives as the awaited thing completes is lost, and the cancelled task goes on
+    as if nothing had happened (a stream whose client left stayed on its thread that way).
+    TimeoutError once `seconds` have passed; None waits for as long as it takes."""
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 def uuid7() -> str:

@@ -61,7 +61,7 @@ from gateway.shared.protocol import (
     success,
 )
 from gateway.shared.records import UNFINISHED, Event, RunCreate, RunRecord, ThreadRecord
-from gateway.shared.util import run_base_ms
+from gateway.shared.util import run_base_ms, within
 
 if TYPE_CHECKING:
     from gateway.core.gateway import Gateway
@@ -137,10 +137,15 @@ class _Feed:
         self.primed: dict[str, _Primed] = {}
         self.wake = asyncio.Event()
         self.failure: Exception | None = None
+        # The stream's "nothing left to send" (Session.drain waits for it): cleared the moment a
+        # run is admitted, not once the stream gets to it, or a drain could end before it.
+        self.idle: asyncio.Event | None = None
 
     def add(self, run_id: str) -> None:
         self.admitted.append(run_id)
         self.prime(run_id)
+        if self.idle is not None:
+            self.idle.clear()
         self.wake.set()
 
     def prime(self, run_id: str) -> None:
@@ -174,6 +179,7 @@ class _Position:
     caught_up: asyncio.Event | None = None
     target: tuple[str, int | None] | None = None
     idle: asyncio.Event | None = None
+    finished: Callable[[str], None] | None = None
 
     def reached(self, run_id: str, seq: int | None) -> None:
         """`seq` None: the run's events ended."""
@@ -349,6 +355,14 @@ class ThreadProtocol:
             return False
         return False
 
+    async def newest(self, thread_id: str) -> str | None:
+        """The id of the thread's newest run (None: it has none, or does not exist yet)."""
+        try:
+            latest = await self._runs.list(thread_id, status=None, limit=1, offset=0)
+        except NotFound:
+            return None
+        return latest[0].run_id if latest else None
+
     async def tree(self, thread_id: str, run_id: str | None) -> dict[str, Any]:
         if run_id is not None:
             record = await self._runs.find(thread_id, run_id)
@@ -414,14 +428,17 @@ class ThreadProtocol:
         caught_up: asyncio.Event | None = None,
         idle: asyncio.Event | None = None,
         subscription_id: str = "",
+        finished: Callable[[str], None] | None = None,
     ) -> AsyncGenerator[list[Frame]]:
         """The thread's protocol events that `wanted` takes, after `since` (none: from the
         thread's first run), live and replayed alike; never ends on its own. `caught_up` is set
-        once what the thread had when the stream opened has gone by."""
+        once what the thread had when the stream opened has gone by; `finished` is told each
+        run whose events have all gone by."""
         feed = _Feed(self._runs, lambda gone: self._detach(thread_id, gone))
         self._feeds.setdefault(thread_id, set()).add(feed)
         SUBSCRIPTIONS.inc()
-        position = _Position(caught_up=caught_up, idle=idle)
+        position = _Position(caught_up=caught_up, idle=idle, finished=finished)
+        feed.idle = idle
         try:
             thread = await self._thread(thread_id, feed, position)
             created = _ms(thread.created_at)
@@ -469,7 +486,7 @@ class ThreadProtocol:
                         yield frames
                 position.resting(True)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(feed.wake.wait(), self._poll)
+                    await within(self._poll, feed.wake.wait())
                 if not feed.wake.is_set():
                     # Admissions in other processes come as signals, which may be lost: the
                     # thread's newest runs say what was missed.
@@ -531,6 +548,8 @@ class ThreadProtocol:
                 primed.task.cancel()
         position.last = seq
         position.reached(run_id, None)
+        if position.finished is not None:
+            position.finished(run_id)
 
 
 _INSTANCES: WeakKeyDictionary[Any, ThreadProtocol] = WeakKeyDictionary()
@@ -555,6 +574,11 @@ class _Subscription:
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
+    # The newest run (by id: UUIDv7, in creation order) whose events have all gone by.
+    through: str = ""
+
+    def finished(self, run_id: str) -> None:
+        self.through = max(self.through, run_id)
 
 
 class _End:
@@ -626,7 +650,13 @@ class Session:
 
     async def _pump(self, sub: _Subscription, since: int | None) -> None:
         events = self._protocol.events(
-            self.thread_id, sub.wanted, since=since, caught_up=sub.caught_up, idle=sub.idle, subscription_id=sub.id
+            self.thread_id,
+            sub.wanted,
+            since=since,
+            caught_up=sub.caught_up,
+            idle=sub.idle,
+            subscription_id=sub.id,
+            finished=sub.finished,
         )
         try:
             # Closed here, so that the stream leaves its thread when the pump is cancelled,
@@ -657,13 +687,22 @@ class Session:
         while True:
             for sub in list(self._subscriptions.values()):
                 await sub.idle.wait()
-            # A run created meanwhile has a subscription busy again, or is about to.
-            if not await self._protocol.busy(self.thread_id) and all(
-                s.idle.is_set() for s in self._subscriptions.values()
+            # A run created meanwhile has a subscription busy again, or is about to; one that
+            # ended before its admission reached the streams (a signal, from another process
+            # or not yet delivered in this one) is the thread's newest, and not yet through.
+            if not await self._protocol.busy(self.thread_id) and self._through(
+                await self._protocol.newest(self.thread_id)
             ):
                 break
             await asyncio.sleep(_DRAIN_POLL)
         await self._outbound.put(_END)
+
+    def _through(self, newest: str | None) -> bool:
+        """Whether every subscription is idle and has sent the thread's newest run (or ended)."""
+        return all(
+            s.idle.is_set() and (newest is None or s.through >= newest or (s.task is not None and s.task.done()))
+            for s in self._subscriptions.values()
+        )
 
     async def items(self) -> AsyncIterator[Item]:
         """Frames, replies and a failure, in order, until `drain()` ends them."""

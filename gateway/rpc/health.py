@@ -51,6 +51,9 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
                 if status != last:
                     yield HealthCheckResponse(status=status)
                     last = status
+                    # Looked at again: the server may have started to drain, and to close,
+                    # while that message was on its way (the watch must still say NOT_SERVING).
+                    continue
                 if self._closed:
                     return
                 await changed.wait()

@@ -11,6 +11,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import threads_pb2
 
+from gateway.rpc.health import HealthServicer
 from gateway.rpc.server import SERVICE_NAMES
 from tests._server import GatewayProcess
 from tests.conftest import make_stubs
@@ -43,6 +44,19 @@ async def test_watch_answers_serving_then_not_serving_on_drain_and_ends_with_the
         assert proc.proc.wait(30) == 0  # type: ignore[union-attr]
     finally:
         proc.kill()
+
+
+async def test_a_watch_whose_last_message_is_on_its_way_as_the_server_drains_and_stops_says_not_serving() -> None:
+    # The handler, not the server: the edge hands its messages to another loop, so a watch may
+    # resume after its SERVING only once the server has started to drain and closed the watches.
+    health = HealthServicer()
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""), None)
+    assert (await anext(watch)).status == Status.SERVING
+    health.enter_graceful_shutdown()
+    health.close()
+    assert (await anext(watch)).status == Status.NOT_SERVING
+    assert await anext(watch, None) is None
+    await asyncio.wait_for(health.ended(), 1)
 
 
 async def test_client_side_health_checking_lets_calls_through(gateway: GatewayProcess) -> None:

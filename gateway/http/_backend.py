@@ -5,8 +5,9 @@ Objects come back as JSON-ready values whose graph data are orjson Fragments, so
 through without being decoded. Streams come back as SSE bytes framed by gateway.http._sse.
 Every method raises the core's errors (gateway.shared.errors) before any byte is streamed.
 
-This interface is also the description the bridge forwards from (gateway.bridge.forward): a
-method that is one RPC has its parameters named as the fields of the RPC's request they fill.
+This interface is also the description both backends declare their one-call methods from
+(gateway.http._calls, gateway.bridge.forward): such a method has its parameters named as the core
+method's parameters and as the fields of the RPC's request they fill.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class Backend(Protocol):
         self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
     ) -> None: ...
 
-    async def create_runs(self, reqs: list[RunCreate]) -> list[Json]:
+    async def create_runs(self, requests: list[RunCreate]) -> list[Json]:
         """Background runs, each on a thread of its own (`POST /runs/batch`)."""
         ...
 

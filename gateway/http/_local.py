@@ -1,5 +1,7 @@
 """The HTTP routes' backend when the run core lives in the same process: each method calls the
-core's id-addressed services and turns what they return into JSON or SSE bytes."""
+core's id-addressed services and turns what they return into JSON or SSE bytes. Most methods
+are one core call each, declared in a line (gateway.http._calls); the others (streams, waits,
+cancels, the thread protocol) are written out below."""
 
 from __future__ import annotations
 
@@ -11,10 +13,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from gateway import __version__
+from gateway.core.assistants import Assistants
+from gateway.core.crons import Crons
 from gateway.core.gateway import Gateway
 from gateway.core.protocol_stream import Session, ThreadProtocol
+from gateway.core.service import RunService
 from gateway.core.thread_stream import parse_thread_event_id, stream_modes
+from gateway.core.threads import Threads
 from gateway.http._backend import Json, RunOutcome, RunStream
+from gateway.http._calls import Calling, each, local, to_json
 from gateway.http._custom_auth import AuthMiddleware
 from gateway.http._objects import info, run_json
 from gateway.http._sse import frame
@@ -22,7 +29,7 @@ from gateway.http._utils import iterating
 from gateway.http.app import WebApi, build_app
 from gateway.process.health import Health
 from gateway.shared.protocol import Command
-from gateway.shared.records import Event, RunCreate, RunStatus
+from gateway.shared.records import AssistantRecord, Event, RunCreate, RunStatus
 from gateway.shared.settings import MAX_BODY_BYTES
 from gateway.shared.util import run_base_ms
 from gateway.wire.events import event_name
@@ -49,16 +56,51 @@ async def _sse(run_id: str, batches: AsyncIterator[Sequence[Event]]) -> AsyncIte
                 yield chunk
 
 
-class LocalBackend:
+class LocalBackend(Calling):
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.runs = gateway.runs
         self.store = gateway.store
+        self.services = (gateway.runs, gateway.threads, gateway.crons, gateway.assistants)
 
-    # Runs
+    # One core call each: the arguments go to the parameters of the same names.
 
-    async def create_run(self, req: RunCreate) -> Json:
-        return run_json(await self.runs.create(req))
+    create_run = local(RunService.create, run_json)
+    create_runs = local(RunService.create_batch, each(run_json))
+    get_run = local(RunService.get, run_json)
+    list_runs = local(RunService.list, each(run_json))
+    delete_run = local(RunService.delete)
+
+    create_cron = local(Crons.create, to_json)
+    get_cron = local(Crons.get, to_json)
+    update_cron = local(Crons.update, to_json)
+    delete_cron = local(Crons.delete)
+    search_crons = local(Crons.search, each(to_json))
+    count_crons = local(Crons.count)
+
+    create_thread = local(Threads.create, to_json)
+    get_thread = local(Threads.get, to_json)
+    patch_thread = local(Threads.patch, to_json)
+    copy_thread = local(Threads.copy, to_json)
+    prune_threads = local(Threads.prune)
+    delete_thread = local(Threads.delete)
+    search_threads = local(Threads.search, each(to_json))
+    count_threads = local(Threads.count)
+    thread_history = local(Threads.history)
+
+    get_assistant = local(Assistants.get, to_json)
+    create_assistant = local(Assistants.create, to_json)
+    update_assistant = local(Assistants.update, to_json)
+    delete_assistant = local(Assistants.delete)
+    search_assistants = local(Assistants.search, each(to_json))
+    count_assistants = local(Assistants.count)
+    assistant_versions = local(Assistants.versions, each(AssistantRecord.version_json))
+    set_latest_assistant_version = local(Assistants.set_latest, to_json)
+    assistant_graph = local(Assistants.graph_json)
+    assistant_schemas = local(Assistants.schemas)
+    assistant_subgraphs = local(Assistants.subgraphs)
+
+    # Runs: streams, waits and cancels
 
     async def stream_run(self, req: RunCreate) -> RunStream:
         record, events = await self.runs.stream(req)
@@ -90,13 +132,6 @@ class LocalBackend:
             lambda: self.runs.outcome(thread_id, run_id, cancel_on_disconnect=cancel_on_disconnect),
         )
 
-    async def get_run(self, thread_id: str, run_id: str) -> Json:
-        return run_json(await self.runs.get(thread_id, run_id))
-
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Json]:
-        records = await self.runs.list(thread_id, status=status, limit=limit, offset=offset)  # type: ignore[arg-type]
-        return [run_json(r) for r in records]
-
     async def cancel_run(self, thread_id: str, run_id: str, *, action: str, wait: bool) -> RunOutcome | None:
         await self.runs.cancel(thread_id, run_id, action=action)  # type: ignore[arg-type]
         if not wait:
@@ -113,83 +148,7 @@ class LocalBackend:
             action=action,  # type: ignore[arg-type]
         )
 
-    async def create_runs(self, reqs: list[RunCreate]) -> list[Json]:
-        return [run_json(r) for r in await self.runs.create_batch(reqs)]
-
-    async def delete_run(self, thread_id: str, run_id: str) -> None:
-        await self.runs.delete(thread_id, run_id)
-
-    # Crons
-
-    async def create_cron(self, body: Json, *, thread_id: str | None) -> Json:
-        return (await self.gw.crons.create(body, thread_id=thread_id)).to_json()
-
-    async def get_cron(self, cron_id: str) -> Json:
-        return (await self.gw.crons.get(cron_id)).to_json()
-
-    async def update_cron(self, cron_id: str, body: Json) -> Json:
-        return (await self.gw.crons.update(cron_id, body)).to_json()
-
-    async def delete_cron(self, cron_id: str) -> None:
-        await self.gw.crons.delete(cron_id)
-
-    async def search_crons(
-        self,
-        *,
-        assistant_id: str | None,
-        thread_id: str | None,
-        enabled: bool | None,
-        metadata: Json | None,
-        limit: int,
-        offset: int,
-        sort_by: str | None,
-        sort_order: str | None,
-    ) -> list[Json]:
-        found = await self.gw.crons.search(
-            assistant_id=assistant_id,
-            thread_id=thread_id,
-            enabled=enabled,
-            metadata=metadata,
-            limit=limit,
-            offset=offset,
-            sort_by=sort_by,
-            sort_order=sort_order,
-        )
-        return [c.to_json() for c in found]
-
-    async def count_crons(self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None) -> int:
-        return await self.gw.crons.count(assistant_id=assistant_id, thread_id=thread_id, metadata=metadata)
-
-    # Threads
-
-    async def create_thread(
-        self, thread_id: str | None, metadata: Json, if_exists: str, *, request_id: str | None = None
-    ) -> Json:
-        record = await self.gw.threads.create(
-            thread_id=thread_id, metadata=metadata, if_exists=if_exists, request_id=request_id
-        )
-        return record.to_json()
-
-    async def get_thread(self, thread_id: str) -> Json:
-        return (await self.gw.threads.get(thread_id)).to_json()
-
-    async def patch_thread(self, thread_id: str, metadata: Json) -> Json:
-        return (await self.gw.threads.patch(thread_id, metadata=metadata)).to_json()
-
-    async def delete_thread(self, thread_id: str) -> None:
-        await self.gw.threads.delete(thread_id)
-
-    async def copy_thread(self, thread_id: str) -> Json:
-        return (await self.gw.threads.copy(thread_id)).to_json()
-
-    async def prune_threads(self, thread_ids: list[str], *, strategy: str) -> int:
-        return await self.gw.threads.prune(thread_ids, strategy=strategy)
-
-    async def search_threads(self, **filters: Any) -> list[Json]:
-        return [t.to_json() for t in await self.gw.threads.search(**filters)]
-
-    async def count_threads(self, **filters: Any) -> int:
-        return await self.gw.threads.count(**filters)
+    # Threads: state, which names its checkpoint by its id, and the thread stream
 
     async def thread_state(self, thread_id: str, *, checkpoint: Json | None, subgraphs: bool) -> Json:
         checkpoint_id = (checkpoint or {}).get("checkpoint_id")
@@ -202,13 +161,6 @@ class LocalBackend:
         await self.gw.thread_streams.state_updated(thread_id, state)
         # `configurable` and `checkpoint_id` are the Agent Server's deprecated spellings.
         return {"checkpoint": config, "configurable": config, "checkpoint_id": config.get("checkpoint_id")}
-
-    async def thread_history(
-        self, thread_id: str, *, limit: int, before: str | None, metadata: Json | None, checkpoint: Json | None
-    ) -> list[Json]:
-        return await self.gw.threads.history(
-            thread_id, limit=limit, before=before, metadata=metadata, checkpoint=checkpoint
-        )
 
     async def thread_stream(
         self, thread_id: str, *, last_event_id: str | None, modes: list[str]
@@ -232,63 +184,6 @@ class LocalBackend:
 
     async def protocol_session(self, thread_id: str) -> Session:
         return await ThreadProtocol.of(self.gw).session(thread_id, dedupe=True)
-
-    # Assistants
-
-    async def get_assistant(self, assistant_id: str) -> Json:
-        return (await self.gw.assistants.get(assistant_id)).to_json()
-
-    async def create_assistant(self, **fields: Any) -> Json:
-        return (await self.gw.assistants.create(**fields)).to_json()
-
-    async def update_assistant(self, assistant_id: str, **fields: Any) -> Json:
-        return (await self.gw.assistants.update(assistant_id, **fields)).to_json()
-
-    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool) -> None:
-        await self.gw.assistants.delete(assistant_id, delete_threads=delete_threads)
-
-    async def assistant_versions(
-        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
-    ) -> list[Json]:
-        found = await self.gw.assistants.versions(assistant_id, metadata=metadata, limit=limit, offset=offset)
-        return [v.version_json() for v in found]
-
-    async def set_latest_assistant_version(self, assistant_id: str, version: int) -> Json:
-        return (await self.gw.assistants.set_latest(assistant_id, version)).to_json()
-
-    async def search_assistants(
-        self,
-        *,
-        graph_id: str | None,
-        name: str | None,
-        metadata: Json | None,
-        limit: int,
-        offset: int,
-        sort_by: str | None = None,
-        sort_order: str | None = None,
-    ) -> list[Json]:
-        found = await self.gw.assistants.search(
-            graph_id=graph_id,
-            name=name,
-            metadata=metadata,
-            limit=limit,
-            offset=offset,
-            sort_by=sort_by,
-            sort_order=sort_order,
-        )
-        return [a.to_json() for a in found]
-
-    async def count_assistants(self, *, graph_id: str | None, name: str | None, metadata: Json | None) -> int:
-        return await self.gw.assistants.count(graph_id=graph_id, name=name, metadata=metadata)
-
-    async def assistant_graph(self, assistant_id: str, *, xray: bool | int) -> Json:
-        return await self.gw.assistants.graph_json(assistant_id, xray=xray)
-
-    async def assistant_schemas(self, assistant_id: str) -> Json:
-        return await self.gw.assistants.schemas(assistant_id)
-
-    async def assistant_subgraphs(self, assistant_id: str, *, namespace: str | None, recurse: bool) -> Json:
-        return await self.gw.assistants.subgraphs(assistant_id, namespace=namespace, recurse=recurse)
 
 
 def create_app(

@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+from tests._zygote import popen
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "graphs" / "langgraph.json"
 # One system assistant per graph of the test config.
@@ -51,14 +53,7 @@ class GatewayProcess:
             "--grpc-port", "0", "--http-port", "0", "--grace", "3",
             *self.extra_args,
         ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **self.env},
-        )
+        self.proc = popen(cmd, cwd=ROOT, env={**os.environ, **self.env})
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         ready: dict[str, int] = {}
         done = threading.Event()

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from tests._server import ROOT
+from tests._zygote import popen
 
 
 class BridgeProcess:
@@ -35,7 +36,7 @@ class BridgeProcess:
         if self.config:
             cmd += ["--config", self.config]
         cmd += self.extra_args
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = popen(cmd, cwd=ROOT)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         stderr = self.proc.stderr
         threading.Thread(target=lambda: self.stderr_lines.extend(stderr), daemon=True).start()

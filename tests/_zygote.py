@@ -17,7 +17,7 @@ variables, `--workers` above 1 (prometheus-client reads its multiprocess directo
 imported), and any other command. `GATEWAY_TEST_FORK=0` turns it off.
 
 No maintained library does this for a test suite (pytest-xprocess and the like start
-processes, they do not fork them from a warm one); it is written here, in about 200 lines.
+processes, they do not fork them from a warm one); it is written here.
 """
 
 from __future__ import annotations

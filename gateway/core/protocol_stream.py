@@ -61,7 +61,7 @@ from gateway.shared.protocol import (
     success,
 )
 from gateway.shared.records import UNFINISHED, Event, RunCreate, RunRecord, ThreadRecord
-from gateway.shared.util import run_base_ms, within
+from gateway.shared.util import cancel_for_good, run_base_ms, within
 
 if TYPE_CHECKING:
     from gateway.core.gateway import Gateway
@@ -165,9 +165,9 @@ class _Feed:
             primed.task.cancel()
 
     async def close(self) -> None:
-        for primed in self.primed.values():
-            primed.task.cancel()
-        await asyncio.gather(*(p.task for p in self.primed.values()), return_exceptions=True)
+        tasks = [p.task for p in self.primed.values()]
+        cancel_for_good(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass
@@ -727,14 +727,15 @@ class Session:
         tasks = [s.task for s in self._subscriptions.values() if s.task is not None]
         self._subscriptions.clear()
         # Cancelled before the first await: a transport closes the session from a cancelled
-        # scope (an SSE response whose client left), where any await is cancelled at once.
-        for task in tasks:
-            task.cancel()
+        # scope (an SSE response whose client left), where any await is cancelled at once. And
+        # cancelled again until they end: a cancel lost in a library (a Postgres pool's wait)
+        # would leave a stream on its thread.
+        cancel_for_good(tasks)
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _stop(sub: _Subscription) -> None:
     if sub.task is not None:
-        sub.task.cancel()
+        cancel_for_good([sub.task])
         with contextlib.suppress(asyncio.CancelledError):
             await sub.task

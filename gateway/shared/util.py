@@ -9,7 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.shared.errors import BadRequest, InvalidArgument, StartupError, shown
 
@@ -29,6 +29,34 @@ async def within(seconds: float | None, awaitable: Awaitable[T]) -> T:
     TimeoutError once `seconds` have passed; None waits for as long as it takes."""
     async with asyncio.timeout(seconds):
         return await awaitable
+
+
+# Kept until they end, or the loop could collect them mid-way.
+_CANCELLING: set[asyncio.Task[None]] = set()
+
+
+def cancel_for_good(tasks: Iterable[asyncio.Task[Any]], every: float = 0.25) -> None:
+    """Cancels `tasks`, and cancels again every `every` seconds those still running, until each
+    has ended. On Python 3.11 a library can lose a cancel: asyncio.wait_for does when the thing
+    it waits for completes at that moment, and psycopg_pool waits for a connection with it, so a
+    stream cancelled as it got one would go on. Nothing here awaits: the caller may be in a
+    cancelled scope."""
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+
+    async def again() -> None:
+        while pending:
+            done, _ = await asyncio.wait(pending, timeout=every)
+            pending.difference_update(done)
+            for task in pending:
+                task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(again())
+    _CANCELLING.add(watcher)
+    watcher.add_done_callback(_CANCELLING.discard)
 
 
 def uuid7() -> str:

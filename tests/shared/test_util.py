@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.shared.util import within
+from gateway.shared.util import cancel_for_good, within
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +58,20 @@ def test_the_gateway_does_not_use_asyncio_wait_for() -> None:
             ):
                 used.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert used == [], f"asyncio.wait_for loses cancels on Python 3.11; use gateway.shared.util.within: {used}"
+
+
+async def test_a_task_that_loses_a_cancel_is_cancelled_again_until_it_ends() -> None:
+    lost = []
+
+    async def loses_one() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            lost.append(1)  # as a library that loses it would: on it goes
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(loses_one())
+    await asyncio.sleep(0)
+    cancel_for_good([task], every=0.01)
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert task in done and task.cancelled() and lost == [1]

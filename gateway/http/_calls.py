@@ -51,6 +51,9 @@ class CoreCall(Generic[T]):
         self.interface = interface
         self.signature: inspect.Signature | None = None
         self.name = function.__name__
+        # The interface's parameters that may come by position, in order, and its defaults.
+        self._positional: tuple[str, ...] = ()
+        self._defaults: dict[str, Any] = {}
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -59,6 +62,9 @@ class CoreCall(Generic[T]):
         if declared is None:
             raise TypeError(f"{where}: {self.interface.__name__} has no method {name!r}")
         self.signature = inspect.signature(declared)
+        own = _own(self.signature)
+        self._positional = tuple(p.name for p in own if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        self._defaults = {p.name: p.default for p in own if p.default is not p.empty}
         core = self.function.__qualname__
         takes = {p.name: p for p in _own(inspect.signature(self.function))}
         by_name = {n for n, p in takes.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
@@ -78,16 +84,12 @@ class CoreCall(Generic[T]):
                     raise TypeError(f"{where}: {core} requires {param.name!r}, which the interface does not give")
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by the interface's names, its defaults filled in."""
-        assert self.signature is not None
-        bound = self.signature.bind(None, *args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        arguments.pop("self", None)
-        for param in self.signature.parameters.values():
-            if param.kind is param.VAR_KEYWORD:
-                arguments.update(arguments.pop(param.name, {}))
-        return arguments
+        """The call's arguments by the interface's names, its defaults filled in (an
+        interface's `**fields` are among `kwargs` already). Not `Signature.bind`: this is on
+        every request, and the callers are the routes, which mypy checks against the interface."""
+        if len(args) > len(self._positional):
+            raise TypeError(f"{self.name}() takes {len(self._positional)} positional arguments, not {len(args)}")
+        return {**self._defaults, **dict(zip(self._positional, args, strict=False)), **kwargs}
 
     @overload
     def __get__(self, obj: None, owner: type) -> CoreCall[T]: ...
@@ -105,6 +107,8 @@ class CoreCall(Generic[T]):
             return self.reply(result) if self.reply is not None else result
 
         called.__name__ = self.name
+        # Bound once: the instance's attribute from now on (this descriptor has no __set__).
+        obj.__dict__[self.name] = called
         return called
 
 

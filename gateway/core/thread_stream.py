@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
@@ -184,9 +185,12 @@ class _Follower:
             raise self.failed
         return self.queue.get_nowait()
 
-    async def close(self) -> None:
+    def cancel(self) -> None:
         for task in self.tasks:
             task.cancel()
+
+    async def close(self) -> None:
+        self.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
@@ -225,14 +229,35 @@ class ThreadStreams:
         for follower in followers:
             follower.push(ThreadEvent(None, f"{payload.get('ms', 0)}-0", "state_update", (), data))
 
-    async def subscribe(
+    def subscribe(
         self, thread_id: str, *, after: tuple[int, int] | None = None, modes: frozenset[str] = frozenset({"run_modes"})
     ) -> AsyncIterator[list[ThreadEvent]]:
         """Batches of the thread's events until the caller stops; never ends on its own.
-        `after` replays what the thread's runs still hold after that (ms, seq) id first."""
+        `after` replays what the thread's runs still hold after that (ms, seq) id first.
+
+        Subscribed by this call, before anything is awaited, not when the batches are first
+        read: a run created once it has returned is followed (a client that has the stream's
+        headers, or the gRPC stream's `subscribed` metadata, and then creates a run sees it)."""
         follower = _Follower(self._runs, self._capacity)
         # Registered before the runs are listed, so a run created meanwhile is not missed.
         self._followers.setdefault(thread_id, set()).add(follower)
+        batches = self._batches(thread_id, follower, after, modes)
+        # Never read (its response dropped before the body started): it leaves all the same.
+        weakref.finalize(batches, self._leave, thread_id, follower, abandoned=True)
+        return batches
+
+    def _leave(self, thread_id: str, follower: _Follower, *, abandoned: bool = False) -> None:
+        if abandoned:
+            follower.cancel()  # the runs it began to follow meanwhile
+        followers = self._followers.get(thread_id)
+        if followers is not None:
+            followers.discard(follower)
+            if not followers:
+                del self._followers[thread_id]
+
+    async def _batches(
+        self, thread_id: str, follower: _Follower, after: tuple[int, int] | None, modes: frozenset[str]
+    ) -> AsyncIterator[list[ThreadEvent]]:
         stream = OpenStream("thread")
         try:
             records = await self._store.list_runs(thread_id, status=None, limit=_RECENT_RUNS, offset=0)
@@ -258,9 +283,5 @@ class ThreadStreams:
                     yield kept
         finally:
             stream.close()
-            followers = self._followers.get(thread_id)
-            if followers is not None:
-                followers.discard(follower)
-                if not followers:
-                    del self._followers[thread_id]
+            self._leave(thread_id, follower)
             await follower.close()

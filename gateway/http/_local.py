@@ -170,8 +170,11 @@ class LocalBackend(Calling):
         await self.gw.threads.get(thread_id)
         streams = self.gw.thread_streams
 
+        # Subscribed now, before the response's headers go out.
+        subscription = streams.subscribe(thread_id, after=after, modes=wanted)
+
         async def body() -> AsyncIterator[bytes]:
-            async with iterating(streams.subscribe(thread_id, after=after, modes=wanted)) as batches:
+            async with iterating(subscription) as batches:
                 async for batch in batches:
                     yield b"".join(frame(event_name(e.name, e.ns), e.data, e.event_id) for e in batch)
 

@@ -87,3 +87,34 @@ async def test_a_run_that_ends_without_its_end_event_still_reaches_subscribers_a
         await asyncio.gather(reader, return_exceptions=True)
         assert done == [gone]
         assert _followers(core, thread_id) == []
+
+
+async def test_a_run_created_once_subscribe_has_returned_is_followed_before_the_first_read(
+    make_core: MakeCore,
+) -> None:
+    # What a client has once the stream's headers (or the gRPC `subscribed` metadata) came: a
+    # run it creates then is on the stream, however late the batches are first read.
+    async with make_core() as core:
+        thread_id = (await core.threads.create()).thread_id
+        stream = core.thread_streams.subscribe(thread_id, modes=frozenset({"lifecycle"}))
+        run = await core.runs.create(RunCreate("agent", thread_id=thread_id, input={"topic": "x"}))
+        await core.runs.outcome(thread_id, run.run_id)
+        await asyncio.sleep(0.05)  # the admission's signal is delivered
+        seen: list[str] = []
+        async with asyncio.timeout(10):
+            async for batch in stream:
+                seen.extend(e.data.decode() for e in batch)
+                if any("run_done" in data for data in seen):
+                    break
+        assert any(run.run_id in data for data in seen)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert _followers(core, thread_id) == []
+
+
+async def test_a_subscription_never_read_leaves_its_thread_when_dropped(make_core: MakeCore) -> None:
+    async with make_core() as core:
+        thread_id = (await core.threads.create()).thread_id
+        stream = core.thread_streams.subscribe(thread_id)
+        assert len(_followers(core, thread_id)) == 1
+        del stream
+        assert _followers(core, thread_id) == []

@@ -289,6 +289,7 @@ def test_bridge_with_a_client_certificate_serves_an_mtls_gateway(tmp_path: Path,
         (("--target-cert-file", "{cert}"), "--target-cert-file needs --target-key-file"),
         (("--target-key-file", "{key}"), "--target-key-file needs --target-cert-file"),
         (("--target-ca-file", "{missing}"), "--target-ca-file {missing}: No such file"),
+        (("--target-ca-file", ""), "--target-ca-file : Is a directory"),
         (("--target-cert-file", "{missing}", "--target-key-file", "{key}"), "--target-cert-file {missing}: No such"),
         (("--target-ca-file", "{key}"), "--target-ca-file {key}: not PEM CA certificates"),
         (

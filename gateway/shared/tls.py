@@ -84,19 +84,20 @@ class TargetTls:
 
     @classmethod
     def load(cls, tls: bool, ca_file: str | None, cert_file: str | None, key_file: str | None) -> TargetTls | None:
-        """None for plaintext: no option asks for TLS. Each file option implies TLS."""
-        if bool(cert_file) != bool(key_file):
-            given, missing = ("--target-cert-file", "--target-key-file")[:: 1 if cert_file else -1]
+        """None for plaintext: no option asks for TLS. Each file option implies TLS; an empty
+        path is a path too (refused as such), never taken for the option left out."""
+        if (cert_file is None) != (key_file is None):
+            given, missing = ("--target-cert-file", "--target-key-file")[:: 1 if cert_file is not None else -1]
             raise StartupError(f"{given} needs {missing}: a client certificate goes with its private key")
-        if not (tls or ca_file or cert_file):
+        if not tls and ca_file is None and cert_file is None:
             return None
-        roots = _read("--target-ca-file", ca_file) if ca_file else None
-        chain = _read("--target-cert-file", cert_file) if cert_file else None
-        key = _read("--target-key-file", key_file) if key_file else None
+        roots = _read("--target-ca-file", ca_file) if ca_file is not None else None
+        chain = _read("--target-cert-file", cert_file) if cert_file is not None else None
+        key = _read("--target-key-file", key_file) if key_file is not None else None
         # Checked now, as the gateway checks its own: gRPC would only fail the first connection.
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if ca_file:
+        if ca_file is not None:
             _check_cas(context, "--target-ca-file", ca_file)
-        if cert_file and key_file:
+        if cert_file is not None and key_file is not None:
             _check_pair(context, ("--target-cert-file", cert_file), ("--target-key-file", key_file))
         return cls(roots, key, chain)

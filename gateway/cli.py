@@ -238,6 +238,19 @@ def _parser() -> argparse.ArgumentParser:
 
     bridge = sub.add_parser("bridge", help="serve the HTTP/SSE API in front of a remote gateway, speaking gRPC to it")
     bridge.add_argument("--target", default=b.target, help="the gateway's gRPC address (default: %(default)s)")
+    target_tls = bridge.add_argument_group("TLS to the gateway (one started with --tls-cert-file)")
+    target_tls.add_argument(
+        "--target-tls", action="store_true", help="reach --target over TLS, trusting the system's CA certificates"
+    )
+    target_tls.add_argument(
+        "--target-ca-file", default=None, help="PEM CA certificates to trust instead (implies --target-tls)"
+    )
+    target_tls.add_argument(
+        "--target-cert-file",
+        default=None,
+        help="PEM client certificate chain, for a gateway that requires mTLS (implies --target-tls)",
+    )
+    target_tls.add_argument("--target-key-file", default=None, help="PEM private key of --target-cert-file")
     bridge.add_argument("--host", default=b.host)
     bridge.add_argument("--http-port", type=int, default=b.http_port)
     bridge.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY"))
@@ -431,7 +444,12 @@ async def run_bridge(settings: BridgeSettings) -> None:
     from gateway.config.loader import ConfigError
     from gateway.http.server import HttpServer, http_limits
     from gateway.process import tracing
+    from gateway.shared.tls import TargetTls
 
+    # The files first: a bad one stops the start before anything is served.
+    tls = TargetTls.load(
+        settings.target_tls, settings.target_ca_file, settings.target_cert_file, settings.target_key_file
+    )
     tracing.setup(settings.otel, "langgraph-gateway-bridge")
 
     section, custom_app = HttpConfig(), None
@@ -444,6 +462,7 @@ async def run_bridge(settings: BridgeSettings) -> None:
             logger.warning("langgraph.json: not used by the bridge: %s", ", ".join(section.ignored))
     app, close = create_remote_app(
         settings.target,
+        tls=tls,
         api_key=settings.api_key,
         max_body_bytes=settings.max_body_bytes,
         http=section,
@@ -460,6 +479,13 @@ async def run_bridge(settings: BridgeSettings) -> None:
             port, option = settings.metrics_port, "--metrics-port"
             servers.append(HttpServer(scrape, settings.host, port, option=option, limits=http_limits(settings)))
             ports["metrics_port"] = await servers[-1].start()
+        logger.info(
+            "bridge: HTTP on %s:%s in front of %s, tls: %s",
+            settings.host,
+            ports["http_port"],
+            settings.target,
+            "mTLS" if tls is not None and tls.mutual else tls is not None,
+        )
         _tune_gc()
         _ready(**ports)
         await _stop_event().wait()

@@ -1,11 +1,13 @@
 """TLS and mTLS on the gRPC, HTTP/SSE (and Connect) and metrics ports, with certificates made by
 the test (trustme): clients that trust the CA get through, plaintext and unknown clients fail
-cleanly, and the server goes on serving."""
+cleanly, and the server goes on serving. And the bridge in front of such a gateway (its
+--target-* options)."""
 
 from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from langgraph.gateway.v1 import assistants_pb2, assistants_pb2_grpc
 
 from tests._server import GatewayProcess
+from tests.http._bridge import BridgeProcess
 from tests.rpc.test_web import envelope, envelopes
 
 
@@ -193,3 +196,119 @@ def test_bad_tls_flags_are_one_line_naming_them(tmp_path: Path, certs: Certs, ar
     errors = [line for line in proc.stderr_lines if line.startswith("error:")]
     assert len(errors) == 1 and said.format(**names) in errors[0], proc.stderr_lines
     assert not any("Traceback" in line for line in proc.stderr_lines)
+
+
+# The bridge in front of a TLS gateway: `--target-ca-file` (and a client certificate for mTLS).
+
+
+def _bridge(gateway: GatewayProcess, *args: str | Path) -> BridgeProcess:
+    return BridgeProcess(gateway.grpc_target, extra_args=tuple(str(a) for a in args)).start()
+
+
+def _bridge_answers(bridge: BridgeProcess) -> tuple[int, str]:
+    """Whether a run goes through the bridge: its /ok?check_db=1 and a thread's POST /runs/wait."""
+    with httpx.Client(base_url=bridge.http_url, timeout=30) as http:
+        ok = http.get("/ok", params={"check_db": 1})
+        assert ok.json()["services"] == {"gateway": "healthy" if ok.status_code == 200 else "unhealthy"}
+        thread = http.post("/threads", json={})
+        if thread.status_code != 200:
+            assert ok.status_code == 503 and thread.status_code == 503, thread.text
+            return 503, thread.json()["detail"]
+        wait = http.post(
+            f"/threads/{thread.json()['thread_id']}/runs/wait",
+            json={"assistant_id": "agent", "input": {"topic": "tls"}},
+        )
+        assert ok.status_code == wait.status_code == 200, wait.text
+        return 200, wait.json()["joke"]
+
+
+def _no_traceback(bridge: BridgeProcess) -> None:
+    assert not any("Traceback" in line for line in bridge.stderr_lines), "".join(bridge.stderr_lines)
+
+
+def _client_files(folder: Path, client: trustme.LeafCert) -> tuple[Path, Path]:
+    cert, key = folder / "client.pem", folder / "client.key"
+    client.private_key_pem.write_to_path(key)
+    for i, pem in enumerate(client.cert_chain_pems):
+        pem.write_to_path(cert, append=i > 0)
+    return cert, key
+
+
+def test_bridge_trusting_the_ca_serves_a_tls_gateway(tls_gateway: GatewayProcess, certs: Certs) -> None:
+    bridge = _bridge(tls_gateway, "--target-ca-file", certs.ca)
+    try:
+        assert _bridge_answers(bridge) == (200, "This is a joke about tls and cats")
+        assert any("tls: True" in line for line in bridge.stderr_lines)
+    finally:
+        bridge.kill()
+    _no_traceback(bridge)
+
+
+def test_bridge_to_a_tls_gateway_without_tls_or_the_ca_answers_503(tls_gateway: GatewayProcess, certs: Certs) -> None:
+    """Plaintext, and TLS trusting only the system's roots: the gateway is unhealthy and each
+    request 503 with why, as for a gateway that cannot be reached."""
+    for args, said in (((), "--target-ca-file"), (("--target-tls",), "CERTIFICATE_VERIFY_FAILED")):
+        bridge = _bridge(tls_gateway, *args)
+        try:
+            status, detail = _bridge_answers(bridge)
+            assert status == 503 and said in detail, detail
+        finally:
+            bridge.kill()
+        _no_traceback(bridge)
+
+
+def test_bridge_with_a_client_certificate_serves_an_mtls_gateway(tmp_path: Path, certs: Certs) -> None:
+    gateway = _gateway(tmp_path, certs, mtls=True)
+    stranger = _client_files(tmp_path, certs.other_client)
+    try:
+        bridge = _bridge(
+            gateway, "--target-ca-file", certs.ca, "--target-cert-file", certs.client_cert,
+            "--target-key-file", certs.client_key,
+        )  # fmt: skip
+        try:
+            assert _bridge_answers(bridge) == (200, "This is a joke about tls and cats")
+            assert any("tls: mTLS" in line for line in bridge.stderr_lines)
+        finally:
+            bridge.kill()
+        # Without a certificate, or with one from a CA the gateway does not trust: refused.
+        for client in ((), ("--target-cert-file", stranger[0], "--target-key-file", stranger[1])):
+            bridge = _bridge(gateway, "--target-ca-file", certs.ca, *client)
+            try:
+                status, detail = _bridge_answers(bridge)
+                assert status == 503 and "--target-cert-file" in detail, detail
+            finally:
+                bridge.kill()
+            _no_traceback(bridge)
+    finally:
+        gateway.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--target-cert-file", "{cert}"), "--target-cert-file needs --target-key-file"),
+        (("--target-key-file", "{key}"), "--target-key-file needs --target-cert-file"),
+        (("--target-ca-file", "{missing}"), "--target-ca-file {missing}: No such file"),
+        (("--target-ca-file", ""), "--target-ca-file : Is a directory"),
+        (("--target-cert-file", "{missing}", "--target-key-file", "{key}"), "--target-cert-file {missing}: No such"),
+        (("--target-ca-file", "{key}"), "--target-ca-file {key}: not PEM CA certificates"),
+        (
+            ("--target-cert-file", "{cert}", "--target-key-file", "{server_key}"),
+            "--target-cert-file {cert} and --target-key-file {server_key}: not a PEM certificate chain and its",
+        ),
+    ],
+)
+def test_bad_target_tls_flags_stop_the_bridge(tmp_path: Path, certs: Certs, args: tuple[str, ...], said: str) -> None:
+    names = {
+        "cert": certs.client_cert, "key": certs.client_key, "server_key": certs.key, "missing": tmp_path / "missing.pem"
+    }  # fmt: skip
+    bridge = BridgeProcess("127.0.0.1:1", extra_args=tuple(a.format(**names) for a in args))
+    with pytest.raises(RuntimeError):
+        bridge.start(timeout=30)
+    assert bridge.proc is not None and bridge.proc.wait(10) != 0
+    deadline = time.monotonic() + 5
+    while not any(line.startswith("error:") for line in bridge.stderr_lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    errors = [line for line in bridge.stderr_lines if line.startswith("error:")]
+    assert len(errors) == 1 and said.format(**names) in errors[0], bridge.stderr_lines
+    _no_traceback(bridge)

@@ -15,21 +15,23 @@ from gateway.config.http import HttpConfig
 from gateway.http._objects import info
 from gateway.http.app import build_app
 from gateway.process.health import Health
+from gateway.shared.tls import TargetTls
 
 
 def create_remote_app(
     target: str,
     *,
+    tls: TargetTls | None = None,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
     http: HttpConfig | None = None,
     custom_app: Starlette | None = None,
 ) -> tuple[Starlette, Callable[[], Awaitable[None]]]:
-    """The HTTP/SSE app in front of the gateway at `target`; `api_key` is required from HTTP
-    clients and sent to the gateway, as are every request's credentials (the gateway's
-    langgraph.json auth decides). `http` and `custom_app`: langgraph.json's http section.
+    """The HTTP/SSE app in front of the gateway at `target`, over TLS with `tls`; `api_key` is
+    required from HTTP clients and sent to the gateway, as are every request's credentials (the
+    gateway's langgraph.json auth decides). `http` and `custom_app`: langgraph.json's http section.
     Returns the app and the coroutine function that closes it."""
-    backend = RemoteBackend(target, api_key=api_key)
+    backend = RemoteBackend(target, api_key=api_key, tls=tls)
     # The bridge runs no LangGraph of its own: it does not know the gateway's version of it.
     about = info(__version__, None)
     forward = [Middleware(ForwardCredentials)]

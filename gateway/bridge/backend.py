@@ -43,6 +43,7 @@ from gateway.process import tracing
 from gateway.shared.errors import NotFound, Unavailable
 from gateway.shared.protocol import Command, failure, session_only
 from gateway.shared.records import RunCreate
+from gateway.shared.tls import TargetTls
 from gateway.wire import convert
 from gateway.wire.agent_json import (
     STREAM_MODES,
@@ -89,15 +90,18 @@ def _graph_request(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class RemoteBackend(Forwarding):
-    def __init__(self, target: str, *, api_key: str | None = None) -> None:
+    def __init__(self, target: str, *, api_key: str | None = None, tls: TargetTls | None = None) -> None:
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
         # With tracing on, each call carries the trace of the request it serves to the gateway.
-        self._channel = grpc.aio.insecure_channel(
-            target, options=options, interceptors=tracing.grpc_client_interceptors()
-        )
+        interceptors = tracing.grpc_client_interceptors()
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        else:
+            credentials = grpc.ssl_channel_credentials(tls.root_certificates, tls.private_key, tls.certificate_chain)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
         self.stubs = {s: s.stub(self._channel) for s in (ASSISTANTS, THREADS, RUNS, CRONS, SESSIONS)}
         self._runs: runs_pb2_grpc.RunsServiceStub = self.stubs[RUNS]
         self._threads: threads_pb2_grpc.ThreadsServiceStub = self.stubs[THREADS]
@@ -116,7 +120,11 @@ class RemoteBackend(Forwarding):
 
     async def ping(self) -> None:
         """Raises unless the gateway answers that it serves (the bridge's readiness)."""
-        response = await HealthStub(self._channel).Check(HealthCheckRequest(), metadata=self._key, timeout=3)
+        try:
+            response = await HealthStub(self._channel).Check(HealthCheckRequest(), metadata=self._key, timeout=3)
+        except grpc.aio.AioRpcError as exc:
+            # One line in the health check's log, as the HTTP answers say it.
+            raise_for_status(exc)
         if response.status != HealthCheckResponse.SERVING:
             raise Unavailable(f"the gateway is {HealthCheckResponse.ServingStatus.Name(response.status)}")
 

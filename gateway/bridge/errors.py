@@ -50,12 +50,24 @@ _STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
 }
 
 
+# What gRPC reports when the gateway closes the connection while the bridge connects: what a
+# gateway that serves TLS does to a plaintext bridge, and one that requires mTLS to a bridge
+# without a client certificate. Said as such, with the options that fix it.
+_CLOSED_AT_CONNECT = ("failed to connect", "Socket closed")
+_TLS_HINT = (
+    " (the gateway closed the connection: if it serves TLS, start the bridge with --target-tls or "
+    "--target-ca-file, and if it requires mTLS, with --target-cert-file and --target-key-file)"
+)
+
+
 def raise_for_status(exc: grpc.aio.AioRpcError) -> NoReturn:
     raise_status(exc.code(), exc.details(), exc.trailing_metadata())
 
 
 def raise_status(code: grpc.StatusCode, details: str | None, trailing: Any) -> NoReturn:
     details = details or code.name
+    if code == grpc.StatusCode.UNAVAILABLE and all(words in details for words in _CLOSED_AT_CONNECT):
+        details += _TLS_HINT
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         raise PayloadTooLarge(f"the request is over the gRPC message limit of {MAX_MESSAGE_BYTES} bytes") from None
     error = _STATUS.get(code, UpstreamError)(details)

@@ -114,6 +114,13 @@ class Settings:
 @dataclass(frozen=True)
 class BridgeSettings:
     target: str = "127.0.0.1:50051"
+    # TLS to the target (a gateway started with --tls-cert-file): with the system's roots, or
+    # the CAs of target_ca_file; target_cert_file and target_key_file for one that requires
+    # mTLS. Each file implies TLS.
+    target_tls: bool = False
+    target_ca_file: str | None = None
+    target_cert_file: str | None = None
+    target_key_file: str | None = None
     host: str = "127.0.0.1"
     http_port: int = 2024
     api_key: str | None = None

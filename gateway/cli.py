@@ -341,9 +341,9 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("--stall-timeout must be positive")
     if not 0 <= settings.stream_linger_ms <= 1000:
         raise ConfigError(f"--stream-linger-ms must be from 0 to 1000, not {settings.stream_linger_ms:g}")
-    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         raise ConfigError("--tls-cert-file and --tls-key-file go together: give both, or neither")
-    if settings.tls_client_ca_file and not settings.tls_cert_file:
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         raise ConfigError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file: mTLS is TLS first")
     if settings.idempotency_window <= 0:
         raise ConfigError("--idempotency-window must be positive")

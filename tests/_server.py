@@ -54,7 +54,8 @@ class GatewayProcess:
             *self.extra_args,
         ]  # fmt: skip
         self.proc = popen(cmd, cwd=ROOT, env={**os.environ, **self.env})
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        drain.start()
         ready: dict[str, int] = {}
         done = threading.Event()
 
@@ -73,6 +74,8 @@ class GatewayProcess:
         threading.Thread(target=read, daemon=True).start()
         if not done.wait(timeout) or not ready:
             self.kill()
+            # All it said, up to its end (its stderr closes with it): what the caller reads.
+            drain.join(10)
             raise RuntimeError("gateway did not start:\n" + "".join(self.stderr_lines[-40:]))
         self.grpc_port = ready["grpc_port"]
         self.http_port = ready["http_port"]

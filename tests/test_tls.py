@@ -180,6 +180,12 @@ async def test_mtls_requires_a_client_certificate_from_the_ca(tmp_path: Path, ce
     [
         (("--tls-cert-file", "{cert}"), "--tls-cert-file and --tls-key-file go together"),
         (("--tls-client-ca-file", "{ca}"), "--tls-client-ca-file needs --tls-cert-file"),
+        # An empty path is not the option left out: that would serve plaintext unasked.
+        (("--tls-cert-file", "", "--tls-key-file", ""), "--tls-cert-file is an empty path"),
+        (
+            ("--tls-cert-file", "{cert}", "--tls-key-file", "{key}", "--tls-client-ca-file", ""),
+            "--tls-client-ca-file is an empty path",
+        ),
         (("--tls-cert-file", "{cert}", "--tls-key-file", "{missing}"), "--tls-key-file {missing}: No such file"),
         (("--tls-cert-file", "{key}", "--tls-key-file", "{key}"), "not a PEM certificate chain and its private key"),
         (
@@ -289,7 +295,7 @@ def test_bridge_with_a_client_certificate_serves_an_mtls_gateway(tmp_path: Path,
         (("--target-cert-file", "{cert}"), "--target-cert-file needs --target-key-file"),
         (("--target-key-file", "{key}"), "--target-key-file needs --target-cert-file"),
         (("--target-ca-file", "{missing}"), "--target-ca-file {missing}: No such file"),
-        (("--target-ca-file", ""), "--target-ca-file : Is a directory"),
+        (("--target-ca-file", ""), "--target-ca-file is an empty path"),
         (("--target-cert-file", "{missing}", "--target-key-file", "{key}"), "--target-cert-file {missing}: No such"),
         (("--target-ca-file", "{key}"), "--target-ca-file {key}: not PEM CA certificates"),
         (

@@ -14,6 +14,9 @@ from gateway.shared.errors import StartupError
 
 
 def _read(flag: str, path: str) -> bytes:
+    if not path:
+        # Never taken for the option left out: that would serve (or dial) plaintext unasked.
+        raise StartupError(f"{flag} is an empty path: give the file, or leave the option out")
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -49,15 +52,15 @@ class Tls:
 
     @classmethod
     def load(cls, cert_file: str | None, key_file: str | None, client_ca_file: str | None) -> Tls | None:
-        if not cert_file or not key_file:
+        if cert_file is None or key_file is None:
             return None
         cert = _read("--tls-cert-file", cert_file)
         key = _read("--tls-key-file", key_file)
-        client_ca = _read("--tls-client-ca-file", client_ca_file) if client_ca_file else None
+        client_ca = _read("--tls-client-ca-file", client_ca_file) if client_ca_file is not None else None
         # The same checks the servers make, now: a certificate, its key, and CAs that parse.
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         _check_pair(context, ("--tls-cert-file", cert_file), ("--tls-key-file", key_file))
-        if client_ca_file:
+        if client_ca_file is not None:
             _check_cas(context, "--tls-client-ca-file", client_ca_file)
         return cls(cert_file, key_file, client_ca_file, cert, key, client_ca)
 

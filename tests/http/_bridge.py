@@ -39,7 +39,8 @@ class BridgeProcess:
         self.proc = popen(cmd, cwd=ROOT)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         stderr = self.proc.stderr
-        threading.Thread(target=lambda: self.stderr_lines.extend(stderr), daemon=True).start()
+        drain = threading.Thread(target=lambda: self.stderr_lines.extend(stderr), daemon=True)
+        drain.start()
         ready: dict[str, int] = {}
 
         def read() -> None:
@@ -54,6 +55,7 @@ class BridgeProcess:
         reader.join(timeout)
         if not ready:
             self.kill()
+            drain.join(10)  # all it said, up to its end
             raise RuntimeError("bridge did not start:\n" + "".join(self.stderr_lines[-40:]))
         self.http_port = ready["http_port"]
         self.ready = ready

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -30,6 +31,8 @@ class Seen:
         self.codes: list[Any] = []
         self.ended: asyncio.Event = asyncio.Event()
         self.end: BaseException | None = None
+        # Set once a refused call has ended on the server (from the core's loop).
+        self.refused = threading.Event()
 
     def here(self) -> None:
         self.threads.add(threading.get_ident())
@@ -89,6 +92,13 @@ def _handlers(seen: Seen) -> grpc.GenericRpcHandler:
         finally:
             seen.ended.set()
 
+    async def refuse_first(requests: AsyncIterator[str], context: Any) -> AsyncIterator[str]:
+        # As ThreadSession refuses an open: on the first request, while more may follow.
+        context.add_done_callback(lambda _: seen.refused.set())
+        async for request in requests:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no {request}")
+        yield "never"
+
     async def total(requests: AsyncIterator[str], context: Any) -> str:
         return str(sum([int(r) async for r in requests]))
 
@@ -115,6 +125,9 @@ def _handlers(seen: Seen) -> grpc.GenericRpcHandler:
             ),
             "Written": grpc.stream_stream_rpc_method_handler(
                 written, request_deserializer=decode, response_serializer=encode
+            ),
+            "RefuseFirst": grpc.stream_stream_rpc_method_handler(
+                refuse_first, request_deserializer=decode, response_serializer=encode
             ),
             "Total": grpc.stream_unary_rpc_method_handler(
                 total, request_deserializer=decode, response_serializer=encode
@@ -168,7 +181,7 @@ def seen() -> Seen:
 
 
 @pytest_asyncio.fixture
-async def channel(seen: Seen) -> AsyncIterator[grpc.aio.Channel]:
+async def target(seen: Seen) -> AsyncIterator[str]:
     lookup = Lookup()
     lookup.add_generic_rpc_handlers((_handlers(seen),))
     io = IoLoop("grpc-io")
@@ -183,11 +196,16 @@ async def channel(seen: Seen) -> AsyncIterator[grpc.aio.Channel]:
 
     server, port = await io.run(listen())
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            yield ch
+        yield f"127.0.0.1:{port}"
     finally:
         await io.run(server.stop(None))
         io.stop()
+
+
+@pytest_asyncio.fixture
+async def channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(target) as ch:
+        yield ch
 
 
 def _stream(channel: grpc.aio.Channel, method: str) -> Any:
@@ -290,13 +308,70 @@ async def test_a_handler_that_writes_its_messages_streams_them(channel: grpc.aio
     assert await call.code() == grpc.StatusCode.OK
     assert seen.threads == {threading.get_ident()} and seen.end is None
 
-    aborted = written(_words("alpha", "abort", "beta"), metadata=WHO)
+    # Nothing written after the abort: a write that loses the race with the status loses the
+    # status too (the test below).
+    aborted = written(_words("alpha", "abort"), metadata=WHO)
     got = []
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         async for message in aborted:
             got.append(message)
     assert got == ["ALPHA"]
     assert (raised.value.code(), raised.value.details()) == (grpc.StatusCode.FAILED_PRECONDITION, "asked to")
+
+
+async def test_a_bidirectional_call_refused_while_the_client_writes_ends_with_the_handlers_code(
+    target: str, seen: Seen
+) -> None:
+    """The handler refuses the call on its first request, as ThreadSession refuses an open; the
+    client writes a second request once the refusal has reached it but before its event loop
+    has seen it. The server ends the call with the handler's code, as grpc's blocking client
+    tells. grpc.aio's client reports its failed write instead, INTERNAL "Internal error from
+    Core", and the server's status is lost (grpc/grpc#36066): that is what made
+    tests/rpc/test_auth.py's session test end INTERNAL now and then, so that test asks with the
+    blocking client. Should the grpc.aio half fail, grpc has fixed it."""
+
+    def refuse_first(channel: Any) -> Any:
+        return channel.stream_stream(
+            f"/{SERVICE}/RefuseFirst", request_serializer=str.encode, response_deserializer=bytes.decode
+        )
+
+    def then_later(first: str) -> Iterator[str]:
+        yield first
+        assert seen.refused.wait(10)
+        time.sleep(0.05)  # the status reaches the client
+        yield "start"
+
+    def blocking() -> tuple[grpc.StatusCode, str | None]:
+        with grpc.insecure_channel(target) as ch:
+            try:
+                list(refuse_first(ch)(then_later("open"), metadata=WHO))
+            except grpc.RpcError as exc:
+                return exc.code(), exc.details()
+        raise AssertionError("the call was not refused")
+
+    assert await asyncio.to_thread(blocking) == (grpc.StatusCode.NOT_FOUND, "no open")
+
+    seen.refused.clear()
+
+    async def aio() -> tuple[grpc.StatusCode, str | None, str]:
+        async with grpc.aio.insecure_channel(target) as ch:
+            call = refuse_first(ch)(metadata=WHO)
+            await call.write("open")
+            # Blocks this loop: the status arrives meanwhile, and waits for it.
+            assert seen.refused.wait(10)
+            time.sleep(0.05)  # noqa: ASYNC251 - blocking this loop is the point
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call.write("start")
+            return await call.code(), await call.details(), raised.value.debug_error_string() or ""
+
+    client = IoLoop("grpc-client")
+    client.start()
+    try:
+        code, details, debug = await client.run(aio())
+    finally:
+        client.stop()
+    assert (code, details) == (grpc.StatusCode.INTERNAL, "Internal error from Core"), "grpc/grpc#36066 fixed?"
+    assert debug.startswith('Failed "execute_batch": (<grpc._cython.cygrpc.SendMessageOperation')
 
 
 async def test_a_client_that_cancels_cancels_a_writing_handler(channel: grpc.aio.Channel, seen: Seen) -> None:

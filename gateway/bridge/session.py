@@ -28,6 +28,9 @@ _FAILED = {
     grpc.StatusCode.INVALID_ARGUMENT: "invalid_argument",
 }
 _OUTBOUND = 64
+# What grpc.aio's client says, as INTERNAL, of a message it wrote as the call ended: its own
+# failed write, with the gateway's status lost (grpc/grpc#36066).
+_LOST_STATUS = "Internal error from Core"
 
 Item = list[Frame] | SessionFailed | Any
 
@@ -85,7 +88,7 @@ class RemoteSession:
                         await self._items.put(SessionFailed(str(reply["error"]), str(reply["message"])))
             failed = SessionFailed("unavailable", "the gateway ended the thread session")
         except grpc.aio.AioRpcError as exc:
-            failed = SessionFailed(_FAILED.get(exc.code(), "internal"), exc.details() or exc.code().name)
+            failed = session_failure(exc)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ProtocolError(failed.code, failed.message))
@@ -136,6 +139,15 @@ class RemoteSession:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+def session_failure(exc: grpc.aio.AioRpcError) -> SessionFailed:
+    """The session's end, by the status its call ended with. A command written as the gateway
+    ended the session leaves grpc.aio's own INTERNAL in place of the gateway's status: that is
+    the gateway ending the session, as an EOF is, not an internal error of either."""
+    if exc.code() == grpc.StatusCode.INTERNAL and exc.details() == _LOST_STATUS:
+        return SessionFailed("unavailable", "the gateway ended the thread session")
+    return SessionFailed(_FAILED.get(exc.code(), "internal"), exc.details() or exc.code().name)
 
 
 def _opening_error(exc: grpc.aio.AioRpcError) -> GatewayError:

@@ -14,6 +14,7 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from gateway.bridge.errors import raise_for_status
+from gateway.bridge.session import session_failure
 from gateway.shared.errors import GatewayError
 from tests._normalise import Normaliser
 from tests._server import GRAPH_COUNT, ROOT, GatewayProcess
@@ -209,6 +210,27 @@ def test_gateway_statuses_become_http_statuses(code: grpc.StatusCode, details: s
     with pytest.raises(GatewayError) as raised:
         raise_for_status(error)
     assert raised.value.http_status == status and raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "debug", "failed"),
+    [
+        (grpc.StatusCode.OUT_OF_RANGE, "the events are no longer kept", None, "expired"),
+        (grpc.StatusCode.INTERNAL, "internal error (incident 0123456789ab)", None, "internal"),
+        # grpc.aio's own, for a command written as the gateway ended the session (grpc/grpc#36066).
+        (
+            grpc.StatusCode.INTERNAL,
+            "Internal error from Core",
+            'Failed "execute_batch": (<grpc._cython.cygrpc.SendMessageOperation object at 0x7f>,)',
+            "unavailable",
+        ),
+    ],
+)
+def test_a_bridged_session_ends_as_the_gateway_ended_it(
+    code: grpc.StatusCode, details: str, debug: str | None, failed: str
+) -> None:
+    error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, debug)
+    assert session_failure(error).code == failed
 
 
 def test_the_bridge_loads_no_run_core_langgraph_or_sqlite() -> None:

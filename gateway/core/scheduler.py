@@ -43,6 +43,7 @@ from gateway.process import metrics, tracing
 from gateway.process.logs import run_context
 from gateway.shared.errors import GatewayError, ShuttingDown
 from gateway.shared.records import (
+    UNFINISHED,
     AccessFilter,
     AssistantRecord,
     CancelAction,
@@ -59,6 +60,8 @@ from gateway.storage.signals import SignalKind, Signals
 
 logger = logging.getLogger("gateway.runs")
 
+# Seconds between looks at a run queued before this process started, not claimed yet.
+_TAKEN_POLL = 0.05
 # Event seqs an attempt that left no log is taken to have used at most.
 _LOST_SEQS = 1_000_000_000
 # Called with (thread_id, run_id) for each run admitted, in any process.
@@ -104,6 +107,22 @@ class Scheduler:
 
     def finished(self, run_id: str) -> Finished | None:
         return self._finished.get(run_id)
+
+    async def taken(self, record: RunRecord) -> None:
+        """Returns once a run that is unfinished in storage is live in this process, or has
+        ended. One process alone on its storage queues again, as it starts, what the process
+        before it left queued or running; such a run is live here only once it is claimed (as
+        slots free up), and until then a reader would find nothing of it and take it for over.
+        With shared storage its events come through the bus wherever it runs: no wait."""
+        if self._shared:
+            return
+        run_id = record.run_id
+        while record.status in UNFINISHED and self.live(run_id) is None and self.finished(run_id) is None:
+            await asyncio.sleep(_TAKEN_POLL)
+            stored = await self._storage.get_run(run_id)
+            if stored is None:
+                return
+            record = stored
 
     def live_on_thread(self, thread_id: str) -> list[LiveRun]:
         return [run for run in self._live.values() if run.thread_id == thread_id]

@@ -375,6 +375,7 @@ class RunService:
         completed = False
         stream = OpenStream(kind)
         try:
+            await self._scheduler.taken(record)
             ended = False
             async for batch in self._bus.events(record.run_id, after=after, logged=record.resumable, paced=True):
                 ended = batch[-1].name == "end"
@@ -398,6 +399,7 @@ class RunService:
                 self.cancel_soon(record.run_id)
 
     async def _final_status(self, record: RunRecord) -> str:
+        await self._scheduler.taken(record)
         live = self._scheduler.live(record.run_id)
         if live is not None:
             await live.done.wait()
@@ -422,6 +424,7 @@ class RunService:
         return result if result is not None else await self._stored_result(record.thread_id)
 
     async def _result(self, record: RunRecord) -> bytes | None:
+        await self._scheduler.taken(record)
         live = self._scheduler.live(record.run_id)
         if live is not None:
             await live.done.wait()

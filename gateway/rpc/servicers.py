@@ -3,6 +3,7 @@ what a run does lives in gateway.core."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -588,6 +589,10 @@ class RunsService(runs_pb2_grpc.RunsServiceServicer):
     ) -> runs_pb2.RunResult:
         record = await self._runs.find(request.thread_id, request.run_id)
         result = await self._runs.outcome(request.thread_id, request.run_id)
+        # The run as it ended, not as it was found (one that ran elsewhere, or was queued
+        # before this process started, was found pending or running).
+        with contextlib.suppress(NotFound):
+            record = await self._runs.find(request.thread_id, request.run_id)
         return runs_pb2.RunResult(run=convert.run(record), result_json=result.decode())
 
     @unary

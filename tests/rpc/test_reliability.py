@@ -316,3 +316,38 @@ async def test_a_client_that_reads_nothing_costs_no_memory_on_a_resumable_run(
             assert json.loads(event.custom.json)["i"] == count
             count += 1
     assert count == 20_000
+
+
+async def test_after_kill_9_a_run_still_queued_for_a_slot_is_waited_for_not_taken_for_over(tmp_path: Path) -> None:
+    # One slot: after the restart the killed run takes it again, and the run that waited for it
+    # stays queued, live nowhere yet. Waiting for it, or joining its stream, waits for it to run.
+    db, one_slot = tmp_path / "gateway.sqlite", ("--max-concurrent-runs", "1")
+    first = GatewayProcess(db, extra_args=one_slot).start()
+    try:
+        async with grpc.aio.insecure_channel(first.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            busy_thread, queued_thread = await new_thread(stubs), await new_thread(stubs)
+            run = await stubs.runs.CreateRun(create("slow", busy_thread, {"n": 30, "delay": 0.05}))
+            queued = await stubs.runs.CreateRun(create("agent", queued_thread, {"topic": "z"}))
+            await wait_status(stubs, busy_thread, run.run_id, runs_pb2.RUN_STATUS_RUNNING)
+        first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        first.proc.wait(10)  # type: ignore[union-attr]
+    finally:
+        first.kill()
+    second = GatewayProcess(db, extra_args=one_slot).start()
+    try:
+        async with grpc.aio.insecure_channel(second.grpc_target) as channel:
+            stubs = make_stubs(channel)
+            joined, result = await asyncio.gather(
+                join(stubs, queued_thread, queued.run_id, "0"),
+                stubs.runs.JoinRun(runs_pb2.JoinRunRequest(thread_id=queued_thread, run_id=queued.run_id)),
+            )
+            assert joined[-1].end.status == runs_pb2.RUN_STATUS_SUCCESS
+            assert any(e.HasField("values") for e in joined)
+            assert result.run.status == runs_pb2.RUN_STATUS_SUCCESS
+            assert json.loads(result.result_json)["joke"] == "This is a joke about z and cats"
+            # The one before it ran first, to its end: the slot was its.
+            done = await stubs.runs.GetRun(runs_pb2.GetRunRequest(thread_id=busy_thread, run_id=run.run_id))
+            assert done.status == runs_pb2.RUN_STATUS_SUCCESS
+    finally:
+        second.kill()

@@ -44,6 +44,9 @@ _LOG_INTERVAL = 0.05
 _LOG_READ = 1000
 # With a shared log, written in the background: the writer waits only past this many unwritten.
 _LOG_BACKLOG = 4096
+# Nor more than this much payload, whichever comes first (as the ring holds at most 4 MiB): a
+# writer of large events waits for the log before its backlog costs more memory than that.
+_LOG_BACKLOG_BYTES = 4 * 1024 * 1024
 # A tail that has waited this long without news checks whether its run is over.
 _TAIL_CHECK = 2.0
 # A tail of a run that writes no log unless asked: how long it waits, after asking, before it
@@ -128,7 +131,17 @@ class EventBus(Protocol):
 
 
 class _Run:
-    __slots__ = ("channel", "closed_at", "flushed_at", "flushing", "resumable", "run_id", "unlogged", "writing")
+    __slots__ = (
+        "channel",
+        "closed_at",
+        "flushed_at",
+        "flushing",
+        "resumable",
+        "run_id",
+        "unlogged",
+        "unlogged_bytes",
+        "writing",
+    )
 
     def __init__(self, run_id: str, channel: RunChannel, *, resumable: bool, logged: bool) -> None:
         self.run_id = run_id
@@ -137,6 +150,7 @@ class _Run:
         self.resumable = resumable
         # Events not yet in the log; None while its events do not go to the log.
         self.unlogged: list[Event] | None = [] if logged else None
+        self.unlogged_bytes = 0  # their payload
         self.flushed_at = time.monotonic()
         self.flushing: asyncio.Task[None] | None = None
         # One write to the log at a time, so that they land, and `logged_seq` moves, in order.
@@ -157,6 +171,7 @@ class _LocalWriter:
         event = run.channel.publish(name, ns, data)
         if run.unlogged is not None:
             run.unlogged.append(event)
+            run.unlogged_bytes += len(data)
             if self._bus.shared is not None and run.flushing is None:
                 self._bus.flush_soon(run)
         return event
@@ -166,6 +181,8 @@ class _LocalWriter:
         run = self._run
         unlogged = run.unlogged
         if unlogged:
+            if run.unlogged_bytes >= _LOG_BACKLOG_BYTES:
+                return True
             if self._bus.shared is not None:
                 if len(unlogged) >= _LOG_BACKLOG:
                     return True
@@ -237,12 +254,14 @@ class LocalBus:
         async with run.writing:
             while run.unlogged:
                 events, run.unlogged = run.unlogged, []
+                run.unlogged_bytes = 0
                 try:
                     await self.log.append_events(run.run_id, events)
                 except BaseException:
                     # Still to be written, before what came meanwhile (the ring keeps them all).
                     if run.unlogged is not None:
                         run.unlogged[:0] = events
+                        run.unlogged_bytes += sum(len(e.data) for e in events)
                     raise
                 if run.resumable:
                     run.channel.mark_logged(events[-1].seq)
@@ -294,6 +313,7 @@ class LocalBus:
         if self.shared is None or run is None or run.unlogged is not None:
             return
         run.unlogged = run.channel.since(after) if after is not None else []
+        run.unlogged_bytes = sum(len(e.data) for e in run.unlogged)
         if not run.channel.closed:
             if run.unlogged:
                 self.flush_soon(run)

@@ -126,3 +126,20 @@ async def test_a_resumable_run_hands_its_readers_only_events_already_in_its_log(
         writer.publish("end", (), b'{"status":"success"}')
         await writer.close()
         assert [e.seq async for batch in reader for e in batch] == [4]
+
+
+async def test_a_writer_of_large_events_waits_for_the_log_once_4_mib_are_unwritten(log: SqliteStorage) -> None:
+    # Bounded by payload as well as by count: 4,096 unwritten events of 16 KiB were 64 MiB.
+    bus = bus_of(log)
+    writer = bus.open("big", resumable=True)
+    mib = b'{"p":"%s"}' % (b"x" * (1024 * 1024))
+    published = 0
+    while not writer.pressing:
+        writer.publish("custom", (), mib)
+        published += 1
+    assert published <= 4
+    await writer.drain()
+    assert not writer.pressing
+    assert len(await log.read_events("big", 0, 10)) == published
+    writer.publish("end", (), b'{"status":"success"}')
+    await writer.close()

@@ -52,14 +52,14 @@ def _stable(env: dict[str, str]) -> dict[str, str]:
 
 
 class Forked:
-    """A child of the fork server, as much of subprocess.Popen as the tests use."""
+    """A child of the fork server, as much of subprocess.Popen as the tests use (GatewayProcess,
+    BridgeProcess)."""
 
     def __init__(self, args: Sequence[str], conn: socket.socket, pid: int, stdout: IO[str], stderr: IO[str]) -> None:
         self.args = list(args)
         self.pid = pid
         self.stdout = stdout
         self.stderr = stderr
-        self.stdin = None
         self.returncode: int | None = None
         self._conn = conn
         self._lock = threading.Lock()
@@ -91,15 +91,8 @@ class Forked:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
-        self.wait(timeout)
-        return self.stdout.read(), self.stderr.read()
 
 
 def _gone(pid: int) -> int:
@@ -164,7 +157,7 @@ _SERVERS: dict[str, _Server] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
-def _forkable(args: Sequence[str], env: dict[str, str]) -> bool:
+def _forkable(args: Sequence[str]) -> bool:
     if os.environ.get("GATEWAY_TEST_FORK", "1") == "0":
         return False
     if list(args[:3]) != [sys.executable, "-m", "gateway"] or len(args) < 4 or args[3] not in ("serve", "bridge"):
@@ -178,7 +171,7 @@ def popen(args: Sequence[str], *, cwd: Path = ROOT, env: dict[str, str] | None =
     """`subprocess.Popen(args, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True)`, forked
     from the fork server where that starts the same process."""
     env = dict(os.environ) if env is None else env
-    if _forkable(args, env):
+    if _forkable(args):
         with _SERVERS_LOCK:
             server = _SERVERS.get(args[3])
             if server is None:

@@ -399,7 +399,6 @@ class RunService:
                 self.cancel_soon(record.run_id)
 
     async def _final_status(self, record: RunRecord) -> str:
-        await self._scheduler.taken(record)
         live = self._scheduler.live(record.run_id)
         if live is not None:
             await live.done.wait()
